@@ -1,0 +1,17 @@
+"""Units: nats per image and bits per dimension (SPEC §1)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def bits_per_dim(nll_nats, image_shape) -> torch.Tensor | float:
+    """NLL in nats per image -> bits per dimension: nll / (C * H * W * ln 2).
+
+    Works on a float or a tensor of any shape (one value per image).
+    """
+    dims = math.prod(image_shape)
+    if dims < 1:
+        raise ValueError(f"image_shape must have positive sizes, got {image_shape}")
+    return nll_nats / (dims * math.log(2))

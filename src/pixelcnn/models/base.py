@@ -1,0 +1,275 @@
+"""The shared base class: exact log_prob, sample and complete, all from forward().
+
+A model subclass defines only ``network(x, h)``: the scaled image [B, C, H, W]
+(floats in [-1, 1]) and the encoded condition in, the head's raw outputs
+[B, head.out_channels, H, W] out, with output (c, i, j) depending only on
+pixel-channels before (c, i, j) in raster-then-R,G,B order. Everything else
+(input checks, scaling, conditioning, likelihood, sampling) lives here, once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..heads import make_head
+from ..nn.conditioning import ConditionEncoder
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model shares; each model's dataclass adds its own sizes."""
+
+    image_shape: tuple = (1, 28, 28)    # (C, H, W) of the images modelled
+    levels: int = 256                   # values per channel: 256 for 8-bit, 2 for binary images
+    num_classes: int | None = None      # condition on class labels 0..num_classes-1
+    cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
+    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (SPEC §5)
+    spatial_channels: int = 32          # channels of that map
+
+    def __post_init__(self):
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {self.image_shape}")
+        if int(self.levels) < 2:
+            raise ValueError(f"levels must be >= 2, got {self.levels}")
+        for name in ("num_classes", "cond_dim"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer or None, got {value}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _describe(t) -> str:
+    if isinstance(t, torch.Tensor):
+        return f"a {t.dtype} tensor of shape {list(t.shape)}"
+    return f"{type(t).__name__} {t!r}" if isinstance(t, (int, float)) else type(t).__name__
+
+
+class AutoregressiveModel(nn.Module):
+    """Base of every model: p(x | h) = prod over pixel-channels in raster-then-R,G,B order.
+
+    Subclasses set ``name`` and ``config_class`` and implement ``network``.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = ModelConfig
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(config.image_shape)
+        self.levels = int(config.levels)
+        channels, height, width = self.image_shape
+        self.head = make_head(channels, self.levels)
+        self.condition = ConditionEncoder(
+            num_classes=config.num_classes, cond_dim=config.cond_dim, spatial=config.spatial_cond,
+            image_size=(height, width), spatial_channels=config.spatial_channels,
+        )
+
+    # ----------------------------------------------------------------- network
+    def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """Scaled image [B, C, H, W] and encoded condition -> raw outputs [B, head.out_channels, H, W]."""
+        raise NotImplementedError
+
+    @property
+    def cond_channels(self) -> int:
+        """Channels of the encoded condition that layers read (0: unconditional)."""
+        return self.condition.out_channels if self.condition.is_conditional else 0
+
+    def scale_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Integers 0..levels-1 -> floats in [-1, 1], in the parameters' dtype."""
+        dtype = next(self.parameters()).dtype
+        return x.to(dtype) * (2.0 / (self.levels - 1)) - 1.0
+
+    def encode_condition(self, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """A checked ``cond`` -> what the layers read ([B, D] or [B, S, H, W])."""
+        return self.condition(cond, dtype=next(self.parameters()).dtype)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The output distribution's parameters for every pixel-channel.
+
+        Returns logits [B, C, levels, H, W] (categorical) or [B, C, 1, H, W]
+        (Bernoulli); entry (c, i, j) is computed from the pixel-channels before
+        (c, i, j) only.
+        """
+        x = self.check_images(x)
+        cond = self.check_cond(cond, x.shape[0])
+        return self._params(x, self.encode_condition(cond))
+
+    def _params(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        return self.head.params(self.network(self.scale_input(x), h))
+
+    # -------------------------------------------------------------- likelihood
+    def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x | cond) in nats, one value per image: [B]."""
+        x = self.check_images(x)
+        cond = self.check_cond(cond, x.shape[0])
+        params = self._params(x, self.encode_condition(cond))
+        return self.head.log_prob(params, x).flatten(1).sum(1)
+
+    # ---------------------------------------------------------------- sampling
+    def sampling_methods(self) -> dict[str, Callable]:
+        """Exact samplers by name. ``"naive"`` always; a model adds ``"fast"`` where it has one."""
+        from ..sampling import naive_generate
+
+        return {"naive": naive_generate}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        cond: torch.Tensor | int | None = None,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        method: str = "auto",
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Draw ``n`` images, one pixel-channel at a time: int64 [n, C, H, W].
+
+        Args:
+            n: number of images.
+            cond: class labels [n] (an int gives all n the same class), or
+                vectors [n, cond_dim] ([cond_dim] is repeated), as the model was built.
+            temperature: divides the logits; 1.0 samples the model exactly.
+            generator: a ``torch.Generator`` for reproducible draws.
+            method: "naive" (one forward pass per pixel-channel), "fast"
+                (cached incremental generation, where the model has it) or
+                "auto" (the fastest exact method available).
+            progress: show a progress bar.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {_describe(n)}")
+        cond = self.check_cond(self._broadcast_cond(cond, n), n)
+        x = torch.zeros((n, *self.image_shape), dtype=torch.long, device=self._device())
+        return self._generate(x, 0, cond, temperature, generator, method, progress)
+
+    @torch.no_grad()
+    def complete(
+        self,
+        x: torch.Tensor,
+        known_rows: int,
+        cond: torch.Tensor | int | None = None,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        method: str = "auto",
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Keep the top ``known_rows`` rows of ``x`` and sample the rest: int64 [B, C, H, W]."""
+        x = self.check_images(x)
+        height = self.image_shape[1]
+        if not isinstance(known_rows, int) or not 0 <= known_rows <= height:
+            raise ValueError(f"known_rows must be an integer in 0..{height}, got {_describe(known_rows)}")
+        cond = self.check_cond(self._broadcast_cond(cond, x.shape[0]), x.shape[0])
+        x = x.clone().long()
+        x[:, :, known_rows:] = 0  # never read before being sampled; zeroed so nothing depends on it
+        return self._generate(x, known_rows, cond, temperature, generator, method, progress)
+
+    def _generate(self, x, start_row, cond, temperature, generator, method, progress):
+        if not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
+            raise ValueError(f"temperature must be a positive number, got {_describe(temperature)}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {_describe(generator)}")
+        methods = self.sampling_methods()
+        if method == "auto":
+            method = "fast" if "fast" in methods else "naive"
+        if method not in methods:
+            raise ValueError(
+                f"unknown sampling method {method!r} for {self.name}; available: "
+                f"{', '.join(['auto', *methods])}"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            return methods[method](self, x, start_row, self.encode_condition(cond),
+                                   temperature=float(temperature), generator=generator, progress=progress)
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------ input checks
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def check_images(self, x) -> torch.Tensor:
+        """Return ``x`` as a tensor on the model's device, or raise ValueError saying what is wrong."""
+        channels, height, width = self.image_shape
+        expected = (f"an integer tensor [B, {channels}, {height}, {width}] with values in "
+                    f"0..{self.levels - 1} (uint8 or int64)")
+        if not isinstance(x, torch.Tensor):
+            try:
+                import numpy as np
+                if isinstance(x, np.ndarray):
+                    x = torch.from_numpy(x)
+            except ImportError:  # pragma: no cover - numpy is a dependency
+                pass
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"expected {expected}, got {_describe(x)}")
+        if x.dtype.is_floating_point or x.dtype.is_complex:
+            raise ValueError(
+                f"expected {expected}, got {_describe(x)}; images are integers "
+                f"(e.g. for floats in [0, 1]: (x * {self.levels - 1}).round().long())"
+            )
+        if x.dim() == 3 and tuple(x.shape) == self.image_shape:
+            raise ValueError(f"expected {expected}, got {_describe(x)}; add the batch dimension: x.unsqueeze(0)")
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] == 0:
+            raise ValueError(f"expected {expected}, got {_describe(x)}")
+        if x.dtype == torch.bool:
+            x = x.long()
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high > self.levels - 1:
+            raise ValueError(f"expected {expected}, got values in {low}..{high}")
+        return x.to(self._device())
+
+    def _broadcast_cond(self, cond, n: int):
+        """Let one class index or one vector stand for the whole batch."""
+        if cond is None:
+            return None
+        if self.config.num_classes is not None:
+            if isinstance(cond, int) and not isinstance(cond, bool):
+                return torch.full((n,), cond, dtype=torch.long)
+            if isinstance(cond, torch.Tensor) and cond.dim() == 0:
+                return cond.expand(n)
+        elif self.config.cond_dim is not None and isinstance(cond, torch.Tensor) and cond.dim() == 1:
+            return cond.unsqueeze(0).expand(n, -1)
+        return cond
+
+    def check_cond(self, cond, batch: int) -> torch.Tensor | None:
+        """Return ``cond`` on the model's device, or raise ValueError saying what was expected."""
+        num_classes, cond_dim = self.config.num_classes, self.config.cond_dim
+        if num_classes is None and cond_dim is None:
+            if cond is not None:
+                raise ValueError(f"this {self.name} model is unconditional; got cond={_describe(cond)}, expected None")
+            return None
+        if num_classes is not None:
+            expected = f"class labels: an integer tensor [{batch}] with values in 0..{num_classes - 1}"
+            if cond is None:
+                raise ValueError(f"this model was built with num_classes={num_classes}: pass cond=({expected})")
+            if not isinstance(cond, torch.Tensor) or cond.dtype.is_floating_point or cond.dtype == torch.bool:
+                raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
+            if tuple(cond.shape) != (batch,):
+                raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
+            low, high = int(cond.min()), int(cond.max())
+            if low < 0 or high >= num_classes:
+                raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")
+            return cond.long().to(self._device())
+        expected = f"a float tensor [{batch}, {cond_dim}]"
+        if cond is None:
+            raise ValueError(f"this model was built with cond_dim={cond_dim}: pass cond=({expected})")
+        if not isinstance(cond, torch.Tensor) or not cond.dtype.is_floating_point:
+            raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
+        if tuple(cond.shape) != (batch, cond_dim):
+            raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
+        if not torch.isfinite(cond).all():
+            raise ValueError("cond contains NaN or infinite values")
+        return cond.to(self._device())
+
+    def extra_repr(self) -> str:
+        return f"image_shape={self.image_shape}, levels={self.levels}"

@@ -1,0 +1,84 @@
+"""Gated PixelCNN and Conditional PixelCNN (van den Oord et al., 2016 [1]).
+
+Two stacks per layer (SPEC §4; [1] Figure 2): a *vertical* stack that sees
+every pixel of the rows above, and a *horizontal* stack that sees the pixels
+to the left in the current row plus what the vertical stack passes it, one
+row shifted down. Together they cover the whole causal context, so the
+PixelCNN's blind spot is gone. Each stack uses the gated activation
+tanh(W_f * x + V_f^T h) * sigmoid(W_g * x + V_g^T h); the condition h is a
+class, any vector, or a map m(h) (SPEC §5). See ``nn/gated.py`` for one layer.
+
+Architecture::
+
+    x [B, C, H, W] -> vertical = horizontal = x
+      -> layer 1 (k0 = input_kernel_size, horizontal mask A, no residual)
+      -> layers 2..n_layers (k = kernel_size, mask B, residual on the horizontal stack)
+      -> sum of every layer's skip output [B, skip, H, W]
+      -> ReLU - 1x1 mask B - ReLU - 1x1 mask B -> head (softmax / Bernoulli)
+
+NOTE: unlike the paper, every layer sends a skip connection to the output
+head (common in later implementations, SPEC §4), and the output layers have
+``output_hidden`` maps (default 2p), a width the paper does not state.
+
+[1] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
+    NIPS 2016. arXiv:1606.05328.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nn.conv import OutputLayers
+from ..nn.gated import GatedLayer
+from .base import AutoregressiveModel, ModelConfig
+
+
+@dataclass
+class GatedPixelCNNConfig(ModelConfig):
+    n_layers: int = 15                      # gated layers, the first one included
+    hidden: int = 128                       # p: gated maps per stack and layer
+    kernel_size: int = 3                    # k of every layer after the first ([1], ImageNet: 5)
+    input_kernel_size: int | None = None    # k of the first layer; None: kernel_size
+    skip_channels: int | None = None        # maps of each skip connection; None: hidden
+    output_hidden: int | None = None        # maps of the two 1x1 output layers; None: 2 * hidden
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("n_layers", "hidden", "kernel_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for k in (self.kernel_size, self.input_kernel_size or self.kernel_size):
+            if k % 2 == 0 or k < 1:
+                raise ValueError(f"kernel sizes must be odd and positive, got {k}")
+
+
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN of [1], conditional when built with num_classes or cond_dim."""
+
+    name = "gated_pixelcnn"
+    config_class = GatedPixelCNNConfig
+
+    def __init__(self, config: GatedPixelCNNConfig):
+        super().__init__(config)
+        channels = self.image_shape[0]
+        skip = config.skip_channels or config.hidden
+        common = dict(color_channels=channels, cond_channels=self.cond_channels, spatial_cond=config.spatial_cond)
+        self.layers = nn.ModuleList([
+            GatedLayer(channels, config.hidden, skip, kernel_size=config.input_kernel_size or config.kernel_size,
+                       first=True, **common)
+        ] + [
+            GatedLayer(config.hidden, config.hidden, skip, kernel_size=config.kernel_size, first=False, **common)
+            for _ in range(config.n_layers - 1)
+        ])
+        self.output = OutputLayers(skip, config.output_hidden or 2 * config.hidden, self.head.out_channels,
+                                   color_channels=channels)
+
+    def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        vertical, horizontal, skips = x, x, 0.0
+        for layer in self.layers:
+            vertical, horizontal, skip = layer(vertical, horizontal, h)     # [B, p, H, W] x2, [B, s, H, W]
+            skips = skips + skip
+        return self.output(skips)                                           # [B, C * P, H, W]

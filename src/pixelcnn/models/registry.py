@@ -1,0 +1,95 @@
+"""Model names, the papers' configurations (presets), and ``build``.
+
+A preset is a model name plus the config fields that make it a given paper's
+model (or one of ours, for data the papers did not use, said so in its
+description). ``build("gated-imagenet32")`` and ``build("gated_pixelcnn",
+n_layers=20, ...)`` are the same thing; keyword arguments override a preset.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .base import AutoregressiveModel
+from .gated import GatedPixelCNN
+from .pixelcnn import PixelCNN
+
+MODELS: dict[str, type[AutoregressiveModel]] = {
+    PixelCNN.name: PixelCNN,
+    GatedPixelCNN.name: GatedPixelCNN,
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str                          # registry name
+    config: dict = field(default_factory=dict)
+    description: str = ""
+
+
+BINARY_MNIST = dict(image_shape=(1, 28, 28), levels=2)
+CIFAR10 = dict(image_shape=(3, 32, 32), levels=256)
+
+presets: dict[str, Preset] = {
+    "pixelcnn-cifar10": Preset("pixelcnn", dict(**CIFAR10, n_layers=15, hidden=128),
+                               "PixelRNN paper, CIFAR-10: 15-layer PixelCNN, h = 128 (3.14 bits/dim)"),
+    "pixelcnn-mnist": Preset("pixelcnn", dict(**BINARY_MNIST, n_layers=7, hidden=32),
+                             "binarized MNIST, Bernoulli output; size ours (the paper does not give it)"),
+    "gated-mnist": Preset("gated_pixelcnn", dict(**BINARY_MNIST, n_layers=10, hidden=128, kernel_size=3),
+                          "binarized MNIST, Bernoulli output; size ours: 10 gated layers of 128 maps, 3x3"),
+    "gated-cifar10": Preset("gated_pixelcnn", dict(**CIFAR10, n_layers=15, hidden=128, kernel_size=5),
+                            "Gated PixelCNN, CIFAR-10 (3.03 bits/dim in the paper); the paper does not "
+                            "state this model's size: depth and width of the PixelRNN paper's CIFAR-10 "
+                            "PixelCNN, 5x5 filters of its ImageNet model"),
+    "gated-imagenet32": Preset("gated_pixelcnn", dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
+                                                      hidden=384, kernel_size=5),
+                               "Gated PixelCNN paper, ImageNet 32x32: 20 layers, 384 units, 5x5 (3.83 bits/dim)"),
+    "gated-imagenet64": Preset("gated_pixelcnn", dict(image_shape=(3, 64, 64), levels=256, n_layers=20,
+                                                      hidden=384, kernel_size=5),
+                               "Gated PixelCNN paper, ImageNet 64x64: 20 layers, 384 units, 5x5 (3.57 bits/dim)"),
+    "conditional-imagenet32": Preset("gated_pixelcnn", dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
+                                                            hidden=384, kernel_size=5, num_classes=1000),
+                                     "Conditional PixelCNN paper, ImageNet 32x32 class-conditional"),
+    "tiny-pixelcnn": Preset("pixelcnn", dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=8,
+                                             input_kernel_size=3),
+                            "a few thousand parameters, for tests and smoke runs"),
+    "tiny-gated": Preset("gated_pixelcnn", dict(image_shape=(1, 8, 8), levels=2, n_layers=3, hidden=8),
+                         "a few thousand parameters, for tests and smoke runs"),
+}
+
+
+def list_models() -> list[str]:
+    """Registry names of the models this version builds."""
+    return sorted(MODELS)
+
+
+def config_for(name: str, **overrides):
+    """The config dataclass for a model or preset name, with ``overrides`` applied."""
+    if name in presets:
+        preset = presets[name]
+        model_name, fields = preset.model, {**preset.config, **overrides}
+    elif name in MODELS:
+        model_name, fields = name, overrides
+    else:
+        raise ValueError(
+            f"unknown model {name!r}; models: {', '.join(list_models())}; presets: {', '.join(sorted(presets))}"
+        )
+    config_class = MODELS[model_name].config_class
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(
+            f"{model_name} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(known))}"
+        )
+    return model_name, config_class(**fields)
+
+
+def build(name: str, **overrides) -> AutoregressiveModel:
+    """Build a model by registry name (``pixelcnn.list_models()``) or preset name (``pixelcnn.presets``).
+
+    Keyword arguments set config fields (``image_shape``, ``levels``,
+    ``n_layers``, ``hidden``, ``kernel_size``, ``num_classes``, ``cond_dim``,
+    ``spatial_cond``, ...), overriding a preset's.
+    """
+    model_name, config = config_for(name, **overrides)
+    return MODELS[model_name](config)

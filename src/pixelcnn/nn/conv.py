@@ -1,0 +1,118 @@
+"""Causal convolutions: the masked convolution and the Gated PixelCNN's stacks.
+
+Every convolution here keeps the spatial size (H x W in, H x W out) and aligns
+output pixel (i, j) with the tap called the kernel's centre, so "which inputs
+does output (i, j) read" is exactly the mask drawn in ``masks.py``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .masks import causal_mask
+
+
+class MaskedConv2d(nn.Module):
+    """A 2-D convolution whose kernel is multiplied by a causal mask.
+
+    The mask is applied functionally on every call (``weight * mask``), so the
+    masked taps get zero gradient and the optimizer state never sees them.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int] | int,
+        *,
+        mask_type: str,
+        color_channels: int = 1,
+        center: tuple[int, int] | None = None,
+        group_repeats: int = 1,
+        bias: bool = True,
+    ):
+        super().__init__()
+        k_h, k_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        c_row, c_col = (k_h // 2, k_w // 2) if center is None else center
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = (k_h, k_w)
+        self.mask_type = mask_type
+        mask = causal_mask(
+            (k_h, k_w), in_channels, out_channels, mask_type=mask_type,
+            color_channels=color_channels, center=(c_row, c_col), group_repeats=group_repeats,
+        )
+        self.register_buffer("mask", mask, persistent=False)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k_h, k_w))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # Taps below / right of the centre are never read: pad only what is read.
+        self.padding = (c_col, k_w - 1 - c_col, c_row, k_h - 1 - c_row)  # left, right, top, bottom
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Kaiming-uniform on the taps that are open, not on the whole kernel:
+        # a 7x7 mask-A kernel reads 24 of 49 taps, and a fan-in counted over all
+        # 49 would shrink the first layer's output by sqrt(2).
+        fan_in = max(1.0, float(self.mask.sum(dim=(1, 2, 3)).mean()))
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -math.sqrt(3) * bound, math.sqrt(3) * bound)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in, H, W] -> [B, out, H, W]
+        weight = self.weight * self.mask
+        left, right, top, bottom = self.padding
+        if left == right and top == bottom:
+            return F.conv2d(x, weight, self.bias, padding=(top, left))
+        return F.conv2d(F.pad(x, self.padding), weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"mask_type={self.mask_type}")
+
+
+class VerticalStackConv2d(nn.Conv2d):
+    """The Gated PixelCNN's vertical-stack convolution (SPEC §4).
+
+    A (k//2 + 1) x k kernel padded so that output row i reads input rows
+    i - k//2 .. i, every column within k//2: the top half of a k x k kernel,
+    centre row included. No mask is needed: the kernel simply has no taps
+    below. The current row is read, so the result may feed the horizontal
+    stack only after ``shift_down`` (row i then holds what rows < i produced).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        self.half = kernel_size // 2
+        super().__init__(in_channels, out_channels, (self.half + 1, kernel_size), padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in, H, W] -> [B, out, H, W]
+        # left, right, top, bottom: rows above come in through the top padding.
+        return super().forward(F.pad(x, (self.half, self.half, self.half, 0)))
+
+
+def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
+    """Move a feature map down by ``rows``, filling the top with zeros.
+
+    [B, C, H, W] -> [B, C, H, W]; row i of the result is row i - rows of x.
+    """
+    return F.pad(x, (0, 0, rows, 0))[:, :, : x.shape[2], :]
+
+
+class OutputLayers(nn.Module):
+    """ReLU - 1x1 conv mask B - ReLU - 1x1 conv mask B: the papers' output stack.
+
+    [B, in, H, W] -> [B, out, H, W]; mask B keeps each colour group's
+    parameters computed from units of its own and earlier groups only.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int, *, color_channels: int):
+        super().__init__()
+        self.hidden = MaskedConv2d(in_channels, hidden, 1, mask_type="B", color_channels=color_channels)
+        self.out = MaskedConv2d(hidden, out_channels, 1, mask_type="B", color_channels=color_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(torch.relu(x))))

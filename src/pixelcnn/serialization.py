@@ -1,0 +1,144 @@
+"""Save and load models as safetensors weights plus a JSON config. Never pickle.
+
+A saved model is a folder::
+
+    PATH/config.json         {"format": "pixelcnn-model", "model": NAME, "config": {...}, "version": ...}
+    PATH/model.safetensors   the state dict (masks are rebuilt, not stored)
+
+The config is enough to rebuild the model without the code that trained it.
+Both files are written to a temporary name and renamed into place, so an
+interrupted save never leaves a half-written model over a good one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "pixelcnn-model"
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
+
+CONVERT_HINT = (
+    "pixelcnn.load reads only safetensors folders written by pixelcnn.save, never pickle files "
+    "(unpickling can run arbitrary code). If you trust the file, convert it once: "
+    "state = torch.load(PATH, weights_only=True); model = pixelcnn.build(NAME, ...); "
+    "model.load_state_dict(state); pixelcnn.save(model, FOLDER)"
+)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save(model, path: str | os.PathLike) -> Path:
+    """Write ``model`` to the folder ``path`` (created if needed); returns the folder."""
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"pixelcnn.save writes a folder; {folder} exists and is a file")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    config = {"format": FORMAT, "model": model.name, "config": model.config.to_dict(), "version": __version__}
+    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    return folder
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive ("PK\x03\x04"); raw pickles start with protocol byte 0x80.
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _resolve_folder(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no saved model at {path}: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE} "
+            f"written by pixelcnn.save")
+    if path.is_dir():
+        return path
+    if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
+        raise ValueError(f"{path} looks like a pickle / torch.save file. {CONVERT_HINT}")
+    if path.name in (CONFIG_FILE, WEIGHTS_FILE):
+        return path.parent
+    raise ValueError(f"{path} is not a saved pixelcnn model: expected a folder with {CONFIG_FILE} "
+                     f"and {WEIGHTS_FILE} written by pixelcnn.save")
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """The JSON config of a saved model folder, checked."""
+    from .models.registry import MODELS
+
+    folder = _resolve_folder(Path(path))
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a model saved by pixelcnn.save")
+    try:
+        saved = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path} is corrupt (not valid JSON: {err})") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(saved.get("config"), dict):
+        raise ValueError(f"{config_path} is not a pixelcnn model config "
+                         f"(expected keys 'format': '{FORMAT}', 'model', 'config')")
+    if saved.get("model") not in MODELS:
+        raise ValueError(f"{config_path} names model {saved.get('model')!r}, which this version of pixelcnn "
+                         f"does not have; it has: {', '.join(sorted(MODELS))}")
+    return saved
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device | None = None):
+    """Rebuild a model saved by ``pixelcnn.save`` from its folder; returned in eval mode.
+
+    ``map_location`` is the device to put it on (default: the CPU). Pickle
+    files (``.pt``, ``.pth``, ...) are refused with instructions to convert.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models.registry import MODELS
+
+    saved = read_config(path)
+    folder = _resolve_folder(Path(path))
+    model_class = MODELS[saved["model"]]
+    try:
+        model = model_class(model_class.config_class(**saved["config"]))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} has an invalid {saved['model']} config: {err}") from None
+
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}: the weights are missing")
+    if _looks_like_pickle(weights_path):
+        raise ValueError(f"{weights_path} is a pickle / torch.save file, not safetensors. {CONVERT_HINT}")
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    if len(dtypes) == 1:
+        model = model.to(dtypes.pop())
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise ValueError(f"{weights_path} does not match its config ({first_line} ...)") from None
+    device = torch.device(map_location) if map_location is not None else torch.device("cpu")
+    return model.to(device).eval()

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+import torch
+
+import pixelcnn
+from pixelcnn import serialization
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("tiny-pixelcnn", dict(num_classes=3)),
+    ("tiny-gated", dict(cond_dim=4, spatial_cond=True)),
+    ("tiny-gated", dict(image_shape=(3, 4, 4), levels=256, hidden=6)),
+])
+def test_save_load_round_trip(tmp_path, name, extra):
+    model = pixelcnn.build(name, **extra)
+    C, H, W = model.image_shape
+    x = torch.randint(0, model.levels, (3, C, H, W))
+    cond = (torch.tensor([0, 1, 2]) if "num_classes" in extra
+            else torch.randn(3, 4) if "cond_dim" in extra else None)
+    pixelcnn.save(model, tmp_path / "model")
+    loaded = pixelcnn.load(tmp_path / "model")
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert not loaded.training
+    model.eval()
+    assert torch.equal(model.log_prob(x, cond), loaded.log_prob(x, cond))
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["model"] == model.name and saved["version"] == pixelcnn.__version__
+    # The weights file path and the config path work too.
+    assert pixelcnn.load(tmp_path / "model" / "model.safetensors").config == model.config
+
+
+def test_float64_models_come_back_as_float64(tmp_path):
+    model = pixelcnn.build("tiny-gated").double()
+    pixelcnn.save(model, tmp_path / "m")
+    assert next(pixelcnn.load(tmp_path / "m").parameters()).dtype == torch.float64
+
+
+def test_pickle_files_are_refused_with_a_way_to_convert(tmp_path):
+    model = pixelcnn.build("tiny-gated")
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=r"pickle.*convert.*torch.load"):
+        pixelcnn.load(tmp_path / "model.pt")
+    # A pickle renamed to look like safetensors is refused too, never unpickled.
+    pixelcnn.save(model, tmp_path / "m")
+    torch.save(model.state_dict(), tmp_path / "m" / "model.safetensors")
+    with pytest.raises(ValueError, match="pickle"):
+        pixelcnn.load(tmp_path / "m")
+
+
+def test_missing_and_corrupt_files_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        pixelcnn.load(tmp_path / "nothing-here")
+    model = pixelcnn.build("tiny-gated")
+    folder = pixelcnn.save(model, tmp_path / "m")
+
+    weights = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        pixelcnn.load(folder)
+    (folder / "model.safetensors").write_bytes(weights)
+
+    config = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(config[:20])
+    with pytest.raises(ValueError, match="not valid JSON"):
+        pixelcnn.load(folder)
+    (folder / "config.json").write_text(config.replace('"gated_pixelcnn"', '"no_such_model"'))
+    with pytest.raises(ValueError, match="no_such_model"):
+        pixelcnn.load(folder)
+    (folder / "config.json").write_text(config.replace('"hidden": 8', '"hidden": 16'))
+    with pytest.raises(ValueError, match="does not match its config"):
+        pixelcnn.load(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        pixelcnn.load(folder)
+
+
+def test_a_failed_save_keeps_the_model_already_saved(tmp_path, monkeypatch):
+    model = pixelcnn.build("tiny-gated")
+    folder = pixelcnn.save(model, tmp_path / "m")
+    before = (folder / "model.safetensors").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    import safetensors.torch
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        pixelcnn.save(pixelcnn.build("tiny-gated"), folder)
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert serialization.read_config(folder)["model"] == "gated_pixelcnn"
