@@ -116,10 +116,20 @@ class AutoregressiveModel(nn.Module):
 
     # ---------------------------------------------------------------- sampling
     def sampling_methods(self) -> dict[str, Callable]:
-        """Exact samplers by name. ``"naive"`` always; a model adds ``"fast"`` where it has one."""
-        from ..sampling import naive_generate
+        """Exact samplers by name: ``"naive"`` always, ``"fast"`` where the model has a ``fast_cache``."""
+        from ..sampling import cached_generate, naive_generate
 
-        return {"naive": naive_generate}
+        methods = {"naive": naive_generate}
+        if type(self).fast_cache is not AutoregressiveModel.fast_cache:
+            methods["fast"] = cached_generate
+        return methods
+
+    def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
+        """The state of cached generation (``sampling.cached_generate``); None: the model has none.
+
+        x is the scaled image [B, C, H, W] whose rows above ``start_row`` are known.
+        """
+        return None
 
     @torch.no_grad()
     def sample(

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..nn.conv import OutputLayers
 from ..nn.gated import GatedLayer
+from ..sampling import GatedPixelCNNCache
 from .base import AutoregressiveModel, ModelConfig
 
 
@@ -82,3 +83,7 @@ class GatedPixelCNN(AutoregressiveModel):
             vertical, horizontal, skip = layer(vertical, horizontal, h)     # [B, p, H, W] x2, [B, s, H, W]
             skips = skips + skip
         return self.output(skips)                                           # [B, C * P, H, W]
+
+    def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> GatedPixelCNNCache:
+        """Cached generation: each activation computed once (``sampling.py``)."""
+        return GatedPixelCNNCache(self, x, h, start_row)

@@ -37,6 +37,7 @@ from torch import nn
 
 from ..nn.conditioning import ConditionBias
 from ..nn.conv import MaskedConv2d, OutputLayers
+from ..sampling import PixelCNNCache
 from .base import AutoregressiveModel, ModelConfig
 
 
@@ -103,3 +104,7 @@ class PixelCNN(AutoregressiveModel):
         for block in self.blocks:
             out = block(out, h)                                             # [B, 2h, H, W]
         return self.output(out)                                             # [B, C * P, H, W]
+
+    def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> PixelCNNCache:
+        """Cached generation: each activation computed once (``sampling.py``)."""
+        return PixelCNNCache(self, x, h, start_row)
