@@ -84,3 +84,11 @@ def test_fast_sampler_catches_a_broken_cache(monkeypatch):
     with pytest.raises(AssertionError):
         _check_every_step(model, torch.zeros(1, 1, 3, 3, dtype=torch.long), 0, None, rtol=0, atol=1e-9)
     monkeypatch.setattr(sampling.GatedPixelCNNCache, "finish_row", original)
+
+
+def test_callback_sees_every_pixel_in_order():
+    model = tiny("gated_pixelcnn", image_shape=(1, 3, 2), levels=2, hidden=4, n_layers=2)
+    for method in ("naive", "fast"):
+        seen = []
+        model.sample(1, method=method, callback=lambda row, col, x: seen.append((row, col)))
+        assert seen == [(r, c) for r in range(3) for c in range(2)]

@@ -2,7 +2,8 @@
 
 A sampler takes (model, x, start_row, h): x [B, C, H, W] holds the known rows
 above ``start_row``, h is the encoded condition; it fills every later row in
-place and returns x. Both samplers here are exact.
+place and returns x, calling ``callback(row, col, x)`` after each pixel when
+given one (for animations). Both samplers here are exact.
 
 ``naive_generate`` is the reference: the whole network runs once per
 pixel-channel (H * W * C passes) and one conditional is read off each pass.
@@ -50,7 +51,7 @@ def progress_bar(total: int, enabled: bool, desc: str):
 @torch.no_grad()
 def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
                    temperature: float = 1.0, generator: torch.Generator | None = None,
-                   progress: bool = False) -> torch.Tensor:
+                   progress: bool = False, callback=None) -> torch.Tensor:
     """Fill rows ``start_row``.. of x [B, C, H, W] by one full forward pass per pixel-channel."""
     channels, height, width = model.image_shape
     bar = progress_bar((height - start_row) * width, progress, f"sampling {model.name} (naive)")
@@ -61,6 +62,8 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
                 x[:, channel, row, col] = model.head.sample(
                     params[:, channel, :, row, col], temperature=temperature, generator=generator)
             bar.update(1)
+            if callback is not None:
+                callback(row, col, x)
     bar.close()
     return x
 
@@ -306,7 +309,7 @@ class PixelCNNCache:
 @torch.no_grad()
 def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
                     temperature: float = 1.0, generator: torch.Generator | None = None,
-                    progress: bool = False) -> torch.Tensor:
+                    progress: bool = False, callback=None) -> torch.Tensor:
     """Fill rows ``start_row``.. of x [B, C, H, W], computing each activation once (see module doc).
 
     ``model.fast_cache(x_scaled, h, start_row)`` gives the model's cache, an
@@ -325,6 +328,8 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
                 x[:, channel, row, col] = value
                 cache.write_value(row, col, channel, value.to(params.dtype) * scale - 1.0)
             bar.update(1)
+            if callback is not None:
+                callback(row, col, x)
         cache.finish_row(row)
     bar.close()
     return x

@@ -141,6 +141,7 @@ class AutoregressiveModel(nn.Module):
         generator: torch.Generator | None = None,
         method: str = "auto",
         progress: bool = False,
+        callback: Callable | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` images, one pixel-channel at a time: int64 [n, C, H, W].
 
@@ -154,12 +155,14 @@ class AutoregressiveModel(nn.Module):
                 (cached incremental generation, where the model has it) or
                 "auto" (the fastest exact method available).
             progress: show a progress bar.
+            callback: called as ``callback(row, col, x)`` after each pixel is
+                drawn, x being the batch so far (for animations).
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer, got {_describe(n)}")
         cond = self.check_cond(self._broadcast_cond(cond, n), n)
         x = torch.zeros((n, *self.image_shape), dtype=torch.long, device=self._device())
-        return self._generate(x, 0, cond, temperature, generator, method, progress)
+        return self._generate(x, 0, cond, temperature, generator, method, progress, callback)
 
     @torch.no_grad()
     def complete(
@@ -172,6 +175,7 @@ class AutoregressiveModel(nn.Module):
         generator: torch.Generator | None = None,
         method: str = "auto",
         progress: bool = False,
+        callback: Callable | None = None,
     ) -> torch.Tensor:
         """Keep the top ``known_rows`` rows of ``x`` and sample the rest: int64 [B, C, H, W]."""
         x = self.check_images(x)
@@ -181,9 +185,9 @@ class AutoregressiveModel(nn.Module):
         cond = self.check_cond(self._broadcast_cond(cond, x.shape[0]), x.shape[0])
         x = x.clone().long()
         x[:, :, known_rows:] = 0  # never read before being sampled; zeroed so nothing depends on it
-        return self._generate(x, known_rows, cond, temperature, generator, method, progress)
+        return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback)
 
-    def _generate(self, x, start_row, cond, temperature, generator, method, progress):
+    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None):
         if not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
             raise ValueError(f"temperature must be a positive number, got {_describe(temperature)}")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -200,7 +204,8 @@ class AutoregressiveModel(nn.Module):
         self.eval()
         try:
             return methods[method](self, x, start_row, self.encode_condition(cond),
-                                   temperature=float(temperature), generator=generator, progress=progress)
+                                   temperature=float(temperature), generator=generator, progress=progress,
+                                   callback=callback)
         finally:
             self.train(was_training)
 
