@@ -8,7 +8,7 @@ import pixelcnn
 
 
 def test_registry_and_presets():
-    assert pixelcnn.list_models() == ["gated_pixelcnn", "pixelcnn"]
+    assert pixelcnn.list_models() == ["gated_pixelcnn", "pixelcnn", "pixelcnn_ae"]
     for name, preset in pixelcnn.presets.items():
         assert preset.model in pixelcnn.list_models() and preset.description, name
     model = pixelcnn.build("tiny-gated", n_layers=4)

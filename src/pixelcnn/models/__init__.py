@@ -1,10 +1,11 @@
 """Model families, one file each, and the registry."""
+from .autoencoder import PixelCNNAutoEncoder, PixelCNNAutoEncoderConfig
 from .base import AutoregressiveModel, ModelConfig
 from .gated import GatedPixelCNN, GatedPixelCNNConfig
 from .pixelcnn import PixelCNN, PixelCNNConfig
 from .registry import MODELS, Preset, build, list_models, presets
 
 __all__ = [
-    "MODELS", "AutoregressiveModel", "GatedPixelCNN", "GatedPixelCNNConfig", "ModelConfig", "PixelCNN",
+    "MODELS", "AutoregressiveModel", "PixelCNNAutoEncoder", "PixelCNNAutoEncoderConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "ModelConfig", "PixelCNN",
     "PixelCNNConfig", "Preset", "build", "list_models", "presets",
 ]

@@ -66,11 +66,15 @@ class AutoregressiveModel(nn.Module):
         self.config = config
         self.image_shape = tuple(config.image_shape)
         self.levels = int(config.levels)
-        channels, height, width = self.image_shape
+        channels = self.image_shape[0]
         self.head = make_head(channels, self.levels)
-        self.condition = ConditionEncoder(
+        self.condition = self.build_condition_encoder(config)
+
+    def build_condition_encoder(self, config: ModelConfig) -> ConditionEncoder:
+        """What turns the user's ``cond`` into what the layers read (SPEC §5)."""
+        return ConditionEncoder(
             num_classes=config.num_classes, cond_dim=config.cond_dim, spatial=config.spatial_cond,
-            image_size=(height, width), spatial_channels=config.spatial_channels,
+            image_size=tuple(config.image_shape[1:]), spatial_channels=config.spatial_channels,
         )
 
     # ----------------------------------------------------------------- network
@@ -101,7 +105,15 @@ class AutoregressiveModel(nn.Module):
         """
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])
-        return self._params(x, self.encode_condition(cond))
+        return self._params(x, self.condition_for(x, cond))
+
+    def condition_for(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor | None:
+        """The encoded condition for scoring images x under a checked ``cond``.
+
+        The condition never depends on x here; the PixelCNN auto-encoder
+        overrides this to encode x itself when no code is given.
+        """
+        return self.encode_condition(cond)
 
     def _params(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         return self.head.params(self.network(self.scale_input(x), h))
@@ -111,7 +123,7 @@ class AutoregressiveModel(nn.Module):
         """Exact log p(x | cond) in nats, one value per image: [B]."""
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])
-        params = self._params(x, self.encode_condition(cond))
+        params = self._params(x, self.condition_for(x, cond))
         return self.head.log_prob(params, x).flatten(1).sum(1)
 
     # ---------------------------------------------------------------- sampling

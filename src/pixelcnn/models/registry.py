@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .autoencoder import PixelCNNAutoEncoder
 from .base import AutoregressiveModel
 from .gated import GatedPixelCNN
 from .pixelcnn import PixelCNN
@@ -17,6 +18,7 @@ from .pixelcnn import PixelCNN
 MODELS: dict[str, type[AutoregressiveModel]] = {
     PixelCNN.name: PixelCNN,
     GatedPixelCNN.name: GatedPixelCNN,
+    PixelCNNAutoEncoder.name: PixelCNNAutoEncoder,
 }
 
 
@@ -50,6 +52,15 @@ presets: dict[str, Preset] = {
     "conditional-imagenet32": Preset("gated_pixelcnn", dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
                                                             hidden=384, kernel_size=5, num_classes=1000),
                                      "Conditional PixelCNN paper, ImageNet 32x32 class-conditional"),
+    "ae-mnist": Preset("pixelcnn_ae", dict(**BINARY_MNIST, bottleneck=10, n_layers=8, hidden=64),
+                       "PixelCNN auto-encoder, binarized MNIST, 10-dimensional code; size ours"),
+    "ae-photo-patches": Preset("pixelcnn_ae", dict(image_shape=(3, 32, 32), levels=256, bottleneck=100,
+                                                   n_layers=10, hidden=96, encoder_channels=64),
+                               "PixelCNN auto-encoder on 32x32 colour patches, 100-dimensional code "
+                               "(the paper: m = 10 or 100 on 32x32 ImageNet patches); size ours"),
+    "tiny-ae": Preset("pixelcnn_ae", dict(image_shape=(1, 8, 8), levels=2, bottleneck=4, n_layers=2, hidden=8,
+                                          encoder_channels=4),
+                      "a few thousand parameters, for tests and smoke runs"),
     "tiny-pixelcnn": Preset("pixelcnn", dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=8,
                                              input_kernel_size=3),
                             "a few thousand parameters, for tests and smoke runs"),
