@@ -1,0 +1,139 @@
+"""``folder:PATH``: any folder of images (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM/PGM) as a data set.
+
+Splits: if PATH holds one train folder (``train`` or ``train_*``) and one
+test folder (``test``, ``val``, ``valid``, ``validation``, or one of these
+followed by ``_*``, such as van den Oord's ``valid_32x32``), those are the
+splits. Otherwise every image under PATH is in exactly one split, fixed by
+its path: test when the SHA-256 of its relative path is 0 mod 10 (about one
+image in ten). Adding or removing images never moves the others.
+
+Labels: when every image lies in a first-level subfolder of its split (the
+``class_name/image.png`` layout), the subfolder names, sorted, are the
+classes; otherwise the set is unlabelled (label -1).
+
+Images (8 bits per channel): EXIF orientation applied; converted to grey (``channels=1``) or RGB
+(``channels=3``; by default grey only when every image is grey); alpha is
+dropped. With ``image_size=S`` each is scaled (Lanczos) so its shorter side is
+S and centre-cropped to S x S; without it all images must share one size.
+Files are read in sorted path order, so the order is the same everywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import SplitData
+
+FOLDER_PREFIX = "folder:"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+TRAIN_DIR_NAMES = ("train",)
+TEST_DIR_NAMES = ("test", "val", "valid", "validation")
+TEST_ONE_IN = 10             # without split folders: an image is test when sha256(path) % 10 == 0
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _matches(name: str, names: tuple[str, ...]) -> bool:
+    name = name.lower()
+    return any(name == n or name.startswith(n + "_") for n in names)
+
+
+def _is_test(relative: Path) -> bool:
+    return int(hashlib.sha256(relative.as_posix().encode()).hexdigest(), 16) % TEST_ONE_IN == 0
+
+
+def _split_files(root: Path) -> dict[str, tuple[Path, list[Path]]]:
+    """split -> (the folder that class names are relative to, its image files)."""
+    subfolders = [p for p in root.iterdir() if p.is_dir()]
+    train_dirs = [p for p in subfolders if _matches(p.name, TRAIN_DIR_NAMES)]
+    test_dirs = [p for p in subfolders if _matches(p.name, TEST_DIR_NAMES)]
+    if len(train_dirs) == 1 and len(test_dirs) == 1:
+        return {"train": (train_dirs[0], _list_images(train_dirs[0])),
+                "test": (test_dirs[0], _list_images(test_dirs[0]))}
+    files = _list_images(root)
+    return {split: (root, [f for f in files if _is_test(f.relative_to(root)) == (split == "test")])
+            for split in ("train", "test")}
+
+
+def _class_names(splits: dict[str, tuple[Path, list[Path]]]) -> tuple[str, ...] | None:
+    """Sorted first-level subfolder names when every image of both splits lies in one, else None."""
+    names = set()
+    for base, files in splits.values():
+        for f in files:
+            parts = f.relative_to(base).parts
+            if len(parts) < 2:
+                return None
+            names.add(parts[0])
+    return tuple(sorted(names)) or None
+
+
+def _open(file: Path, path: str):
+    """PIL's lazy open (reads the header only); a file PIL cannot read is a ValueError naming it."""
+    from PIL import Image
+
+    try:
+        image = Image.open(file)
+    except OSError as err:
+        raise ValueError(f"{FOLDER_PREFIX}{path}: cannot read {file} as an image ({err})") from None
+    return image
+
+
+def _mode(file: Path, path: str) -> str:
+    with _open(file, path) as image:
+        return image.mode
+
+
+def read_folder(path: str, split: str, *, image_size: int | None = None, channels: int | None = None) -> SplitData:
+    from PIL import Image, ImageOps
+
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{FOLDER_PREFIX}{path}: no such folder")
+    splits = _split_files(root)
+    base, files = splits[split]
+    if not files:
+        counts = ", ".join(f"{s}: {len(f)}" for s, (_, f) in splits.items())
+        raise ValueError(f"{FOLDER_PREFIX}{path} has no {split} images ({counts}; image files end in "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))}); for small folders make train/ and test/ subfolders")
+    class_names = _class_names(splits)
+
+    if channels is None:
+        all_files = [f for _, split_files in splits.values() for f in split_files]
+        channels = 1 if all(_mode(f, path) in GREY_MODES for f in all_files) else 3
+    mode = "L" if channels == 1 else "RGB"
+
+    arrays = []
+    for f in files:
+        with _open(f, path) as image:
+            try:
+                image = ImageOps.exif_transpose(image).convert(mode)
+            except OSError as err:          # a truncated or corrupt file fails here, when decoded
+                raise ValueError(f"{FOLDER_PREFIX}{path}: cannot decode {f} ({err})") from None
+            if image_size is not None:
+                image = ImageOps.fit(image, (image_size, image_size), method=Image.Resampling.LANCZOS)
+            arrays.append(np.asarray(image, dtype=np.uint8))
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) > 1:
+        raise ValueError(f"{FOLDER_PREFIX}{path}: images have different sizes ({shapes[0][:2]}, {shapes[1][:2]}, ...); "
+                         f"pass image_size=N to resize and centre-crop them all to N x N")
+    images = np.stack(arrays)                                          # [N, H, W] or [N, H, W, 3]
+    images = images[:, None] if channels == 1 else images.transpose(0, 3, 1, 2)   # -> [N, C, H, W]
+    labels = None
+    if class_names is not None:
+        index = {name: i for i, name in enumerate(class_names)}
+        labels = np.array([index[f.relative_to(base).parts[0]] for f in files], dtype=np.int64)
+    size = f"resized and centre-cropped to {image_size}x{image_size}" if image_size else "at their own size"
+    return SplitData(images=np.ascontiguousarray(images), labels=labels, levels=256,
+                     num_classes=len(class_names) if class_names else None, class_names=class_names,
+                     description=f"images of {root} ({split}: {len(files)} files), {size}",
+                     extra={"files": [str(f.relative_to(root)) for f in files]})
