@@ -8,7 +8,8 @@ import pixelcnn
 
 
 def test_registry_and_presets():
-    assert pixelcnn.list_models() == ["gated_pixelcnn", "pixelcnn", "pixelcnn_ae"]
+    assert pixelcnn.list_models() == ["diagonal_bilstm", "gated_pixelcnn", "mse_ae", "multiscale_pixelrnn", "pixelcnn",
+                                      "pixelcnn_ae", "row_lstm"]
     for name, preset in pixelcnn.presets.items():
         assert preset.model in pixelcnn.list_models() and preset.description, name
     model = pixelcnn.build("tiny-gated", n_layers=4)

@@ -63,7 +63,11 @@ def save(model, path: str | os.PathLike) -> Path:
 
 def _looks_like_pickle(path: Path) -> bool:
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then "{": a
+    # length whose low byte is 0x80 must not pass for a pickle's protocol byte.
+    if head[8:9] == b"{":
+        return False
     # torch.save writes a zip archive ("PK\x03\x04"); raw pickles start with protocol byte 0x80.
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 

@@ -1,0 +1,212 @@
+"""Test NLL against minutes of training on binarized mnist5k: the curve of each model family.
+
+    python benchmarks/train_curves.py                        # every configuration, 10 minutes each
+    python benchmarks/train_curves.py --only gated-demo --minutes 5 --marks 1.25 2.5 3.75 5
+    python benchmarks/train_curves.py --only gated-demo --minutes 30 --marks 5 10 20 30
+
+Each configuration trains with ``pixelcnn.train`` on the 4,000 mnist5k
+training digits (dynamic binarization, batch 32) and is evaluated on the 1,000
+test digits (the fixed binarization) at each mark. Two ways to count minutes:
+
+- ``--budget time`` (default): real minutes of training (evaluation not
+  counted), evaluated at the first step past each mark. Right on a quiet
+  machine.
+- ``--budget steps``: on a machine shared with other jobs, wall-clock minutes
+  measure the other jobs as much as the model (two processes that each use two
+  threads on two cores run several times slower than half speed). This mode
+  first waits for an idle CPU and times 10 training steps of the configuration
+  (the median, after 3 warm-up steps; ``--step-ms`` gives it instead), then
+  trains for minutes x 60 / step time steps, with the cosine schedule over
+  those steps, and evaluates at the steps that correspond to the marks.
+  ``--threads 1`` makes such a run less sensitive to the other jobs; the
+  losses do not depend on the thread count.
+
+Runs go one after the other. Prints a table and writes JSON to
+benchmarks/results/train_curves.json (results of earlier runs of other
+configurations are kept).
+
+Anchor (issue 3): public Gated PixelCNNs trained for 10 minutes on this kind
+of 2-core machine reach 94.9 nats (10 x 128) and 98.0 nats (15 x 64); a
+textbook PixelCNN (eight 7x7 masked convolutions of 64 channels, batch norm)
+87.7 nats. Target for our best model: 84 nats or better.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_curves.json"
+
+# The schedule every configuration uses unless it says otherwise: a higher peak
+# learning rate than the anchor's Adam 1e-3, a short warm-up, cosine decay over
+# the time budget and EMA weights for evaluation.
+SCHEDULE = dict(batch_size=32, lr=2e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
+
+# name -> (model, model options, class-conditional, changes to SCHEDULE)
+CONFIGS = {
+    "gated-demo": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True, {}),
+    "gated-5x32-uncond": ("gated_pixelcnn", dict(n_layers=5, hidden=32), False, {}),
+    "gated-8x32": ("gated_pixelcnn", dict(n_layers=8, hidden=32), True, {}),
+    "gated-5x32-adam1e-3-const": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
+                                  dict(lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
+    "pixelcnn-4x32": ("pixelcnn", dict(n_layers=4, hidden=32), True, {}),
+    "pixelcnn-4x32-uncond": ("pixelcnn", dict(n_layers=4, hidden=32), False, {}),
+}
+DEFAULT = ["gated-demo", "pixelcnn-4x32"]
+
+
+def cpu_idle_fraction(seconds: float = 1.0) -> float:
+    """Fraction of CPU time idle over the next ``seconds`` (from /proc/stat; 1.0 where unavailable)."""
+    def read():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)          # idle + iowait, total
+    try:
+        idle0, total0 = read()
+        time.sleep(seconds)
+        idle1, total1 = read()
+    except OSError:
+        return 1.0
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def quiet_step_seconds(name: str, *, wait_minutes: float = 30.0) -> dict:
+    """Median seconds per training step (batch 32, all threads), timed once the CPU is idle."""
+    import statistics
+
+    import torch
+
+    import pixelcnn
+
+    model_name, options, conditional, _ = CONFIGS[name]
+    deadline = time.time() + 60 * wait_minutes
+    idle = cpu_idle_fraction()
+    while idle < 0.9 and time.time() < deadline:
+        time.sleep(5)
+        idle = cpu_idle_fraction()
+    torch.manual_seed(0)
+    model = pixelcnn.build(model_name, image_shape=(1, 28, 28), levels=2,
+                           num_classes=10 if conditional else None, **options)
+    optimizer = torch.optim.Adam(model.parameters())
+    images = torch.randint(0, 2, (32, 1, 28, 28))
+    labels = torch.randint(0, 10, (32,)) if conditional else None
+    times = []
+    for step in range(13):
+        started = time.perf_counter()
+        loss = -model.log_prob(images, labels).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return {"step_seconds": statistics.median(times[3:]), "cpu_idle_before": round(idle, 3),
+            "threads": torch.get_num_threads()}
+
+
+def run_one(name: str, minutes: float, marks: list[float], seed: int, threads: int | None,
+            budget: str, step_ms: float | None) -> dict:
+    import torch
+
+    from pixelcnn.train import TrainConfig, Trainer
+
+    model, options, conditional, changes = CONFIGS[name]
+    every = _common_interval(marks)
+    timing = None
+    if budget == "steps":
+        timing = {"step_seconds": step_ms / 1000, "given": True} if step_ms else quiet_step_seconds(name)
+        steps_per_interval = max(1, round(every * 60 / timing["step_seconds"]))
+        stop = dict(max_steps=steps_per_interval * round(minutes / every), eval_every=steps_per_interval)
+    else:
+        stop = dict(max_minutes=minutes, eval_every=None, eval_every_minutes=every)
+    with tempfile.TemporaryDirectory() as folder:
+        config = TrainConfig(
+            model=model, model_options=options, class_conditional=conditional, data="mnist5k", binarize="dynamic",
+            out=str(Path(folder) / name), sample_images=0, checkpoint_every=10**9, progress=False,
+            tensorboard=False, seed=seed, threads=threads, **stop, **{**SCHEDULE, **changes},
+        )
+        load_before = os.getloadavg()[0]
+        started = time.time()
+        result = Trainer(config, log=lambda message: None).run()
+        records = [json.loads(line) for line in open(Path(folder) / name / "metrics.jsonl")]
+    evals = [r for r in records if r["kind"] == "eval"]
+    curve = {}
+    for mark in marks:
+        if budget == "steps":      # the evaluation at the step that corresponds to the mark
+            after = [r for r in evals if r["step"] >= round(mark / every) * steps_per_interval]
+        else:                      # the first evaluation at or after the mark (the first step past it)
+            after = [r for r in evals if r["train_minutes"] >= mark - 1e-9]
+        if after:
+            curve[f"{mark:g}"] = {"nll": round(after[0]["nll"], 2), "stderr": round(after[0]["nll_stderr"], 2),
+                                  "step": after[0]["step"], "train_minutes": after[0]["train_minutes"]}
+    import pixelcnn
+
+    params = sum(p.numel() for p in pixelcnn.build(model, image_shape=(1, 28, 28), levels=2,
+                                                   num_classes=10 if conditional else None,
+                                                   **options).parameters())
+    return {
+        "name": name, "model": model, "options": options, "class_conditional": conditional,
+        "schedule": {**SCHEDULE, **changes}, "parameters": params, "minutes": minutes, "budget": budget,
+        "quiet_timing": timing, "train_minutes_measured": round(result.train_minutes, 2),
+        "steps": result.step, "epochs": round(result.epoch, 2),
+        "images_per_second": round(result.images_per_second, 1), "curve": curve,
+        "final_nll": round(result.final_eval.nll, 2), "final_stderr": round(result.final_eval.nll_stderr, 2),
+        "wall_minutes": round((time.time() - started) / 60, 2), "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads(), "seed": seed,
+    }
+
+
+def _common_interval(marks: list[float]) -> float:
+    """The evaluation interval that hits every mark (marks are multiples of it)."""
+    step = marks[0]
+    for mark in marks[1:]:
+        a, b = round(step * 1000), round(mark * 1000)
+        while b:
+            a, b = b, a % b
+        step = a / 1000
+    return step
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help=f"configurations (default: {DEFAULT})")
+    parser.add_argument("--minutes", type=float, default=10.0, help="minutes of training per run (default: 10)")
+    parser.add_argument("--marks", type=float, nargs="+", default=[2.5, 5, 7.5, 10],
+                        help="minutes at which to evaluate (default: 2.5 5 7.5 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--budget", choices=["time", "steps"], default="time",
+                        help="count real minutes, or steps at the quiet machine's speed (see above)")
+    parser.add_argument("--step-ms", type=float, help="--budget steps: milliseconds per step instead of timing it")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
+    args = parser.parse_args(argv)
+    marks = sorted(m for m in args.marks if m <= args.minutes)
+    if not marks or marks[-1] != args.minutes:
+        marks.append(args.minutes)
+
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    runs = results.setdefault("runs", {})
+    results["machine"] = {"platform": platform.platform(), "python": sys.version.split()[0],
+                          "cpus": os.cpu_count()}
+    header = f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}" + "".join(
+        f"{f'{m:g} min':>10}" for m in marks) + f"{'load':>6}"
+    print(header)
+    for name in args.only or DEFAULT:
+        row = run_one(name, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms)
+        runs[f"{name}@{args.minutes:g}min-{args.budget}"] = row
+        cells = "".join(f"{row['curve'].get(f'{m:g}', {}).get('nll', float('nan')):>10.2f}" for m in marks)
+        print(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
+              f"{row['load_average_after']:>6.1f}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Negative log-likelihood over a data split, in nats per image and bits per dimension, with standard errors.
+
+    from pixelcnn import data, evaluate, load
+    result = evaluate.evaluate(load("runs/demo/model"), data.load("mnist5k", "test", binarize="dynamic"))
+    print(result.nll, "+-", result.nll_stderr, "nats;", result.bits_per_dim, "bits/dim")
+
+The standard error is that of a mean over images: std(NLL per image) / sqrt(N).
+Images go through ``dataset.prepare_batch`` with a fixed generator, so a
+binarized training split is scored on one reproducible draw (the test split of
+a binarized set is a fixed draw already, see ``pixelcnn.data``).
+
+A model that is not a likelihood model (``mse_ae``) says so with a
+``loss_name`` attribute and a ``loss(x, cond)`` method (one value per image);
+``evaluate`` then returns a ``LossResult`` with the mean of that loss.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .metrics import bits_per_dim
+
+EVAL_SEED = 0  # the generator of prepare_batch during evaluation: the same draw every time
+
+
+@dataclass
+class EvalResult:
+    data: str                   # data set name
+    split: str                  # "train" or "test"
+    images: int                 # images scored
+    nll: float                  # mean negative log-likelihood, nats per image
+    nll_stderr: float           # its standard error, nats
+    bits_per_dim: float         # the same mean in bits per dimension
+    bits_per_dim_stderr: float  # its standard error
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.data} {self.split} ({self.images} images): NLL {self.nll:.2f} +- {self.nll_stderr:.2f} "
+                f"nats/image, {self.bits_per_dim:.4f} +- {self.bits_per_dim_stderr:.4f} bits/dim")
+
+
+@dataclass
+class LossResult:
+    data: str                   # data set name
+    split: str                  # "train" or "test"
+    images: int                 # images scored
+    loss_name: str              # what the model's loss is, e.g. "mse"
+    loss: float                 # its mean per image
+    loss_stderr: float          # the standard error of that mean
+
+    def to_dict(self) -> dict:
+        return {"data": self.data, "split": self.split, "images": self.images, self.loss_name: self.loss,
+                f"{self.loss_name}_stderr": self.loss_stderr}
+
+    def __str__(self) -> str:
+        return (f"{self.data} {self.split} ({self.images} images): {self.loss_name} {self.loss:.5f} "
+                f"+- {self.loss_stderr:.5f}")
+
+
+def training_loss_name(model) -> str | None:
+    """None for a likelihood model (its loss is the NLL), else the name of its own loss (e.g. "mse")."""
+    return getattr(model, "loss_name", None)
+
+
+def loss_per_image(model, images: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """What training minimizes, per image [B]: -log p(x | cond) in nats, or the model's own ``loss``."""
+    if training_loss_name(model) is not None:
+        return model.loss(images, cond)
+    return -model.log_prob(images, cond)
+
+
+@torch.no_grad()
+def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
+                  progress: bool = False) -> torch.Tensor:
+    """-log p(x | label) for the first ``max_images`` images of ``dataset``: float64 [N], nats.
+
+    The model is conditioned on the labels when it was built with ``num_classes``.
+    (For a model with its own ``loss``, that loss per image.)
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_compatible(model, dataset)
+    total = len(dataset) if max_images is None else min(int(max_images), len(dataset))
+    if total < 1:
+        raise ValueError(f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images "
+                         f"and max_images={max_images}")
+    conditional = getattr(model.config, "num_classes", None) is not None
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        from tqdm.auto import tqdm
+
+        for start in tqdm(range(0, total, batch_size), desc=f"eval {dataset.name} {dataset.split}",
+                          unit="batch", disable=not progress, leave=False):
+            stop = min(start + batch_size, total)
+            images = dataset.prepare_batch(dataset.images[start:stop], generator)      # uint8 [b, C, H, W]
+            labels = dataset.labels[start:stop] if conditional else None
+            scores.append(loss_per_image(model, images, labels).double().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(scores)
+
+
+def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
+             progress: bool = False) -> EvalResult | LossResult:
+    """Mean NLL of ``model`` over ``dataset`` (nats per image and bits/dim) with standard errors.
+
+    (A ``LossResult`` for a model that is not a likelihood model; see the module docstring.)
+    """
+    nll = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress)
+    mean = float(nll.mean())
+    stderr = float(nll.std(unbiased=True)) / math.sqrt(len(nll)) if len(nll) > 1 else float("nan")
+    if training_loss_name(model) is not None:
+        return LossResult(data=dataset.name, split=dataset.split, images=len(nll),
+                          loss_name=training_loss_name(model), loss=mean, loss_stderr=stderr)
+    return EvalResult(
+        data=dataset.name, split=dataset.split, images=len(nll), nll=mean, nll_stderr=stderr,
+        bits_per_dim=float(bits_per_dim(mean, model.image_shape)),
+        bits_per_dim_stderr=float(bits_per_dim(stderr, model.image_shape)),
+    )
+
+
+def check_compatible(model, dataset) -> None:
+    """Raise ValueError when ``dataset``'s images cannot be scored by ``model``."""
+    if tuple(dataset.image_shape) != tuple(model.image_shape) or int(dataset.levels) != model.levels:
+        raise ValueError(
+            f"the model expects images {tuple(model.image_shape)} with {model.levels} levels; "
+            f"{dataset.name} gives {tuple(dataset.image_shape)} with {dataset.levels} levels"
+            + (" (binarize the data: binarize=\"dynamic\", or --binarize dynamic on the command line)"
+               if model.levels == 2 and dataset.levels != 2 else ""))
+    if getattr(model.config, "num_classes", None) is not None:
+        if dataset.num_classes is None:
+            raise ValueError(f"the model is class-conditional but {dataset.name} has no labels")
+        if dataset.num_classes > model.config.num_classes:
+            raise ValueError(f"the model knows {model.config.num_classes} classes; "
+                             f"{dataset.name} has {dataset.num_classes}")

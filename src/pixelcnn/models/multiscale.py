@@ -1,0 +1,210 @@
+"""Multi-Scale PixelRNN (van den Oord, Kalchbrenner, Kavukcuoglu, 2016 [1], §3.5).
+
+Two PixelRNNs (SPEC §3). A *small* one models the s x s image x_s; a
+*large* one models the n x n image given x_s, which a small up-convolutional
+network maps to c maps of size n x n that enter every large-model layer
+through an unmasked 1x1 convolution, added to its input-to-state map. Both
+read the condition h, if any. The small image is a deterministic subsample
+of x: every ``factor``-th pixel of every ``factor``-th row, starting at the
+first (28 x 28 -> 14 x 14 for factor 2)::
+
+    x [B, C, n, n] ----------------------------------------> large PixelRNN --> params off the grid
+      |                                                        ^ every layer
+      +-> x_s = x[:, :, ::f, ::f] --> up-conv net [B, c, n, n] + (1x1, unmasked)
+                |
+                +-> small PixelRNN -----------------------------------------> params on the grid
+
+The likelihood. Because the pixels of x_s *are* pixels of x, the model is an
+autoregressive model of x in one fixed order: first the grid pixels (those
+of x_s) in raster order, then the other pixels in raster order::
+
+    log p(x) = log p_small(x_s) + sum over pixel-channels (c, i, j) off the grid of
+               log p_large(x_cij | x before (c, i, j) in raster order, x_s)
+
+It is exact and sums to one over all images (``tests/models/test_multiscale.py``
+enumerates them). The large model's outputs at grid pixels are not used:
+those values are already given by x_s. (Adding log p_small(x_s) to the large
+model's log-likelihood of *every* pixel would score the grid pixels twice and
+would not be a normalized distribution of x.) ``forward`` returns, at the
+grid pixels, the small model's parameters and elsewhere the large model's,
+so ``log_prob`` is the base class's, unchanged; entry (c, i, j) depends
+only on what comes before it in the order above, not on raster order.
+
+Sampling follows the same order (``sample`` / ``complete`` pick it up through
+``sampling_methods``): the small image first, then the rest. ``complete``
+keeps the given top rows and draws the unknown grid pixels from the small
+model given the known ones, then the remaining pixels. NOTE: that is exact
+given the known grid pixels; it ignores what the known *off-grid* pixels of
+the top rows say about the unknown grid pixels (an exact completion would
+need the posterior over all small images, a sum over exponentially many).
+
+NOTE: unlike the paper, which does not say how the likelihood of the pair is
+combined nor give the up-convolutional network's shape: the likelihood is the
+one above; the up-convolutional network is 3x3 conv - ReLU - transposed conv
+(kernel and stride ``factor``) - ReLU - 3x3 conv.
+
+[1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
+    Networks. ICML 2016. arXiv:1601.06759.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..sampling import progress_bar
+from .base import AutoregressiveModel
+from .pixelrnn import LAYERS, PixelRNNCache, PixelRNNConfig, PixelRNNNetwork
+
+
+@dataclass
+class MultiScaleConfig(PixelRNNConfig):
+    layer: str = "diagonal_bilstm"      # LSTM layer of both models: "diagonal_bilstm" or "row_lstm"
+    factor: int = 2                     # n / s: x_s is every factor-th pixel of every factor-th row (28 -> 14)
+    n_layers: int = 7                   # LSTM layers of the large model (ours: the paper's MNIST depth)
+    hidden: int = 16                    # its h (ours: the paper's MNIST width)
+    small_n_layers: int | None = None   # LSTM layers of the small model; None: n_layers
+    small_hidden: int | None = None     # its h; None: hidden
+    context_channels: int = 16          # c: maps of the up-convolved small image read by every large layer
+    kernel_size: int | None = None      # Row LSTM only: width of its convolutions; None: 3
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.layer not in LAYERS:
+            raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {self.layer!r}")
+        if self.kernel_size is not None and self.layer != "row_lstm":
+            raise ValueError(f"kernel_size applies to layer='row_lstm' only, got kernel_size={self.kernel_size} "
+                             f"with layer={self.layer!r}")
+        if self.kernel_size is not None and (self.kernel_size % 2 == 0 or self.kernel_size < 1):
+            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
+        if int(self.factor) < 2:
+            raise ValueError(f"factor must be an integer >= 2, got {self.factor}")
+        for name in ("small_n_layers", "small_hidden", "context_channels"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if (self.small_hidden or self.hidden) < self.image_shape[0]:
+            raise ValueError(f"small_hidden must be at least the {self.image_shape[0]} colour channels, "
+                             f"got {self.small_hidden}")
+
+
+class MultiScalePixelRNN(AutoregressiveModel):
+    """Multi-Scale PixelRNN of [1]: a small-image PixelRNN and a large one conditioned on it."""
+
+    name = "multiscale_pixelrnn"
+    config_class = MultiScaleConfig
+
+    def __init__(self, config: MultiScaleConfig):
+        super().__init__(config)
+        channels, height, width = self.image_shape
+        self.factor = f = config.factor
+        kernel_size = (config.kernel_size or 3) if config.layer == "row_lstm" else None
+        common = dict(color_channels=channels, out_channels=self.head.out_channels,
+                      input_kernel_size=config.input_kernel_size, residual=config.residual, kernel_size=kernel_size,
+                      skip_channels=config.skip_channels, output_hidden=config.output_hidden,
+                      cond_channels=self.cond_channels, spatial_cond=config.spatial_cond)
+        self.small = PixelRNNNetwork(config.layer, n_layers=config.small_n_layers or config.n_layers,
+                                     hidden=config.small_hidden or config.hidden, **common)
+        c = config.context_channels
+        self.upsample = nn.Sequential(                                      # [B, C, s, s] -> [B, c, f*s, f*s]
+            nn.Conv2d(channels, c, 3, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(c, c, f, stride=f), nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1),
+        )
+        self.large = PixelRNNNetwork(config.layer, n_layers=config.n_layers, hidden=config.hidden,
+                                     context_channels=c, **common)
+
+    # ---------------------------------------------------------------- the two scales
+    def small_image(self, x: torch.Tensor) -> torch.Tensor:
+        """x_s: [B, C, H, W] -> [B, C, ceil(H/f), ceil(W/f)], every f-th pixel of every f-th row."""
+        return x[:, :, :: self.factor, :: self.factor]
+
+    def small_condition(self, h: torch.Tensor | None) -> torch.Tensor | None:
+        """The condition at the small scale: a spatial map m(h) is subsampled like the image."""
+        return self.small_image(h) if h is not None and h.dim() == 4 else h
+
+    def context(self, small_x: torch.Tensor) -> torch.Tensor:
+        """Scaled x_s [B, C, s, s] -> the large model's context [B, c, H, W]."""
+        height, width = self.image_shape[1:]
+        return self.upsample(small_x)[:, :, :height, :width]
+
+    def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        small_x = self.small_image(x)                                       # [B, C, s, s]
+        out = self.large(x, h, self.context(small_x))                       # [B, C * P, H, W]
+        out[:, :, :: self.factor, :: self.factor] = self.small(small_x, self.small_condition(h))
+        return out
+
+    # ---------------------------------------------------------------- sampling
+    def generation_order(self, start_row: int) -> list[tuple[int, int]]:
+        """The pixels (row, col) to draw, in the model's order: the grid first, then the rest."""
+        height, width, f = *self.image_shape[1:], self.factor
+        grid = [(i, j) for i in range(start_row, height) for j in range(width) if i % f == 0 and j % f == 0]
+        rest = [(i, j) for i in range(start_row, height) for j in range(width) if i % f or j % f]
+        return grid + rest
+
+    def sampling_methods(self) -> dict[str, Callable]:
+        return {"naive": multiscale_naive_generate, "fast": multiscale_fast_generate}
+
+
+@torch.no_grad()
+def multiscale_naive_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_row: int, h, *,
+                              temperature: float = 1.0, generator: torch.Generator | None = None,
+                              progress: bool = False, callback=None) -> torch.Tensor:
+    """The reference: one full forward pass per pixel-channel, in the model's order (grid first)."""
+    order = model.generation_order(start_row)
+    bar = progress_bar(len(order), progress, f"sampling {model.name} (naive)")
+    for i, j in order:
+        for channel in range(model.image_shape[0]):
+            params = model._params(x, h)                                    # [B, C, P, H, W]
+            x[:, channel, i, j] = model.head.sample(params[:, channel, :, i, j], temperature=temperature,
+                                                    generator=generator)
+        bar.update(1)
+        if callback is not None:
+            callback(i, j, x)
+    bar.close()
+    return x
+
+
+@torch.no_grad()
+def multiscale_fast_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_row: int, h, *,
+                             temperature: float = 1.0, generator: torch.Generator | None = None,
+                             progress: bool = False, callback=None) -> torch.Tensor:
+    """Cached generation in the same order: the small model's cache over x_s, then the large model's."""
+    channels, height, width = model.image_shape
+    f = model.factor
+    bar = progress_bar(len(model.generation_order(start_row)), progress, f"sampling {model.name} (fast)")
+
+    def draw(cache, row, col, image_row, image_col):
+        for channel in range(channels):
+            params = cache.step(row, col, channel)                          # [B, P]
+            value = model.head.sample(params, temperature=temperature, generator=generator)
+            x[:, channel, image_row, image_col] = value
+            cache.write_value(row, col, channel, model.scale_input(value))
+        bar.update(1)
+        if callback is not None:
+            callback(image_row, image_col, x)
+
+    # 1. The small image: its rows at or below start_row are unknown.
+    small_start = math.ceil(start_row / f)
+    small_x = model.small_image(x)                                          # a view: draws land in x
+    cache = PixelRNNCache(model.small, model.head, model.scale_input(small_x), model.small_condition(h), small_start)
+    for row in range(small_start, small_x.shape[2]):
+        for col in range(small_x.shape[3]):
+            draw(cache, row, col, row * f, col * f)
+        cache.finish_row(row)
+    # 2. The rest, given the whole small image; the grid pixels are read, not drawn.
+    x_scaled = model.scale_input(x)
+    context = model.context(model.small_image(x_scaled))
+    cache = PixelRNNCache(model.large, model.head, x_scaled, h, start_row, context=context)
+    for row in range(start_row, height):
+        for col in range(width):
+            if row % f == 0 and col % f == 0:
+                cache.read_pixel(row, col, x_scaled[:, :, row, col])
+            else:
+                draw(cache, row, col, row, col)
+        cache.finish_row(row)
+    bar.close()
+    return x

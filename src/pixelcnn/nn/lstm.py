@@ -1,0 +1,272 @@
+"""PixelRNN's two LSTM layers (SPEC §3): Row LSTM and Diagonal BiLSTM, and the skew.
+
+Both are the usual LSTM cell::
+
+    [o, f, i] = sigmoid(.),  g = tanh(.),  c = f * c_prev + i * g,  h = o * tanh(c)
+
+on pre-activations that add an *input-to-state* convolution (masked, computed
+for the whole map in one call) and a *state-to-state* convolution (the only
+sequential part, vectorised over the batch and a whole row or diagonal).
+
+One layer; input and output carry 2h maps, the LSTM h units per gate::
+
+    x [B, 2h, H, W] --> input-to-state, mask B [B, 4h per direction]
+      |                   (+ condition V*h, + multi-scale context: unmasked)
+      |               --> recurrence --> hidden [B, h, H, W]
+      |                                   |--> 1x1 mask B (h -> skip) --> skip to the output
+      +--> (+) <--- 1x1 mask B (h -> 2h) <-+
+            |
+           out [B, 2h, H, W]      (no add when residual=False)
+
+- **Row LSTM**: input-to-state is a 1 x k convolution along the row, mask B
+  (taps left of the pixel and its centre); state-to-state a width-k
+  convolution over the previous row's hidden state. H steps, a row each.
+- **Diagonal BiLSTM**: ``skew`` shifts row r right by r, so that every
+  diagonal becomes a column ([.., H, W, F] -> [.., H, W+H-1, F]); a 1x1
+  mask-B input-to-state, then an LSTM over the columns whose 2x1
+  state-to-state convolution reads, in image space, the pixel above and the
+  pixel to the left. A second LSTM does the same on the mirrored map (right
+  to left); its output is un-mirrored and **shifted down one row** (so it
+  sees rows above only) and added to the first. Both directions run in one
+  loop of W+H-1 steps, each step one batched matrix product.
+- NOTE: unlike the paper, the first layer's right-to-left LSTM also reads
+  the image itself (an unmasked 1x1 convolution: its output moves down a
+  row, where all it read is past). As the paper writes it, nothing carries
+  the last pixel of a row to the row below: the mask-A input layer hides
+  pixel (i, W-1) from every feature of row i, and the right-to-left LSTM
+  reads only row i. Pixel (i+1, j) would miss (i, W-1) for j < W-1-k0//2.
+
+The recurrences run channels last ([B, H, W, F]), so that each step's
+state-to-state convolution is one matrix product of shifted copies of the
+state; the input-to-state, residual and skip convolutions are matrix
+products over the whole map, with the masked kernels of their
+``MaskedConv2d`` modules.
+
+Colour groups (C = 3): the input-to-state, residual and skip convolutions use
+the causal mask with the colour groups (``group_repeats=4`` so that unit k of
+o, f, i and g is in one group, and the cell, element-wise, keeps it). The
+state-to-state convolutions are unmasked on purpose: they read states of
+pixels that come strictly earlier (the row above; the left neighbour and the
+pixel above; after the down shift, rows above only), and every channel of an
+earlier pixel precedes every channel of the current one. So a unit of group g
+depends on the current pixel's channels < g (mask A, first layer) and on
+earlier pixels freely; ``tests/models/test_pixelrnn.py`` checks it with the
+exact structural Jacobian.
+
+``models/pixelrnn.py`` runs the same layers one pixel at a time for cached
+sampling, from the states of the row above / the pixel to the left.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .conditioning import ConditionBias
+from .conv import MaskedConv2d, shift_down
+
+
+def lstm_cell(pre: torch.Tensor, c_prev: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-activations [o, f, i, g] stacked along ``dim`` (4h) and c_prev (h) -> (h, c)."""
+    units = pre.shape[dim] // 4
+    o, f, i = torch.sigmoid(pre.narrow(dim, 0, 3 * units)).chunk(3, dim)
+    c = f * c_prev + i * torch.tanh(pre.narrow(dim, 3 * units, units))
+    return o * torch.tanh(c), c
+
+
+def skew(x: torch.Tensor) -> torch.Tensor:
+    """Shift row r right by r, channels last: [..., H, W, F] -> [..., H, W+H-1, F], zeros elsewhere.
+
+    Pixel (r, j) lands in column r + j, so column t of the result holds the
+    diagonal r + j = t. Done with one pad and one reshape: rows padded to
+    width W+H, read back with a row length one shorter.
+    """
+    height, width = x.shape[-3:-1]
+    padded = F.pad(x, (0, 0, 0, height)).flatten(-3, -2)               # [..., H*(W+H), F]
+    return padded[..., : height * (width + height - 1), :].unflatten(-2, (height, width + height - 1))
+
+
+def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Inverse of ``skew``: [..., H, W+H-1, F] -> [..., H, W, F], pixel (r, j) read from column r + j."""
+    height, skewed = x.shape[-3:-1]
+    flat = F.pad(x.flatten(-3, -2), (0, 0, 0, height))                 # [..., H*(W+H-1) + H, F]
+    return flat.unflatten(-2, (height, skewed + 1))[..., :width, :]     # [..., H, W, F]
+
+
+def _taps(state_to_state: torch.Tensor, *, tap_major: bool = True) -> torch.Tensor:
+    """A state-to-state kernel [4h, h, k] as one matrix [k*h, 4h], for states laid out
+    [..., k taps * h units] (``tap_major``) or [..., h units * k taps]."""
+    order = (2, 1, 0) if tap_major else (1, 2, 0)
+    return state_to_state.permute(*order).flatten(0, 1)
+
+
+def _row_conv(conv: MaskedConv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1 x k masked convolution along the rows of a channels-last map: [B, H, W, in] -> [B, H, W, out].
+
+    One matrix product of the map's k shifted copies (the taps left of the
+    pixel, then the pixel), with the same masked kernel as ``conv.forward``.
+    """
+    k_w = conv.kernel_size[1]
+    if k_w > 1:
+        x = F.pad(x, (0, 0, k_w - 1, 0)).unfold(2, k_w, 1).flatten(3)   # [B, H, W, in * k_w], like the kernel
+    return F.linear(x, (conv.weight * conv.mask).flatten(1), conv.bias)
+
+
+class _PixelRNNLayer(nn.Module):
+    """What both LSTM layers share: conditioning of the input-to-state map, residual and skip."""
+
+    def __init__(self, channels: int, hidden: int, skip_channels: int, *, gates: int, color_channels: int,
+                 residual: bool, cond_channels: int, spatial_cond: bool, context_channels: int):
+        super().__init__()
+        self.hidden, self.residual = hidden, residual
+        groups = dict(mask_type="B", color_channels=color_channels)
+        self.to_residual = MaskedConv2d(hidden, channels, 1, **groups)
+        self.to_skip = MaskedConv2d(hidden, skip_channels, 1, **groups)
+        # Neither the condition nor the small image of the multi-scale model
+        # depends on the pixels generated here: unmasked, added to input-to-state.
+        self.cond = ConditionBias(cond_channels, gates, spatial=spatial_cond) if cond_channels else None
+        self.context = ConditionBias(context_channels, gates, spatial=True) if context_channels else None
+
+    def input_bias(self, cond: torch.Tensor | None, context: torch.Tensor | None) -> torch.Tensor | None:
+        """The condition's and the context's terms of the input-to-state map: [B, gates, H|1, W|1] or None."""
+        bias = None
+        if self.cond is not None and cond is not None:
+            bias = self.cond(cond)
+        if self.context is not None:
+            if context is None:
+                raise ValueError("this layer was built with context_channels: pass the context map")
+            bias = self.context(context) if bias is None else bias + self.context(context)
+        return bias
+
+    def input_to_state_map(self, x: torch.Tensor, cond, context) -> torch.Tensor:
+        """The masked input-to-state convolution of the whole map at once, plus the condition's
+        and context's terms, channels last: [B, 2h, H, W] -> [B, H, W, gates]."""
+        pre = _row_conv(self.input_to_state, x.permute(0, 2, 3, 1))
+        bias = self.input_bias(cond, context)
+        return pre if bias is None else pre + bias.permute(0, 2, 3, 1)
+
+    def finish(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(layer input [B, 2h, H, W], LSTM output [B, H, W, h]) -> (out [B, 2h, H, W], skip [B, s, H, W])."""
+        out = _row_conv(self.to_residual, hidden).permute(0, 3, 1, 2)     # channels-last memory, NCHW view
+        return (out + x if self.residual else out), _row_conv(self.to_skip, hidden).permute(0, 3, 1, 2)
+
+
+class RowLSTMLayer(_PixelRNNLayer):
+    """Row LSTM layer: [B, 2h, H, W] -> ([B, 2h, H, W], skip [B, s, H, W]).
+
+    Args:
+        channels: maps of the layer's input and output (2h).
+        hidden: h, LSTM units per gate.
+        skip_channels: maps of the skip connection to the output.
+        kernel_size: k (odd), width of both convolutions along the row. The
+            input-to-state kernel is stored as its k//2 + 1 open taps: the
+            k//2 taps right of the centre are always masked.
+        color_channels: C, for the colour-group masks.
+        residual: add the input to the output (the paper's ImageNet 64x64 model has none).
+        cond_channels, spatial_cond: the encoded condition (0: unconditional).
+        context_channels: maps of the multi-scale model's context (0: none).
+    """
+
+    def __init__(self, channels: int, hidden: int, skip_channels: int, *, kernel_size: int = 3,
+                 color_channels: int = 1, residual: bool = True, cond_channels: int = 0,
+                 spatial_cond: bool = False, context_channels: int = 0):
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        super().__init__(channels, hidden, skip_channels, gates=4 * hidden, color_channels=color_channels,
+                         residual=residual, cond_channels=cond_channels, spatial_cond=spatial_cond,
+                         context_channels=context_channels)
+        self.half = kernel_size // 2
+        self.reads_image = False
+        self.input_to_state = MaskedConv2d(
+            channels, 4 * hidden, (1, self.half + 1), center=(0, self.half), mask_type="B",
+            color_channels=color_channels, group_repeats=4,
+        )
+        # Reads the previous row only: every channel there comes earlier, so no mask.
+        # No bias: input_to_state has one.
+        self.state_to_state = nn.Parameter(torch.empty(4 * hidden, hidden, kernel_size))
+        bound = 1.0 / math.sqrt(hidden * kernel_size)
+        nn.init.uniform_(self.state_to_state, -bound, bound)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        pre_input = self.input_to_state_map(x, cond, context)              # [B, H, W, 4h], the whole map at once
+        batch, height, width, _ = pre_input.shape
+        # Channels last, one row per step: the state-to-state convolution is then one
+        # matrix product of the k shifted copies of the row above. (Slicing the map
+        # per row instead of unbinding it would cost a full-size gradient map per row.)
+        taps = _taps(self.state_to_state, tap_major=False)                  # [h*k, 4h]
+        h = pre_input.new_zeros(batch, width, self.hidden)                  # [B, W, h]: the row above
+        c = torch.zeros_like(h)
+        rows = []
+        for i, pre in enumerate(pre_input.unbind(1)):                       # [B, W, 4h]
+            if i > 0:
+                above = F.pad(h, (0, 0, self.half, self.half)).unfold(1, 2 * self.half + 1, 1)  # [B, W, h, k]
+                pre = pre + above.flatten(2) @ taps                         # [B, W, 4h]
+            h, c = lstm_cell(pre, c, dim=2)
+            rows.append(h)
+        return self.finish(x, torch.stack(rows, dim=1))                     # hidden [B, H, W, h]
+
+
+class DiagonalBiLSTMLayer(_PixelRNNLayer):
+    """Diagonal BiLSTM layer: [B, 2h, H, W] -> ([B, 2h, H, W], skip [B, s, H, W]).
+
+    Args as ``RowLSTMLayer`` (no kernel size: input-to-state is 1x1 and
+    state-to-state 2x1, as in the paper).
+    """
+
+    def __init__(self, channels: int, hidden: int, skip_channels: int, *, color_channels: int = 1,
+                 residual: bool = True, cond_channels: int = 0, spatial_cond: bool = False,
+                 context_channels: int = 0, image_channels: int = 0):
+        super().__init__(channels, hidden, skip_channels, gates=8 * hidden, color_channels=color_channels,
+                         residual=residual, cond_channels=cond_channels, spatial_cond=spatial_cond,
+                         context_channels=context_channels)
+        # Both directions' gates in one 1x1 convolution: [o, f, i, g] left-to-right, then right-to-left.
+        self.input_to_state = MaskedConv2d(channels, 8 * hidden, 1, mask_type="B",
+                                           color_channels=color_channels, group_repeats=8)
+        # The first layer's right-to-left LSTM also reads the image itself, unmasked:
+        # its output moves down a row, where the whole row it read is past. Without
+        # it nothing reaches the last pixel of the row above (see the module docstring).
+        self.reads_image = image_channels > 0
+        self.image_to_backward = nn.Conv2d(image_channels, 4 * hidden, 1, bias=False) if image_channels else None
+        # [direction * 4h, h, 2]: tap 0 reads the state of the pixel above, tap 1
+        # of the pixel to the left (in the skewed map: the previous column, one
+        # row up and the same row). Unmasked, no bias (see the module docstring).
+        self.state_to_state = nn.Parameter(torch.empty(8 * hidden, hidden, 2))
+        bound = 1.0 / math.sqrt(hidden * 2)
+        nn.init.uniform_(self.state_to_state, -bound, bound)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, context: torch.Tensor | None = None,
+                image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image``: the scaled image [B, C, H, W], for a layer built with ``image_channels``."""
+        pre_input = self.input_to_state_map(x, cond, context)              # [B, H, W, 8h]
+        batch, height, width, _ = pre_input.shape
+        forward_pre, backward_pre = pre_input.chunk(2, dim=3)               # [B, H, W, 4h] each
+        if self.reads_image:
+            backward_pre = backward_pre + self.image_to_backward(image).permute(0, 2, 3, 1)
+        # The right-to-left LSTM is the left-to-right one on the mirrored map.
+        pre = skew(torch.stack([forward_pre, backward_pre.flip(2)]))       # [dir, B, H, W+H-1, 4h]
+        taps = torch.stack([_taps(w) for w in self.state_to_state.chunk(2)])  # [dir, 2h, 4h]: above, left
+        h = pre.new_zeros(2, batch, height, self.hidden)                    # [dir, B, H, h]: the previous column
+        c = torch.zeros_like(h)
+        columns = []
+        for t, pre_t in enumerate(pre.unbind(3)):                           # [dir, B, H, 4h]: one diagonal
+            # Only rows first..last of column t lie in the image; the others are
+            # never read by a cell that does (rows below: not started, zero; rows
+            # above: finished), so they are carried along, not computed.
+            first, last = max(0, t - width + 1), min(t, height - 1)
+            pre_t = pre_t[:, :, first: last + 1]                            # [dir, B, n, 4h]
+            if t > 0:
+                above = h[:, :, first - 1: last] if first > 0 else F.pad(h[:, :, :last], (0, 0, 1, 0))
+                state = torch.cat([above, h[:, :, first: last + 1]], dim=3).flatten(1, 2)  # [dir, B*n, 2h]
+                pre_t = pre_t + torch.bmm(state, taps).view_as(pre_t)       # [dir, B, n, 4h]
+            h_new, c_new = lstm_cell(pre_t, c[:, :, first: last + 1], dim=3)
+            h = torch.cat([h[:, :, :first], h_new, h[:, :, last + 1:]], dim=2)
+            c = torch.cat([c[:, :, :first], c_new, c[:, :, last + 1:]], dim=2)
+            columns.append(h)
+        hidden = unskew(torch.stack(columns, dim=3), width)                 # [dir, B, H, W, h]
+        left_to_right, right_to_left = hidden.unbind(0)                     # [B, H, W, h] each
+        # Row i of the right-to-left map saw row i to its right: move it to row i + 1.
+        right_to_left = shift_down(right_to_left.flip(2).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.finish(x, left_to_right + right_to_left)

@@ -1,0 +1,144 @@
+"""The training configuration: one dataclass, printed at start and saved as ``RUN/config.json``.
+
+Every field is a command-line flag of ``pixelcnn train`` (``lr`` -> ``--lr``,
+``grad_clip`` -> ``--grad-clip``); the model's own fields (``n_layers``,
+``hidden``, ...) travel in ``model_options`` and have flags of their own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OPTIMIZERS = ("adam", "rmsprop")
+LR_DECAYS = ("none", "cosine", "linear", "exponential")
+BINARIZE = (None, "dynamic", "threshold")
+DEVICES_HINT = "auto, cpu, cuda, cuda:N or mps"
+
+# Fields that may differ when a run is resumed: when to stop, how often to
+# log / evaluate / save, and where to run. Everything else must match the
+# saved config, or the resumed run would not continue the same training.
+RESUMABLE_FIELDS = (
+    "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
+    "checkpoint_every", "device", "threads", "progress", "tensorboard",
+)
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train, on what
+    model: str = "gated_pixelcnn"           # registry name (pixelcnn.list_models()) or preset (pixelcnn.presets)
+    model_options: dict = field(default_factory=dict)  # model config fields: n_layers, hidden, kernel_size, ...
+    class_conditional: bool = False         # condition on the data set's labels (num_classes from the data)
+    data: str = "mnist5k"                   # data set name (pixelcnn.data.list_datasets())
+    binarize: str | None = None             # None, "dynamic" (fresh draw per batch) or "threshold"
+    data_root: str | None = None            # download cache; None: ~/.cache/pixelcnn or $PIXELCNN_DATA
+    out: str = "runs/run"                   # run folder: config.json, checkpoint, model/, metrics.jsonl, PNGs
+
+    # --- optimisation
+    batch_size: int = 32                    # images per step (per process under torchrun)
+    optimizer: str = "adam"                 # "adam" or "rmsprop" (the PixelRNN paper's)
+    lr: float = 1e-3                        # peak learning rate, reached after warm-up
+    beta1: float = 0.9                      # Adam's first-moment decay; RMSProp's momentum
+    beta2: float = 0.999                    # Adam's second-moment decay; RMSProp's squared-gradient decay
+    weight_decay: float = 0.0               # decoupled (AdamW-style) for Adam, L2 for RMSProp
+    warmup_steps: int = 0                   # linear warm-up from 0 to lr over this many steps
+    lr_decay: str = "none"                  # after warm-up: "none", "cosine", "linear" or "exponential"
+    decay_steps: int | None = None          # cosine / linear horizon; None: the run's budget (steps or minutes)
+    final_lr_ratio: float = 0.0             # cosine / linear end at lr * this
+    decay_rate: float = 0.5                 # exponential: lr multiplied by this every decay_every steps
+    decay_every: int = 1000                 # exponential: steps per decay_rate factor
+    grad_clip: float | None = 1.0           # clip the global gradient norm to this; None or 0: no clipping
+    ema_decay: float | None = 0.999         # Polyak / EMA weights used for evaluation and saved; None: off
+
+    # --- when to stop (the first reached; at least one is required)
+    epochs: float | None = None             # passes over the training split
+    max_steps: int | None = None            # optimizer steps
+    max_minutes: float | None = None        # minutes of training (evaluation and sampling not counted)
+
+    # --- hardware and reproducibility
+    device: str = "auto"                    # auto, cpu, cuda, cuda:N or mps
+    amp: bool = True                        # mixed precision (bfloat16 / float16), on CUDA only
+    compile: bool = False                   # torch.compile the model, on CUDA only
+    threads: int | None = None              # CPU threads for torch; None: torch's default
+    seed: int = 0                           # model init, batch order and binarization draws
+
+    # --- logging, evaluation, checkpoints
+    log_every: int = 10                     # steps per metrics.jsonl line and progress-bar update
+    eval_every: int | None = 500            # steps between test-split evaluations (and at the end); None: end only
+    eval_every_minutes: float | None = None  # also evaluate every this many minutes of training; None: never
+    eval_images: int | None = None          # test images per evaluation; None: the whole split
+    sample_images: int = 16                 # images in the sample grid at each evaluation; 0: none
+    checkpoint_every: int = 500             # steps between checkpoints (one is always written at the end)
+    progress: bool = True                   # tqdm progress bar
+    tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
+
+    def __post_init__(self):
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.lr_decay not in LR_DECAYS:
+            problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
+        if self.binarize not in BINARIZE:
+            problems.append(f"binarize must be dynamic, threshold or None, got {self.binarize!r}")
+        for name in ("batch_size", "log_every", "checkpoint_every", "decay_every"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("warmup_steps", "sample_images"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes", "eval_images",
+                     "decay_steps", "threads"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name} must be positive or None, got {value}")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not isinstance(self.model_options, dict):
+            problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def has_budget(self) -> bool:
+        return any(v is not None for v in (self.epochs, self.max_steps, self.max_minutes))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def save(self, path: str | Path) -> None:
+        from ..serialization import _atomic_write
+
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no training config at {path}: not a run folder written by pixelcnn train") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} is not a training config (expected a JSON object)")
+        return cls.from_dict(values)
+
+    def describe(self) -> str:
+        """The config as aligned ``name = value`` lines, for printing at the start of a run."""
+        rows = self.to_dict()
+        width = max(len(name) for name in rows)
+        return "\n".join(f"  {name:<{width}} = {value!r}" for name, value in rows.items())

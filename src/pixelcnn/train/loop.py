@@ -1,0 +1,640 @@
+"""The training loop: set up, ``for step ...``, log, evaluate, checkpoint.
+
+    from pixelcnn.train import TrainConfig, train
+    result = train(TrainConfig(model="gated_pixelcnn", model_options=dict(n_layers=5, hidden=32),
+                               data="mnist5k", binarize="dynamic", class_conditional=True,
+                               max_minutes=5, out="runs/demo"))
+    print(result.final_eval)                     # test NLL in nats and bits/dim
+
+What lands in the run folder ``out``: ``config.json`` (this run's TrainConfig),
+``checkpoint.safetensors`` (everything needed to resume, see
+``checkpoint.py``), ``model/`` (the weights used for evaluation, EMA if on,
+loadable with ``pixelcnn.load``), ``metrics.jsonl`` (one JSON object per log
+line and per evaluation), ``samples/step-NNNNNNN.png`` (a grid at each
+evaluation) and TensorBoard event files when ``tensorboard`` is installed.
+
+Reproducibility without hidden state: the batches of epoch e are a
+permutation drawn from a generator seeded by (seed, e), and the binarization
+draw of step s from one seeded by (seed, s, rank). Nothing about the data
+order needs saving, and ``resume`` continues with exactly the batches, and on
+the CPU exactly the losses, of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..evaluate import check_compatible, loss_per_image, training_loss_name
+from . import distributed
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from .config import RESUMABLE_FIELDS, TrainConfig
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+MODEL_DIR = "model"
+SAMPLES_DIR = "samples"
+CHECKPOINT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda if available, else mps, else cpu; any other name is checked and returned."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r} asked for, but MPS is not available; use --device cpu")
+    return device
+
+
+def seeded_generator(*parts) -> torch.Generator:
+    """A CPU generator seeded by a hash of ``parts`` (e.g. (seed, "epoch", 3)): no state to save."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def learning_rate(config: TrainConfig, step: int, *, planned_steps: int | None, time_fraction: float | None) -> float:
+    """The learning rate of optimizer step ``step + 1`` (``step`` steps done).
+
+    Linear warm-up over ``warmup_steps``, then the decay. Cosine and linear
+    decay run over ``decay_steps`` if set, else over the run's budget: its
+    planned steps and / or its minutes, whichever is further along.
+    """
+    warmup = config.warmup_steps
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if config.lr_decay == "exponential":
+        factor *= config.decay_rate ** (max(0, step - warmup) / config.decay_every)
+    elif config.lr_decay in ("cosine", "linear"):
+        fractions = []
+        horizon = config.decay_steps or planned_steps
+        if horizon:
+            fractions.append((step - warmup) / max(1, horizon - warmup))
+        if config.decay_steps is None and time_fraction is not None:
+            fractions.append(time_fraction)
+        t = min(1.0, max(0.0, max(fractions))) if fractions else 0.0
+        shape = 0.5 * (1 + math.cos(math.pi * t)) if config.lr_decay == "cosine" else 1 - t
+        factor *= config.final_lr_ratio + (1 - config.final_lr_ratio) * shape
+    return config.lr * factor
+
+
+class EMA:
+    """Exponential moving average of a model's weights (Polyak averaging), used for evaluation.
+
+    The decay starts low and rises to ``decay`` ((1 + n) / (10 + n) after n
+    updates), so that the average is useful early in short runs too.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, param in zip(self.model.parameters(), model.parameters()):
+            average.lerp_(param.detach(), 1 - decay)
+        for average, buffer in zip(self.model.buffers(), model.buffers()):
+            average.copy_(buffer)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "weights": self.model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        self.model.load_state_dict(state["weights"])
+
+
+class TrainingLoss(nn.Module):
+    """What training minimizes per image [B]: -log p(x | cond), or the model's own ``loss`` (``mse_ae``).
+
+    A module, so that DDP and torch.compile can wrap it.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return loss_per_image(self.model, images, cond)
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per line) plus TensorBoard scalars when it is installed."""
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool, resume_step: int | None = None):
+        self.path = run_dir / METRICS_FILE
+        if resume_step is not None and self.path.exists():
+            self._drop_after(resume_step)
+        self.file = open(self.path, "a")
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:   # tensorboard not installed: the JSON lines are the log
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def _drop_after(self, step: int) -> None:
+        """Forget lines logged after the checkpoint we resume from (a crash may have left some)."""
+        from ..serialization import _atomic_write
+
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except json.JSONDecodeError:   # a line cut by a crash
+                continue
+        text = "".join(line + "\n" for line in kept)
+        _atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            prefix = record.get("kind", "train")
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                    self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path                 # the run folder
+    step: int                     # optimizer steps done
+    epoch: float                  # passes over the training split
+    train_minutes: float          # minutes spent in training steps (evaluation not counted)
+    images_per_second: float      # training images per second over the whole run
+    interrupted: bool             # stopped by Ctrl-C / SIGTERM (a checkpoint was saved)
+    final_eval: object | None     # the last evaluate.EvalResult (LossResult for mse_ae); None if interrupted
+    model_path: Path              # RUN/model: load with pixelcnn.load
+    checkpoint_path: Path         # RUN/checkpoint.safetensors: resume with --resume
+    sample_grid: Path | None      # the last sample grid written
+
+
+# ---------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Holds the state of one run; ``run()`` is the loop. ``request_stop()`` ends it after the current step."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, log=None):
+        if not isinstance(config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if not config.has_budget:
+            raise ValueError("say when to stop: give epochs, max_steps or max_minutes "
+                             "(--epochs, --max-steps, --max-minutes)")
+        self.config = config
+        self.resume = resume
+        self.run_dir = Path(config.out)
+        self._log = log
+        self._stop_requested = False
+        self._bar = None
+
+    # ---- messages
+    def say(self, message: str) -> None:
+        if not getattr(self, "dist", distributed.Distributed()).is_main:
+            return
+        if self._log is not None:
+            self._log(message)
+        elif self._bar is not None:
+            self._bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def request_stop(self) -> None:
+        """Finish the current step, save a checkpoint and return (what Ctrl-C and SIGTERM do)."""
+        self._stop_requested = True
+
+    # ---- set-up
+    def _check_resume_config(self) -> dict:
+        """The checkpoint to resume from, after checking the config matches the saved one."""
+        saved = TrainConfig.load(self.run_dir / CONFIG_FILE)
+        changed = [name for name, value in saved.to_dict().items()
+                   if name not in RESUMABLE_FIELDS and getattr(self.config, name) != value]
+        if changed:
+            details = ", ".join(f"{n} (run: {getattr(saved, n)!r}, given: {getattr(self.config, n)!r})"
+                                for n in changed)
+            raise ValueError(f"cannot change {details} when resuming {self.run_dir}; only "
+                             f"{', '.join(RESUMABLE_FIELDS)} may change")
+        return load_checkpoint(self.run_dir)
+
+    def _build_model(self, train_set):
+        from ..models.registry import MODELS, config_for, presets
+
+        c = self.config
+        options = dict(c.model_options)
+        for name in ("image_shape", "levels", "num_classes"):
+            if name in options:
+                raise ValueError(f"{name} comes from the data set (and --class-conditional); "
+                                 f"remove it from the model options")
+        preset = presets.get(c.model)
+        if preset is not None and "levels" in preset.config and preset.config["levels"] != train_set.levels:
+            hint = " (add --binarize dynamic)" if preset.config["levels"] == 2 else ""
+            raise ValueError(f"preset {c.model!r} models images with {preset.config['levels']} levels; "
+                             f"{c.data} gives {train_set.levels}{hint}")
+        num_classes = None
+        if c.class_conditional:
+            if not train_set.num_classes:
+                raise ValueError(f"{c.data} has no labels: it cannot train a class-conditional model")
+            num_classes = train_set.num_classes
+        model_name, model_config = config_for(c.model, image_shape=train_set.image_shape,
+                                              levels=train_set.levels, num_classes=num_classes, **options)
+        torch.manual_seed(c.seed)
+        return MODELS[model_name](model_config)
+
+    def _setup(self) -> None:
+        from .. import data
+
+        c = self.config
+        device = resolve_device(c.device)
+        self.dist, self.device = distributed.setup(device)
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        checkpoint = None
+        if self.resume:
+            checkpoint = self._check_resume_config()
+        elif (self.run_dir / CHECKPOINT_FILE).exists():
+            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
+                             f"(pixelcnn train --resume {self.run_dir}) or choose another --out")
+
+        self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
+        self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
+        self.steps_per_epoch = len(self.train_set) // (c.batch_size * self.dist.world_size)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
+                             f"{len(self.train_set)} training images of {c.data}")
+
+        if checkpoint is not None:
+            from ..models.registry import MODELS
+
+            saved = checkpoint["model"]
+            model_class = MODELS[saved["name"]]
+            self.model = model_class(model_class.config_class(**saved["config"]))
+        else:
+            self.model = self._build_model(self.train_set)
+        check_compatible(self.model, self.train_set)
+        self.model.to(self.device)
+        # Nothing is written before the data and the model are known to work.
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            c.save(self.run_dir / CONFIG_FILE)
+        self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
+        self.conditional = getattr(self.model.config, "num_classes", None) is not None
+        self.loss_name = training_loss_name(self.model)      # None: the NLL in nats
+
+        params = self.model.parameters()
+        if c.optimizer == "adam":
+            self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=(c.beta1, c.beta2),
+                                               weight_decay=c.weight_decay)
+        else:
+            self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=c.beta2, momentum=c.beta1,
+                                                 weight_decay=c.weight_decay)
+        self.ema = EMA(self.model, c.ema_decay) if c.ema_decay is not None else None
+
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = None
+        if cuda and c.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        loss_module = TrainingLoss(self.model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Some parameters may get no gradient (e.g. the last gated layer's vertical-stack condition,
+            # whose output nothing reads), so DDP must look for them each step.
+            loss_module = DistributedDataParallel(loss_module, device_ids=[self.device.index] if cuda else None,
+                                                  find_unused_parameters=True)
+        if cuda and c.compile:
+            loss_module = torch.compile(loss_module)
+        self.loss_module = loss_module
+
+        self.step, self.train_seconds, self.sample_grid = 0, 0.0, None
+        self.last_eval_step, self.last_eval_seconds = -1, 0.0
+        self.final_eval = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard,
+                                   resume_step=self.step if self.resume else None)
+                        if self.dist.is_main else None)
+        count = sum(p.numel() for p in self.model.parameters())
+        self.say(f"model: {self.model.name}, {count:,d} parameters; "
+                 f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}")
+        self.say(f"data: {self.train_set!r}; {self.test_set!r}")
+        threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
+        extras = [f"amp {str(self.amp_dtype).replace('torch.', '')}" if self.amp_dtype else "",
+                  "compiled" if cuda and c.compile else "",
+                  f"{self.dist.world_size} processes" if self.dist.enabled else ""]
+        self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
+                 + (f"; resuming at step {self.step}" if self.resume else ""))
+
+    # ---- checkpoints
+    def _state(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model": {"name": self.model.name, "config": self.model.config.to_dict()},
+            "weights": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "last_eval_step": self.last_eval_step,
+            "last_eval_seconds": self.last_eval_seconds,
+            "schedule": {"lr": self._lr(self.step), "lr_decay": self.config.lr_decay},
+            "rng": rng,
+            "config": self.config.to_dict(),
+        }
+
+    def _restore(self, state: dict) -> None:
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {state.get('version')} is not {CHECKPOINT_VERSION}")
+        self.model.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state["train_seconds"])
+        self.last_eval_step = int(state["last_eval_step"])
+        self.last_eval_seconds = float(state["last_eval_seconds"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def _save(self) -> None:
+        """Checkpoint (atomic) and the evaluation model as RUN/model; process 0 only."""
+        from ..serialization import save
+
+        if self.dist.is_main:
+            save(self.eval_model, self.run_dir / MODEL_DIR)
+            save_checkpoint(self._state(), self.run_dir)
+        distributed.barrier(self.dist)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    # ---- the budget
+    @property
+    def planned_steps(self) -> int | None:
+        limits = []
+        if self.config.max_steps is not None:
+            limits.append(int(self.config.max_steps))
+        if self.config.epochs is not None:
+            limits.append(math.ceil(self.config.epochs * self.steps_per_epoch))
+        return min(limits) if limits else None
+
+    def _time_fraction(self) -> float | None:
+        if self.config.max_minutes is None:
+            return None
+        return self.train_seconds / (60 * self.config.max_minutes)
+
+    def _budget_spent(self) -> bool:
+        planned = self.planned_steps
+        return (planned is not None and self.step >= planned) or (self._time_fraction() or 0) >= 1
+
+    def _timed_eval_due(self) -> bool:
+        """True when a multiple of eval_every_minutes of training has passed since the last evaluation."""
+        every = self.config.eval_every_minutes
+        if not every:
+            return False
+        return int(self.train_seconds / (60 * every)) > int(self.last_eval_seconds / (60 * every))
+
+    def _lr(self, step: int) -> float:
+        return learning_rate(self.config, step, planned_steps=self.planned_steps,
+                             time_fraction=self._time_fraction())
+
+    # ---- one step
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images (model input, uint8) and labels of optimizer step ``step + 1`` for this process."""
+        c, rank, world = self.config, self.dist.rank, self.dist.world_size
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if getattr(self, "_order_epoch", None) != epoch:
+            self._order = torch.randperm(len(self.train_set), generator=seeded_generator(c.seed, "epoch", epoch))
+            self._order_epoch = epoch
+        start = (position * world + rank) * c.batch_size
+        index = self._order[start: start + c.batch_size]
+        images = self.train_set.prepare_batch(self.train_set.images[index],
+                                              seeded_generator(c.seed, "binarize", step, rank))
+        labels = self.train_set.labels[index] if self.conditional else None
+        return images, labels
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[float, float, float]:
+        """One optimizer step; returns (mean loss per image (NLL, nats), gradient norm, learning rate)."""
+        c = self.config
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True) if labels is not None else None
+        lr = self._lr(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            loss = self.loss_module(images, labels).mean()
+        value = float(distributed.mean_over_processes(loss.detach(), self.dist))   # the global batch's mean
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the loss became {value} at step {self.step + 1}; nothing was saved from "
+                                     f"this step. Try a lower --lr, more --warmup-steps or --grad-clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if c.grad_clip:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
+        else:
+            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.model.parameters()
+                                                      if p.grad is not None])))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return value, grad_norm, lr
+
+    # ---- evaluation
+    def _evaluate(self) -> None:
+        """Test NLL of the evaluation model (and a sample grid); process 0 only."""
+        from ..evaluate import evaluate
+
+        c = self.config
+        self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
+        if self.dist.is_main:
+            started = time.perf_counter()
+            result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
+                              batch_size=max(64, c.batch_size))
+            self.final_eval = result
+            record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                      "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
+            if c.sample_images:
+                self.sample_grid = self._write_samples()
+                record["sample_grid"] = str(self.sample_grid)
+            record["eval_seconds"] = round(time.perf_counter() - started, 2)
+            self.metrics.write(record)
+            self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
+        distributed.barrier(self.dist)
+
+    def _write_samples(self) -> Path:
+        from .. import viz
+
+        c, model = self.config, self.eval_model
+        generator = seeded_generator(c.seed, "samples")
+        path = self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png"
+        scale = viz.default_scale(model.image_shape)
+        if hasattr(model, "preview_rows"):
+            # A model that draws from test images (an auto-encoder): one row per test image.
+            rows = max(1, min(8, c.sample_images // 4))
+            index = torch.linspace(0, len(self.test_set) - 1, rows).round().long()
+            images = self.test_set.prepare_batch(self.test_set.images[index], generator)
+            drawn = model.preview_rows(images, generator=generator)                  # [rows, K, C, H, W]
+            grid = viz.image_grid(drawn.flatten(0, 1), levels=model.levels, columns=drawn.shape[1], scale=scale)
+            return viz.save(grid, path)
+        if self.conditional:
+            classes = self.model.config.num_classes
+            per_class = max(1, c.sample_images // classes)
+            labels = torch.arange(classes).repeat_interleave(per_class)
+            images = model.sample(len(labels), labels, generator=generator)
+            grid = viz.class_grid(images, labels, levels=model.levels, scale=scale,
+                                  class_names=getattr(self.train_set, "class_names", None))
+        else:
+            images = model.sample(c.sample_images, generator=generator)
+            grid = viz.image_grid(images, levels=model.levels, scale=scale)
+        return viz.save(grid, path)
+
+    # ---- signals
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """Ctrl-C / SIGTERM: stop after this step and save; a second Ctrl-C aborts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self.request_stop()
+            sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                             f"(Ctrl-C again to abort without saving)\n")
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    # ---- the loop
+    def run(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        with self._stop_on_signals():
+            self._setup()
+            c = self.config
+            start_step, start_seconds = self.step, self.train_seconds
+            self._bar = tqdm(total=self.planned_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                             disable=not (c.progress and self.dist.is_main), file=sys.stderr)
+            window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+            interrupted = False
+            try:
+                while True:
+                    if distributed.any_process(self._stop_requested or self._budget_spent(), self.dist, self.device):
+                        interrupted = self._stop_requested
+                        break
+                    started = time.perf_counter()
+                    images, labels = self._batch(self.step)
+                    loss, grad_norm, lr = self._train_step(images, labels)
+                    seconds = time.perf_counter() - started
+                    self.step += 1
+                    self.train_seconds += seconds
+                    window_loss, window_steps, window_seconds = (window_loss + loss, window_steps + 1,
+                                                                 window_seconds + seconds)
+                    if self.step % c.log_every == 0 or self.step == self.planned_steps:
+                        self._log_train(window_loss / window_steps, grad_norm, lr,
+                                        window_steps * c.batch_size * self.dist.world_size / window_seconds)
+                        window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+                    if (c.eval_every and self.step % c.eval_every == 0) or self._timed_eval_due():
+                        self._evaluate()
+                    if self.step % c.checkpoint_every == 0:
+                        self._save()
+                if not interrupted and self.last_eval_step != self.step:
+                    self._evaluate()
+                self._save()
+            finally:
+                self._bar.close()
+                self._bar = None
+                if self.metrics is not None:
+                    self.metrics.close()
+        images_done = (self.step - start_step) * c.batch_size * self.dist.world_size
+        seconds = self.train_seconds - start_seconds
+        result = TrainResult(
+            run_dir=self.run_dir, step=self.step, epoch=self.step / self.steps_per_epoch,
+            train_minutes=self.train_seconds / 60, images_per_second=images_done / seconds if seconds else 0.0,
+            interrupted=interrupted, final_eval=None if interrupted else self.final_eval,
+            model_path=self.run_dir / MODEL_DIR, checkpoint_path=self.run_dir / CHECKPOINT_FILE,
+            sample_grid=self.sample_grid,
+        )
+        if interrupted:
+            self.say(f"stopped at step {self.step}; checkpoint saved: {result.checkpoint_path}\n"
+                     f"continue with: pixelcnn train --resume {self.run_dir}")
+        else:
+            self.say(f"done: {self.step} steps, {result.epoch:.2f} epochs, {result.train_minutes:.2f} minutes "
+                     f"of training, {result.images_per_second:.0f} images/s; model: {result.model_path}")
+        distributed.teardown(self.dist)
+        return result
+
+    def _log_train(self, loss: float, grad_norm: float, lr: float, images_per_second: float) -> None:
+        record = {"kind": "train", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4)}
+        if self.loss_name is None:
+            bpd = loss / (math.prod(self.model.image_shape) * math.log(2))
+            record.update(loss_nats=loss, bits_per_dim=bpd)
+            postfix = dict(nats=f"{loss:.2f}", bpd=f"{bpd:.4f}")
+        else:
+            record[f"loss_{self.loss_name}"] = loss
+            postfix = {self.loss_name: f"{loss:.5f}"}
+        record.update(lr=lr, grad_norm=grad_norm, images_per_second=round(images_per_second, 2),
+                      train_minutes=round(self.train_seconds / 60, 4))
+        if self.metrics is not None:
+            self.metrics.write(record)
+        self._bar.set_postfix(**postfix, img_s=f"{images_per_second:.0f}", refresh=False)
+        self._bar.update(self.step - self._bar.n)
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Train as ``config`` says (``resume=True``: continue the run in ``config.out``); see the module docstring."""
+    return Trainer(config, resume=resume).run()
