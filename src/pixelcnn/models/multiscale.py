@@ -190,7 +190,7 @@ def multiscale_fast_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_r
     # 1. The small image: its rows at or below start_row are unknown.
     small_start = math.ceil(start_row / f)
     small_x = model.small_image(x)                                          # a view: draws land in x
-    cache = PixelRNNCache(model.small, model.head, model.scale_input(small_x), model.small_condition(h), small_start)
+    cache = PixelRNNCache(model.small, model.scale_input(small_x), model.small_condition(h), small_start)
     for row in range(small_start, small_x.shape[2]):
         for col in range(small_x.shape[3]):
             draw(cache, row, col, row * f, col * f)
@@ -198,7 +198,7 @@ def multiscale_fast_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_r
     # 2. The rest, given the whole small image; the grid pixels are read, not drawn.
     x_scaled = model.scale_input(x)
     context = model.context(model.small_image(x_scaled))
-    cache = PixelRNNCache(model.large, model.head, x_scaled, h, start_row, context=context)
+    cache = PixelRNNCache(model.large, x_scaled, h, start_row, context=context)
     for row in range(start_row, height):
         for col in range(width):
             if row % f == 0 and col % f == 0:

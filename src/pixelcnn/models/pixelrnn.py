@@ -261,10 +261,10 @@ class PixelRNNCache:
     ``start_row`` are run through the same steps, without the output layers.
     """
 
-    def __init__(self, network: PixelRNNNetwork, head, x_scaled: torch.Tensor, cond, start_row: int, *,
+    def __init__(self, network: PixelRNNNetwork, x_scaled: torch.Tensor, cond, start_row: int, *,
                  context: torch.Tensor | None = None):
         batch, channels, height, width = x_scaled.shape
-        self.network, self.head, self.channels = network, head, channels
+        self.network, self.channels = network, channels
         conv = network.input_conv
         left, right, self.top, _ = conv.padding
         self.left, self.kernel_width = left, left + right + 1
@@ -332,7 +332,7 @@ class _PixelRNN(AutoregressiveModel):
 
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> PixelRNNCache:
         """The state of cached generation (``method="fast"``); x is the scaled image."""
-        return PixelRNNCache(self.rnn, self.head, x, h, start_row)
+        return PixelRNNCache(self.rnn, x, h, start_row)
 
 
 class RowLSTM(_PixelRNN):
