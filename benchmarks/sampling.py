@@ -8,7 +8,8 @@ For each configuration and batch size: seconds per image of naive sampling
 steps when a full run would take too long, and marked so), of fast sampling
 (a full run), their ratio, and the ratio of fast sampling to one full forward
 pass at the same batch (the floor: every activation computed once).
-Prints a table and writes JSON to benchmarks/results/sampling.json.
+Prints a table and writes JSON to benchmarks/results/sampling.json (rows of earlier
+runs that this one does not measure again are kept).
 """
 from __future__ import annotations
 
@@ -117,11 +118,15 @@ def main(argv=None) -> int:
             print(f"{name:<22} {batch:>5} {row['forward_s']:>9.3f} {naive:>12} {fast:>10} {ratio:>10} {floor:>8}",
                   flush=True)
     print("* naive time extrapolated from its first steps (one full forward pass each)")
+    # Keep the rows of earlier runs that this one did not measure again (another --only, another batch).
+    measured = {(row["config"], row["batch"], row["device"]) for row in rows}
+    earlier = json.loads(RESULTS.read_text())["results"] if RESULTS.exists() else []
+    kept = [row for row in earlier if (row["config"], row["batch"], row["device"]) not in measured]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
-        "results": rows}, indent=2) + "\n")
+        "results": kept + rows}, indent=2) + "\n")
     print(f"wrote {RESULTS}")
     return 0
 

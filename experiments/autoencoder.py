@@ -12,17 +12,20 @@ Trains, each for a fixed number of minutes with ``pixelcnn.train``:
 then draws the pictures with the ``pixelcnn`` commands and writes every
 number to docs/autoencoder.json:
 
-    docs/recon.png        pixelcnn reconstruct (mnist5k): test digit | MSE AE | 4 PixelCNN AE samples
-    docs/recon-photo.png  the same on photo-patches (code size 100)
-    docs/interp.png       pixelcnn interpolate (mnist5k, code size 10): 3 rows, one seed each
-    docs/identity.png     pixelcnn identity-sample: unseen 7, 8, 9, then 8 new images of each
+    docs/recon.png        pixelcnn reconstruct (mnist5k): test digit | MSE AE | 4 PixelCNN AE samples (long run)
+    docs/recon-photo.png  the same on photo-patches (code size 100, 5-minute runs)
+    docs/interp.png       pixelcnn interpolate (mnist5k, code size 10, long run): 3 rows, one seed each
+    docs/identity.png     pixelcnn identity-sample (long run): unseen 7, 8, 9, then 8 new images of each
 
 Budget: --minutes-mnist (default 5) per MNIST model, --minutes-photo
 (default 5) per photo-patches model, --minutes-identity (default 5) for the
-identity PixelCNN; a bit over an hour in all on 2 CPU cores shared with
-other work. These are very short runs (about one epoch of mnist5k, a
-fraction of one of photo-patches): the numbers compare models at equal,
-small budgets, far from convergence. One torch thread (--threads): on 2
+identity PixelCNN, and --minutes-long (default 20) for a second MNIST
+auto-encoder (code size 10) and a second identity PixelCNN, which draw
+recon.png, interp.png and identity.png (the 5-minute decoders barely use
+their codes yet). About 1 h 45 min in all on 2 CPU cores shared with other
+work. These are short runs (2-3 epochs of mnist5k in 5 minutes, one of
+photo-patches): the numbers compare models at equal, small budgets, far
+from convergence. One torch thread (--threads): on 2
 cores that other processes keep busy, two threads made a training step 6x
 slower (2.6 s against 15.6 s for the MNIST Gated PixelCNN here).
 
@@ -61,6 +64,7 @@ RUNS = {
     "photo-ae10": ("pixelcnn_ae", PHOTO, {**DECODER, **ENCODER, "bottleneck": 10}, "photo"),
     "photo-ae100": ("pixelcnn_ae", PHOTO, {**DECODER, **ENCODER, "bottleneck": 100}, "photo"),
     "photo-mse100": ("mse_ae", PHOTO, {**ENCODER, "bottleneck": 100, "decoder_channels": 64}, "photo"),
+    "mnist-ae10-long": ("pixelcnn_ae", MNIST, {**DECODER, **ENCODER, "bottleneck": 10}, "long"),
 }
 IDENTITY = dict(train_classes=(0, 1, 2, 3, 4, 5, 6), embedding_dim=16, per_class=8,
                 n_layers=DECODER["n_layers"], hidden=DECODER["hidden"])
@@ -82,17 +86,28 @@ def train_run(name: str, out: Path, minutes: float, threads: int) -> dict:
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in records if r["kind"] == "eval"][-1]
     model = load(folder / "model")
-    return {"model": model_name, "options": options, **data_set,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "steps": final["step"], "epochs": final["epoch"], "train_minutes": final["train_minutes"],
-            "test": {k: v for k, v in final.items() if k not in ("kind", "step", "epoch", "train_minutes")}}
+    result = {"model": model_name, "options": options, **data_set,
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "steps": final["step"], "epochs": final["epoch"], "train_minutes": final["train_minutes"],
+              "test": {k: v for k, v in final.items() if k not in ("kind", "step", "epoch", "train_minutes")}}
+    if model_name == "pixelcnn_ae":
+        result["code_nats"] = code_nats(model, data.load(data_set["data"], "test", binarize=data_set["binarize"]))
+    return result
 
 
-def identity_experiment(out: Path, minutes: float, triplet_steps: int) -> dict:
+@torch.no_grad()
+def code_nats(model, test_set, images: int = 200) -> float:
+    """How much the decoder uses the code: mean NLL given another test image's code minus given its own (nats)."""
+    index = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:images]
+    x = test_set.images[index]
+    codes = model.encode(x)
+    return float((model.log_prob(x, codes) - model.log_prob(x, codes.roll(1, 0))).mean())
+
+
+def identity_experiment(folder: Path, minutes: float, triplet_steps: int) -> dict:
     """The triplet network + PixelCNN on digits 0-6; how much identity survives in draws for 7-9."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    folder = out / "identity"
     if not (folder / "identity.json").exists():
         train_identity(IdentityConfig(**IDENTITY, triplet_steps=triplet_steps, decoder_minutes=minutes), folder)
     measurements = read_identity(folder)["measurements"]
@@ -121,7 +136,8 @@ def identity_experiment(out: Path, minutes: float, triplet_steps: int) -> dict:
                 images.flatten(1).numpy())) == labels).float().mean()),
             "pixel_knn_assigned": {c: int((judged == c).sum()) for c in all_classes},
         }
-    return {"config": read_identity(folder)["config"], "measurements": measurements, "draws": draws}
+    return {"config": read_identity(folder)["config"], "measurements": measurements, "draws": draws,
+            "code_nats": code_nats(model, test)}
 
 
 def main() -> None:
@@ -129,6 +145,8 @@ def main() -> None:
     parser.add_argument("--minutes-mnist", type=float, default=5.0, help="training minutes per MNIST model")
     parser.add_argument("--minutes-photo", type=float, default=5.0, help="training minutes per photo-patches model")
     parser.add_argument("--minutes-identity", type=float, default=5.0, help="training minutes, identity PixelCNN")
+    parser.add_argument("--minutes-long", type=float, default=20.0,
+                        help="training minutes of the longer MNIST auto-encoder and identity PixelCNN (pictures)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the docstring)")
     parser.add_argument("--triplet-steps", type=int, default=300, help="steps of the triplet stage")
     parser.add_argument("--out", default="runs/ae-experiment", help="run folders (reused when finished)")
@@ -138,19 +156,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     docs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    minutes = {"mnist": args.minutes_mnist, "photo": args.minutes_photo}
+    minutes = {"mnist": args.minutes_mnist, "photo": args.minutes_photo, "long": args.minutes_long}
     results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads) for name in RUNS}
-    identity = identity_experiment(out, args.minutes_identity, args.triplet_steps)
+    identity = {name: identity_experiment(out / name, budget, args.triplet_steps)
+                for name, budget in (("identity", args.minutes_identity), ("identity-long", args.minutes_long))}
 
     pictures = {
-        "recon.png": ["reconstruct", str(out / "mnist-ae10"), "--mse-run", str(out / "mnist-mse10"), "--n", "8",
+        "recon.png": ["reconstruct", str(out / "mnist-ae10-long"), "--mse-run", str(out / "mnist-mse10"), "--n", "8",
                       "--samples", "4", "--scale", "2", "--device", "cpu", "--out", str(docs / "recon.png")],
         "recon-photo.png": ["reconstruct", str(out / "photo-ae100"), "--mse-run", str(out / "photo-mse100"),
-                            "--n", "6", "--samples", "4", "--scale", "2", "--device", "cpu",
+                            "--n", "4", "--samples", "4", "--scale", "2", "--device", "cpu",
                             "--out", str(docs / "recon-photo.png")],
-        "interp.png": ["interpolate", str(out / "mnist-ae10"), "--from", "20", "--to", "750", "--steps", "8",
+        "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", "8",
                        "--rows", "3", "--scale", "2", "--device", "cpu", "--out", str(docs / "interp.png")],
-        "identity.png": ["identity-sample", str(out / "identity"), "--per-class", "2", "--samples", "8",
+        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", "2", "--samples", "8",
                          "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
     }
     for name, command in pictures.items():
@@ -165,7 +184,8 @@ def main() -> None:
                             "pessimistic and steps per minute vary between runs"},
         "threads": args.threads,
         "budget_minutes": {"mnist": args.minutes_mnist, "photo": args.minutes_photo,
-                           "identity": args.minutes_identity, "triplet_steps": args.triplet_steps},
+                           "identity": args.minutes_identity, "long": args.minutes_long,
+                           "triplet_steps": args.triplet_steps},
         "runs": results, "identity": identity,
         "pictures": {name: "pixelcnn " + " ".join(command) for name, command in pictures.items()},
         "total_minutes": (time.perf_counter() - started) / 60,
