@@ -71,6 +71,7 @@ SCHEDULE = DEMO_SCHEDULE
 CONFIGS = {
     "gated-demo": ("gated_pixelcnn", DEMO_MODEL, True, {}),
     "pixelcnn-k5": ("pixelcnn", dict(n_layers=4, hidden=32, kernel_size=5), True, {}),
+    "pixelcnn-6x32-k5": ("pixelcnn", dict(n_layers=6, hidden=32, kernel_size=5), True, {}),
     "gated-demo-uncond": ("gated_pixelcnn", DEMO_MODEL, False, {}),
     "pixelcnn-k5-uncond": ("pixelcnn", dict(n_layers=4, hidden=32, kernel_size=5), False, {}),
     # The anchor's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
