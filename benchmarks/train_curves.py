@@ -41,6 +41,11 @@ about 2.5 quiet minutes, with the cosine schedule over its own steps; test NLL i
     pixelcnn 4 x 32, 5x5, batch 16, lr 4e-3 (1,660 steps)     86.57   all three
     gated 4 x 32, 5x5, batch 16, lr 4e-3 (1,200 steps)        86.81   a 5x5 gated layer costs about what a 3x3 one does
 
+At 10 minutes (quiet, 2 threads, --budget time): pixelcnn-k5 84.15 and
+gated-demo 84.76; pixelcnn-6x32-k5 83.63 (--budget steps at 91.7 ms per step,
+its quiet 2-thread speed): with two more blocks its curve is still falling
+where the 4-block models' curves flatten.
+
 Anchor (issue 3): public Gated PixelCNNs trained for 10 minutes on this kind
 of 2-core machine reach 94.9 nats (10 x 128) and 98.0 nats (15 x 64); a
 textbook PixelCNN (eight 7x7 masked convolutions of 64 channels, batch norm)
@@ -78,7 +83,7 @@ CONFIGS = {
     "gated-5x32-anchor-recipe": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
                                  dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
 }
-DEFAULT = ["pixelcnn-k5", "gated-demo"]
+DEFAULT = ["pixelcnn-6x32-k5", "pixelcnn-k5", "gated-demo"]
 DEFAULT_UNLABELLED = ["pixelcnn-k5-uncond", "gated-demo-uncond"]
 
 
