@@ -77,13 +77,13 @@ def test_auto_picks_fast_and_unusual_kernels_work():
 
 def test_fast_sampler_catches_a_broken_cache(monkeypatch):
     """Negative control: a cache that forgets the vertical stack's shift is caught by the step test."""
-    from pixelcnn import sampling
+    from pixelcnn.models import gated
     model = tiny("gated_pixelcnn", image_shape=(1, 3, 3), levels=2, hidden=4, n_layers=2)
-    original = sampling.GatedPixelCNNCache.finish_row
-    monkeypatch.setattr(sampling.GatedPixelCNNCache, "finish_row", lambda self, row: None)
+    original = gated.GatedPixelCNNCache.finish_row
+    monkeypatch.setattr(gated.GatedPixelCNNCache, "finish_row", lambda self, row: None)
     with pytest.raises(AssertionError):
         _check_every_step(model, torch.zeros(1, 1, 3, 3, dtype=torch.long), 0, None, rtol=0, atol=1e-9)
-    monkeypatch.setattr(sampling.GatedPixelCNNCache, "finish_row", original)
+    monkeypatch.setattr(gated.GatedPixelCNNCache, "finish_row", original)
 
 
 def test_callback_sees_every_pixel_in_order():

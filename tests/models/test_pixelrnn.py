@@ -205,15 +205,15 @@ def test_fast_and_naive_draw_the_same_images(name, channels, condition):
 
 def test_a_broken_cache_is_caught(monkeypatch):
     """Negative control: a Row LSTM cache that forgets the row above fails the step-by-step test."""
-    from pixelcnn.models import pixelrnn
+    from pixelcnn.nn import lstm
 
-    original = pixelrnn._RowLSTMCache.end_row
+    original = lstm.RowLSTMCache.end_row
 
     def forgetful(self, i, image_row):
         original(self, i, image_row)
         self.from_above.zero_()
 
-    monkeypatch.setattr(pixelrnn._RowLSTMCache, "end_row", forgetful)
+    monkeypatch.setattr(lstm.RowLSTMCache, "end_row", forgetful)
     model = tiny("row_lstm", image_shape=(1, 3, 3), levels=2, hidden=4, n_layers=1)
     with pytest.raises(AssertionError):
         _check_every_step(model, torch.randint(0, 2, (2, 1, 3, 3)), 0, None, rtol=0, atol=1e-9)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.conditioning import ConditionEncoder
-from ..sampling import GatedPixelCNNCache
+from .gated import GatedPixelCNNCache
 from .base import AutoregressiveModel, ModelConfig, _describe
 from .gated import GatedPixelCNN, GatedPixelCNNConfig
 

@@ -28,7 +28,7 @@ class ModelConfig:
     levels: int = 256                   # values per channel: 256 for 8-bit, 2 for binary images
     num_classes: int | None = None      # condition on class labels 0..num_classes-1
     cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
-    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (SPEC §5)
+    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Gated PixelCNN paper, Eq. 5)
     spatial_channels: int = 32          # channels of that map
 
     def __post_init__(self):
@@ -71,7 +71,7 @@ class AutoregressiveModel(nn.Module):
         self.condition = self.build_condition_encoder(config)
 
     def build_condition_encoder(self, config: ModelConfig) -> ConditionEncoder:
-        """What turns the user's ``cond`` into what the layers read (SPEC §5)."""
+        """What turns the user's ``cond`` into what the layers read (Gated PixelCNN paper, §2.3)."""
         return ConditionEncoder(
             num_classes=config.num_classes, cond_dim=config.cond_dim, spatial=config.spatial_cond,
             image_size=tuple(config.image_shape[1:]), spatial_channels=config.spatial_channels,
@@ -142,6 +142,11 @@ class AutoregressiveModel(nn.Module):
         x is the scaled image [B, C, H, W] whose rows above ``start_row`` are known.
         """
         return None
+
+    def generation_order(self, start_row: int) -> list[tuple[int, int]]:
+        """The pixels (row, col) that sampling draws, in order: rows ``start_row``.. in raster order."""
+        height, width = self.image_shape[1:]
+        return [(row, col) for row in range(start_row, height) for col in range(width)]
 
     @torch.no_grad()
     def sample(

@@ -1,12 +1,13 @@
 """Gated PixelCNN and Conditional PixelCNN (van den Oord et al., 2016 [1]).
 
-Two stacks per layer (SPEC §4; [1] Figure 2): a *vertical* stack that sees
+Two stacks per layer ([1] §2.2, Figure 2): a *vertical* stack that sees
 every pixel of the rows above, and a *horizontal* stack that sees the pixels
 to the left in the current row plus what the vertical stack passes it, one
 row shifted down. Together they cover the whole causal context, so the
 PixelCNN's blind spot is gone. Each stack uses the gated activation
-tanh(W_f * x + V_f^T h) * sigmoid(W_g * x + V_g^T h); the condition h is a
-class, any vector, or a map m(h) (SPEC §5). See ``nn/gated.py`` for one layer.
+tanh(W_f * x + V_f^T h) * sigmoid(W_g * x + V_g^T h) ([1] Equation 4); the
+condition h is a class, any vector, or a map m(h) ([1] §2.3, Equation 5). See
+``nn/gated.py`` for one layer.
 
 Architecture::
 
@@ -17,8 +18,11 @@ Architecture::
       -> ReLU - 1x1 mask B - ReLU - 1x1 mask B -> head (softmax / Bernoulli)
 
 NOTE: unlike the paper, every layer sends a skip connection to the output
-head (common in later implementations, SPEC §4), and the output layers have
+head (common in later implementations), and the output layers have
 ``output_hidden`` maps (default 2p), a width the paper does not state.
+
+Sampling: ``method="fast"`` (``GatedPixelCNNCache``) computes each activation
+once, a pixel and colour group at a time, the vertical stacks a row at a time.
 
 [1] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
     K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
@@ -31,9 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.conv import OutputLayers
-from ..nn.gated import GatedLayer
-from ..sampling import GatedPixelCNNCache
+from ..nn.conv import OutputLayers, PointOutputLayers
+from ..nn.gated import GatedLayer, GatedLayerCache
 from .base import AutoregressiveModel, ModelConfig
 
 
@@ -54,6 +57,54 @@ class GatedPixelCNNConfig(ModelConfig):
         for k in (self.kernel_size, self.input_kernel_size or self.kernel_size):
             if k % 2 == 0 or k < 1:
                 raise ValueError(f"kernel sizes must be odd and positive, got {k}")
+
+
+class GatedPixelCNNCache:
+    """Cached generation state of a ``GatedPixelCNN`` (the protocol of ``sampling.cached_generate``).
+
+    One ``GatedLayerCache`` per layer. Step (row, col, group g) runs group g's
+    units at one pixel through every layer's horizontal stack and the output
+    layers; ``finish_row`` runs every vertical stack on the completed row. The
+    known rows above ``start_row`` go through ``finish_row`` only: no later
+    step reads their horizontal stacks. x is the scaled image [B, C, H, W].
+    """
+
+    def __init__(self, model: GatedPixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
+        batch, _, height, width = x.shape
+        n_layers = len(model.layers)
+        self.layers = [GatedLayerCache(layer, h, batch=batch, height=height, width=width, like=x,
+                                       last=index == n_layers - 1) for index, layer in enumerate(model.layers)]
+        self.output = PointOutputLayers(model.output, batch=batch, like=x)
+        self.skip_slices = self.layers[0].skip_out.slices
+        self.skips = x.new_zeros(batch, model.output.hidden.in_channels)  # this pixel's summed skips, by group
+        image = self.layers[0]
+        image.vertical_input[:, :, :start_row] = x[:, :, :start_row]
+        image.horizontal_input[:, :, :start_row] = x[:, :, :start_row]
+        for row in range(start_row):
+            self.finish_row(row)
+
+    def finish_row(self, row: int) -> None:
+        """Row ``row`` of the image is complete: every layer's vertical stack on it, feeding the next layer's."""
+        for layer, after in zip(self.layers, self.layers[1:] + [None]):
+            vertical = layer.finish_row(row)                                # [B, p, W] or None (last layer)
+            if after is not None:
+                after.vertical_input[:, :, row] = vertical
+
+    def step(self, row: int, col: int, group: int) -> torch.Tensor:
+        """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
+        skip = 0.0
+        for layer, after in zip(self.layers, self.layers[1:] + [None]):
+            horizontal, layer_skip = layer.step(row, col, group)            # [B, n_g] or None, [B, s_g]
+            skip = skip + layer_skip
+            if after is not None:
+                after.horizontal_input[:, layer.units[group], row, col] = horizontal
+        self.skips[:, self.skip_slices[group]] = skip
+        return self.output(self.skips, group)
+
+    def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
+        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters both stacks of the first layer."""
+        self.layers[0].vertical_input[:, channel, row, col] = value
+        self.layers[0].horizontal_input[:, channel, row, col] = value
 
 
 class GatedPixelCNN(AutoregressiveModel):

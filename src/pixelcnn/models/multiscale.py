@@ -1,6 +1,6 @@
-"""Multi-Scale PixelRNN (van den Oord, Kalchbrenner, Kavukcuoglu, 2016 [1], §3.5).
+"""Multi-Scale PixelRNN (van den Oord, Kalchbrenner, Kavukcuoglu, 2016 [1], §3.6).
 
-Two PixelRNNs (SPEC §3). A *small* one models the s x s image x_s; a
+Two PixelRNNs. A *small* one models the s x s image x_s; a
 *large* one models the n x n image given x_s, which a small up-convolutional
 network maps to c maps of size n x n that enter every large-model layer
 through an unmasked 1x1 convolution, added to its input-to-state map. Both
@@ -30,8 +30,8 @@ grid pixels, the small model's parameters and elsewhere the large model's,
 so ``log_prob`` is the base class's, unchanged; entry (c, i, j) depends
 only on what comes before it in the order above, not on raster order.
 
-Sampling follows the same order (``sample`` / ``complete`` pick it up through
-``sampling_methods``): the small image first, then the rest. ``complete``
+Sampling follows the same order (``generation_order``, which the generic
+loops of ``sampling.py`` walk): the small image first, then the rest. ``complete``
 keeps the given top rows and draws the unknown grid pixels from the small
 model given the known ones, then the remaining pixels. NOTE: that is exact
 given the known grid pixels; it ignores what the known *off-grid* pixels of
@@ -50,12 +50,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ..sampling import progress_bar
 from .base import AutoregressiveModel
 from .pixelrnn import LAYERS, PixelRNNCache, PixelRNNConfig, PixelRNNNetwork
 
@@ -89,6 +87,66 @@ class MultiScaleConfig(PixelRNNConfig):
         if (self.small_hidden or self.hidden) < self.image_shape[0]:
             raise ValueError(f"small_hidden must be at least the {self.image_shape[0]} colour channels, "
                              f"got {self.small_hidden}")
+
+
+class MultiScaleCache:
+    """Cached generation state of a ``MultiScalePixelRNN``, driven in its ``generation_order``.
+
+    The grid pixels (those of x_s) come first: the small model's
+    ``PixelRNNCache`` draws them, in small-image coordinates. At the first
+    pixel off the grid the small image is complete: the large model's cache
+    is built with the context it gives, and walks the image in raster order,
+    drawing the pixels off the grid and reading the grid pixels it passes
+    (``read_pixel``) -- each activation of both models computed once. x is
+    the scaled image [B, C, H, W]; it keeps every drawn value.
+    """
+
+    def __init__(self, model: MultiScalePixelRNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
+        self.model, self.x, self.h, self.start_row = model, x, h, start_row
+        self.factor = model.factor
+        self.small = PixelRNNCache(model.small, model.small_image(x), model.small_condition(h),
+                                   math.ceil(start_row / self.factor))      # its rows >= start_row are unknown
+        self.large: PixelRNNCache | None = None                             # built once x_s is complete
+        self.large_next = (start_row, 0)                                    # its next pixel in raster order
+
+    def on_grid(self, row: int, col: int) -> bool:
+        return row % self.factor == 0 and col % self.factor == 0
+
+    def step(self, row: int, col: int, channel: int) -> torch.Tensor:
+        if self.on_grid(row, col):
+            return self.small.step(row // self.factor, col // self.factor, channel)
+        self._read_grid_until(row, col)
+        return self.large.step(row, col, channel)
+
+    def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
+        self.x[:, channel, row, col] = value
+        if self.on_grid(row, col):
+            self.small.write_value(row // self.factor, col // self.factor, channel, value)
+        else:
+            self.large.write_value(row, col, channel, value)
+
+    def finish_row(self, row: int) -> None:
+        """The order leaves row ``row``: a row of x_s is complete, or the large model's row."""
+        if self.large is None:
+            self.small.finish_row(row // self.factor)
+        else:
+            self._read_grid_until(row + 1, 0)
+
+    def _read_grid_until(self, row: int, col: int) -> None:
+        """Advance the large model to (row, col) in raster order, reading the grid pixels on the way."""
+        if self.large is None:
+            context = self.model.context(self.model.small_image(self.x))   # [B, c, H, W]
+            self.large = PixelRNNCache(self.model.large, self.x, self.h, self.start_row, context=context)
+        width = self.model.image_shape[2]
+        i, j = self.large_next
+        while (i, j) < (row, col):
+            if self.on_grid(i, j):
+                self.large.read_pixel(i, j, self.x[:, :, i, j])
+            j += 1
+            if j == width:
+                self.large.finish_row(i)
+                i, j = i + 1, 0
+        self.large_next = (i, j)
 
 
 class MultiScalePixelRNN(AutoregressiveModel):
@@ -145,66 +203,6 @@ class MultiScalePixelRNN(AutoregressiveModel):
         rest = [(i, j) for i in range(start_row, height) for j in range(width) if i % f or j % f]
         return grid + rest
 
-    def sampling_methods(self) -> dict[str, Callable]:
-        return {"naive": multiscale_naive_generate, "fast": multiscale_fast_generate}
-
-
-@torch.no_grad()
-def multiscale_naive_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_row: int, h, *,
-                              temperature: float = 1.0, generator: torch.Generator | None = None,
-                              progress: bool = False, callback=None) -> torch.Tensor:
-    """The reference: one full forward pass per pixel-channel, in the model's order (grid first)."""
-    order = model.generation_order(start_row)
-    bar = progress_bar(len(order), progress, f"sampling {model.name} (naive)")
-    for i, j in order:
-        for channel in range(model.image_shape[0]):
-            params = model._params(x, h)                                    # [B, C, P, H, W]
-            x[:, channel, i, j] = model.head.sample(params[:, channel, :, i, j], temperature=temperature,
-                                                    generator=generator)
-        bar.update(1)
-        if callback is not None:
-            callback(i, j, x)
-    bar.close()
-    return x
-
-
-@torch.no_grad()
-def multiscale_fast_generate(model: MultiScalePixelRNN, x: torch.Tensor, start_row: int, h, *,
-                             temperature: float = 1.0, generator: torch.Generator | None = None,
-                             progress: bool = False, callback=None) -> torch.Tensor:
-    """Cached generation in the same order: the small model's cache over x_s, then the large model's."""
-    channels, height, width = model.image_shape
-    f = model.factor
-    bar = progress_bar(len(model.generation_order(start_row)), progress, f"sampling {model.name} (fast)")
-
-    def draw(cache, row, col, image_row, image_col):
-        for channel in range(channels):
-            params = cache.step(row, col, channel)                          # [B, P]
-            value = model.head.sample(params, temperature=temperature, generator=generator)
-            x[:, channel, image_row, image_col] = value
-            cache.write_value(row, col, channel, model.scale_input(value))
-        bar.update(1)
-        if callback is not None:
-            callback(image_row, image_col, x)
-
-    # 1. The small image: its rows at or below start_row are unknown.
-    small_start = math.ceil(start_row / f)
-    small_x = model.small_image(x)                                          # a view: draws land in x
-    cache = PixelRNNCache(model.small, model.scale_input(small_x), model.small_condition(h), small_start)
-    for row in range(small_start, small_x.shape[2]):
-        for col in range(small_x.shape[3]):
-            draw(cache, row, col, row * f, col * f)
-        cache.finish_row(row)
-    # 2. The rest, given the whole small image; the grid pixels are read, not drawn.
-    x_scaled = model.scale_input(x)
-    context = model.context(model.small_image(x_scaled))
-    cache = PixelRNNCache(model.large, x_scaled, h, start_row, context=context)
-    for row in range(start_row, height):
-        for col in range(width):
-            if row % f == 0 and col % f == 0:
-                cache.read_pixel(row, col, x_scaled[:, :, row, col])
-            else:
-                draw(cache, row, col, row, col)
-        cache.finish_row(row)
-    bar.close()
-    return x
+    def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> MultiScaleCache:
+        """Cached generation in ``generation_order``: the small model's cache, then the large one's."""
+        return MultiScaleCache(self, x, h, start_row)

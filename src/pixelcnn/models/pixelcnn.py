@@ -1,6 +1,6 @@
 """PixelCNN: a stack of masked convolutions (van den Oord et al., 2016 [1]).
 
-Architecture (SPEC §2; [1] Table 1 and Figure 5)::
+Architecture ([1] §3.5, Table 1 and Figure 5)::
 
     x [B, C, H, W] -> 7x7 conv mask A -> [B, 2h, H, W]
       -> n_layers residual blocks:
@@ -16,7 +16,7 @@ NOTE: unlike the paper,
 - the 1x1 convolutions of the residual blocks are mask B, i.e. colour-grouped
   (the paper's table lists them without a mask type; with C = 3 an unmasked
   1x1 would let G's units read B's at the same pixel);
-- a condition (SPEC §5) enters as a bias on the input layer and on every
+- a condition ([2] §2.3) enters as a bias on the input layer and on every
   block's k x k convolution, the PixelCNN analogue of the gated layer's V^T h;
 - the two output layers have ``output_hidden`` maps (default 2h), a width the
   papers do not state for this model.
@@ -25,8 +25,14 @@ The stacked masked convolutions have a *blind spot* above and to the right of
 each pixel that no depth removes; ``tests/models/test_causality.py`` checks it
 is exactly where the theory puts it. The Gated PixelCNN (``gated.py``) fixes it.
 
+Sampling: ``method="fast"`` (``PixelCNNCache``) computes each activation once,
+a pixel and colour group at a time.
+
 [1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
     Networks. ICML 2016. arXiv:1601.06759.
+[2] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
+    NIPS 2016. arXiv:1606.05328.
 """
 from __future__ import annotations
 
@@ -35,9 +41,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.conditioning import ConditionBias
-from ..nn.conv import MaskedConv2d, OutputLayers
-from ..sampling import PixelCNNCache
+from ..nn.conditioning import ConditionBias, bias_at, bias_per_group
+from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
+from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig
 
 
@@ -74,6 +80,86 @@ class ResidualBlock(nn.Module):
         if self.cond is not None:
             out = out + self.cond(h)
         return x + self.expand(torch.relu(out))                             # the one residual add
+
+
+class PixelCNNCache:
+    """Cached generation state of a ``PixelCNN`` (the protocol of ``sampling.cached_generate``).
+
+    Step (row, col, group g) computes group g's units at one pixel through the
+    input layer, every residual block and the output layers: a unit of group
+    g reads its pixel's channels < g only (the masks' colour groups), final by
+    then, so the C steps of a pixel compute each unit once. Buffers: the image
+    and each block's k x k convolution input, padded as the convolution pads
+    them but with only the rows it reads (those above and the current one):
+    [B, ch, H + k//2, W + 2 (k//2)]. Per pixel: the residual stream before
+    and after every block and the blocks' inner units, filled group by group.
+    x is the scaled image [B, C, H, W].
+    """
+
+    def __init__(self, model: PixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
+        batch, channels, height, width = x.shape
+        self.blocks = model.blocks
+        self.input_half = model.input_conv.center[0]
+        self.input_conv = PointConv(model.input_conv)
+        self.image = x.new_zeros(batch, channels, height + self.input_half, width + 2 * self.input_half)
+        self.image[:, :, self.input_half: self.input_half + start_row,
+                   self.input_half: self.input_half + width] = x[:, :, :start_row]
+        self.block_half = [block.masked.center[0] for block in self.blocks]
+        self.block_in = [x.new_zeros(batch, block.masked.in_channels, height + half, width + 2 * half)
+                         for block, half in zip(self.blocks, self.block_half)]
+        self.reduce = [PointConv(block.reduce) for block in self.blocks]
+        self.masked = [PointConv(block.masked) for block in self.blocks]
+        self.expand = [PointConv(block.expand) for block in self.blocks]
+        conditioned = h is not None and model.input_cond is not None
+        self.input_cond = bias_per_group(model.input_cond(h) if conditioned else None, self.input_conv.index)
+        self.block_cond = [bias_per_group(block.cond(h) if conditioned else None, masked.index)
+                           for block, masked in zip(self.blocks, self.masked)]
+        self.output = PointOutputLayers(model.output, batch=batch, like=x)
+        width_2h = model.input_conv.out_channels
+        self.stream_slices = group_slices(width_2h, channels)
+        self.inner_slices = group_slices(self.blocks[0].masked.out_channels, channels) if self.blocks else []
+        self.stream = [x.new_zeros(batch, width_2h) for _ in range(len(self.blocks) + 1)]
+        self.inner = [x.new_zeros(batch, block.masked.out_channels) for block in self.blocks]
+        if start_row > 0 and self.blocks:
+            self._prefill(model, x, h, start_row)
+
+    def _prefill(self, model: PixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> None:
+        """Known rows: one full forward pass records every block's k x k input."""
+        captured = []
+        hooks = [block.masked.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+                 for block in self.blocks]
+        try:
+            model.network(x, h)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        for buffer, half, value in zip(self.block_in, self.block_half, captured):
+            buffer[:, :, half: half + start_row, half: half + value.shape[-1]] = value[:, :, :start_row]
+
+    def finish_row(self, row: int) -> None:
+        pass                                        # every buffer is written pixel by pixel
+
+    def step(self, row: int, col: int, group: int) -> torch.Tensor:
+        """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
+        k = 2 * self.input_half + 1
+        window = self.image[:, :, row: row + self.input_half + 1, col: col + k].flatten(1)   # [B, C * (k//2+1) * k]
+        stream_rows = self.stream_slices[group]
+        self.stream[0][:, stream_rows] = self.input_conv(window, group) + bias_at(self.input_cond[group], row, col)
+        for index in range(len(self.blocks)):
+            half = self.block_half[index]
+            inner_rows = self.inner_slices[group]
+            reduced = torch.relu(self.reduce[index](torch.relu(self.stream[index]), group))  # [B, n_g]
+            self.block_in[index][:, inner_rows, row + half, col + half] = reduced
+            window = self.block_in[index][:, :, row: row + half + 1, col: col + 2 * half + 1].flatten(1)
+            masked = self.masked[index](window, group) + bias_at(self.block_cond[index][group], row, col)
+            self.inner[index][:, inner_rows] = torch.relu(masked)
+            self.stream[index + 1][:, stream_rows] = (self.stream[index][:, stream_rows]
+                                                      + self.expand[index](self.inner[index], group))
+        return self.output(self.stream[-1], group)
+
+    def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
+        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters the input layer's window."""
+        self.image[:, channel, row + self.input_half, col + self.input_half] = value
 
 
 class PixelCNN(AutoregressiveModel):

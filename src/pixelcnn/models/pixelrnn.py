@@ -1,6 +1,6 @@
 """PixelRNN: Row LSTM and Diagonal BiLSTM (van den Oord, Kalchbrenner, Kavukcuoglu, 2016 [1]).
 
-Architecture (SPEC §3; [1] §3 and Table 1)::
+Architecture ([1] §3, Table 1 and Figure 5)::
 
     x [B, C, H, W] -> 7x7 conv mask A -> [B, 2h, H, W]
       -> n_layers LSTM layers (Row LSTM or Diagonal BiLSTM, see nn/lstm.py),
@@ -23,13 +23,13 @@ NOTE: unlike the paper,
   above from pixels more than k0//2 + 1 columns to its left (nn/lstm.py);
 - the residual and skip 1x1 convolutions are mask B (colour-grouped): with
   C = 3 an unmasked 1x1 would let G's units read B's at the same pixel;
-- a condition (SPEC §5) enters every LSTM layer's input-to-state map, as
+- a condition ([2] §2.3) enters every LSTM layer's input-to-state map, as
   V^T h (class / vector) or an unmasked 1x1 convolution of m(h) (spatial);
 - the skips carry ``skip_channels`` maps (default 2h) and the output layers
   ``output_hidden`` (default 2h): widths the paper does not state.
 
-Sampling: ``method="fast"`` runs the layers one pixel at a time from cached
-states (the previous row's states for the Row LSTM; the pixel above and the
+Sampling: ``method="fast"`` (``PixelRNNCache``) runs the layers one pixel at
+a time from cached states (the previous row's states for the Row LSTM; the pixel above and the
 left neighbour, plus the right-to-left pass over each finished row, for the
 Diagonal BiLSTM), so generating an image costs about one forward pass instead
 of C*H*W of them. It draws the same images as ``"naive"`` under the same
@@ -37,17 +37,19 @@ generator.
 
 [1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
     Networks. ICML 2016. arXiv:1601.06759.
+[2] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
+    NIPS 2016. arXiv:1606.05328.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..nn.conv import MaskedConv2d, OutputLayers
-from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer, lstm_cell
-from ..sampling import PointConv, _PixelOutput, group_slices
+from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
+from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
+from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig
 
 LAYERS = {"row_lstm": RowLSTMLayer, "diagonal_bilstm": DiagonalBiLSTMLayer}
@@ -132,123 +134,6 @@ class PixelRNNNetwork(nn.Module):
         return self.output(skips)                                           # [B, out, H, W]
 
 
-# --------------------------------------------------------------------------- cached generation
-def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor | slice]:
-    """Per colour group, its rows of a [o, f, i, g] stack of 4 * hidden pre-activations."""
-    if color_channels == 1:
-        return [slice(0, 4 * hidden)]                                       # all of them: a view, not a copy
-    return [torch.cat([block * hidden + torch.arange(hidden)[units] for block in range(4)])
-            for units in group_slices(hidden, color_channels)]
-
-
-class _LayerCache:
-    """What both layers' caches share: per-group input-to-state bias, residual and skip, the layer output."""
-
-    def __init__(self, layer, color_channels: int, batch: int, height: int, width: int, cond, context,
-                 like: torch.Tensor):
-        self.layer, self.hidden = layer, layer.hidden
-        self.units = group_slices(layer.hidden, color_channels)             # the h units of each group
-        self.gates = _gate_index(layer.hidden, color_channels)              # their rows of [o, f, i, g]
-        bias = layer.input_bias(cond, context)                              # [B, gates, H|1, W|1] or None
-        self.bias = None if bias is None else bias.expand(batch, -1, height, width)
-        self.to_residual = PointConv(layer.to_residual, color_channels)
-        self.to_skip = PointConv(layer.to_skip, color_channels)
-        self.lstm_out = like.new_zeros(batch, layer.hidden)                 # this pixel's LSTM output, by group
-        self.out = like.new_zeros(batch, layer.to_residual.out_channels)    # this pixel's layer output, by group
-        new = lambda: like.new_zeros(batch, layer.hidden, width)
-        self.h_row, self.c_row, self.h_above = new(), new(), new()          # states of this row and the row above
-
-    def bias_at(self, i: int, j: int, rows: torch.Tensor):
-        return 0.0 if self.bias is None else self.bias[:, rows, i, j]
-
-    def finish(self, x: torch.Tensor, group: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Group ``group``'s LSTM output [B, n_g] -> (layer output [B, 2h], final for groups <= g; skip [B, s_g])."""
-        self.lstm_out[:, self.units[group]] = hidden
-        rows = self.to_residual.slices[group]
-        out = self.to_residual(self.lstm_out, group)
-        self.out[:, rows] = x[:, rows] + out if self.layer.residual else out
-        return self.out, self.to_skip(self.lstm_out, group)
-
-
-class _RowLSTMCache(_LayerCache):
-    """A Row LSTM layer, one pixel and colour group at a time: the row above's states are all it keeps."""
-
-    def __init__(self, layer, color_channels, batch, height, width, cond, context, like):
-        super().__init__(layer, color_channels, batch, height, width, cond, context, like)
-        self.half = layer.half
-        self.input_to_state = PointConv(layer.input_to_state, color_channels, group_repeats=4)
-        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width + self.half)  # left-padded
-        self.c_above = torch.zeros_like(self.h_above)
-        self.from_above = like.new_zeros(batch, 4 * layer.hidden, width)    # state-to-state of this row
-
-    def step(self, i: int, j: int, group: int, x: torch.Tensor):
-        self.inputs[:, :, j + self.half] = x                                # groups > g not read yet (mask B)
-        window = self.inputs[:, :, j: j + self.half + 1].flatten(1)         # [B, 2h * (k//2 + 1)]
-        rows, units = self.gates[group], self.units[group]
-        pre = self.input_to_state(window, group) + self.from_above[:, rows, j] + self.bias_at(i, j, rows)
-        h, c = lstm_cell(pre, self.c_above[:, units, j])
-        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
-        return self.finish(x, group, h)
-
-    def end_row(self, i: int, image_row: torch.Tensor) -> None:
-        self.h_above, self.h_row = self.h_row, self.h_above
-        self.c_above, self.c_row = self.c_row, self.c_above
-        # The next row's state-to-state part, for all its pixels at once.
-        self.from_above = F.conv1d(self.h_above, self.layer.state_to_state, padding=self.half)  # [B, 4h, W]
-
-
-class _DiagonalBiLSTMCache(_LayerCache):
-    """A Diagonal BiLSTM layer: left to right one pixel and group at a time (from the pixel above and
-    the left neighbour); right to left over each finished row, whose states the next row reads."""
-
-    def __init__(self, layer, color_channels, batch, height, width, cond, context, like):
-        super().__init__(layer, color_channels, batch, height, width, cond, context, like)
-        gates = 4 * layer.hidden
-        weight = (layer.input_to_state.weight * layer.input_to_state.mask).flatten(1)    # [8h, 2h]
-        bias = layer.input_to_state.bias
-        self.input_to_state = [(weight[rows], bias[rows]) for rows in self.gates]        # left to right
-        self.from_above = [layer.state_to_state[rows, :, 0] for rows in self.gates]      # [4 n_g, h]
-        self.from_left = [layer.state_to_state[rows, :, 1] for rows in self.gates]
-        self.backward_input = (weight[gates:], bias[gates:])                             # [4h, 2h], [4h]
-        self.backward_from_above = layer.state_to_state[gates:, :, 0]                    # [4h, h]
-        self.backward_from_right = layer.state_to_state[gates:, :, 1]  # mirrored, "left" is the right
-        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width)     # this row's inputs
-        self.backward_above = like.new_zeros(batch, layer.hidden, width)    # right to left, the row above
-        self.backward_row = torch.zeros_like(self.backward_above)
-
-    def step(self, i: int, j: int, group: int, x: torch.Tensor):
-        self.inputs[:, :, j] = x
-        rows, units = self.gates[group], self.units[group]
-        pre = (F.linear(x, *self.input_to_state[group]) + self.bias_at(i, j, rows)
-               + F.linear(self.h_above[:, :, j], self.from_above[group]))
-        c_left = 0.0
-        if j > 0:
-            pre = pre + F.linear(self.h_row[:, :, j - 1], self.from_left[group])
-            c_left = self.c_row[:, units, j - 1]
-        h, c = lstm_cell(pre, c_left)
-        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
-        # Plus the right-to-left state of the row above: the shift down by one row.
-        return self.finish(x, group, h + self.backward_above[:, units, j])
-
-    def end_row(self, i: int, image_row: torch.Tensor) -> None:
-        """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
-        gates = 4 * self.hidden
-        pre_row = torch.einsum("bcw,oc->bow", self.inputs, self.backward_input[0])        # [B, 4h, W]
-        pre_row = pre_row + self.backward_input[1][:, None]
-        if self.bias is not None:
-            pre_row = pre_row + self.bias[:, gates:, i]
-        if self.layer.reads_image:
-            pre_row = pre_row + torch.einsum("bcw,oc->bow", image_row, self.layer.image_to_backward.weight.flatten(1))
-        h = c = torch.zeros_like(self.lstm_out)                             # [B, h]: right of the row
-        for j in reversed(range(pre_row.shape[2])):
-            pre = (pre_row[:, :, j] + F.linear(self.backward_above[:, :, j], self.backward_from_above)
-                   + F.linear(h, self.backward_from_right))
-            h, c = lstm_cell(pre, c)
-            self.backward_row[:, :, j] = h
-        self.backward_above, self.backward_row = self.backward_row, self.backward_above
-        self.h_above, self.h_row = self.h_row, self.h_above
-
-
 class PixelRNNCache:
     """Cached generation state of a ``PixelRNNNetwork`` (the protocol of ``sampling.cached_generate``).
 
@@ -256,7 +141,7 @@ class PixelRNNCache:
     through the input layer, every LSTM layer and the output layers: a unit
     of group g reads only channels < g of its pixel, final by then, so the C
     steps of a pixel compute each unit once. The LSTM layers keep their
-    states (see ``_RowLSTMCache``, ``_DiagonalBiLSTMCache``), so each step
+    states (``nn.lstm.RowLSTMCache``, ``DiagonalBiLSTMCache``), so each step
     costs what one pixel costs in a full forward pass. Known rows above
     ``start_row`` are run through the same steps, without the output layers.
     """
@@ -268,13 +153,12 @@ class PixelRNNCache:
         conv = network.input_conv
         left, right, self.top, _ = conv.padding
         self.left, self.kernel_width = left, left + right + 1
-        self.input_conv = PointConv(conv, channels, rows=self.top + 1)     # rows below the centre are masked
+        self.input_conv = PointConv(conv)                                   # its rows up to the centre
         self.image = x_scaled.new_zeros(batch, channels, self.top + height, left + width + right)
         self.stream = x_scaled.new_zeros(batch, conv.out_channels)          # the input layer's output at a pixel
-        cache_class = _RowLSTMCache if isinstance(network.layers[0], RowLSTMLayer) else _DiagonalBiLSTMCache
-        self.layers = [cache_class(layer, channels, batch, height, width, cond, context, x_scaled)
+        self.layers = [layer.cache(cond, context, batch=batch, height=height, width=width, like=x_scaled)
                        for layer in network.layers]
-        self.output = _PixelOutput(network.output, channels, x_scaled, batch)
+        self.output = PointOutputLayers(network.output, batch=batch, like=x_scaled)
         self.skips = x_scaled.new_zeros(batch, network.output.hidden.in_channels)
         self.skip_slices = group_slices(self.skips.shape[1], channels)
         for row in range(start_row):

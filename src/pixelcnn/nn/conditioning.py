@@ -1,4 +1,4 @@
-"""Conditioning: what h is, and how it enters a layer (SPEC §5).
+"""Conditioning: what h is, and how it enters a layer ([1] §2.3, Equations 4 and 5).
 
 ``ConditionEncoder`` turns the user's ``cond`` into the tensor every layer
 reads: a vector [B, D] (a one-hot class, or any embedding), or, with
@@ -7,6 +7,10 @@ network. ``ConditionBias`` is the per-layer term V^T h (a linear map, the same
 at every position: the condition says *what*, not *where*) or V * s (an
 unmasked 1x1 convolution of the spatial map). Neither depends on the image, so
 neither can break causality.
+
+[1] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
+    NIPS 2016. arXiv:1606.05328.
 """
 from __future__ import annotations
 
@@ -93,3 +97,20 @@ class ConditionBias(nn.Module):
         if self.spatial:
             return self.proj(h)                                             # [B, out, H, W]
         return self.proj(h)[:, :, None, None]                               # [B, out, 1, 1]
+
+
+# For cached generation: a layer's condition bias, split by colour group and read at one pixel.
+def bias_per_group(bias: torch.Tensor | None, index: list) -> list:
+    """A condition bias [B, out, H|1, W|1] -> per colour group its channels ``index[g]``: [B, n_g, H|1, W|1]."""
+    if bias is None:
+        return [None] * len(index)
+    return [bias[:, rows] for rows in index]
+
+
+def bias_at(bias: torch.Tensor | None, row: int, col: int):
+    """One group's condition bias at (row, col): [B, n_g]; 0.0 when there is none."""
+    if bias is None:
+        return 0.0
+    if bias.shape[-2] == 1 and bias.shape[-1] == 1:                     # a vector condition: the same everywhere
+        return bias[:, :, 0, 0]
+    return bias[:, :, row, col]

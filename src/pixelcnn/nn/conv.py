@@ -3,6 +3,20 @@
 Every convolution here keeps the spatial size (H x W in, H x W out) and aligns
 output pixel (i, j) with the tap called the kernel's centre, so "which inputs
 does output (i, j) read" is exactly the mask drawn in ``masks.py``.
+
+Beside a layer stands its cached twin for generation (``PointConv``,
+``PointOutputLayers``): the same weights evaluated at one pixel for one colour
+group at a time, so that sampling computes each activation once (Ramachandran
+et al. [3]: cache what later steps read, compute only what the new value
+changes).
+
+[1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
+    Networks. ICML 2016. arXiv:1601.06759.
+[2] A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves,
+    K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
+    NIPS 2016. arXiv:1606.05328.
+[3] P. Ramachandran, T. L. Paine, P. Khorrami et al. Fast Generation for
+    Convolutional Autoregressive Models. ICLR 2017 workshop. arXiv:1704.06001.
 """
 from __future__ import annotations
 
@@ -12,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import causal_mask
+from .masks import causal_mask, group_slices
 
 
 class MaskedConv2d(nn.Module):
-    """A 2-D convolution whose kernel is multiplied by a causal mask.
+    """A 2-D convolution whose kernel is multiplied by a causal mask ([1] §3.4, Figure 2 right).
 
     The mask is applied functionally on every call (``weight * mask``), so the
     masked taps get zero gradient and the optimizer state never sees them.
@@ -40,6 +54,7 @@ class MaskedConv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = (k_h, k_w)
         self.mask_type = mask_type
+        self.center, self.color_channels, self.group_repeats = (c_row, c_col), color_channels, group_repeats
         mask = causal_mask(
             (k_h, k_w), in_channels, out_channels, mask_type=mask_type,
             color_channels=color_channels, center=(c_row, c_col), group_repeats=group_repeats,
@@ -73,8 +88,36 @@ class MaskedConv2d(nn.Module):
                 f"mask_type={self.mask_type}")
 
 
+class PointConv:
+    """A ``MaskedConv2d`` at one position, for the output units of one colour group per call.
+
+    ``point(window, g)``: the flattened input window the kernel reads at a
+    pixel [B, in * rows * k_w] -> the outputs of colour group g there [B, n_g].
+    The kernel's rows below its centre are all masked, so only ``rows`` = the
+    centre row and those above are kept; the window covers them and all k_w
+    columns, padded as ``forward`` pads. The masked weights are copied when it
+    is built (for one sampling run, with the weights fixed).
+    """
+
+    def __init__(self, conv: MaskedConv2d):
+        self.rows = conv.center[0] + 1
+        weight = (conv.weight * conv.mask).detach()[:, :, : self.rows]            # [out, in, rows, k_w]
+        out_channels = weight.shape[0]
+        block = out_channels // conv.group_repeats
+        self.slices = group_slices(block, conv.color_channels)
+        # Per group: its rows in every block (e.g. the tanh and sigmoid halves), together for one matmul.
+        self.index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
+                      for units in self.slices]
+        flat = weight.flatten(1)                                                   # [out, in * rows * k_w]
+        self.weight = [flat[rows].contiguous() for rows in self.index]
+        self.bias = [None if conv.bias is None else conv.bias.detach()[rows].contiguous() for rows in self.index]
+
+    def __call__(self, window: torch.Tensor, group: int) -> torch.Tensor:
+        return F.linear(window, self.weight[group], self.bias[group])
+
+
 class VerticalStackConv2d(nn.Conv2d):
-    """The Gated PixelCNN's vertical-stack convolution (SPEC §4).
+    """The Gated PixelCNN's vertical-stack convolution ([2] §2.2, Figure 2).
 
     A (k//2 + 1) x k kernel padded so that output row i reads input rows
     i - k//2 .. i, every column within k//2: the top half of a k x k kernel,
@@ -116,3 +159,20 @@ class OutputLayers(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(torch.relu(self.hidden(torch.relu(x))))
+
+
+class PointOutputLayers:
+    """``OutputLayers`` at one pixel, one colour group per call (cached generation).
+
+    ``point(features, g)``: the pixel's input features [B, in], final for the
+    groups <= g -> group g's head parameters [B, P_g]. The hidden units of the
+    groups before g, computed by earlier calls at this pixel, are kept.
+    """
+
+    def __init__(self, output: OutputLayers, *, batch: int, like: torch.Tensor):
+        self.hidden, self.out = PointConv(output.hidden), PointConv(output.out)
+        self.hidden_units = like.new_zeros(batch, output.hidden.out_channels)    # [B, hidden], filled by group
+
+    def __call__(self, features: torch.Tensor, group: int) -> torch.Tensor:
+        self.hidden_units[:, self.hidden.slices[group]] = torch.relu(self.hidden(torch.relu(features), group))
+        return self.out(self.hidden_units, group)

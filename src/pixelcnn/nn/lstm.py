@@ -1,4 +1,4 @@
-"""PixelRNN's two LSTM layers (SPEC §3): Row LSTM and Diagonal BiLSTM, and the skew.
+"""PixelRNN's two LSTM layers ([1] §3.1, §3.2): Row LSTM and Diagonal BiLSTM, and the skew.
 
 Both are the usual LSTM cell::
 
@@ -53,8 +53,12 @@ depends on the current pixel's channels < g (mask A, first layer) and on
 earlier pixels freely; ``tests/models/test_pixelrnn.py`` checks it with the
 exact structural Jacobian.
 
-``models/pixelrnn.py`` runs the same layers one pixel at a time for cached
-sampling, from the states of the row above / the pixel to the left.
+``RowLSTMCache`` and ``DiagonalBiLSTMCache`` run the same layers one pixel
+and colour group at a time for cached sampling, from the states of the row
+above / the pixel to the left (each layer's ``cache`` builds its own).
+
+[1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
+    Networks. ICML 2016. arXiv:1601.06759.
 """
 from __future__ import annotations
 
@@ -65,7 +69,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conditioning import ConditionBias
-from .conv import MaskedConv2d, shift_down
+from .conv import MaskedConv2d, PointConv, shift_down
+from .masks import group_slices
 
 
 def lstm_cell(pre: torch.Tensor, c_prev: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +213,10 @@ class RowLSTMLayer(_PixelRNNLayer):
             rows.append(h)
         return self.finish(x, torch.stack(rows, dim=1))                     # hidden [B, H, W, h]
 
+    def cache(self, cond, context, *, batch: int, height: int, width: int, like: torch.Tensor) -> RowLSTMCache:
+        """This layer for cached generation, one pixel and colour group at a time."""
+        return RowLSTMCache(self, cond, context, batch=batch, height=height, width=width, like=like)
+
 
 class DiagonalBiLSTMLayer(_PixelRNNLayer):
     """Diagonal BiLSTM layer: [B, 2h, H, W] -> ([B, 2h, H, W], skip [B, s, H, W]).
@@ -270,3 +279,125 @@ class DiagonalBiLSTMLayer(_PixelRNNLayer):
         # Row i of the right-to-left map saw row i to its right: move it to row i + 1.
         right_to_left = shift_down(right_to_left.flip(2).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.finish(x, left_to_right + right_to_left)
+
+    def cache(self, cond, context, *, batch: int, height: int, width: int, like: torch.Tensor) -> DiagonalBiLSTMCache:
+        """This layer for cached generation, one pixel and colour group at a time."""
+        return DiagonalBiLSTMCache(self, cond, context, batch=batch, height=height, width=width, like=like)
+
+
+# --------------------------------------------------------------------------- cached generation
+def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor | slice]:
+    """Per colour group, its rows of a [o, f, i, g] stack of 4 * hidden pre-activations."""
+    if color_channels == 1:
+        return [slice(0, 4 * hidden)]                                       # all of them: a view, not a copy
+    return [torch.cat([block * hidden + torch.arange(hidden)[units] for block in range(4)])
+            for units in group_slices(hidden, color_channels)]
+
+
+class _LSTMLayerCache:
+    """What both layers' caches share: per-group input-to-state bias, residual and skip, the layer output."""
+
+    def __init__(self, layer: _PixelRNNLayer, cond: torch.Tensor | None, context: torch.Tensor | None, *,
+                 batch: int, height: int, width: int, like: torch.Tensor):
+        self.layer, self.hidden = layer, layer.hidden
+        color_channels = layer.to_residual.color_channels
+        self.units = group_slices(layer.hidden, color_channels)             # the h units of each group
+        self.gates = _gate_index(layer.hidden, color_channels)              # their rows of [o, f, i, g]
+        bias = layer.input_bias(cond, context)                              # [B, gates, H|1, W|1] or None
+        self.bias = None if bias is None else bias.expand(batch, -1, height, width)
+        self.to_residual = PointConv(layer.to_residual)
+        self.to_skip = PointConv(layer.to_skip)
+        self.lstm_out = like.new_zeros(batch, layer.hidden)                 # this pixel's LSTM output, by group
+        self.out = like.new_zeros(batch, layer.to_residual.out_channels)    # this pixel's layer output, by group
+        new = lambda: like.new_zeros(batch, layer.hidden, width)
+        self.h_row, self.c_row, self.h_above = new(), new(), new()          # states of this row and the row above
+
+    def bias_at(self, i: int, j: int, rows: torch.Tensor):
+        return 0.0 if self.bias is None else self.bias[:, rows, i, j]
+
+    def finish(self, x: torch.Tensor, group: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Group ``group``'s LSTM output [B, n_g] -> (layer output [B, 2h], final for groups <= g; skip [B, s_g])."""
+        self.lstm_out[:, self.units[group]] = hidden
+        rows = self.to_residual.slices[group]
+        out = self.to_residual(self.lstm_out, group)
+        self.out[:, rows] = x[:, rows] + out if self.layer.residual else out
+        return self.out, self.to_skip(self.lstm_out, group)
+
+
+class RowLSTMCache(_LSTMLayerCache):
+    """A Row LSTM layer, one pixel and colour group at a time: the row above's states are all it keeps."""
+
+    def __init__(self, layer: RowLSTMLayer, cond, context, *, batch, height, width, like):
+        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like)
+        self.half = layer.half
+        self.input_to_state = PointConv(layer.input_to_state)
+        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width + self.half)  # left-padded
+        self.c_above = torch.zeros_like(self.h_above)
+        self.from_above = like.new_zeros(batch, 4 * layer.hidden, width)    # state-to-state of this row
+
+    def step(self, i: int, j: int, group: int, x: torch.Tensor):
+        self.inputs[:, :, j + self.half] = x                                # groups > g not read yet (mask B)
+        window = self.inputs[:, :, j: j + self.half + 1].flatten(1)         # [B, 2h * (k//2 + 1)]
+        rows, units = self.gates[group], self.units[group]
+        pre = self.input_to_state(window, group) + self.from_above[:, rows, j] + self.bias_at(i, j, rows)
+        h, c = lstm_cell(pre, self.c_above[:, units, j])
+        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
+        return self.finish(x, group, h)
+
+    def end_row(self, i: int, image_row: torch.Tensor) -> None:
+        self.h_above, self.h_row = self.h_row, self.h_above
+        self.c_above, self.c_row = self.c_row, self.c_above
+        # The next row's state-to-state part, for all its pixels at once.
+        self.from_above = F.conv1d(self.h_above, self.layer.state_to_state, padding=self.half)  # [B, 4h, W]
+
+
+class DiagonalBiLSTMCache(_LSTMLayerCache):
+    """A Diagonal BiLSTM layer: left to right one pixel and group at a time (from the pixel above and
+    the left neighbour); right to left over each finished row, whose states the next row reads."""
+
+    def __init__(self, layer: DiagonalBiLSTMLayer, cond, context, *, batch, height, width, like):
+        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like)
+        gates = 4 * layer.hidden
+        weight = (layer.input_to_state.weight * layer.input_to_state.mask).flatten(1)    # [8h, 2h]
+        bias = layer.input_to_state.bias
+        self.input_to_state = [(weight[rows], bias[rows]) for rows in self.gates]        # left to right
+        self.from_above = [layer.state_to_state[rows, :, 0] for rows in self.gates]      # [4 n_g, h]
+        self.from_left = [layer.state_to_state[rows, :, 1] for rows in self.gates]
+        self.backward_input = (weight[gates:], bias[gates:])                             # [4h, 2h], [4h]
+        self.backward_from_above = layer.state_to_state[gates:, :, 0]                    # [4h, h]
+        self.backward_from_right = layer.state_to_state[gates:, :, 1]  # mirrored, "left" is the right
+        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width)     # this row's inputs
+        self.backward_above = like.new_zeros(batch, layer.hidden, width)    # right to left, the row above
+        self.backward_row = torch.zeros_like(self.backward_above)
+
+    def step(self, i: int, j: int, group: int, x: torch.Tensor):
+        self.inputs[:, :, j] = x
+        rows, units = self.gates[group], self.units[group]
+        pre = (F.linear(x, *self.input_to_state[group]) + self.bias_at(i, j, rows)
+               + F.linear(self.h_above[:, :, j], self.from_above[group]))
+        c_left = 0.0
+        if j > 0:
+            pre = pre + F.linear(self.h_row[:, :, j - 1], self.from_left[group])
+            c_left = self.c_row[:, units, j - 1]
+        h, c = lstm_cell(pre, c_left)
+        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
+        # Plus the right-to-left state of the row above: the shift down by one row.
+        return self.finish(x, group, h + self.backward_above[:, units, j])
+
+    def end_row(self, i: int, image_row: torch.Tensor) -> None:
+        """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
+        gates = 4 * self.hidden
+        pre_row = torch.einsum("bcw,oc->bow", self.inputs, self.backward_input[0])        # [B, 4h, W]
+        pre_row = pre_row + self.backward_input[1][:, None]
+        if self.bias is not None:
+            pre_row = pre_row + self.bias[:, gates:, i]
+        if self.layer.reads_image:
+            pre_row = pre_row + torch.einsum("bcw,oc->bow", image_row, self.layer.image_to_backward.weight.flatten(1))
+        h = c = torch.zeros_like(self.lstm_out)                             # [B, h]: right of the row
+        for j in reversed(range(pre_row.shape[2])):
+            pre = (pre_row[:, :, j] + F.linear(self.backward_above[:, :, j], self.backward_from_above)
+                   + F.linear(h, self.backward_from_right))
+            h, c = lstm_cell(pre, c)
+            self.backward_row[:, :, j] = h
+        self.backward_above, self.backward_row = self.backward_row, self.backward_above
+        self.h_above, self.h_row = self.h_row, self.h_above

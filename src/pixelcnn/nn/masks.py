@@ -1,10 +1,11 @@
 """The one causal-mask builder. Every masked layer of every model uses it.
 
-A pixel's colour channels are generated in order R, G, B (SPEC §1 and §2). Every
-feature map of a masked network is split into ``color_channels`` contiguous
-groups; a unit of group g may read, at the *current* pixel, only units of
-earlier groups (mask A) or of earlier groups and its own (mask B). Taps at
-earlier pixels in raster order are always open; taps at later ones are shut.
+A pixel's colour channels are generated in order R, G, B ([1] §2.1, Equation 2,
+and §3.4, Figure 2 right). Every feature map of a masked network is split into
+``color_channels`` contiguous groups; a unit of group g may read, at the
+*current* pixel, only units of earlier groups (mask A) or of earlier groups and
+its own (mask B). Taps at earlier pixels in raster order are always open; taps
+at later ones are shut.
 
 A 5x5 kernel, one input group and one output group (C = 1)::
 
@@ -32,6 +33,9 @@ Gated PixelCNN is a 1 x (k//2 + 1) kernel whose centre is its right-most tap::
 the same hidden units, e.g. the tanh and sigmoid halves of a gated layer or
 the four gates of an LSTM: each block is grouped on its own, so unit k of
 every block belongs to the same colour group.
+
+[1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
+    Networks. ICML 2016. arXiv:1601.06759.
 """
 from __future__ import annotations
 
@@ -54,6 +58,13 @@ def channel_groups(n_channels: int, color_channels: int) -> torch.Tensor:
             f"got {n_channels} channels for {color_channels} colour channels"
         )
     return torch.arange(n_channels) * color_channels // n_channels
+
+
+def group_slices(n_channels: int, color_channels: int) -> list[slice]:
+    """The contiguous range of each colour group's channels (``channel_groups``): C slices of 0..n-1."""
+    groups = channel_groups(n_channels, color_channels)
+    return [slice(int(torch.nonzero(groups == g)[0]), int(torch.nonzero(groups == g)[-1]) + 1)
+            for g in range(color_channels)]
 
 
 def causal_mask(
