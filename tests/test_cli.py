@@ -72,7 +72,7 @@ def test_train_eval_sample_complete(capsys, digits_run):
     status, out, _ = run(capsys, "eval", str(digits_run), "--json")
     result = json.loads(out)
     assert status == 0 and result["split"] == "test" and result["images"] == 360
-    assert result["nll_stderr"] > 0 and result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * 0.6931471805599453))
+    assert result["nll_nats_stderr"] > 0 and result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (64 * 0.6931471805599453))
     status, out, _ = run(capsys, "eval", str(digits_run / "model"), "--data", "digits", "--split", "train",
                          "--max-images", "50")
     assert status == 0 and "digits train (50 images): NLL" in out and "bits/dim" in out

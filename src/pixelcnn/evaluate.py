@@ -1,22 +1,24 @@
-"""Negative log-likelihood over a data split, in nats per image and bits per dimension, with standard errors.
+"""A model's loss over a data split: the NLL in nats per image and bits per dimension, with standard errors.
 
     from pixelcnn import data, evaluate, load
     result = evaluate.evaluate(load("runs/demo/model"), data.load("mnist5k", "test", binarize="dynamic"))
     print(result.nll, "+-", result.nll_stderr, "nats;", result.bits_per_dim, "bits/dim")
+    result.to_dict()     # {"data", "split", "images", "nll_nats", "nll_nats_stderr", "bits_per_dim", ...}
 
 The standard error is that of a mean over images: std(NLL per image) / sqrt(N).
 Images go through ``dataset.prepare_batch`` with a fixed generator, so a
 binarized training split is scored on one reproducible draw (the test split of
 a binarized set is a fixed draw already, see ``pixelcnn.data``).
 
-A model that is not a likelihood model (``mse_ae``) says so with a
-``loss_name`` attribute and a ``loss(x, cond)`` method (one value per image);
-``evaluate`` then returns a ``LossResult`` with the mean of that loss.
+Every model has ``loss(x, cond)`` (one value per image) and ``loss_name``:
+``"nll"`` for a likelihood model, whose loss is -log p(x | cond) in nats.
+For any other (``"mse"``: the MSE auto-encoder baseline) ``evaluate``
+returns a ``LossResult``: the mean of that loss under its name.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -36,7 +38,10 @@ class EvalResult:
     bits_per_dim_stderr: float  # its standard error
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON: every key says its unit (``nll_nats``, ``nll_nats_stderr``, ``bits_per_dim``, ...)."""
+        return {"data": self.data, "split": self.split, "images": self.images, "nll_nats": self.nll,
+                "nll_nats_stderr": self.nll_stderr, "bits_per_dim": self.bits_per_dim,
+                "bits_per_dim_stderr": self.bits_per_dim_stderr}
 
     def __str__(self) -> str:
         return (f"{self.data} {self.split} ({self.images} images): NLL {self.nll:.2f} +- {self.nll_stderr:.2f} "
@@ -61,25 +66,14 @@ class LossResult:
                 f"+- {self.loss_stderr:.5f}")
 
 
-def training_loss_name(model) -> str | None:
-    """None for a likelihood model (its loss is the NLL), else the name of its own loss (e.g. "mse")."""
-    return getattr(model, "loss_name", None)
-
-
-def loss_per_image(model, images: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """What training minimizes, per image [B]: -log p(x | cond) in nats, or the model's own ``loss``."""
-    if training_loss_name(model) is not None:
-        return model.loss(images, cond)
-    return -model.log_prob(images, cond)
-
-
 @torch.no_grad()
 def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
                   progress: bool = False) -> torch.Tensor:
-    """-log p(x | label) for the first ``max_images`` images of ``dataset``: float64 [N], nats.
+    """``model.loss`` of the first ``max_images`` images of ``dataset``: float64 [N].
 
-    The model is conditioned on the labels when it was built with ``num_classes``.
-    (For a model with its own ``loss``, that loss per image.)
+    For a likelihood model (``loss_name == "nll"``) that is -log p(x | label)
+    in nats; the model is conditioned on the labels when it was built with
+    ``num_classes``.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -101,7 +95,7 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
             stop = min(start + batch_size, total)
             images = dataset.prepare_batch(dataset.images[start:stop], generator)      # uint8 [b, C, H, W]
             labels = dataset.labels[start:stop] if conditional else None
-            scores.append(loss_per_image(model, images, labels).double().cpu())
+            scores.append(model.loss(images, labels).double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(scores)
@@ -111,16 +105,16 @@ def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = 
              progress: bool = False) -> EvalResult | LossResult:
     """Mean NLL of ``model`` over ``dataset`` (nats per image and bits/dim) with standard errors.
 
-    (A ``LossResult`` for a model that is not a likelihood model; see the module docstring.)
+    A model whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
     """
-    nll = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress)
-    mean = float(nll.mean())
-    stderr = float(nll.std(unbiased=True)) / math.sqrt(len(nll)) if len(nll) > 1 else float("nan")
-    if training_loss_name(model) is not None:
-        return LossResult(data=dataset.name, split=dataset.split, images=len(nll),
-                          loss_name=training_loss_name(model), loss=mean, loss_stderr=stderr)
+    losses = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress)
+    mean = float(losses.mean())
+    stderr = float(losses.std(unbiased=True)) / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
+    if model.loss_name != "nll":
+        return LossResult(data=dataset.name, split=dataset.split, images=len(losses),
+                          loss_name=model.loss_name, loss=mean, loss_stderr=stderr)
     return EvalResult(
-        data=dataset.name, split=dataset.split, images=len(nll), nll=mean, nll_stderr=stderr,
+        data=dataset.name, split=dataset.split, images=len(losses), nll=mean, nll_stderr=stderr,
         bits_per_dim=float(bits_per_dim(mean, model.image_shape)),
         bits_per_dim_stderr=float(bits_per_dim(stderr, model.image_shape)),
     )

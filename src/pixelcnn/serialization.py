@@ -89,7 +89,7 @@ def _resolve_folder(path: Path) -> Path:
 
 def read_config(path: str | os.PathLike) -> dict:
     """The JSON config of a saved model folder, checked."""
-    from .models.registry import MODELS
+    from .models.registry import model_class
 
     folder = _resolve_folder(Path(path))
     config_path = folder / CONFIG_FILE
@@ -102,9 +102,10 @@ def read_config(path: str | os.PathLike) -> dict:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(saved.get("config"), dict):
         raise ValueError(f"{config_path} is not a pixelcnn model config "
                          f"(expected keys 'format': '{FORMAT}', 'model', 'config')")
-    if saved.get("model") not in MODELS:
-        raise ValueError(f"{config_path} names model {saved.get('model')!r}, which this version of pixelcnn "
-                         f"does not have; it has: {', '.join(sorted(MODELS))}")
+    try:
+        model_class(saved.get("model"))
+    except ValueError as err:
+        raise ValueError(f"{config_path} names a model this version of pixelcnn does not have: {err}") from None
     return saved
 
 
@@ -117,13 +118,13 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = None
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models.registry import MODELS
+    from .models.registry import model_class
 
     saved = read_config(path)
     folder = _resolve_folder(Path(path))
-    model_class = MODELS[saved["model"]]
+    cls = model_class(saved["model"])
     try:
-        model = model_class(model_class.config_class(**saved["config"]))
+        model = cls(cls.config_class(**saved["config"]))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{folder / CONFIG_FILE} has an invalid {saved['model']} config: {err}") from None
 

@@ -83,7 +83,7 @@ def test_the_run_folder(tmp_path):
     assert {"loss_nats", "bits_per_dim", "lr", "images_per_second"} <= set(records[0])
     assert records[0]["bits_per_dim"] == pytest.approx(records[0]["loss_nats"] / (784 * math.log(2)))
     final = records[-1]
-    assert final["nll"] == result.final_eval.nll and final["images"] == 16
+    assert final["nll_nats"] == result.final_eval.nll and final["images"] == 16
     # The saved model is the EMA model the evaluation used, and pixelcnn.load reads it.
     model = pixelcnn.load(result.model_path)
     assert model.config.num_classes == 10 and model.levels == 2
@@ -207,3 +207,27 @@ def test_a_model_with_its_own_loss_trains_on_it(tmp_path):
     from PIL import Image
 
     assert Image.open(result.sample_grid).size == (2 * (28 * 2 + 2) + 2, 2 * (28 * 2 + 2) + 2)   # 2 rows x 2
+
+
+@pytest.mark.parametrize("data, binarize", [("digits", None), ("photo-patches", None), ("mnist5k", "dynamic")])
+def test_the_default_model_is_small_and_fits_every_bundled_data_set(tmp_path, data, binarize):
+    # The default preset's sizes (6 blocks of 32, 5x5) apply; image_shape and levels come from the data.
+    config = TrainConfig(data=data, binarize=binarize, max_steps=1, batch_size=4, eval_images=4, sample_images=0,
+                         progress=False, tensorboard=False, out=str(tmp_path / data))
+    assert config.model == "pixelcnn-6x32-k5"
+    result = quiet_train(config)
+    model = pixelcnn.load(result.model_path)
+    from pixelcnn import data as datasets
+
+    test = datasets.load(data, "test", binarize=binarize)
+    assert (model.name, model.config.n_layers, model.config.hidden, model.config.kernel_size) == ("pixelcnn", 6, 32, 5)
+    assert model.image_shape == tuple(test.image_shape) and model.levels == test.levels
+    assert result.final_eval.nll > 0
+
+
+def test_a_time_budgeted_run_shows_a_total_and_the_time_left(tmp_path, capsys):
+    config = tiny_config(tmp_path, max_steps=None, max_minutes=0.05, progress=True, log_every=1)
+    result = quiet_train(config)
+    assert result.train_minutes >= 0.05
+    bar = capsys.readouterr().err
+    assert "/3 s of training" in bar and "<" in bar and "step=" in bar          # 3 s of 3 s, elapsed<left, step

@@ -1,15 +1,17 @@
-"""Model families, one file each, and the registry."""
+"""Model families, one file each, and the registry (``MODELS``: autoregressive; ``BASELINES``: the others)."""
 from .autoencoder import PixelCNNAutoEncoder, PixelCNNAutoEncoderConfig
-from .base import AutoregressiveModel, ModelConfig
+from .base import AutoregressiveModel, ModelConfig, Preset
+from .baseline import MSEAutoEncoder, MSEAutoEncoderConfig
 from .gated import GatedPixelCNN, GatedPixelCNNConfig
 from .multiscale import MultiScaleConfig, MultiScalePixelRNN
 from .pixelcnn import PixelCNN, PixelCNNConfig
 from .pixelrnn import DiagonalBiLSTM, DiagonalBiLSTMConfig, PixelRNNConfig, RowLSTM, RowLSTMConfig
-from .registry import MODELS, Preset, build, list_models, presets
+from .registry import BASELINES, MODELS, build, config_for, list_models, model_class, presets
 
 __all__ = [
-    "MODELS", "AutoregressiveModel", "PixelCNNAutoEncoder", "PixelCNNAutoEncoderConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "ModelConfig", "PixelCNN",
-    "PixelCNNConfig", "Preset", "build", "list_models", "presets",
-    "DiagonalBiLSTM", "DiagonalBiLSTMConfig", "MultiScaleConfig", "MultiScalePixelRNN", "PixelRNNConfig", "RowLSTM",
-    "RowLSTMConfig",
+    "BASELINES", "MODELS", "AutoregressiveModel", "DiagonalBiLSTM", "DiagonalBiLSTMConfig", "GatedPixelCNN",
+    "GatedPixelCNNConfig", "ModelConfig", "MSEAutoEncoder", "MSEAutoEncoderConfig", "MultiScaleConfig",
+    "MultiScalePixelRNN", "PixelCNN", "PixelCNNAutoEncoder", "PixelCNNAutoEncoderConfig", "PixelCNNConfig",
+    "PixelRNNConfig", "Preset", "RowLSTM", "RowLSTMConfig", "build", "config_for", "list_models", "model_class",
+    "presets",
 ]

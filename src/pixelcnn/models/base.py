@@ -28,7 +28,7 @@ class ModelConfig:
     levels: int = 256                   # values per channel: 256 for 8-bit, 2 for binary images
     num_classes: int | None = None      # condition on class labels 0..num_classes-1
     cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
-    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Gated PixelCNN paper, Eq. 5)
+    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)
     spatial_channels: int = 32          # channels of that map
 
     def __post_init__(self):
@@ -46,6 +46,19 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration: a model name plus the config fields that make it a given paper's model.
+
+    Each model file ends with its family's ``PRESETS``; ``registry.presets`` gathers them.
+    """
+
+    model: str                          # the model's name (registry.model_class(model) builds it)
+    config: dict = dataclasses.field(default_factory=dict)
+    description: str = ""               # which paper and table, or "ours" and why
+    any_data: bool = False              # sizes for any data set: training may change its levels too
+
+
 def _describe(t) -> str:
     if isinstance(t, torch.Tensor):
         return f"a {t.dtype} tensor of shape {list(t.shape)}"
@@ -60,6 +73,7 @@ class AutoregressiveModel(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = ModelConfig
+    loss_name: ClassVar[str] = "nll"    # what ``loss`` returns: the negative log-likelihood in nats per image
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -71,7 +85,7 @@ class AutoregressiveModel(nn.Module):
         self.condition = self.build_condition_encoder(config)
 
     def build_condition_encoder(self, config: ModelConfig) -> ConditionEncoder:
-        """What turns the user's ``cond`` into what the layers read (Gated PixelCNN paper, §2.3)."""
+        """What turns the user's ``cond`` into what the layers read (Conditional PixelCNN paper, §2.3)."""
         return ConditionEncoder(
             num_classes=config.num_classes, cond_dim=config.cond_dim, spatial=config.spatial_cond,
             image_size=tuple(config.image_shape[1:]), spatial_channels=config.spatial_channels,
@@ -125,6 +139,10 @@ class AutoregressiveModel(nn.Module):
         cond = self.check_cond(cond, x.shape[0])
         params = self._params(x, self.condition_for(x, cond))
         return self.head.log_prob(params, x).flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """What training minimizes and evaluation reports, per image [B]: -log p(x | cond) in nats."""
+        return -self.log_prob(x, cond)
 
     # ---------------------------------------------------------------- sampling
     def sampling_methods(self) -> dict[str, Callable]:

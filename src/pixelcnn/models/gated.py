@@ -138,3 +138,33 @@ class GatedPixelCNN(AutoregressiveModel):
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> GatedPixelCNNCache:
         """Cached generation: each activation computed once (``sampling.py``)."""
         return GatedPixelCNNCache(self, x, h, start_row)
+
+
+# ------------------------------------------------------------------------------------------- presets
+from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
+
+PRESETS = {
+    "gated-mnist": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=10, hidden=128,
+                                                   kernel_size=3),
+                          "binarized MNIST, Bernoulli output; size ours: 10 gated layers of 128 maps, 3x3"),
+    "gated-cifar10": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=15, hidden=128,
+                                                     kernel_size=5),
+                            "Gated PixelCNN, CIFAR-10 (3.03 bits/dim in the paper); the paper does not "
+                            "state this model's size: depth and width of the PixelRNN paper's CIFAR-10 "
+                            "PixelCNN, 5x5 filters of its ImageNet model"),
+    "gated-imagenet32": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
+                                                        hidden=384, kernel_size=5),
+                               "Gated PixelCNN paper, ImageNet 32x32: 20 layers, 384 units, 5x5 (3.83 bits/dim)"),
+    "gated-imagenet64": Preset(GatedPixelCNN.name, dict(image_shape=(3, 64, 64), levels=256, n_layers=20,
+                                                        hidden=384, kernel_size=5),
+                               "Gated PixelCNN paper, ImageNet 64x64: 20 layers, 384 units, 5x5 (3.57 bits/dim)"),
+    "conditional-imagenet32": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
+                                                              hidden=384, kernel_size=5, num_classes=1000),
+                                     "Conditional PixelCNN paper, ImageNet 32x32 class-conditional"),
+    "gated-demo": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=4,
+                                                  hidden=32, kernel_size=5),
+                         "ours: the class-conditional model of pixelcnn demo (binarized mnist5k, "
+                         "trained with pixelcnn.train.config.DEMO_SCHEDULE)"),
+    "tiny-gated": Preset(GatedPixelCNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=3, hidden=8),
+                         "a few thousand parameters, for tests and smoke runs"),
+}

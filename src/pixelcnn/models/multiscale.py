@@ -206,3 +206,19 @@ class MultiScalePixelRNN(AutoregressiveModel):
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> MultiScaleCache:
         """Cached generation in ``generation_order``: the small model's cache, then the large one's."""
         return MultiScaleCache(self, x, h, start_row)
+
+
+# ------------------------------------------------------------------------------------------- presets
+from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
+
+PRESETS = {
+    "multiscale-mnist": Preset(MultiScalePixelRNN.name, dict(image_shape=(1, 28, 28), levels=2,
+                                                             layer="diagonal_bilstm", factor=2, n_layers=7,
+                                                             hidden=16, context_channels=16),
+                               "Multi-Scale PixelRNN on binarized MNIST: a 14x14 model, then the 28x28 one "
+                               "given it; both 7-layer Diagonal BiLSTMs, h = 16 (our choice: the paper gives "
+                               "no multi-scale MNIST model)"),
+    "tiny-multiscale": Preset(MultiScalePixelRNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
+                                                            input_kernel_size=3, context_channels=4),
+                              "a few thousand parameters, for tests and smoke runs"),
+}

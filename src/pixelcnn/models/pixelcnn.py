@@ -194,3 +194,22 @@ class PixelCNN(AutoregressiveModel):
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> PixelCNNCache:
         """Cached generation: each activation computed once (``sampling.py``)."""
         return PixelCNNCache(self, x, h, start_row)
+
+
+# ------------------------------------------------------------------------------------------- presets
+from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
+
+PRESETS = {
+    "pixelcnn-cifar10": Preset(PixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=15, hidden=128),
+                               "PixelRNN paper, CIFAR-10: 15-layer PixelCNN, h = 128 (3.14 bits/dim)"),
+    "pixelcnn-mnist": Preset(PixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=32),
+                             "binarized MNIST, Bernoulli output; size ours (the paper does not give it)"),
+    "pixelcnn-6x32-k5": Preset(PixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=6, hidden=32,
+                                                   kernel_size=5),
+                               "ours: the best of the 10-minute CPU training runs on binarized mnist5k "
+                               "(benchmarks/train_curves.py); trains in minutes on any bundled data set",
+                               any_data=True),
+    "tiny-pixelcnn": Preset(PixelCNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=8,
+                                                input_kernel_size=3),
+                            "a few thousand parameters, for tests and smoke runs"),
+}

@@ -233,3 +233,32 @@ class DiagonalBiLSTM(_PixelRNN):
     name = "diagonal_bilstm"
     config_class = DiagonalBiLSTMConfig
     layer = "diagonal_bilstm"
+
+
+# ------------------------------------------------------------------------------------------- presets
+from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
+
+PRESETS = {
+    "diagbilstm-mnist": Preset(DiagonalBiLSTM.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
+                               "PixelRNN paper, binarized MNIST: 7-layer Diagonal BiLSTM, h = 16 (79.20 nats)"),
+    "rowlstm-mnist": Preset(RowLSTM.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
+                            "binarized MNIST Row LSTM (80.54 nats in the paper); the paper does not give its "
+                            "size: that of its MNIST Diagonal BiLSTM"),
+    "rowlstm-cifar10": Preset(RowLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=128),
+                              "PixelRNN paper, CIFAR-10: 12-layer Row LSTM, h = 128 (3.07 bits/dim)"),
+    "diagbilstm-cifar10": Preset(DiagonalBiLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12,
+                                                           hidden=128),
+                                 "PixelRNN paper, CIFAR-10: 12-layer Diagonal BiLSTM, h = 128 (3.00 bits/dim)"),
+    "rowlstm-imagenet32": Preset(RowLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=384),
+                                 "PixelRNN paper, ImageNet 32x32: 12-layer Row LSTM, h = 384 (3.86 bits/dim)"),
+    "rowlstm-imagenet64": Preset(RowLSTM.name, dict(image_shape=(3, 64, 64), levels=256, n_layers=4, hidden=512,
+                                                    residual=False),
+                                 "PixelRNN paper, ImageNet 64x64: 4-layer Row LSTM, h = 512, no residual "
+                                 "connections (3.63 bits/dim)"),
+    "tiny-rowlstm": Preset(RowLSTM.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
+                                              input_kernel_size=3),
+                           "a few thousand parameters, for tests and smoke runs"),
+    "tiny-diagbilstm": Preset(DiagonalBiLSTM.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
+                                                        input_kernel_size=3),
+                              "a few thousand parameters, for tests and smoke runs"),
+}

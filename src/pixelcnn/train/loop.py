@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..evaluate import check_compatible, loss_per_image, training_loss_name
+from ..evaluate import check_compatible
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig
@@ -130,7 +130,7 @@ class EMA:
 
 
 class TrainingLoss(nn.Module):
-    """What training minimizes per image [B]: -log p(x | cond), or the model's own ``loss`` (``mse_ae``).
+    """What training minimizes per image [B]: ``model.loss`` (-log p(x | cond) in nats for a likelihood model).
 
     A module, so that DDP and torch.compile can wrap it.
     """
@@ -140,7 +140,7 @@ class TrainingLoss(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return loss_per_image(self.model, images, cond)
+        return self.model.loss(images, cond)
 
 
 class MetricsLog:
@@ -197,7 +197,7 @@ class TrainResult:
     train_minutes: float          # minutes spent in training steps (evaluation not counted)
     images_per_second: float      # training images per second over the whole run
     interrupted: bool             # stopped by Ctrl-C / SIGTERM (a checkpoint was saved)
-    final_eval: object | None     # the last evaluate.EvalResult (LossResult for mse_ae); None if interrupted
+    final_eval: object | None     # the last evaluate.EvalResult (LossResult: loss_name != "nll"); None: interrupted
     model_path: Path              # RUN/model: load with pixelcnn.load
     checkpoint_path: Path         # RUN/checkpoint.safetensors: resume with --resume
     sample_grid: Path | None      # the last sample grid written
@@ -249,7 +249,7 @@ class Trainer:
         return load_checkpoint(self.run_dir)
 
     def _build_model(self, train_set):
-        from ..models.registry import MODELS, config_for, presets
+        from ..models.registry import config_for, model_class, presets
 
         c = self.config
         options = dict(c.model_options)
@@ -258,7 +258,8 @@ class Trainer:
                 raise ValueError(f"{name} comes from the data set (and --class-conditional); "
                                  f"remove it from the model options")
         preset = presets.get(c.model)
-        if preset is not None and "levels" in preset.config and preset.config["levels"] != train_set.levels:
+        if preset is not None and not preset.any_data and preset.config.get("levels", train_set.levels) \
+                != train_set.levels:
             hint = " (add --binarize dynamic)" if preset.config["levels"] == 2 else ""
             raise ValueError(f"preset {c.model!r} models images with {preset.config['levels']} levels; "
                              f"{c.data} gives {train_set.levels}{hint}")
@@ -270,7 +271,19 @@ class Trainer:
         model_name, model_config = config_for(c.model, image_shape=train_set.image_shape,
                                               levels=train_set.levels, num_classes=num_classes, **options)
         torch.manual_seed(c.seed)
-        return MODELS[model_name](model_config)
+        return model_class(model_name)(model_config)
+
+    def _preset_note(self) -> str | None:
+        """A line saying so when the data set gives other images than a preset's (its sizes still apply)."""
+        from ..models.registry import presets
+
+        preset, data = presets.get(self.config.model), self.train_set
+        if preset is None or (tuple(preset.config.get("image_shape", data.image_shape)),
+                              preset.config.get("levels", data.levels)) == (tuple(data.image_shape), data.levels):
+            return None
+        return (f"note: preset {self.config.model} was configured for images {preset.config.get('image_shape')} "
+                f"with {preset.config.get('levels')} levels; the model is built for {self.config.data}'s "
+                f"{tuple(data.image_shape)} with {data.levels} levels")
 
     def _setup(self) -> None:
         from .. import data
@@ -295,11 +308,11 @@ class Trainer:
                              f"{len(self.train_set)} training images of {c.data}")
 
         if checkpoint is not None:
-            from ..models.registry import MODELS
+            from ..models.registry import model_class
 
             saved = checkpoint["model"]
-            model_class = MODELS[saved["name"]]
-            self.model = model_class(model_class.config_class(**saved["config"]))
+            cls = model_class(saved["name"])
+            self.model = cls(cls.config_class(**saved["config"]))
         else:
             self.model = self._build_model(self.train_set)
         check_compatible(self.model, self.train_set)
@@ -310,7 +323,7 @@ class Trainer:
             c.save(self.run_dir / CONFIG_FILE)
         self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
-        self.loss_name = training_loss_name(self.model)      # None: the NLL in nats
+        self.loss_name = self.model.loss_name                # "nll": nats per image; else the model's own loss
 
         params = self.model.parameters()
         if c.optimizer == "adam":
@@ -350,6 +363,8 @@ class Trainer:
         self.say(f"model: {self.model.name}, {count:,d} parameters; "
                  f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}")
         self.say(f"data: {self.train_set!r}; {self.test_set!r}")
+        if not self.resume and self._preset_note():
+            self.say(self._preset_note())
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         extras = [f"amp {str(self.amp_dtype).replace('torch.', '')}" if self.amp_dtype else "",
                   "compiled" if cuda and c.compile else "",
@@ -567,8 +582,7 @@ class Trainer:
             self._setup()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
-            self._bar = tqdm(total=self.planned_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                             disable=not (c.progress and self.dist.is_main), file=sys.stderr)
+            self._bar = self._progress_bar(tqdm)
             window_loss, window_steps, window_seconds = 0.0, 0, 0.0
             interrupted = False
             try:
@@ -620,7 +634,7 @@ class Trainer:
 
     def _log_train(self, loss: float, grad_norm: float, lr: float, images_per_second: float) -> None:
         record = {"kind": "train", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4)}
-        if self.loss_name is None:
+        if self.loss_name == "nll":
             bpd = loss / (math.prod(self.model.image_shape) * math.log(2))
             record.update(loss_nats=loss, bits_per_dim=bpd)
             postfix = dict(nats=f"{loss:.2f}", bpd=f"{bpd:.4f}")
@@ -631,8 +645,29 @@ class Trainer:
                       train_minutes=round(self.train_seconds / 60, 4))
         if self.metrics is not None:
             self.metrics.write(record)
+        if self.planned_steps is None:
+            postfix["step"] = self.step
         self._bar.set_postfix(**postfix, img_s=f"{images_per_second:.0f}", refresh=False)
-        self._bar.update(self.step - self._bar.n)
+        self._bar.update(self._bar_position() - self._bar.n)
+
+    def _progress_bar(self, tqdm):
+        """Steps of the planned steps; for a run budgeted in minutes only, seconds of training of the budget.
+
+        Either way the bar has a total, so tqdm shows the time left (evaluation pauses are not counted
+        as training, so near an evaluation the estimate runs a little early).
+        """
+        options = dict(initial=self._bar_position(), dynamic_ncols=True, file=sys.stderr,
+                       disable=not (self.config.progress and self.dist.is_main))
+        if self.planned_steps is not None:
+            return tqdm(total=self.planned_steps, unit="step", **options)
+        return tqdm(total=round(60 * self.config.max_minutes), unit="s",
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total} s of training [{elapsed}<{remaining}{postfix}]",
+                    **options)
+
+    def _bar_position(self) -> float:
+        if self.planned_steps is not None:
+            return self.step
+        return min(self.train_seconds, round(60 * self.config.max_minutes))    # the last step ends past the budget
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
