@@ -160,6 +160,26 @@ def test_fast_and_naive_use_the_same_logits_and_draw_the_same_images(layer, chan
         assert torch.equal(naive, fast)
 
 
+@pytest.mark.parametrize("shape, factor", [((1, 5, 1), 2), ((1, 5, 4), 3), ((3, 4, 3), 2)])
+def test_fast_and_naive_agree_on_odd_grids(shape, factor, monkeypatch):
+    """Rows wholly on the grid (width 1), a grid that does not divide the image, a last pixel on the grid."""
+    model = _model(shape, "row_lstm", levels=2 if shape[0] == 1 else 5, factor=factor)
+    for known_rows in (0, 1):
+        x = torch.randint(0, model.levels, (2, *shape))
+        used = {}
+        for method in ("naive", "fast"):
+            logits = used[method] = []
+            sample = model.head.sample
+            monkeypatch.setattr(model.head, "sample", lambda p, **kw: logits.append(p.clone()) or sample(p, **kw))
+            used[method + " images"] = model.complete(x, known_rows, generator=torch.Generator().manual_seed(3),
+                                                      method=method)
+            monkeypatch.undo()
+        assert len(used["naive"]) == len(used["fast"]) > 0
+        for naive, fast in zip(used["naive"], used["fast"]):
+            assert torch.allclose(naive, fast, rtol=0, atol=1e-9), known_rows
+        assert torch.equal(used["naive images"], used["fast images"]), known_rows
+
+
 def test_complete_keeps_the_known_rows_and_reads_no_hidden_one():
     model = _model((1, 5, 4), "row_lstm", levels=16)
     x = torch.randint(0, 16, (3, 1, 5, 4))

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from pixelcnn.nn.conv import MaskedConv2d, VerticalStackConv2d, shift_down
+from pixelcnn.nn.conv import MaskedConv2d, PointConv, VerticalStackConv2d, shift_down
 
 
 def test_masked_conv_applies_the_mask_functionally():
@@ -27,3 +28,23 @@ def test_vertical_stack_reads_rows_up_to_its_own_and_shift_down_moves_them_below
     assert read[2:5, 1:6].all() and read.sum() == 15          # rows 2..4, columns 1..5
     y = torch.arange(12.0).view(1, 1, 3, 4)
     assert torch.equal(shift_down(y)[0, 0], torch.tensor([[0.0] * 4, [0, 1, 2, 3], [4, 5, 6, 7]]))
+
+
+def test_point_conv_is_the_masked_conv_at_one_pixel_one_group_at_a_time():
+    """The cached twin: per colour group, the same outputs as ``forward`` at (i, j), from the rows up to i."""
+    for conv in [MaskedConv2d(6, 12, 5, mask_type="B", color_channels=3, group_repeats=2).double(),
+                 MaskedConv2d(3, 6, (1, 3), mask_type="A", color_channels=3, center=(0, 2)).double()]:
+        torch.nn.init.normal_(conv.bias)
+        x = torch.randn(2, conv.in_channels, 4, 6, dtype=torch.float64)
+        full = conv(x)                                                   # [B, out, H, W]
+        point = PointConv(conv)
+        left, right, top, _ = conv.padding
+        padded = torch.nn.functional.pad(x, (left, right, top, 0))     # no rows below: they are never read
+        for i, j in [(0, 0), (2, 3), (3, 5)]:
+            window = padded[:, :, i: i + point.rows, j: j + left + right + 1].flatten(1)
+            for group, rows in enumerate(point.index):
+                assert torch.allclose(point(window, group), full[:, rows, i, j], rtol=0, atol=1e-12)
+        assert sorted(torch.cat(point.index).tolist()) == list(range(conv.out_channels))
+        with pytest.raises(AssertionError):                             # a window shifted a column is wrong
+            assert torch.allclose(point(padded[:, :, 2: 2 + point.rows, 1: 2 + left + right].flatten(1), 0),
+                                  full[:, point.index[0], 2, 3])

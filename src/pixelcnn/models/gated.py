@@ -74,6 +74,7 @@ class GatedPixelCNNCache:
         n_layers = len(model.layers)
         self.layers = [GatedLayerCache(layer, h, batch=batch, height=height, width=width, like=x,
                                        last=index == n_layers - 1) for index, layer in enumerate(model.layers)]
+        self.feeds = list(zip(self.layers, self.layers[1:] + [None]))        # (layer, the layer it feeds or None)
         self.output = PointOutputLayers(model.output, batch=batch, like=x)
         self.skip_slices = self.layers[0].skip_out.slices
         self.skips = x.new_zeros(batch, model.output.hidden.in_channels)  # this pixel's summed skips, by group
@@ -85,7 +86,7 @@ class GatedPixelCNNCache:
 
     def finish_row(self, row: int) -> None:
         """Row ``row`` of the image is complete: every layer's vertical stack on it, feeding the next layer's."""
-        for layer, after in zip(self.layers, self.layers[1:] + [None]):
+        for layer, after in self.feeds:
             vertical = layer.finish_row(row)                                # [B, p, W] or None (last layer)
             if after is not None:
                 after.vertical_input[:, :, row] = vertical
@@ -93,7 +94,7 @@ class GatedPixelCNNCache:
     def step(self, row: int, col: int, group: int) -> torch.Tensor:
         """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
         skip = 0.0
-        for layer, after in zip(self.layers, self.layers[1:] + [None]):
+        for layer, after in self.feeds:
             horizontal, layer_skip = layer.step(row, col, group)            # [B, n_g] or None, [B, s_g]
             skip = skip + layer_skip
             if after is not None:

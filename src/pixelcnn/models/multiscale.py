@@ -31,9 +31,10 @@ so ``log_prob`` is the base class's, unchanged; entry (c, i, j) depends
 only on what comes before it in the order above, not on raster order.
 
 Sampling follows the same order (``generation_order``, which the generic
-loops of ``sampling.py`` walk): the small image first, then the rest. ``complete``
-keeps the given top rows and draws the unknown grid pixels from the small
-model given the known ones, then the remaining pixels. NOTE: that is exact
+loops of ``sampling.py`` walk; ``MultiScaleCache`` for ``method="fast"``): the
+small image first, then the rest. ``complete`` keeps the given top rows and
+draws the unknown grid pixels from the small model given the known ones, then
+the remaining pixels. NOTE: that is exact
 given the known grid pixels; it ignores what the known *off-grid* pixels of
 the top rows say about the unknown grid pixels (an exact completion would
 need the posterior over all small images, a sum over exponentially many).

@@ -1,12 +1,14 @@
 """Building blocks, each usable alone: masks, masked convolutions, gated and LSTM layers, conditioning."""
 from .conditioning import ConditionBias, ConditionEncoder
-from .conv import MaskedConv2d, OutputLayers, VerticalStackConv2d, shift_down
-from .gated import GatedLayer, gated_activation
-from .lstm import DiagonalBiLSTMLayer, RowLSTMLayer, lstm_cell, skew, unskew
-from .masks import causal_mask, channel_groups
+from .conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, VerticalStackConv2d, shift_down
+from .gated import GatedLayer, GatedLayerCache, gated_activation
+from .lstm import DiagonalBiLSTMCache, DiagonalBiLSTMLayer, RowLSTMCache, RowLSTMLayer, lstm_cell, skew, unskew
+from .masks import causal_mask, channel_groups, group_slices
 
 __all__ = [
     "ConditionBias", "ConditionEncoder", "GatedLayer", "MaskedConv2d", "OutputLayers", "VerticalStackConv2d",
     "causal_mask", "channel_groups", "gated_activation", "shift_down",
     "DiagonalBiLSTMLayer", "RowLSTMLayer", "lstm_cell", "skew", "unskew",
+    # cached twins, for generation one pixel and colour group at a time
+    "PointConv", "PointOutputLayers", "GatedLayerCache", "RowLSTMCache", "DiagonalBiLSTMCache", "group_slices",
 ]
