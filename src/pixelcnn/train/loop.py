@@ -282,7 +282,7 @@ class Trainer:
                               preset.config.get("levels", data.levels)) == (tuple(data.image_shape), data.levels):
             return None
         return (f"note: preset {self.config.model} was configured for images {preset.config.get('image_shape')} "
-                f"with {preset.config.get('levels')} levels; the model is built for {self.config.data}'s "
+                f"with {preset.config.get('levels')} levels; its sizes are used for the images of {self.config.data}: "
                 f"{tuple(data.image_shape)} with {data.levels} levels")
 
     def _setup(self) -> None:
