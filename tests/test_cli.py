@@ -98,7 +98,7 @@ def test_completions_keep_the_given_rows(digits_run):
     from pixelcnn import data
 
     test = data.load("digits", "test")
-    images, labels = cli.completion_inputs(test, 5)
+    images, labels = cli.pick_images(test, n=5)
     assert labels.unique().numel() > 1                          # spread over the class-ordered test set
     done = cli.complete_images(model, images, labels, rows=3, samples=2, temperature=1.0, seed=0)
     assert done.shape == (5, 2, 1, 8, 8)
@@ -137,12 +137,11 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "DEMO_MODEL", dict(n_layers=1, hidden=4))      # the real one trains for minutes
     out_dir = tmp_path / "demo"
     out_dir.mkdir()
     (out_dir / "old.txt").write_text("a previous demo")                   # never overwritten
     status, out, err = run(capsys, "demo", "--minutes", "0.002", "--per-class", "2", "--no-progress",
-                           "--out", str(out_dir))
+                           "--n-layers", "1", "--hidden", "4", "--out", str(out_dir))     # the real model trains for minutes
     assert status == 0, err
     folder = tmp_path / "demo-2"
     for line in ("test NLL", "per_class_samples.png", "completions.png", "images/s"):
@@ -196,7 +195,7 @@ def test_unconditional_model_refuses_labels(capsys, tmp_path):
     folder = tmp_path / "unconditional"
     pixelcnn.save(pixelcnn.build("tiny-pixelcnn"), folder)
     status, _, err = run(capsys, "sample", str(folder), "--label", "1", "--out", str(tmp_path / "x.png"))
-    assert status == 1 and "this model is unconditional" in err
+    assert status == 2 and "this model is unconditional" in err
     status, out, _ = run(capsys, "sample", str(folder), "--n", "3", "--out", str(tmp_path / "x.png"))
     assert status == 0 and "3 images" in out
 

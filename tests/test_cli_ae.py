@@ -6,7 +6,8 @@ from PIL import Image
 
 import pixelcnn
 from pixelcnn import data
-from pixelcnn.cli_ae import main, to_display
+from pixelcnn.cli import main
+from pixelcnn.figures import display_values as to_display
 
 DIGITS = dict(image_shape=(1, 8, 8), levels=17)         # scikit-learn's 8x8 digits: small and quick to sample
 

@@ -1,17 +1,22 @@
-"""Pictures of what ``analysis.py`` computes, drawn with Pillow: PNG figures and a sampling GIF.
+"""Every picture, drawn with Pillow: image grids (samples, per-class samples, completions), the figures of
+what ``analysis.py`` computes (receptive fields, predicted distributions, NLL maps) and a sampling GIF.
 
-Each ``*_figure`` function takes the tensors ``analysis`` returns and gives a
-``PIL.Image``; ``save_png`` and ``save_gif`` write them::
+Plain functions on tensors: integer images [N, C, H, W] with values in
+0..levels-1 (what ``model.sample`` returns) and the arrays ``analysis``
+returns. Each ``*_grid`` / ``*_figure`` function gives a ``PIL.Image``;
+``save_png`` and ``save_gif`` write them::
 
     from pixelcnn import analysis, figures
+    figures.save_png(figures.image_grid(images, levels=2, columns=8, scale=3), "samples.png")
+    figures.save_png(figures.class_grid(images, labels, levels=2, scale=3), "per_class.png")
+    figures.save_png(figures.completion_grid(originals, completions, known_rows=14, levels=2), "completions.png")
     panels = [(name, analysis.fresh_receptive_field(name, n_layers=12)) for name in ("pixelcnn", "gated_pixelcnn")]
     figures.save_png(figures.receptive_field_figure(panels, title="12 layers"), "receptive_field.png")
     figures.save_gif(figures.sampling_animation(analysis.sampling_frames(model, 16), levels=2), "sampling.gif")
 
 Everything is drawn cell by cell (a pixel of the model is a square of
 ``scale`` screen pixels), so the pictures are exact, small, and need no
-plotting library. Images are drawn with ``viz.to_rgb_array``, the same mapping
-as the sample grids.
+plotting library.
 """
 from __future__ import annotations
 
@@ -23,7 +28,6 @@ import numpy as np
 import torch
 
 from .analysis import Context, PixelDistribution, SamplingFrames, count_context, earlier_count, nll_totals
-from .viz import to_rgb_array
 
 # Receptive-field colours, by Context code.
 CONTEXT_COLOURS = {
@@ -47,6 +51,7 @@ ALWAYS_IN_LEGEND = {Context.SEEN, Context.BLIND_SPOT, Context.FUTURE, Context.TA
 WHITE, BLACK, GREY = (255, 255, 255), (20, 20, 20), (110, 110, 110)
 BAR, OBSERVED = (120, 120, 120), (229, 57, 53)
 UNDRAWN = (58, 68, 96)              # pixels an animation frame has not sampled yet
+ANIMATION_BACKGROUND = (40, 40, 40)  # between the images of an animation frame
 # Anchors of matplotlib's "inferno" colour map at 0, 1/8, ..., 1 (linearly interpolated between).
 INFERNO = np.array([(0, 0, 4), (33, 12, 74), (87, 16, 110), (138, 34, 106), (188, 55, 84), (228, 90, 49),
                     (249, 142, 9), (249, 203, 53), (252, 255, 164)], dtype=np.float64)
@@ -64,6 +69,167 @@ AXIS_HEIGHT = 24            # tick labels and the observed-value marker under a 
 COLOUR_BAR_WIDTH = 14
 
 
+# ----------------------------------------------------------------------------------- image grids
+BACKGROUND = (110, 110, 110)    # between the cells of a grid
+HIDDEN_TINT = (170, 40, 40)     # the hidden part of a completion's input
+BOUNDARY = (230, 60, 60)        # the line under the known rows of each completion
+
+
+def default_scale(image_shape) -> int:
+    """An integer upscaling that makes each image about 56 pixels high (28x28 -> 2, 8x8 -> 7, 64x64 -> 1).
+
+    image_shape: (C, H, W) or (H, W).
+    """
+    if isinstance(image_shape, int) or len(image_shape) not in (2, 3):
+        raise ValueError(f"expected an image shape (C, H, W) or (H, W), got {image_shape!r}")
+    return max(1, round(56 / image_shape[-2]))
+
+
+def display_values(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Images -> int64 grey values 0..255 of the same shape, for drawing.
+
+    Integers 0..levels-1 map linearly to 0..255 (level k to round(255 k / (levels - 1)));
+    floats are taken as intensities in [0, 1] (an MSE auto-encoder's decoded means).
+    """
+    if images.dtype.is_floating_point:
+        return (images.detach().clamp(0, 1) * 255).round().long().cpu()
+    return (images.detach().cpu().double() * (255 / (levels - 1))).round().long()
+
+
+def to_rgb_array(images: torch.Tensor, *, levels: int) -> np.ndarray:
+    """Integer images [N, C, H, W] (C = 1 or 3, values 0..levels-1) -> uint8 array [N, H, W, 3]."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"expected an integer tensor [N, C, H, W], got "
+                         f"{type(images).__name__}{list(images.shape) if isinstance(images, torch.Tensor) else ''}")
+    if images.dtype.is_floating_point:
+        raise ValueError(f"expected integer images with values 0..{levels - 1}, got {images.dtype}")
+    channels = images.shape[1]
+    if channels not in (1, 3):
+        raise ValueError(f"can draw images with 1 (grey) or 3 (RGB) channels, got {channels}")
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels}")
+    values = images.detach().cpu().long()
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) > levels - 1):
+        raise ValueError(f"expected values in 0..{levels - 1}, got {int(values.min())}..{int(values.max())}")
+    scaled = display_values(values, levels).to(torch.uint8)                          # [N, C, H, W]
+    if channels == 1:
+        scaled = scaled.expand(-1, 3, -1, -1)                                        # [N, 3, H, W]
+    return scaled.permute(0, 2, 3, 1).contiguous().numpy()                          # [N, H, W, 3]
+
+
+def tile(cells: np.ndarray, rows: int, columns: int, *, scale: int = 1, padding: int = 2, left_margin: int = 0,
+         background=BACKGROUND) -> np.ndarray:
+    """cells [n <= rows * columns, h, w, 3] (row-major) -> one uint8 array with ``padding`` pixels between cells:
+    [rows * (h*scale + padding) + padding, left_margin + columns * (w*scale + padding) + padding, 3]."""
+    _, height, width, _ = cells.shape
+    if scale > 1:
+        cells = cells.repeat(scale, axis=1).repeat(scale, axis=2)                    # [n, h*s, w*s, 3]
+        height, width = height * scale, width * scale
+    canvas = np.empty((rows * (height + padding) + padding,
+                       left_margin + columns * (width + padding) + padding, 3), dtype=np.uint8)
+    canvas[:] = background
+    for index, cell in enumerate(cells):
+        row, column = divmod(index, columns)
+        top = padding + row * (height + padding)
+        left = left_margin + padding + column * (width + padding)
+        canvas[top: top + height, left: left + width] = cell
+    return canvas
+
+
+def _check_layout(scale: int, padding: int) -> None:
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+
+
+def image_grid(images: torch.Tensor, *, levels: int, columns: int | None = None, scale: int = 1,
+               padding: int = 2):
+    """Images [N, C, H, W] in a grid, row by row, ``columns`` per row (default: about sqrt(N))."""
+    from PIL import Image
+
+    _check_layout(scale, padding)
+    cells = to_rgb_array(images, levels=levels)
+    count = len(cells)
+    if count == 0:
+        raise ValueError("no images to draw")
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    return Image.fromarray(tile(cells, rows, columns, scale=scale, padding=padding))
+
+
+def class_grid(images: torch.Tensor, labels: torch.Tensor, *, levels: int, scale: int = 1, padding: int = 2,
+               class_names: list[str] | None = None):
+    """One row per class (ascending label), its images side by side, the class name on the left.
+
+    ``labels`` [N] gives each image's class; rows shorter than the longest are
+    filled with background.
+    """
+    from PIL import Image, ImageDraw
+
+    _check_layout(scale, padding)
+    cells = to_rgb_array(images, levels=levels)
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.shape != (len(cells),):
+        raise ValueError(f"expected one label per image: labels [{len(cells)}], got {list(labels.shape)}")
+    classes = sorted(set(labels.tolist()))
+    if not classes:
+        raise ValueError("no images to draw")
+    columns = max(int((labels == k).sum()) for k in classes)
+    rows = []
+    for k in classes:
+        row = cells[(labels == k).numpy()]
+        filler = np.empty((columns - len(row), *cells.shape[1:]), dtype=np.uint8)
+        filler[:] = BACKGROUND
+        rows.append(np.concatenate([row, filler]))
+    names = [str(k) if class_names is None else class_names[k] for k in classes]
+    margin = 8 + 7 * max(len(name) for name in names)      # the default bitmap font is ~6 px per character
+    canvas = Image.fromarray(tile(np.concatenate(rows), len(classes), columns, scale=scale, padding=padding,
+                                   left_margin=margin))
+    draw = ImageDraw.Draw(canvas)
+    cell_height = cells.shape[1] * scale
+    for row, name in enumerate(names):
+        top = padding + row * (cell_height + padding) + cell_height // 2 - 5
+        draw.text((4, top), name, fill=(255, 255, 255))
+    return canvas
+
+
+def completion_grid(originals: torch.Tensor, completions: torch.Tensor, *, known_rows: int, levels: int,
+                    scale: int = 1, padding: int = 2):
+    """One row per image: the original, the input the model saw (hidden rows tinted), then its completions.
+
+    originals [B, C, H, W]; completions [B, K, C, H, W] (K completions of each).
+    A line marks where the known rows end on every completion.
+    """
+    from PIL import Image
+
+    _check_layout(scale, padding)
+    if completions.dim() != 5 or completions.shape[0] != originals.shape[0] \
+            or tuple(completions.shape[2:]) != tuple(originals.shape[1:]):
+        raise ValueError(f"expected completions [B, K, C, H, W] matching originals {list(originals.shape)}, "
+                         f"got {list(completions.shape)}")
+    batch, per_image, _, height, _ = completions.shape
+    if not isinstance(known_rows, int) or not 0 <= known_rows <= height:
+        raise ValueError(f"known_rows must be an integer in 0..{height}, got {known_rows!r}")
+    original = to_rgb_array(originals, levels=levels)                                 # [B, H, W, 3]
+    shown = original.copy()
+    shown[:, known_rows:] = (0.35 * shown[:, known_rows:] + 0.65 * np.array(HIDDEN_TINT)).astype(np.uint8)
+    completed = to_rgb_array(completions.flatten(0, 1), levels=levels)                # [B*K, H, W, 3]
+    completed = completed.reshape(batch, per_image, *completed.shape[1:])            # [B, K, H, W, 3]
+    cells = np.concatenate([original[:, None], shown[:, None], completed], axis=1)    # [B, 2+K, H, W, 3]
+    columns = per_image + 2
+    canvas = tile(cells.reshape(-1, *cells.shape[2:]), batch, columns, scale=scale, padding=padding)
+    if 0 < known_rows < height:
+        cell_height, cell_width = height * scale, original.shape[2] * scale
+        for row in range(batch):
+            y = padding + row * (cell_height + padding) + known_rows * scale
+            for column in range(2, columns):
+                x = padding + column * (cell_width + padding)
+                canvas[y: y + max(1, scale // 2), x: x + cell_width] = BOUNDARY
+    return Image.fromarray(canvas)
+
+
+# ------------------------------------------------------------------------------- drawing helpers
 def font(size: int):
     """Pillow's built-in font at ``size`` points (the bitmap font on an old Pillow)."""
     from PIL import ImageFont
@@ -309,19 +475,6 @@ def nll_figure(images: torch.Tensor, bits: torch.Tensor, *, levels: int, caption
 
 
 # ----------------------------------------------------------------------------- sampling animation
-def _tile(cells: np.ndarray, columns: int, padding: int) -> np.ndarray:
-    """cells [n, h, w, 3] -> a grid [rows * (h + p) + p, columns * (w + p) + p, 3] on a dark background."""
-    count, height, width, _ = cells.shape
-    rows = math.ceil(count / columns)
-    canvas = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, 3), 40,
-                     dtype=np.uint8)
-    for index in range(count):
-        row, column = divmod(index, columns)
-        y, x = padding + row * (height + padding), padding + column * (width + padding)
-        canvas[y: y + height, x: x + width] = cells[index]
-    return canvas
-
-
 def sampling_animation(frames: SamplingFrames, *, levels: int, scale: int | None = None,
                        columns: int | None = None, title: str = "") -> list:
     """One PIL image per snapshot of ``analysis.sampling_frames``: the grid so far, undrawn pixels tinted.
@@ -341,7 +494,7 @@ def sampling_animation(frames: SamplingFrames, *, levels: int, scale: int | None
     for snapshot, done in zip(frames.frames, frames.pixels_done):
         cells = to_rgb_array(snapshot.long(), levels=levels)                 # [n, H, W, 3]
         cells[:, rank >= done] = UNDRAWN                                      # not drawn yet
-        grid = _tile(cells.repeat(scale, axis=1).repeat(scale, axis=2), columns, 2)
+        grid = tile(cells, math.ceil(count / columns), columns, scale=scale, padding=2, background=ANIMATION_BACKGROUND)
         status = f"{done}/{total} pixels"
         canvas_w = max(grid.shape[1], *(_text_width(line, 12) + 8 for line in title_lines),
                        _text_width(status, 11) + 8)

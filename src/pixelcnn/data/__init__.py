@@ -29,10 +29,10 @@ import torch
 from . import bundled, standard
 from .dataset import BINARIZE_CHOICES, SPLITS, ImageDataset, SplitData, fixed_binary_draw, threshold_binarize
 from .download import DownloadError, download_file
-from .folder import FOLDER_PREFIX, read_folder
+from .folder import FOLDER_PREFIX, IMAGE_SUFFIXES, read_folder, read_image
 
-__all__ = ["BUNDLED", "DownloadError", "ImageDataset", "default_root", "download_file", "fixed_binary_draw",
-           "list_datasets", "load"]
+__all__ = ["BUNDLED", "DownloadError", "IMAGE_SUFFIXES", "ImageDataset", "default_root", "download_file", "fixed_binary_draw",
+           "list_datasets", "load", "read_image"]
 
 ROOT_ENV = "PIXELCNN_DATA"
 
