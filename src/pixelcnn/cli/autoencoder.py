@@ -33,7 +33,7 @@ Each row: the test image | its MSE auto-encoder reconstruction (with --mse-run, 
 when RUN is an mse_ae) | --samples PixelCNN auto-encoder decodings of its code.
 --mse-run must model the same images as RUN (train both with the same --binarize).""",
     "identity": """
-  pixelcnn identity --classes 0-6 --minutes 5 --out runs/identity
+  pixelcnn identity --classes 0-6 --minutes 5 --out runs/identity5
   pixelcnn identity --data mnist5k --classes 0-4 --triplet-steps 1000 --steps 2000 --out runs/identity04
 
 Trains an embedding network with a triplet loss on the training images of

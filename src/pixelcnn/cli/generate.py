@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, check_temperature,
                      dataset_for, open_run, pick_images, positive, scale_for)
@@ -10,7 +11,8 @@ EXAMPLES = {
     "sample": """
   pixelcnn sample runs/mnist --n 64 --out samples.png       # a class-conditional model cycles through the classes
   pixelcnn sample runs/mnist --per-class 8 --out per_class.png     # 8 images of each class, a row per class
-  pixelcnn sample runs/mnist --label 3 --n 16 --temperature 0.9 --out threes.png""",
+  pixelcnn sample runs/mnist --label 3 --n 16 --temperature 0.9 --out threes.png
+  pixelcnn sample runs/mnist --n 20 --folder my_images/     # one PNG per image""",
     "complete": """
   pixelcnn complete runs/mnist --rows 14 --n 8 --out completions.png
   pixelcnn complete runs/mnist --rows 10 --n 4 --samples 6 --split train --out more.png
@@ -30,7 +32,10 @@ def add_parsers(sub) -> None:
     cond.add_argument("--per-class", type=int, nargs="?", const=0, metavar="N",
                       help="N images of each class, one row per class (bare --per-class: --n of each)")
     add_draw_flags(sample)
-    sample.add_argument("--out", required=True, help="PNG file to write")
+    where = sample.add_argument_group("output (one or both)")
+    where.add_argument("--out", help="PNG file to write: the images in a grid")
+    where.add_argument("--folder", help="folder to write each image to, as its own PNG at its own size "
+                                        "(NNNN.png, or NNNN_class_K.png; e.g. for viz nll-map --folder)")
     add_device_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 
@@ -79,11 +84,23 @@ def cmd_sample(args) -> str:
     from .. import figures
 
     check_temperature(args.temperature)
+    if args.out is None and args.folder is None:
+        raise UsageError("the following arguments are required: --out FILE.png (a grid) or --folder DIR (one PNG "
+                         "each), or both")
     model = open_run(args.run, args.device).model
     labels = labels_for(model, n=args.n, label=args.label, per_class=args.per_class)
     count = (16 if args.n is None else args.n) if labels is None else len(labels)
     images = model.sample(count, labels, temperature=args.temperature, method=args.method,
                           generator=torch.Generator().manual_seed(args.seed), progress=sys.stderr.isatty())
+    written = []
+    if args.folder is not None:
+        folder = Path(args.folder)
+        for k, image in enumerate(images):
+            name = f"{k:04d}.png" if labels is None else f"{k:04d}_class_{int(labels[k])}.png"
+            figures.save_png(figures.image_grid(image[None], levels=model.levels, padding=0), folder / name)
+        written.append(f"{folder}/ ({count} PNG files)")
+    if args.out is None:
+        return f"wrote {written[0]}"
     scale = scale_for(model.image_shape, args.scale)
     if labels is not None and args.label is None:
         grid = figures.class_grid(images, labels, levels=model.levels, scale=scale)
@@ -92,7 +109,7 @@ def cmd_sample(args) -> str:
                  else f": classes 0..{classes - 1} in turn, a row per class")
     else:
         grid, which = figures.image_grid(images, levels=model.levels, scale=scale), ""
-    return f"wrote {figures.save_png(grid, args.out)} ({count} images{which})"
+    return f"wrote {' and '.join([*written, str(figures.save_png(grid, args.out))])} ({count} images{which})"
 
 
 def complete_images(model, images, labels, *, rows: int, samples: int, temperature: float, seed: int,

@@ -49,7 +49,8 @@ digits, and writes RUN/per_class_samples.png (one row per digit), RUN/completion
 and RUN/model/.""",
     "models": """
   pixelcnn models                   # the registry names and the presets
-  pixelcnn models --count           # build each preset and count its parameters""",
+  pixelcnn models --count           # build each preset and count its parameters (a minute)
+  pixelcnn models --count --match mnist    # only the presets whose name contains mnist""",
     "data": """
   pixelcnn data                     # the data sets by name
   pixelcnn data --details           # with the bundled sets' sizes, image shapes and classes""",
@@ -134,6 +135,7 @@ def add_parsers(sub) -> None:
     info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
                        EXAMPLES["models"])
     info.add_argument("--count", action="store_true", help="build each preset and count its parameters")
+    info.add_argument("--match", metavar="TEXT", help="only the presets whose name contains TEXT")
     info.set_defaults(handler=cmd_models)
 
     datasets = add_command(sub, "data", "list the data sets that --data accepts", EXAMPLES["data"])
@@ -193,6 +195,8 @@ def cmd_models(args) -> str:
 
     lines = ["models: " + ", ".join(list_models())]
     for name, preset in sorted(presets.items()):
+        if args.match is not None and args.match not in name:
+            continue
         count = f"{sum(p.numel() for p in build(name).parameters()):>12,d}  " if args.count else ""
         lines.append(f"  {name:<24} {preset.model:<20} {count}{preset.description}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ EXAMPLES = {
   pixelcnn viz softmax runs/gated --test-index 3 --pixels 14,14 10,20 --out softmax3.png""",
     "nll-map": """
   pixelcnn viz nll-map runs/gated --test-index 0 3 --out nll_map.png
-  pixelcnn viz nll-map runs/gated --folder samples/ --csv scores.csv --out top.png    # a folder of PNGs
+  pixelcnn viz nll-map runs/gated --folder my_images/ --csv scores.csv --out top.png    # a folder of PNGs (see sample --folder)
 
 With --folder every image is scored; a class-conditional model scores each image
 under --label, or else under the class that gives it the highest likelihood
