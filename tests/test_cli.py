@@ -203,3 +203,49 @@ def test_unconditional_model_refuses_labels(capsys, tmp_path):
 def test_models_command_lists_presets(capsys):
     status, out, _ = run(capsys, "models")
     assert status == 0 and "gated-mnist" in out and "gated_pixelcnn" in out
+
+
+def test_resume_takes_the_folder_or_out(capsys, tmp_path):
+    folder = tmp_path / "run"
+    assert cli.main(["train", *TINY, "--data", "digits", "--max-steps", "1", "--out", str(folder)]) == 0
+    status, _, err = run(capsys, "train", "--resume", "--out", str(folder), "--max-steps", "2", "--eval-images", "8")
+    assert status == 0, err
+    assert load_checkpoint(folder)["step"] == 2
+    status, _, err = run(capsys, "train", "--resume", str(folder), "--out", str(tmp_path / "other"), "--max-steps", "3")
+    assert status == 2 and "names another" in err
+    status, _, err = run(capsys, "train", "--resume", "--max-steps", "3")
+    assert status == 2 and "--resume needs the run folder" in err
+
+
+def test_sample_counts_are_exact(capsys, digits_run, tmp_path):
+    status, out, _ = run(capsys, "sample", str(digits_run), "--n", "13", "--out", str(tmp_path / "a.png"))
+    assert status == 0 and "13 images: classes 0..9 in turn" in out          # not rounded to 10
+    status, out, _ = run(capsys, "sample", str(digits_run), "--per-class", "2", "--folder", str(tmp_path / "each"))
+    assert status == 0 and len(list((tmp_path / "each").glob("*_class_*.png"))) == 20
+    model = pixelcnn.load(digits_run / "model")
+    from pixelcnn import data
+
+    image = data.read_image(tmp_path / "each" / "0003_class_1.png", model.image_shape, model.levels)
+    assert image.shape == (1, 1, 8, 8)                                       # written at the model's own size
+    status, _, err = run(capsys, "sample", str(digits_run), "--per-class", "2", "--n", "4", "--out", "x.png")
+    assert status == 2 and "not both" in err
+
+
+def test_data_command_lists_the_data_sets(capsys):
+    status, out, _ = run(capsys, "data")
+    assert status == 0 and "mnist5k" in out and "folder:PATH" in out and "cifar10" in out
+
+
+def test_exit_status_rule():
+    from pixelcnn.cli.common import CommandError, UsageError, exit_status
+
+    assert exit_status(UsageError("x")) == 2 and exit_status(ValueError("x")) == 2
+    assert exit_status(CommandError("x")) == 1 and exit_status(OSError("x")) == 1
+    assert exit_status(KeyboardInterrupt()) == 130
+
+
+def test_train_help_is_true_for_every_model(capsys):
+    _, out, _ = run(capsys, "train", "--help")
+    text = " ".join(out.split())
+    assert "row_lstm, diagonal_bilstm: LSTM layers" in text or "row_lstm" in text.split("--n-layers", 2)[2][:600]
+    assert "gated_pixelcnn:" in text.split("--kernel-size", 2)[2][:600]

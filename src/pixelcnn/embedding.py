@@ -296,8 +296,7 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
                    log: Callable[[str], None] | None = print, progress: bool = False) -> IdentityResult:
     """Both stages on ``config.train_classes``; writes RUN/model and RUN/identity.json; see the module docstring.
 
-    When ``out`` already holds a finished run of the same config, it is reused (nothing is trained again);
-    a run of another config there is an error.
+    ``progress``: a progress bar (with the time left) for each stage instead of log lines.
     """
     from . import data
     from .evaluate import nll_per_image
@@ -306,13 +305,8 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
     say = log or (lambda message: None)
     out = Path(out)
     if (out / IDENTITY_FILE).exists():
-        saved = read_identity(out)
-        if saved["config"] != json.loads(json.dumps(asdict(config))):
-            changed = sorted(k for k, v in json.loads(json.dumps(asdict(config))).items() if saved["config"].get(k) != v)
-            raise ValueError(f"{out} already holds an identity run with other settings ({', '.join(changed)} "
-                             f"differ); choose another output folder")
-        say(f"identity: reusing the finished run in {out} (same settings)")
-        return IdentityResult(run_dir=out, model_path=out / MODEL_DIR, measurements=saved["measurements"])
+        raise ValueError(f"{out} already holds an identity run; choose another output folder "
+                         f"(finished_identity reuses a run of the same config)")
     train_all = data.load(config.data, "train", binarize=config.binarize)
     test_all = data.load(config.data, "test", binarize=config.binarize)
     train_set = class_subset(train_all, config.train_classes)
@@ -321,10 +315,11 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
 
     say(f"identity: {config.data}, training classes {list(config.train_classes)} ({len(train_set)} images), "
         f"unseen {list(unseen)}\n1/2 triplet training of the embedding network ({config.triplet_steps} steps)")
-    triplet = train_triplet_encoder(model, train_set, config, log=say, progress=progress)
+    bars = {"progress": True} if progress else {}       # only when asked: a stage may be replaced by one without it
+    triplet = train_triplet_encoder(model, train_set, config, log=say, **bars)
     say(f"2/2 conditional PixelCNN on (image, embedding) of the training classes "
         f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)")
-    decoder = train_decoder(model, train_set, config, log=say, progress=progress)
+    decoder = train_decoder(model, train_set, config, log=say, **bars)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model_path = save(model, out / MODEL_DIR)
@@ -345,6 +340,22 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
                                                 indent=2) + "\n")
     say(f"saved {model_path}; measurements in {out / IDENTITY_FILE}")
     return IdentityResult(run_dir=out, model_path=model_path, measurements=measurements)
+
+
+def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult | None:
+    """The finished run of ``config`` in ``out``, to reuse; None when ``out`` holds no identity run.
+
+    A run of another config there is a ValueError that names the settings that differ.
+    """
+    out = Path(out)
+    if not (out / IDENTITY_FILE).exists():
+        return None
+    saved, wanted = read_identity(out), json.loads(json.dumps(asdict(config)))
+    changed = sorted(k for k, v in wanted.items() if saved["config"].get(k) != v)
+    if changed:
+        raise ValueError(f"{out} already holds an identity run with other settings ({', '.join(changed)} differ); "
+                         f"choose another output folder, or the same flags to reuse it")
+    return IdentityResult(run_dir=out, model_path=out / MODEL_DIR, measurements=saved["measurements"])
 
 
 def read_identity(run: str | Path) -> dict:

@@ -235,14 +235,19 @@ def _identity_picture(model, test_set, images, labels, args, out) -> tuple:
 
 def cmd_identity(args) -> str:
     from .. import data
-    from ..embedding import IdentityConfig, parse_classes, train_identity
+    from ..embedding import IdentityConfig, finished_identity, parse_classes, train_identity
     from ..serialization import load
 
     _check_draws(args, "samples", "per_class")
     config = IdentityConfig(data=args.data, binarize=None if args.binarize == "none" else args.binarize,
                             train_classes=parse_classes(args.classes), seed=args.seed,
                             **{field: getattr(args, field) for field, _, _ in IDENTITY_FLAGS.values()})
-    result = train_identity(config, args.out, device=resolve_device(args.device), log=print, progress=args.progress)
+    result = finished_identity(config, args.out)
+    if result is not None:
+        print(f"identity: {args.out} holds a finished run of these settings: reusing its model")
+    else:
+        result = train_identity(config, args.out, device=resolve_device(args.device), log=print,
+                                progress=args.progress)
     seen = result.measurements["test_seen"]
     lines = [f"embedding 1-NN accuracy on the test images of the training classes: "
              f"{seen['nearest_neighbour_accuracy']:.3f}; test NLL given the embedding: "
