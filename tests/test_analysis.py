@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn import analysis, data
-from pixelcnn import figures as viz
+from pixelcnn import analysis, data, viz
 from pixelcnn.analysis import Context
 from pixelcnn.nn.masks import causal_mask
 
@@ -207,7 +206,7 @@ def test_default_pixels_are_the_most_uncertain():
 @pytest.mark.parametrize("levels, channels", [(2, 1), (17, 1), (256, 3)])
 def test_load_image_inverts_the_grid_drawing(tmp_path, levels, channels):
     images = torch.randint(0, levels, (1, channels, 6, 5))
-    path = viz.save_png(viz.image_grid(images, levels=levels, padding=0), tmp_path / "x.png")
+    path = viz.save(viz.image_grid(images, levels=levels, padding=0), tmp_path / "x.png")
     assert torch.equal(data.read_image(path, (channels, 6, 5), levels), images)
 
 

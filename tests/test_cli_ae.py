@@ -7,7 +7,7 @@ from PIL import Image
 import pixelcnn
 from pixelcnn import data
 from pixelcnn.cli import main
-from pixelcnn.figures import display_values as to_display
+from pixelcnn.viz import display_values as to_display
 
 DIGITS = dict(image_shape=(1, 8, 8), levels=17)         # scikit-learn's 8x8 digits: small and quick to sample
 

@@ -1,4 +1,4 @@
-"""pixelcnn.figures and `pixelcnn viz`: valid images of the expected size, that show the computed numbers."""
+"""pixelcnn.viz's figures and `pixelcnn viz`: valid images of the expected size, that show the computed numbers."""
 import csv
 import math
 import subprocess
@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from pixelcnn import analysis, figures
+from pixelcnn import analysis
+from pixelcnn import viz as figures
 from pixelcnn.analysis import Context
 from pixelcnn.cli import main
 
@@ -25,7 +26,7 @@ def test_receptive_field_figure_draws_each_cell_in_its_colour(tmp_path):
               for name in ("pixelcnn", "gated_pixelcnn")]
     cell = 48                                                       # wide enough for the key on one line
     figure = figures.receptive_field_figure(panels, cell=cell)
-    path = figures.save_png(figure, tmp_path / "rf.png")
+    path = figures.save(figure, tmp_path / "rf.png")
     with Image.open(path) as written:
         written.verify()
     written = Image.open(path)
@@ -194,7 +195,7 @@ def test_cli_nll_map_folder_writes_a_csv_of_scores(saved, tmp_path, capsys):
     folder = tmp_path / "images"
     images = torch.randint(0, 17, (5, 1, 8, 8))
     for k in range(5):
-        figures.save_png(figures.image_grid(images[k:k + 1], levels=17, padding=0), folder / ("sub" if k > 2 else "") / f"{k}.png")
+        figures.save(figures.image_grid(images[k:k + 1], levels=17, padding=0), folder / ("sub" if k > 2 else "") / f"{k}.png")
     (folder / "notes.txt").write_text("not an image")
     code, text, err = _run(["nll-map", root / "bare", "--folder", folder, "--csv", tmp_path / "scores.csv",
                             "--top", "2", "--out", tmp_path / "top.png"], capsys)

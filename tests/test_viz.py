@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelcnn import figures as viz
+from pixelcnn import viz
 
 
 def test_levels_map_to_the_full_grey_range():
@@ -64,6 +64,6 @@ def test_completion_grid_shows_original_masked_input_and_completions():
 def test_save_writes_a_png(tmp_path):
     from PIL import Image
 
-    path = viz.save_png(viz.image_grid(torch.zeros(4, 1, 8, 8, dtype=torch.long), levels=2), tmp_path / "a" / "g.png")
+    path = viz.save(viz.image_grid(torch.zeros(4, 1, 8, 8, dtype=torch.long), levels=2), tmp_path / "a" / "g.png")
     assert Image.open(path).format == "PNG"
     assert viz.default_scale((1, 28, 28)) == 2 and viz.default_scale((1, 8, 8)) == 7

@@ -1,7 +1,7 @@
 """Look inside a model: receptive fields, predicted distributions, per-pixel NLL, sampling frames.
 
 Every function here computes from the real model and returns tensors, so the
-same numbers feed the pictures (``figures.py``, ``pixelcnn viz``) and the tests. Images come
+same numbers feed the pictures (``viz.py``, ``pixelcnn viz``) and the tests. Images come
 from ``pixelcnn.data`` (``data.read_image`` for a file); probabilities from the model's output head::
 
     from pixelcnn import analysis

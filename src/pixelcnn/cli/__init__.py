@@ -17,7 +17,8 @@ import argparse
 import sys
 
 from . import autoencoder, generate, train, viz
-from .common import PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run, pick_images
+from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
+                     pick_images)
 from .generate import complete_images
 from .train import train_config_from_args
 

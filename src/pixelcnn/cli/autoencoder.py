@@ -149,18 +149,18 @@ def _check_draws(args, *counts: str) -> None:
 
 def _save_table(table, path: str, scale: int | None) -> Path:
     """Cells of 0..255 images [rows, columns, C, H, W] -> one PNG grid, a table row per grid row."""
-    from .. import figures
+    from .. import viz
 
-    grid = figures.image_grid(table.flatten(0, 1), levels=256, columns=table.shape[1],
+    grid = viz.image_grid(table.flatten(0, 1), levels=256, columns=table.shape[1],
                               scale=scale_for(table.shape[2:], scale))
-    return figures.save_png(grid, path)
+    return viz.save(grid, path)
 
 
 # ------------------------------------------------------------------------------------- commands
 def cmd_interpolate(args) -> str:
     import torch
 
-    from ..figures import display_values
+    from ..viz import display_values
 
     _check_draws(args, "rows")
     if args.steps < 2:
@@ -184,7 +184,7 @@ def cmd_interpolate(args) -> str:
 def cmd_reconstruct(args) -> str:
     import torch
 
-    from ..figures import display_values
+    from ..viz import display_values
 
     _check_draws(args, "samples")
     run = open_autoencoder(args.run, args.device, command="reconstruct")
@@ -220,7 +220,7 @@ def _identity_picture(model, test_set, images, labels, args, out) -> tuple:
     import torch
 
     from ..embedding import class_centroids, embed, identity_agreement
-    from ..figures import display_values
+    from ..viz import display_values
 
     drawn = model.reconstruct(images, args.samples, temperature=args.temperature, method=args.method,
                               generator=torch.Generator().manual_seed(args.seed))      # [B, samples, C, H, W]

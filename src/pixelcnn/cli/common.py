@@ -98,7 +98,7 @@ def check_temperature(value: float) -> None:
 
 def scale_for(image_shape, requested: int | None) -> int:
     """--scale, or the default that makes an image of ``image_shape`` (C, H, W) about 56 pixels high."""
-    from ..figures import default_scale
+    from ..viz import default_scale
 
     if requested is not None:
         positive("--scale", requested)

@@ -81,7 +81,7 @@ def labels_for(model, *, n: int | None, label: int | None, per_class: int | None
 def cmd_sample(args) -> str:
     import torch
 
-    from .. import figures
+    from .. import viz
 
     check_temperature(args.temperature)
     if args.out is None and args.folder is None:
@@ -97,19 +97,19 @@ def cmd_sample(args) -> str:
         folder = Path(args.folder)
         for k, image in enumerate(images):
             name = f"{k:04d}.png" if labels is None else f"{k:04d}_class_{int(labels[k])}.png"
-            figures.save_png(figures.image_grid(image[None], levels=model.levels, padding=0), folder / name)
+            viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), folder / name)
         written.append(f"{folder}/ ({count} PNG files)")
     if args.out is None:
         return f"wrote {written[0]}"
     scale = scale_for(model.image_shape, args.scale)
     if labels is not None and args.label is None:
-        grid = figures.class_grid(images, labels, levels=model.levels, scale=scale)
+        grid = viz.class_grid(images, labels, levels=model.levels, scale=scale)
         classes = model.config.num_classes
         which = (f": {count // classes} of each of {classes} classes" if args.per_class is not None
                  else f": classes 0..{classes - 1} in turn, a row per class")
     else:
-        grid, which = figures.image_grid(images, levels=model.levels, scale=scale), ""
-    return f"wrote {' and '.join([*written, str(figures.save_png(grid, args.out))])} ({count} images{which})"
+        grid, which = viz.image_grid(images, levels=model.levels, scale=scale), ""
+    return f"wrote {' and '.join([*written, str(viz.save(grid, args.out))])} ({count} images{which})"
 
 
 def complete_images(model, images, labels, *, rows: int, samples: int, temperature: float, seed: int,
@@ -128,7 +128,7 @@ def complete_images(model, images, labels, *, rows: int, samples: int, temperatu
 
 
 def cmd_complete(args) -> str:
-    from .. import figures
+    from .. import viz
 
     positive("--n", args.n)
     positive("--samples", args.samples)
@@ -137,7 +137,7 @@ def cmd_complete(args) -> str:
     images, labels = pick_images(dataset_for(run, args, args.split), n=args.n)
     done = complete_images(run.model, images, labels, rows=args.rows, samples=args.samples,
                            temperature=args.temperature, seed=args.seed, method=args.method)
-    grid = figures.completion_grid(images, done, known_rows=args.rows, levels=run.model.levels,
+    grid = viz.completion_grid(images, done, known_rows=args.rows, levels=run.model.levels,
                                    scale=scale_for(run.model.image_shape, args.scale))
-    return (f"wrote {figures.save_png(grid, args.out)} ({args.n} images x {args.samples} completions, "
+    return (f"wrote {viz.save(grid, args.out)} ({args.n} images x {args.samples} completions, "
             f"top {args.rows} rows kept)")

@@ -297,7 +297,7 @@ def _demo_model(args) -> tuple[str, dict]:
 def cmd_demo(args) -> str:
     import torch
 
-    from .. import data, figures, load
+    from .. import data, viz, load
     from ..train.config import TrainConfig
     from ..train.loop import Trainer
     from .generate import complete_images
@@ -320,10 +320,11 @@ def cmd_demo(args) -> str:
     started = time.perf_counter()
     labels = torch.arange(10).repeat_interleave(args.per_class)
     samples = model.sample(len(labels), labels, generator=torch.Generator().manual_seed(args.seed))
-    samples_path = figures.save_png(figures.class_grid(samples, labels, levels=2, scale=2), out / "per_class_samples.png")
+    grid = viz.class_grid(samples, labels, levels=2, scale=2)
+    samples_path = viz.save(grid, out / "per_class_samples.png")
     images, test_labels = pick_images(data.load("mnist5k", "test", binarize="dynamic"), n=10)
     done = complete_images(model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed)
-    completion_path = figures.save_png(figures.completion_grid(images, done, known_rows=14, levels=2, scale=2),
+    completion_path = viz.save(viz.completion_grid(images, done, known_rows=14, levels=2, scale=2),
                                        out / "completions.png")
     drawing = time.perf_counter() - started
     ev = result.final_eval

@@ -1,4 +1,4 @@
-"""``pixelcnn viz``: pictures computed from a real model (``analysis`` computes, ``figures`` draws).
+"""``pixelcnn viz``: pictures computed from a real model (``analysis`` computes, ``pixelcnn.viz`` draws).
 
 RUN is a run folder or a model folder (see ``common.open_run``); a run's own
 config says which data set ``--test-index`` reads.
@@ -24,7 +24,7 @@ EXAMPLES = {
   pixelcnn viz softmax runs/gated --test-index 3 --pixels 14,14 10,20 --out softmax3.png""",
     "nll-map": """
   pixelcnn viz nll-map runs/gated --test-index 0 3 --out nll_map.png
-  pixelcnn viz nll-map runs/gated --folder my_images/ --csv scores.csv --out top.png    # a folder of PNGs (see sample --folder)
+  pixelcnn viz nll-map runs/gated --folder my_images/ --csv scores.csv --out top.png   # see sample --folder
 
 With --folder every image is scored; a class-conditional model scores each image
 under --label, or else under the class that gives it the highest likelihood
@@ -202,7 +202,7 @@ def _describe(run) -> str:
 
 # ------------------------------------------------------------------------------------ commands
 def cmd_receptive_field(args) -> str:
-    from .. import analysis, figures, list_models
+    from .. import analysis, viz, list_models
 
     fresh_options = {"--layers": args.layers, "--image-size": args.image_size, "--hidden": args.hidden,
                      "--input-kernel-size": args.input_kernel_size}
@@ -240,8 +240,8 @@ def cmd_receptive_field(args) -> str:
                   for name in names]
         title = (f"Receptive field of pixel {pixel}: freshly built models, {sizes['n_layers']} layers, "
                  f"{sizes['input_kernel_size']}x{sizes['input_kernel_size']} first layer, 3-wide kernels")
-    figure = figures.receptive_field_figure(panels, title=title, cell=args.cell)
-    lines = [f"wrote {figures.save_png(figure, args.out)} ({figure.width}x{figure.height})"]
+    figure = viz.receptive_field_figure(panels, title=title, cell=args.cell)
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
     for name, field_map in panels:
         counts = analysis.count_context(field_map)
         lines.append(f"  {name}: sees {counts['SEEN']} of {analysis.earlier_count(counts)} earlier pixel-channels; "
@@ -251,15 +251,15 @@ def cmd_receptive_field(args) -> str:
 
 
 def cmd_softmax(args) -> str:
-    from .. import analysis, figures
+    from .. import analysis, viz
 
     run = open_run(args.run)
     images, cond, captions = _inputs(run, args)
     distributions = analysis.pixel_distributions(run.model, images, args.pixels, channels=args.channels, cond=cond,
                                                  count=args.count)
-    figure = figures.softmax_figure(images[0], distributions, levels=run.model.levels,
+    figure = viz.softmax_figure(images[0], distributions, levels=run.model.levels,
                                     title=f"Predicted distributions, {captions[0]}: {_describe(run)}")
-    lines = [f"wrote {figures.save_png(figure, args.out)} ({figure.width}x{figure.height})"]
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
     for d in distributions:
         lines.append(f"  pixel ({d.row}, {d.col}) channel {d.channel}: observed {d.observed} with p = "
                      f"{d.observed_prob:.4f}, most likely {int(d.probs.argmax())}, entropy {d.entropy_bits:.3f} bits")
@@ -267,7 +267,7 @@ def cmd_softmax(args) -> str:
 
 
 def cmd_nll_map(args) -> str:
-    from .. import analysis, figures
+    from .. import analysis, viz
 
     run = open_run(args.run)
     if args.folder:
@@ -276,10 +276,10 @@ def cmd_nll_map(args) -> str:
         return _score_folder(run, args)
     images, cond, captions = _inputs(run, args)
     bits = analysis.nll_bits(run.model, images, cond)
-    figure = figures.nll_figure(images.cpu(), bits, levels=run.model.levels, captions=captions,
+    figure = viz.nll_figure(images.cpu(), bits, levels=run.model.levels, captions=captions,
                                 title=f"-log2 p per pixel: {_describe(run)}")
     nats, per_dim = analysis.nll_totals(bits, run.model.image_shape)
-    lines = [f"wrote {figures.save_png(figure, args.out)} ({figure.width}x{figure.height})"]
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
     lines += [f"  {c}: NLL {float(n):.3f} nats, {float(b):.4f} bits/dim" for c, n, b in zip(captions, nats, per_dim)]
     return "\n".join(lines)
 
@@ -297,7 +297,7 @@ def _most_likely_labels(model, images):
 def _score_folder(run, args) -> str:
     import torch
 
-    from .. import analysis, data, figures
+    from .. import analysis, data, viz
 
     model = run.model
     folder = Path(args.folder).expanduser()
@@ -330,10 +330,10 @@ def _score_folder(run, args) -> str:
         for row in rows:
             writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
     top = sorted(maps, key=lambda m: -m[0])[: args.top]
-    figure = figures.nll_figure(torch.stack([m[2] for m in top]), torch.stack([m[3] for m in top]),
+    figure = viz.nll_figure(torch.stack([m[2] for m in top]), torch.stack([m[3] for m in top]),
                                 levels=model.levels, captions=[m[1].name for m in top],
                                 title=f"Highest NLL of {len(files)} images in {folder.name}/: {_describe(run)}")
-    path = figures.save_png(figure, args.out)
+    path = viz.save(figure, args.out)
     mean = sum(r["nll_nats"] for r in rows) / len(rows)
     under = f" (each under {'--label ' + str(args.label) if args.label is not None else 'its most likely class'})" \
         if conditional else ""
@@ -344,7 +344,7 @@ def _score_folder(run, args) -> str:
 def cmd_animate(args) -> str:
     import torch
 
-    from .. import analysis, figures
+    from .. import analysis, viz
 
     run = open_run(args.run)
     model = run.model
@@ -355,8 +355,8 @@ def cmd_animate(args) -> str:
     check_temperature(args.temperature)
     frames = analysis.sampling_frames(model, args.n, cond=cond, every=args.every, temperature=args.temperature,
                                       generator=torch.Generator().manual_seed(args.seed), method=args.method)
-    pictures = figures.sampling_animation(frames, levels=model.levels, scale=args.scale,
+    pictures = viz.sampling_animation(frames, levels=model.levels, scale=args.scale,
                                           title=f"{model.name}: {args.n} samples, {frames.method} sampler")
-    path = figures.save_gif(pictures, args.out, frame_ms=args.frame_ms)
+    path = viz.save_gif(pictures, args.out, frame_ms=args.frame_ms)
     return f"wrote {path} ({len(pictures)} frames, {pictures[0].width}x{pictures[0].height}, {frames.method} sampler)"
 

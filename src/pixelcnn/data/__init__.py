@@ -13,7 +13,8 @@ Standard, downloaded once into ``root`` (default ``$PIXELCNN_DATA`` or
 ``~/.cache/pixelcnn``) with a SHA-256 check: ``mnist``, ``fashion-mnist``,
 ``binarized-mnist``, ``cifar10``, ``imagenet32``, ``imagenet64`` (see
 ``standard.py`` for the files each needs, to place them by hand when offline).
-``folder:PATH`` reads any folder of images (see ``folder.py``).
+``folder:PATH`` reads any folder of images (see ``folder.py``); ``read_image(path, image_shape, levels)``
+reads one image file as a model's input.
 """
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def read_image(path: str | Path, image_shape, levels: int, *, resize: bool = Fal
     """An image file -> the integer image [1, C, H, W] a model of ``image_shape`` and ``levels`` takes.
 
     8-bit values v become round(v * (levels - 1) / 255), which inverts the
-    drawing of ``pixelcnn.figures`` and for levels = 2 is the usual threshold
+    drawing of ``pixelcnn.viz`` and for levels = 2 is the usual threshold
     at 128. A file of another size is an error unless ``resize`` (then it is
     scaled and centre-cropped).
     """

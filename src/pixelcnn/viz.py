@@ -4,15 +4,15 @@ what ``analysis.py`` computes (receptive fields, predicted distributions, NLL ma
 Plain functions on tensors: integer images [N, C, H, W] with values in
 0..levels-1 (what ``model.sample`` returns) and the arrays ``analysis``
 returns. Each ``*_grid`` / ``*_figure`` function gives a ``PIL.Image``;
-``save_png`` and ``save_gif`` write them::
+``save`` and ``save_gif`` write them::
 
-    from pixelcnn import analysis, figures
-    figures.save_png(figures.image_grid(images, levels=2, columns=8, scale=3), "samples.png")
-    figures.save_png(figures.class_grid(images, labels, levels=2, scale=3), "per_class.png")
-    figures.save_png(figures.completion_grid(originals, completions, known_rows=14, levels=2), "completions.png")
+    from pixelcnn import analysis, viz
+    viz.save(viz.image_grid(images, levels=2, columns=8, scale=3), "samples.png")
+    viz.save(viz.class_grid(images, labels, levels=2, scale=3), "per_class.png")
+    viz.save(viz.completion_grid(originals, completions, known_rows=14, levels=2), "completions.png")
     panels = [(name, analysis.fresh_receptive_field(name, n_layers=12)) for name in ("pixelcnn", "gated_pixelcnn")]
-    figures.save_png(figures.receptive_field_figure(panels, title="12 layers"), "receptive_field.png")
-    figures.save_gif(figures.sampling_animation(analysis.sampling_frames(model, 16), levels=2), "sampling.gif")
+    viz.save(viz.receptive_field_figure(panels, title="12 layers"), "receptive_field.png")
+    viz.save_gif(viz.sampling_animation(analysis.sampling_frames(model, 16), levels=2), "sampling.gif")
 
 Everything is drawn cell by cell (a pixel of the model is a square of
 ``scale`` screen pixels), so the pictures are exact, small, and need no
@@ -256,7 +256,7 @@ def _new_canvas(width: int, height: int):
     return canvas, ImageDraw.Draw(canvas)
 
 
-def save_png(image, path: str | os.PathLike) -> Path:
+def save(image, path: str | os.PathLike) -> Path:
     """Write a PIL image as PNG (folders created as needed); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
