@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn import analysis, viz
+from pixelcnn import analysis, data, viz
 from pixelcnn.analysis import Context
 from pixelcnn.nn.masks import causal_mask
 
@@ -207,7 +207,7 @@ def test_default_pixels_are_the_most_uncertain():
 def test_load_image_inverts_the_grid_drawing(tmp_path, levels, channels):
     images = torch.randint(0, levels, (1, channels, 6, 5))
     path = viz.save(viz.image_grid(images, levels=levels, padding=0), tmp_path / "x.png")
-    assert torch.equal(analysis.load_image(path, (channels, 6, 5), levels), images)
+    assert torch.equal(data.read_image(path, (channels, 6, 5), levels), images)
 
 
 def test_load_image_sizes(tmp_path):
@@ -215,14 +215,14 @@ def test_load_image_sizes(tmp_path):
 
     Image.new("L", (10, 12), 200).save(tmp_path / "big.png")
     with pytest.raises(ValueError, match="is 10x12 pixels; the model takes 5x6"):
-        analysis.load_image(tmp_path / "big.png", (1, 6, 5), 2)
-    resized = analysis.load_image(tmp_path / "big.png", (1, 6, 5), 2, resize=True)
+        data.read_image(tmp_path / "big.png", (1, 6, 5), 2)
+    resized = data.read_image(tmp_path / "big.png", (1, 6, 5), 2, resize=True)
     assert resized.shape == (1, 1, 6, 5) and (resized == 1).all()
     (tmp_path / "bad.png").write_text("not an image")
     with pytest.raises(ValueError, match="cannot read"):
-        analysis.load_image(tmp_path / "bad.png", (1, 6, 5), 2)
+        data.read_image(tmp_path / "bad.png", (1, 6, 5), 2)
     with pytest.raises(FileNotFoundError):
-        analysis.load_image(tmp_path / "none.png", (1, 6, 5), 2)
+        data.read_image(tmp_path / "none.png", (1, 6, 5), 2)
 
 
 # ---------------------------------------------------------------------------- sampling frames

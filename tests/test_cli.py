@@ -98,7 +98,7 @@ def test_completions_keep_the_given_rows(digits_run):
     from pixelcnn import data
 
     test = data.load("digits", "test")
-    images, labels = cli.completion_inputs(test, 5)
+    images, labels = cli.pick_images(test, n=5)
     assert labels.unique().numel() > 1                          # spread over the class-ordered test set
     done = cli.complete_images(model, images, labels, rows=3, samples=2, temperature=1.0, seed=0)
     assert done.shape == (5, 2, 1, 8, 8)
@@ -137,12 +137,11 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "DEMO_MODEL", dict(n_layers=1, hidden=4))      # the real one trains for minutes
     out_dir = tmp_path / "demo"
     out_dir.mkdir()
     (out_dir / "old.txt").write_text("a previous demo")                   # never overwritten
     status, out, err = run(capsys, "demo", "--minutes", "0.002", "--per-class", "2", "--no-progress",
-                           "--out", str(out_dir))
+                           "--n-layers", "1", "--hidden", "4", "--out", str(out_dir))     # the real model trains for minutes
     assert status == 0, err
     folder = tmp_path / "demo-2"
     for line in ("test NLL", "per_class_samples.png", "completions.png", "images/s"):
@@ -196,7 +195,7 @@ def test_unconditional_model_refuses_labels(capsys, tmp_path):
     folder = tmp_path / "unconditional"
     pixelcnn.save(pixelcnn.build("tiny-pixelcnn"), folder)
     status, _, err = run(capsys, "sample", str(folder), "--label", "1", "--out", str(tmp_path / "x.png"))
-    assert status == 1 and "this model is unconditional" in err
+    assert status == 2 and "this model is unconditional" in err
     status, out, _ = run(capsys, "sample", str(folder), "--n", "3", "--out", str(tmp_path / "x.png"))
     assert status == 0 and "3 images" in out
 
@@ -204,3 +203,49 @@ def test_unconditional_model_refuses_labels(capsys, tmp_path):
 def test_models_command_lists_presets(capsys):
     status, out, _ = run(capsys, "models")
     assert status == 0 and "gated-mnist" in out and "gated_pixelcnn" in out
+
+
+def test_resume_takes_the_folder_or_out(capsys, tmp_path):
+    folder = tmp_path / "run"
+    assert cli.main(["train", *TINY, "--data", "digits", "--max-steps", "1", "--out", str(folder)]) == 0
+    status, _, err = run(capsys, "train", "--resume", "--out", str(folder), "--max-steps", "2", "--eval-images", "8")
+    assert status == 0, err
+    assert load_checkpoint(folder)["step"] == 2
+    status, _, err = run(capsys, "train", "--resume", str(folder), "--out", str(tmp_path / "other"), "--max-steps", "3")
+    assert status == 2 and "names another" in err
+    status, _, err = run(capsys, "train", "--resume", "--max-steps", "3")
+    assert status == 2 and "--resume needs the run folder" in err
+
+
+def test_sample_counts_are_exact(capsys, digits_run, tmp_path):
+    status, out, _ = run(capsys, "sample", str(digits_run), "--n", "13", "--out", str(tmp_path / "a.png"))
+    assert status == 0 and "13 images: classes 0..9 in turn" in out          # not rounded to 10
+    status, out, _ = run(capsys, "sample", str(digits_run), "--per-class", "2", "--folder", str(tmp_path / "each"))
+    assert status == 0 and len(list((tmp_path / "each").glob("*_class_*.png"))) == 20
+    model = pixelcnn.load(digits_run / "model")
+    from pixelcnn import data
+
+    image = data.read_image(tmp_path / "each" / "0003_class_1.png", model.image_shape, model.levels)
+    assert image.shape == (1, 1, 8, 8)                                       # written at the model's own size
+    status, _, err = run(capsys, "sample", str(digits_run), "--per-class", "2", "--n", "4", "--out", "x.png")
+    assert status == 2 and "not both" in err
+
+
+def test_data_command_lists_the_data_sets(capsys):
+    status, out, _ = run(capsys, "data")
+    assert status == 0 and "mnist5k" in out and "folder:PATH" in out and "cifar10" in out
+
+
+def test_exit_status_rule():
+    from pixelcnn.cli.common import CommandError, UsageError, exit_status
+
+    assert exit_status(UsageError("x")) == 2 and exit_status(ValueError("x")) == 2
+    assert exit_status(CommandError("x")) == 1 and exit_status(OSError("x")) == 1
+    assert exit_status(KeyboardInterrupt()) == 130
+
+
+def test_train_help_is_true_for_every_model(capsys):
+    _, out, _ = run(capsys, "train", "--help")
+    text = " ".join(out.split())
+    assert "row_lstm, diagonal_bilstm: LSTM layers" in text or "row_lstm" in text.split("--n-layers", 2)[2][:600]
+    assert "gated_pixelcnn:" in text.split("--kernel-size", 2)[2][:600]

@@ -6,7 +6,8 @@ from PIL import Image
 
 import pixelcnn
 from pixelcnn import data
-from pixelcnn.cli_ae import main, to_display
+from pixelcnn.cli import main
+from pixelcnn.viz import display_values as to_display
 
 DIGITS = dict(image_shape=(1, 8, 8), levels=17)         # scikit-learn's 8x8 digits: small and quick to sample
 
@@ -132,9 +133,10 @@ def test_a_bad_command_line_exits_2():
 
 def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, capsys):
     run = tmp_path / "identity"
-    assert main(["identity", "--classes", "0-6", "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2",
-                 "--n-layers", "1", "--hidden", "4", "--batch-size", "4", "--per-class", "1", "--samples", "2",
-                 "--scale", "1", "--device", "cpu", "--out", str(run)]) == 0
+    argv = ["identity", "--classes", "0-6", "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2",
+            "--n-layers", "1", "--hidden", "4", "--batch-size", "4", "--per-class", "1", "--samples", "2",
+            "--scale", "1", "--device", "cpu", "--no-progress", "--out", str(run)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "the same for the unseen classes [7, 8, 9]" in out and "nearest class centroid" in out
     test = data.load("mnist5k", "test", binarize="dynamic")
@@ -147,3 +149,10 @@ def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, caps
     # The run is an ordinary pixelcnn_ae: the other commands read it too.
     assert main(["interpolate", str(run), "--from", "700", "--to", "800", "--steps", "2", "--scale", "1",
                  "--out", str(tmp_path / "i.png")]) == 0
+    capsys.readouterr()
+    # A rerun of the same command reuses the finished run (nothing is stranded); other settings are refused.
+    (run / "identity.png").unlink()
+    assert main(argv) == 0
+    assert "reusing its model" in capsys.readouterr().out and (run / "identity.png").is_file()
+    assert main([*argv, "--steps", "3"]) == 2
+    assert "other settings (decoder_steps differ)" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""pixelcnn.figures and `pixelcnn viz`: valid images of the expected size, that show the computed numbers."""
+"""pixelcnn.viz's figures and `pixelcnn viz`: valid images of the expected size, that show the computed numbers."""
 import csv
 import math
 import subprocess
@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from pixelcnn import analysis, figures, viz
+from pixelcnn import analysis
+from pixelcnn import viz as figures
 from pixelcnn.analysis import Context
-from pixelcnn.cli_viz import main as viz_main
+from pixelcnn.cli import main
 
 
 def _pixel(image, xy):
@@ -25,7 +26,7 @@ def test_receptive_field_figure_draws_each_cell_in_its_colour(tmp_path):
               for name in ("pixelcnn", "gated_pixelcnn")]
     cell = 48                                                       # wide enough for the key on one line
     figure = figures.receptive_field_figure(panels, cell=cell)
-    path = figures.save_png(figure, tmp_path / "rf.png")
+    path = figures.save(figure, tmp_path / "rf.png")
     with Image.open(path) as written:
         written.verify()
     written = Image.open(path)
@@ -127,7 +128,7 @@ def saved(tmp_path_factory):
 
 
 def _run(argv, capsys):
-    code = viz_main([str(a) for a in argv])
+    code = main(["viz", *(str(a) for a in argv)])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -194,7 +195,7 @@ def test_cli_nll_map_folder_writes_a_csv_of_scores(saved, tmp_path, capsys):
     folder = tmp_path / "images"
     images = torch.randint(0, 17, (5, 1, 8, 8))
     for k in range(5):
-        viz.save(viz.image_grid(images[k:k + 1], levels=17, padding=0), folder / ("sub" if k > 2 else "") / f"{k}.png")
+        figures.save(figures.image_grid(images[k:k + 1], levels=17, padding=0), folder / ("sub" if k > 2 else "") / f"{k}.png")
     (folder / "notes.txt").write_text("not an image")
     code, text, err = _run(["nll-map", root / "bare", "--folder", folder, "--csv", tmp_path / "scores.csv",
                             "--top", "2", "--out", tmp_path / "top.png"], capsys)
@@ -220,7 +221,7 @@ def test_cli_animate_writes_a_gif(saved, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["softmax", "{root}/missing"], "no run or saved model at"),
+    (["softmax", "{root}/missing"], "no run or model folder at"),
     (["receptive-field", "--model", "pixelcnnn"], "unknown model 'pixelcnnn'; choose from:"),
     (["receptive-field", "--compare", "--model", "pixelcnn"], "not both"),
     (["receptive-field"], "give RUN, --model NAME or --compare"),
@@ -241,7 +242,7 @@ def test_cli_errors_are_one_line_and_status_2(saved, capsys, argv, message):
 
 
 def test_cli_as_a_module_prints_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pixelcnn.cli_viz", "nll-map", str(tmp_path / "nothing")],
+    result = subprocess.run([sys.executable, "-m", "pixelcnn", "viz", "nll-map", str(tmp_path / "nothing")],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"pixelcnn viz nll-map: error: no run or saved model at {tmp_path / 'nothing'}"
+    assert result.stderr.strip() == f"pixelcnn viz nll-map: error: no run or model folder at {tmp_path / 'nothing'}"

@@ -1,7 +1,8 @@
 """Look inside a model: receptive fields, predicted distributions, per-pixel NLL, sampling frames.
 
 Every function here computes from the real model and returns tensors, so the
-same numbers feed the pictures (``figures.py``, ``pixelcnn viz``) and the tests::
+same numbers feed the pictures (``viz.py``, ``pixelcnn viz``) and the tests. Images come
+from ``pixelcnn.data`` (``data.read_image`` for a file); probabilities from the model's output head::
 
     from pixelcnn import analysis
     field = analysis.receptive_field(model, pixel=(8, 8))           # int64 [C, H, W] of Context codes
@@ -23,13 +24,10 @@ import copy
 import dataclasses
 import inspect
 import math
-import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .metrics import bits_per_dim
 
@@ -251,15 +249,6 @@ class PixelDistribution:
         return float(-(p * p.log2()).sum())
 
 
-def level_probs(model, params: torch.Tensor) -> torch.Tensor:
-    """Head parameters [B, C, P, H, W] -> probabilities over the levels [B, C, levels, H, W] (float64)."""
-    params = params.double()
-    if params.shape[2] == 1:                                        # Bernoulli: one logit of p(x = 1)
-        p_one = torch.sigmoid(params)
-        return torch.cat([1 - p_one, p_one], dim=2)                 # [B, C, 2, H, W]
-    return F.softmax(params, dim=2)
-
-
 @torch.no_grad()
 def pixel_distributions(model, image, pixels=None, *, channels=None, cond=None,
                         count: int = 4) -> list[PixelDistribution]:
@@ -276,7 +265,7 @@ def pixel_distributions(model, image, pixels=None, *, channels=None, cond=None,
     image_shape = tuple(model.image_shape)
     channels = list(range(image_shape[0])) if channels is None else [_check_channel(c, image_shape)
                                                                       for c in channels]
-    probs = level_probs(model, model(image, cond))[0].cpu()               # [C, L, H, W]
+    probs = model.head.probabilities(model(image, cond))[0].cpu()         # [C, L, H, W], float64
     if pixels is None:
         pixels = most_uncertain_pixels(probs, count)
     pixels = [_check_pixel(tuple(p) if isinstance(p, list) else p, image_shape) for p in pixels]
@@ -288,7 +277,7 @@ def pixel_distributions(model, image, pixels=None, *, channels=None, cond=None,
 def most_uncertain_pixels(probs: torch.Tensor, count: int) -> list[tuple[int, int]]:
     """The ``count`` pixels of highest predictive entropy (summed over channels), in raster order.
 
-    probs [C, L, H, W] from ``level_probs``.
+    probs [C, L, H, W] from the output head's ``probabilities``.
     """
     entropy = -(probs * probs.clamp_min(1e-300).log2()).sum(1).sum(0)      # [H, W]
     width = entropy.shape[1]
@@ -313,40 +302,6 @@ def nll_totals(bits: torch.Tensor, image_shape) -> tuple[torch.Tensor, torch.Ten
     """Per-image totals of an ``nll_bits`` map [B, C, H, W]: (NLL in nats [B], bits/dim [B])."""
     nats = bits.flatten(1).sum(1) * math.log(2)
     return nats, bits_per_dim(nats, image_shape)
-
-
-# --------------------------------------------------------------------------------- image files
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
-def load_image(path: str | os.PathLike, image_shape, levels: int, *, resize: bool = False) -> torch.Tensor:
-    """An image file -> the integer image [1, C, H, W] a model of ``image_shape`` and ``levels`` takes.
-
-    Converted to grey (C = 1) or RGB (C = 3); 8-bit values v become
-    round(v * (levels - 1) / 255), which inverts ``viz.to_rgb_array`` and for
-    levels = 2 is the usual threshold at 128. A file of another size is an
-    error unless ``resize`` (then it is scaled and centre-cropped).
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    channels, height, width = image_shape
-    if channels not in (1, 3):
-        raise ValueError(f"image files can feed models of 1 or 3 channels; this model has {channels}")
-    try:
-        with Image.open(path) as opened:
-            picture = ImageOps.exif_transpose(opened).convert("L" if channels == 1 else "RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no image file at {path}") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read {path} as an image ({err})") from None
-    if picture.size != (width, height):
-        if not resize:
-            raise ValueError(f"{path} is {picture.size[0]}x{picture.size[1]} pixels; the model takes "
-                             f"{width}x{height} (resize it, or pass --resize / resize=True)")
-        picture = ImageOps.fit(picture, (width, height), method=Image.Resampling.LANCZOS)
-    values = torch.from_numpy(np.asarray(picture, dtype=np.float64).reshape(height, width, channels))
-    values = values.permute(2, 0, 1)                                               # [H, W, C] -> [C, H, W]
-    return (values * ((levels - 1) / 255)).round().long().unsqueeze(0)             # [1, C, H, W]
 
 
 # ----------------------------------------------------------------------------- sampling frames

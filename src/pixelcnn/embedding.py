@@ -1,4 +1,4 @@
-"""Embedding conditioning on a learned identity space (SPEC §5; [1] §3.2, the portraits, on digits).
+"""Embedding conditioning on a learned identity space ([1] §3.2, the portraits; here on digits).
 
 The paper conditions a PixelCNN on the embedding of a portrait by a face
 network trained with a triplet loss, and then draws new portraits of a person
@@ -146,22 +146,30 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) 
 
 def fit(parameters, batch_loss: Callable[[int], torch.Tensor], *, lr: float, steps: int | None = None,
         max_minutes: float | None = None, log: Callable[[str], None] | None = None, what: str = "loss",
-        log_every: int = 50) -> dict:
+        log_every: int = 50, progress: bool = False) -> dict:
     """Minimize ``batch_loss(step)`` with Adam, cosine decay to 0 over the budget, gradients clipped to norm 1.
 
     Stops after ``steps`` steps or ``max_minutes`` minutes, whichever comes
     first. Returns {"steps", "minutes", "last_loss"} (last_loss: the mean of
-    the last ``log_every`` steps).
+    the last ``log_every`` steps). ``progress``: a tqdm bar on stderr, in
+    percent of the budget, with the time left.
     """
+    import sys
+
+    from tqdm.auto import tqdm
+
     if steps is None and max_minutes is None:
         raise ValueError("fit needs a budget: steps, max_minutes or both")
     parameters = [p for p in parameters if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=lr)
+    bar = tqdm(total=100, desc=what, unit="%", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
     started, step, recent = time.perf_counter(), 0, []
     while True:
         elapsed = time.perf_counter() - started
         done = [step / steps] if steps else []
         done += [elapsed / (60 * max_minutes)] if max_minutes else []
+        bar.update(min(100, int(100 * max(done))) - bar.n)
         if max(done) >= 1:
             break
         for group in optimizer.param_groups:
@@ -175,13 +183,16 @@ def fit(parameters, batch_loss: Callable[[int], torch.Tensor], *, lr: float, ste
         optimizer.step()
         step += 1
         recent = (recent + [float(loss.detach())])[-log_every:]
-        if log is not None and step % log_every == 0:
-            log(f"  step {step}: {what} {sum(recent) / len(recent):.4f} ({elapsed / 60:.1f} min)")
+        if step % log_every == 0:
+            bar.set_postfix_str(f"step {step}, {what} {sum(recent) / len(recent):.4f}", refresh=False)
+            if log is not None and not progress:
+                log(f"  step {step}: {what} {sum(recent) / len(recent):.4f} ({elapsed / 60:.1f} min)")
+    bar.close()
     return {"steps": step, "minutes": (time.perf_counter() - started) / 60,
             "last_loss": sum(recent) / len(recent) if recent else float("nan")}
 
 
-def train_triplet_encoder(model, train_set, config: IdentityConfig, *, log=None) -> dict:
+def train_triplet_encoder(model, train_set, config: IdentityConfig, *, log=None, progress: bool = False) -> dict:
     """Train ``model.encoder`` (a pixelcnn_ae's) with the triplet loss on ``train_set``, then freeze it."""
     generator = torch.Generator().manual_seed(config.seed)
     by_class = [torch.nonzero(train_set.labels == c).flatten() for c in config.train_classes]
@@ -204,14 +215,14 @@ def train_triplet_encoder(model, train_set, config: IdentityConfig, *, log=None)
     model.train()
     try:
         stats = fit(model.encoder.parameters(), batch_loss, lr=config.triplet_lr, steps=config.triplet_steps,
-                    log=log, what="triplet loss")
+                    log=log, what="triplet loss", progress=progress)
     finally:
         model.encoder.requires_grad_(False)
     tail = active_fraction[-50:]
     return {**stats, "active_triplets": sum(tail) / max(1, len(tail))}
 
 
-def train_decoder(model, train_set, config: IdentityConfig, *, log=None) -> dict:
+def train_decoder(model, train_set, config: IdentityConfig, *, log=None, progress: bool = False) -> dict:
     """Train the decoder of ``model`` (its encoder frozen) on -log p(x | encode(x)) over ``train_set``."""
     generator = torch.Generator().manual_seed(config.seed + 1)
 
@@ -222,7 +233,7 @@ def train_decoder(model, train_set, config: IdentityConfig, *, log=None) -> dict
 
     model.train()
     return fit(model.parameters(), batch_loss, lr=config.lr, steps=config.decoder_steps,
-               max_minutes=config.decoder_minutes, log=log, what="NLL (nats)")
+               max_minutes=config.decoder_minutes, log=log, what="NLL (nats)", progress=progress)
 
 
 # ------------------------------------------------------------------------------------ measuring
@@ -282,8 +293,11 @@ def build_identity_model(config: IdentityConfig, image_shape, levels: int):
 
 
 def train_identity(config: IdentityConfig, out: str | Path, *, device: str | torch.device = "cpu",
-                   log: Callable[[str], None] | None = print) -> IdentityResult:
-    """Both stages on ``config.train_classes``; writes RUN/model and RUN/identity.json; see the module docstring."""
+                   log: Callable[[str], None] | None = print, progress: bool = False) -> IdentityResult:
+    """Both stages on ``config.train_classes``; writes RUN/model and RUN/identity.json; see the module docstring.
+
+    ``progress``: a progress bar (with the time left) for each stage instead of log lines.
+    """
     from . import data
     from .evaluate import nll_per_image
     from .serialization import save
@@ -291,7 +305,8 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
     say = log or (lambda message: None)
     out = Path(out)
     if (out / IDENTITY_FILE).exists():
-        raise ValueError(f"{out} already holds an identity run; choose another output folder")
+        raise ValueError(f"{out} already holds an identity run; choose another output folder "
+                         f"(finished_identity reuses a run of the same config)")
     train_all = data.load(config.data, "train", binarize=config.binarize)
     test_all = data.load(config.data, "test", binarize=config.binarize)
     train_set = class_subset(train_all, config.train_classes)
@@ -300,10 +315,11 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
 
     say(f"identity: {config.data}, training classes {list(config.train_classes)} ({len(train_set)} images), "
         f"unseen {list(unseen)}\n1/2 triplet training of the embedding network ({config.triplet_steps} steps)")
-    triplet = train_triplet_encoder(model, train_set, config, log=say)
+    bars = {"progress": True} if progress else {}       # only when asked: a stage may be replaced by one without it
+    triplet = train_triplet_encoder(model, train_set, config, log=say, **bars)
     say(f"2/2 conditional PixelCNN on (image, embedding) of the training classes "
         f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)")
-    decoder = train_decoder(model, train_set, config, log=say)
+    decoder = train_decoder(model, train_set, config, log=say, **bars)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model_path = save(model, out / MODEL_DIR)
@@ -324,6 +340,22 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
                                                 indent=2) + "\n")
     say(f"saved {model_path}; measurements in {out / IDENTITY_FILE}")
     return IdentityResult(run_dir=out, model_path=model_path, measurements=measurements)
+
+
+def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult | None:
+    """The finished run of ``config`` in ``out``, to reuse; None when ``out`` holds no identity run.
+
+    A run of another config there is a ValueError that names the settings that differ.
+    """
+    out = Path(out)
+    if not (out / IDENTITY_FILE).exists():
+        return None
+    saved, wanted = read_identity(out), json.loads(json.dumps(asdict(config)))
+    changed = sorted(k for k, v in wanted.items() if saved["config"].get(k) != v)
+    if changed:
+        raise ValueError(f"{out} already holds an identity run with other settings ({', '.join(changed)} differ); "
+                         f"choose another output folder, or the same flags to reuse it")
+    return IdentityResult(run_dir=out, model_path=out / MODEL_DIR, measurements=saved["measurements"])
 
 
 def read_identity(run: str | Path) -> dict:

@@ -53,6 +53,10 @@ class CategoricalHead:
         log_probs = F.log_softmax(_at_least_float32(logits), dim=2)
         return log_probs.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits [B, C, L, H, W] -> p(value) [B, C, L, H, W], float64, summing to 1 over L."""
+        return F.softmax(logits.double(), dim=2)
+
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """logits [..., L] -> int64 samples [...], by inverting the CDF with one uniform each.
@@ -83,6 +87,11 @@ class BernoulliHead:
         """logits [B, C, 1, H, W], x [B, C, H, W] in {0, 1} -> [B, C, H, W]."""
         logits = _at_least_float32(logits.squeeze(2))
         return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits [B, C, 1, H, W] -> p(0), p(1) [B, C, 2, H, W], float64."""
+        p_one = torch.sigmoid(logits.double())
+        return torch.cat([1 - p_one, p_one], dim=2)
 
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:

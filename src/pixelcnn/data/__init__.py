@@ -13,7 +13,8 @@ Standard, downloaded once into ``root`` (default ``$PIXELCNN_DATA`` or
 ``~/.cache/pixelcnn``) with a SHA-256 check: ``mnist``, ``fashion-mnist``,
 ``binarized-mnist``, ``cifar10``, ``imagenet32``, ``imagenet64`` (see
 ``standard.py`` for the files each needs, to place them by hand when offline).
-``folder:PATH`` reads any folder of images (see ``folder.py``).
+``folder:PATH`` reads any folder of images (see ``folder.py``); ``read_image(path, image_shape, levels)``
+reads one image file as a model's input.
 """
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ import torch
 from . import bundled, standard
 from .dataset import BINARIZE_CHOICES, SPLITS, ImageDataset, SplitData, fixed_binary_draw, threshold_binarize
 from .download import DownloadError, download_file
-from .folder import FOLDER_PREFIX, read_folder
+from .folder import FOLDER_PREFIX, IMAGE_SUFFIXES, read_folder, read_image
 
-__all__ = ["BUNDLED", "DownloadError", "ImageDataset", "default_root", "download_file", "fixed_binary_draw",
-           "list_datasets", "load"]
+__all__ = ["BUNDLED", "DownloadError", "IMAGE_SUFFIXES", "ImageDataset", "default_root", "download_file", "fixed_binary_draw",
+           "list_datasets", "load", "read_image"]
 
 ROOT_ENV = "PIXELCNN_DATA"
 

@@ -73,25 +73,66 @@ def _class_names(splits: dict[str, tuple[Path, list[Path]]]) -> tuple[str, ...] 
     return tuple(sorted(names)) or None
 
 
-def _open(file: Path, path: str):
+def _open(file: Path, what: str):
     """PIL's lazy open (reads the header only); a file PIL cannot read is a ValueError naming it."""
     from PIL import Image
 
     try:
         image = Image.open(file)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what}no image file at {file}") from None
     except OSError as err:
-        raise ValueError(f"{FOLDER_PREFIX}{path}: cannot read {file} as an image ({err})") from None
+        raise ValueError(f"{what}cannot read {file} as an image ({err})") from None
     return image
 
 
-def _mode(file: Path, path: str) -> str:
-    with _open(file, path) as image:
+def _mode(file: Path, what: str) -> str:
+    with _open(file, what) as image:
         return image.mode
 
 
-def read_folder(path: str, split: str, *, image_size: int | None = None, channels: int | None = None) -> SplitData:
+def decode_image(file: str | Path, *, channels: int, size: tuple[int, int] | None = None,
+                 what: str = "") -> np.ndarray:
+    """One image file -> uint8 [C, H, W]: EXIF orientation applied, grey (C = 1) or RGB (C = 3), alpha dropped.
+
+    ``size`` = (width, height) scales it (Lanczos) and centre-crops it to that
+    size. ``what`` prefixes the error messages (e.g. the data set's name).
+    """
     from PIL import Image, ImageOps
 
+    with _open(Path(file), what) as image:
+        try:
+            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+        except OSError as err:          # a truncated or corrupt file fails here, when decoded
+            raise ValueError(f"{what}cannot decode {file} ({err})") from None
+        if size is not None:
+            image = ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
+        array = np.asarray(image, dtype=np.uint8)                       # [H, W] or [H, W, 3]
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)   # -> [C, H, W]
+
+
+def read_image(path: str | Path, image_shape, levels: int, *, resize: bool = False):
+    """An image file -> the integer image [1, C, H, W] a model of ``image_shape`` and ``levels`` takes.
+
+    8-bit values v become round(v * (levels - 1) / 255), which inverts the
+    drawing of ``pixelcnn.viz`` and for levels = 2 is the usual threshold
+    at 128. A file of another size is an error unless ``resize`` (then it is
+    scaled and centre-cropped).
+    """
+    import torch
+
+    channels, height, width = image_shape
+    if channels not in (1, 3):
+        raise ValueError(f"image files can feed models of 1 or 3 channels; this model has {channels}")
+    values = decode_image(path, channels=channels, size=(width, height) if resize else None)
+    if values.shape[1:] != (height, width):
+        raise ValueError(f"{path} is {values.shape[2]}x{values.shape[1]} pixels; the model takes "
+                         f"{width}x{height} (resize it, or pass --resize / resize=True)")
+    scaled = torch.tensor(values, dtype=torch.float64) * ((levels - 1) / 255)
+    return scaled.round().long().unsqueeze(0)                            # [1, C, H, W]
+
+
+def read_folder(path: str, split: str, *, image_size: int | None = None, channels: int | None = None) -> SplitData:
     if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
     if channels not in (None, 1, 3):
@@ -107,27 +148,17 @@ def read_folder(path: str, split: str, *, image_size: int | None = None, channel
                          f"{', '.join(sorted(IMAGE_SUFFIXES))}); for small folders make train/ and test/ subfolders")
     class_names = _class_names(splits)
 
+    what = f"{FOLDER_PREFIX}{path}: "
     if channels is None:
         all_files = [f for _, split_files in splits.values() for f in split_files]
-        channels = 1 if all(_mode(f, path) in GREY_MODES for f in all_files) else 3
-    mode = "L" if channels == 1 else "RGB"
-
-    arrays = []
-    for f in files:
-        with _open(f, path) as image:
-            try:
-                image = ImageOps.exif_transpose(image).convert(mode)
-            except OSError as err:          # a truncated or corrupt file fails here, when decoded
-                raise ValueError(f"{FOLDER_PREFIX}{path}: cannot decode {f} ({err})") from None
-            if image_size is not None:
-                image = ImageOps.fit(image, (image_size, image_size), method=Image.Resampling.LANCZOS)
-            arrays.append(np.asarray(image, dtype=np.uint8))
+        channels = 1 if all(_mode(f, what) in GREY_MODES for f in all_files) else 3
+    size = None if image_size is None else (image_size, image_size)
+    arrays = [decode_image(f, channels=channels, size=size, what=what) for f in files]      # [C, H, W] each
     shapes = sorted({a.shape for a in arrays})
     if len(shapes) > 1:
-        raise ValueError(f"{FOLDER_PREFIX}{path}: images have different sizes ({shapes[0][:2]}, {shapes[1][:2]}, ...); "
+        raise ValueError(f"{FOLDER_PREFIX}{path}: images have different sizes ({shapes[0][1:]}, {shapes[1][1:]}, ...); "
                          f"pass image_size=N to resize and centre-crop them all to N x N")
-    images = np.stack(arrays)                                          # [N, H, W] or [N, H, W, 3]
-    images = images[:, None] if channels == 1 else images.transpose(0, 3, 1, 2)   # -> [N, C, H, W]
+    images = np.stack(arrays)                                          # [N, C, H, W]
     labels = None
     if class_names is not None:
         index = {name: i for i, name in enumerate(class_names)}

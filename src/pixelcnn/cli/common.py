@@ -1,0 +1,240 @@
+"""What every command shares: the error types and exit rule, one way to open a run folder, the common flags.
+
+Exit rule (``exit_status``): 0 on success; 2 for a usage error (the command
+line asks for something that cannot be done: a bad flag or value, a folder
+that is not a run, a model or data set that does not fit the command); 1 for
+a failure at run time (a file that cannot be read or written, a download that
+fails, training that diverges); 130 when stopped with Ctrl-C. Every error is
+one line on stderr, ``pixelcnn COMMAND: error: ...``, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+PROG = "pixelcnn"
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: auto)"
+
+
+# ------------------------------------------------------------------------------------- errors
+class CommandError(Exception):
+    """A failure at run time, reported in one line; exit status 1."""
+
+    exit_status = 1
+
+
+class UsageError(CommandError, ValueError):
+    """The command line asks for something that cannot be done, reported in one line; exit status 2."""
+
+    exit_status = 2
+
+
+# Exceptions reported as one line. A ValueError is the library's "the input you gave is wrong" (see
+# DESIGN: bad images, an unknown name, a value out of range), so it is a usage error; the others are
+# failures while doing a valid request.
+REPORTED = (CommandError, ValueError, OSError, FloatingPointError, ImportError, RuntimeError)
+
+
+def exit_status(error: BaseException) -> int:
+    """The exit status of a command that raised ``error`` (one of ``REPORTED`` or KeyboardInterrupt)."""
+    if isinstance(error, KeyboardInterrupt):
+        return 130
+    if isinstance(error, CommandError):
+        return error.exit_status
+    return 2 if isinstance(error, ValueError) else 1
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line: the problem and where to find help (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_command(subparsers, name: str, help_text: str, examples: str, *, description: str | None = None):
+    """A subcommand whose --help ends with ``examples`` (lines of ``pixelcnn ...``, comments allowed)."""
+    return subparsers.add_parser(name, help=help_text, description=description or help_text,
+                                 epilog="examples:\n" + examples.strip("\n"),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# ------------------------------------------------------------------------------------- flags and checks
+def add_device_flag(parser) -> None:
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def add_data_flags(parser, *, split: bool = True) -> None:
+    """--data, --binarize (and --split): which images a command reads (default: those the run trained on)."""
+    parser.add_argument("--data", help="data set (default: the run's); needed for a bare model folder")
+    parser.add_argument("--binarize", choices=["dynamic", "threshold"], help="binarization (default: the run's)")
+    if split:
+        parser.add_argument("--split", choices=["test", "train"], default="test", help="split (default: test)")
+
+
+def add_draw_flags(parser, *, scale: bool = True) -> None:
+    """--seed, --temperature, --method (and --scale) of the commands that draw samples."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the draws (default: 0)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="divides the logits (default: 1.0)")
+    parser.add_argument("--method", default="auto", help="sampler: auto, fast or naive (default: auto)")
+    if scale:
+        parser.add_argument("--scale", type=int, help="screen pixels per image pixel (default: about 56 px an image)")
+
+
+def positive(name: str, value) -> None:
+    if value is None or value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+
+
+def check_temperature(value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"--temperature must be a positive number, got {value}")
+
+
+def scale_for(image_shape, requested: int | None) -> int:
+    """--scale, or the default that makes an image of ``image_shape`` (C, H, W) about 56 pixels high."""
+    from ..viz import default_scale
+
+    if requested is not None:
+        positive("--scale", requested)
+        return requested
+    return default_scale(image_shape)
+
+
+def resolve_device(name: str):
+    from ..train.loop import resolve_device as resolve
+
+    return resolve(name)
+
+
+# ------------------------------------------------------------------------------------- run folders
+@dataclass
+class Run:
+    """What a RUN argument names: a saved model and, for a run folder, the data it was trained on."""
+
+    path: Path
+    model: object                    # the loaded model, in eval mode
+    train_config: object = None      # the TrainConfig of a ``pixelcnn train`` run folder
+    identity: dict | None = None     # RUN/identity.json of a ``pixelcnn identity`` run folder
+    data: str | None = None          # the data set the model was trained on (None: a bare model folder)
+    binarize: str | None = None
+    data_root: str | None = None
+
+
+def _is_model_folder(folder: Path) -> bool:
+    from ..serialization import CONFIG_FILE, WEIGHTS_FILE
+
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+
+
+def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
+    """RUN -> (its saved-model folder, the run folder holding it or None for a bare model folder).
+
+    RUN is a model folder (``pixelcnn.save``: config.json + model.safetensors)
+    or a folder with one inside it: a run's ``model/`` (``pixelcnn train``,
+    ``pixelcnn identity``) or its only saved model.
+    """
+    import json
+
+    from ..train.loop import MODEL_DIR
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"no run or model folder at {folder}")
+    if _is_model_folder(folder):
+        return folder, None
+    if _is_model_folder(folder / MODEL_DIR):
+        return folder / MODEL_DIR, folder
+    inside = sorted(d.name for d in folder.iterdir() if d.is_dir() and _is_model_folder(d))
+    if len(inside) == 1:
+        return folder / inside[0], folder
+    if inside:
+        raise UsageError(f"{folder} holds several saved models ({', '.join(inside)}); give one of them")
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if isinstance(saved, dict) and "data" in saved:
+        raise UsageError(f"{folder} is a run folder without a saved model yet ({folder / MODEL_DIR} is missing): "
+                         f"let the run reach a checkpoint, or resume it with pixelcnn train --resume {folder}")
+    raise UsageError(f"{folder} is neither a run folder (pixelcnn train --out) nor a model folder (pixelcnn.save)")
+
+
+def open_run(path: str | Path, device: str = "auto") -> Run:
+    """RUN (a run folder of ``pixelcnn train`` or ``pixelcnn identity``, or a model folder) -> ``Run``."""
+    from ..embedding import IDENTITY_FILE, read_identity
+    from ..serialization import load
+    from ..train.config import TrainConfig
+    from ..train.loop import CONFIG_FILE
+
+    model_folder, run_folder = find_model_folder(path)
+    model = load(model_folder, map_location=resolve_device(device))
+    run = Run(path=Path(path), model=model)
+    if run_folder is not None and (run_folder / IDENTITY_FILE).is_file():
+        run.identity = read_identity(run_folder)
+        run.data, run.binarize = run.identity["config"]["data"], run.identity["config"]["binarize"]
+    elif run_folder is not None and (run_folder / CONFIG_FILE).is_file():
+        run.train_config = TrainConfig.load(run_folder / CONFIG_FILE)
+        run.data, run.binarize = run.train_config.data, run.train_config.binarize
+        run.data_root = run.train_config.data_root
+    return run
+
+
+def dataset_for(run: Run, args, split: str = "test", *, needs: str = ""):
+    """The data set a command reads: --data (binarized by --binarize, or as a 2-level model needs), else the
+    run's own; checked against the model. ``needs`` starts the error for a bare model folder."""
+    from .. import data
+    from ..evaluate import check_compatible
+
+    name, binarize, root = getattr(args, "data", None), getattr(args, "binarize", None), None
+    if name is None:
+        if run.data is None:
+            raise UsageError(f"{needs}{run.path} is a bare model folder: say which data set with --data NAME")
+        name, binarize, root = run.data, binarize or run.binarize, run.data_root
+    elif binarize is None and run.model.levels == 2 and name == run.data:
+        binarize = run.binarize
+    dataset = data.load(name, split, root=root, binarize=binarize)
+    try:
+        check_compatible(run.model, dataset)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return dataset
+
+
+def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | None = None, per_class: int = 1):
+    """Images of ``dataset`` by index, by class (``per_class`` of each, spread within it) or ``n`` spread over it
+    (data sets often store their classes in order).
+
+    Returns (uint8 images [B, C, H, W] as the model reads them, labels [B]).
+    """
+    import torch
+
+    from ..embedding import parse_classes
+
+    if indices is not None:
+        bad = [i for i in indices if not 0 <= i < len(dataset)]
+        if bad:
+            raise UsageError(f"image index {bad[0]} is out of range: {dataset.name} {dataset.split} has "
+                             f"{len(dataset)} images (0..{len(dataset) - 1})")
+        index = torch.tensor(indices)
+    elif classes is not None:
+        positive("--per-class", per_class)
+        chosen = []
+        for c in parse_classes(classes):
+            members = torch.nonzero(dataset.labels == c).flatten()
+            if len(members) == 0:
+                raise UsageError(f"{dataset.name} {dataset.split} has no image of class {c}")
+            chosen.append(members[torch.linspace(0, len(members) - 1, min(per_class, len(members))).round().long()])
+        index = torch.cat(chosen)
+    else:
+        positive("--n", n)
+        if n > len(dataset):
+            raise UsageError(f"--n {n} is more than the {len(dataset)} images of {dataset.name} {dataset.split}")
+        index = torch.linspace(0, len(dataset) - 1, n).round().long()
+    images = dataset.prepare_batch(dataset.images[index], torch.Generator().manual_seed(0))
+    return images, dataset.labels[index]

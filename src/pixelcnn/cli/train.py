@@ -1,0 +1,342 @@
+"""``pixelcnn train``, ``eval``, ``demo``, ``models`` and ``data``: training runs and what to train on."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, pick_images,
+                     positive, resolve_device)
+
+# Model config fields that training does not take from flags: the data set gives
+# image_shape and levels, --class-conditional gives num_classes, and vector
+# conditions (cond_dim) need data that carries vectors.
+MODEL_FIELDS_FROM_DATA = ("image_shape", "levels", "num_classes", "cond_dim")
+
+DEMO_PRESET = "gated-demo"      # the demo's class-conditional Gated PixelCNN, 4 layers x 32, 5x5
+try:
+    from ..train.config import DEMO_SCHEDULE
+except ImportError:             # LOCAL COPY until the models branch (train.config.DEMO_SCHEDULE) is merged: delete
+    DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
+
+EXAMPLES = {
+    "train": """
+  pixelcnn train --model gated_pixelcnn --data mnist5k --binarize dynamic --class-conditional \\
+                 --n-layers 5 --hidden 32 --max-minutes 10 --lr-decay cosine --out runs/mnist
+  pixelcnn train --preset gated-cifar10 --data photo-patches --epochs 20 --out runs/photos
+  pixelcnn train --resume runs/mnist --max-minutes 30        # continue, with a longer budget
+
+Several GPUs (DDP): torchrun --nproc_per_node 4 -m pixelcnn train ... (the same flags).
+The run folder gets config.json, checkpoint.safetensors, model/ (pixelcnn.load),
+metrics.jsonl, samples/*.png and, if tensorboard is installed, tensorboard/.
+Ctrl-C or SIGTERM saves a checkpoint and exits; --resume continues exactly.""",
+    "eval": """
+  pixelcnn eval runs/mnist                      # test NLL (nats/image and bits/dim) +- standard error
+  pixelcnn eval runs/mnist --split train --json
+  pixelcnn eval runs/mnist/model --data mnist5k --binarize dynamic""",
+    "demo": """
+  pixelcnn demo                     # about 5 minutes of training on 2 CPU cores, then numbers and pictures
+  pixelcnn demo --minutes 10 --out runs/demo10
+
+Trains a class-conditional Gated PixelCNN (the gated-demo preset) on binarized
+mnist5k (4,000 bundled MNIST digits), evaluates the test NLL on the 1,000 test
+digits, and writes RUN/per_class_samples.png (one row per digit), RUN/completions.png
+and RUN/model/.""",
+    "models": """
+  pixelcnn models                   # the registry names and the presets
+  pixelcnn models --count           # build each preset and count its parameters (a minute)
+  pixelcnn models --count --match mnist    # only the presets whose name contains mnist""",
+    "data": """
+  pixelcnn data                     # the data sets by name
+  pixelcnn data --details           # with the bundled sets' sizes, image shapes and classes""",
+}
+
+
+# ------------------------------------------------------------------------------------- train flags
+def field_comments(cls) -> dict[str, str]:
+    """The ``# comment`` after each field of a dataclass and its bases, as help text."""
+    comments = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for match in re.finditer(r"^\s+(\w+)\s*:[^=\n]+=[^#\n]*#\s*(.+)$", source, re.M):
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def _parse_none(convert):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else convert(text)
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def _add_field_flag(group, f, help_text: str, options=None) -> None:
+    """One flag for a dataclass field (``batch_size`` -> ``--batch-size``), default SUPPRESS, so that only the
+    flags given appear in the parsed namespace."""
+    kind = str(f.type)
+    flag = "--" + f.name.replace("_", "-")
+    help_text = help_text.replace("%", "%%")
+    if kind == "bool":
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        return
+    convert = {"int": int, "float": float}.get(kind.split(" | ")[0].strip(), str)
+    if "None" in kind:
+        convert, help_text = _parse_none(convert), help_text + "; 'none' for None"
+    group.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=options,
+                       metavar="{" + ",".join(map(str, options)) + "}" if options else f.name.upper(),
+                       help=help_text)
+
+
+def _model_classes() -> dict:
+    """Every model a run can train, by registry name, the MSE baseline included."""
+    from ..models import registry
+
+    resolve = getattr(registry, "model_class", None) or registry.MODELS.__getitem__
+    return {name: resolve(name) for name in dict.fromkeys([*registry.MODELS, "mse_ae"])}
+
+
+def model_option_help() -> dict:
+    """field -> (a field of some model's config, help text true for every model that has it).
+
+    Models that agree on a field's meaning and default share one phrase; where they differ,
+    the help names each group: "gated layers (default 15) for gated_pixelcnn; LSTM layers ..."."""
+    meanings: dict[str, dict[str, list[str]]] = {}
+    fields = {}
+    for name, model_class in _model_classes().items():
+        comments = field_comments(model_class.config_class)
+        for f in dataclasses.fields(model_class.config_class):
+            if f.name in MODEL_FIELDS_FROM_DATA:
+                continue
+            fields.setdefault(f.name, f)
+            default = f.default if f.default is not dataclasses.MISSING else None
+            phrase = f"{comments.get(f.name, f.name.replace('_', ' '))} (default: {default!r})"
+            meanings.setdefault(f.name, {}).setdefault(phrase, []).append(name)
+    helps = {}
+    for field_name, by_phrase in meanings.items():
+        helps[field_name] = (fields[field_name], "; ".join(f"{', '.join(names)}: {phrase}"
+                                                           for phrase, names in by_phrase.items()))
+    return helps
+
+
+def add_parsers(sub) -> None:
+    from .. import list_models, presets
+    from ..train.config import BINARIZE, LR_DECAYS, OPTIMIZERS, TrainConfig
+
+    info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
+                       EXAMPLES["models"])
+    info.add_argument("--count", action="store_true", help="build each preset and count its parameters")
+    info.add_argument("--match", metavar="TEXT", help="only the presets whose name contains TEXT")
+    info.set_defaults(handler=cmd_models)
+
+    datasets = add_command(sub, "data", "list the data sets that --data accepts", EXAMPLES["data"])
+    datasets.add_argument("--details", action="store_true",
+                          help="load the bundled sets and print their sizes, image shapes, levels and classes")
+    datasets.set_defaults(handler=cmd_data)
+
+    train = add_command(sub, "train", "train a model on a data set (resumable)", EXAMPLES["train"])
+    which = train.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="NAME", default=argparse.SUPPRESS,
+                       help=f"model name: {', '.join(list_models())} (default: gated_pixelcnn)")
+    which.add_argument("--preset", metavar="NAME", default=argparse.SUPPRESS, dest="model",
+                       help=f"a named configuration: {', '.join(sorted(presets))}")
+    which.add_argument("--resume", metavar="RUN", nargs="?", const=True, default=argparse.SUPPRESS,
+                       help="continue the run in folder RUN (or in --out) where it stopped, with its config; "
+                            "budget flags (--max-minutes, --max-steps, --epochs, ...) may change")
+    group = train.add_argument_group("training options (TrainConfig)")
+    comments = field_comments(TrainConfig)
+    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in ("model", "model_options"):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            _add_field_flag(group, f, f"{comments.get(f.name, '')} (default: {default!r})", choices.get(f.name))
+    group = train.add_argument_group(
+        "model options (fields of the model's config; each names the models that have it, with their defaults; "
+        "a preset's values replace the defaults)")
+    for f, help_text in model_option_help().values():
+        _add_field_flag(group, f, help_text)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",
+                           EXAMPLES["eval"])
+    evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    add_device_flag(evaluate)
+    add_data_flags(evaluate)
+    evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    evaluate.add_argument("--max-images", type=int, help="score only the first N images of the split")
+    evaluate.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    demo = add_command(sub, "demo", "train a class-conditional Gated PixelCNN on bundled MNIST digits, "
+                                    "evaluate it, draw samples and completions", EXAMPLES["demo"])
+    demo.add_argument("--minutes", type=float, default=5.0, help="minutes of training (default: 5)")
+    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo; runs/demo-2, ... if it exists)")
+    add_device_flag(demo)
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--per-class", type=int, default=8, help="samples of each digit in the grid (default: 8)")
+    demo.add_argument("--n-layers", type=int, help=f"gated layers (default: the {DEMO_PRESET} preset's, 4)")
+    demo.add_argument("--hidden", type=int, help=f"maps per layer (default: the {DEMO_PRESET} preset's, 32)")
+    demo.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    demo.set_defaults(handler=cmd_demo)
+
+
+# ------------------------------------------------------------------------------------- commands
+def cmd_models(args) -> str:
+    from .. import build, list_models, presets
+
+    lines = ["models: " + ", ".join(list_models())]
+    for name, preset in sorted(presets.items()):
+        if args.match is not None and args.match not in name:
+            continue
+        count = f"{sum(p.numel() for p in build(name).parameters()):>12,d}  " if args.count else ""
+        lines.append(f"  {name:<24} {preset.model:<20} {count}{preset.description}")
+    return "\n".join(lines)
+
+
+def cmd_data(args) -> str:
+    from .. import data
+
+    lines = []
+    for name, source in data.SOURCES.items():
+        where = "bundled, offline" if source.bundled else f"downloaded once into {data.default_root()}"
+        if args.details and source.bundled:
+            train, test = data.load(name, "train"), data.load(name, "test")
+            classes = f"{train.num_classes} classes" if train.num_classes else "no labels"
+            where += (f"; {len(train):,} train / {len(test):,} test images {tuple(train.image_shape)}, "
+                      f"{train.levels} levels, {classes}")
+        lines.append(f"  {name:<16} {where}")
+    lines.append(f"  {'folder:PATH':<16} any folder of images (train/ and test/ subfolders, or a fixed 1-in-10 split)")
+    return "data sets (pixelcnn train --data NAME; pixelcnn.data.load(NAME, split)):\n" + "\n".join(lines)
+
+
+def train_config_from_args(args):
+    """The TrainConfig the flags describe (for --resume: the run's, with the flags given applied)."""
+    from ..train.config import RESUMABLE_FIELDS, TrainConfig
+    from ..train.loop import CONFIG_FILE
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "handler")}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_values = {k: v for k, v in given.items() if k in train_names}
+    model_values = {k: v for k, v in given.items() if k not in train_names}
+    resume = getattr(args, "resume", None)
+    if resume is None:
+        return TrainConfig(**train_values, model_options=model_values), False
+    if resume is True:                                              # bare --resume: the run in --out
+        if "out" not in train_values:
+            raise UsageError("--resume needs the run folder: --resume RUN (or --resume --out RUN)")
+        resume = train_values["out"]
+    elif train_values.get("out", resume) != resume:
+        raise UsageError(f"--resume {resume} continues that folder; --out {train_values['out']} names another")
+    run = Path(resume)
+    if not (run / CONFIG_FILE).is_file():
+        raise UsageError(f"nothing to resume at {run}: no {CONFIG_FILE} (not a run folder of pixelcnn train)")
+    saved = TrainConfig.load(run / CONFIG_FILE)
+    fixed = sorted([k for k, v in train_values.items() if k not in RESUMABLE_FIELDS and v != getattr(saved, k)]
+                   + [k for k, v in model_values.items() if saved.model_options.get(k, object()) != v])
+    if fixed:
+        raise UsageError(f"--resume continues a run as it was configured; these cannot change: "
+                         f"{', '.join('--' + k.replace('_', '-') for k in fixed)} "
+                         f"(may change: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FIELDS)})")
+    return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
+
+
+def cmd_train(args) -> str:
+    from ..train.loop import Trainer
+
+    config, resume = train_config_from_args(args)
+    if not config.has_budget:
+        raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
+    result = Trainer(config, resume=resume).run()
+    return f"test: {result.final_eval}" if result.final_eval is not None else ""
+
+
+def cmd_eval(args) -> str:
+    from ..evaluate import evaluate
+
+    positive("--batch-size", args.batch_size)
+    if args.max_images is not None:
+        positive("--max-images", args.max_images)
+    run = open_run(args.run, args.device)
+    dataset = dataset_for(run, args, args.split)
+    result = evaluate(run.model, dataset, batch_size=args.batch_size, max_images=args.max_images,
+                      progress=not args.json and sys.stderr.isatty())
+    return json.dumps(result.to_dict()) if args.json else str(result)
+
+
+def _fresh_folder(path: str) -> Path:
+    folder = Path(path)
+    number = 2
+    while folder.exists() and any(folder.iterdir()):
+        folder = Path(f"{path}-{number}")
+        number += 1
+    return folder
+
+
+def _demo_model(args) -> tuple[str, dict]:
+    """The demo's model: the gated-demo preset, with --n-layers / --hidden applied."""
+    from .. import presets
+
+    sizes = {k: v for k, v in (("n_layers", args.n_layers), ("hidden", args.hidden)) if v is not None}
+    for name, value in sizes.items():
+        positive("--" + name.replace("_", "-"), value)
+    if DEMO_PRESET in presets:
+        return DEMO_PRESET, sizes
+    # LOCAL COPY until the models branch (the gated-demo preset) is merged: delete.
+    return "gated_pixelcnn", {"n_layers": 4, "hidden": 32, "kernel_size": 5, **sizes}
+
+
+def cmd_demo(args) -> str:
+    import torch
+
+    from .. import data, viz, load
+    from ..train.config import TrainConfig
+    from ..train.loop import Trainer
+    from .generate import complete_images
+
+    if not args.minutes > 0:
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
+    positive("--per-class", args.per_class)
+    model_name, model_options = _demo_model(args)
+    out = _fresh_folder(args.out)
+    config = TrainConfig(
+        model=model_name, model_options=model_options, class_conditional=True, data="mnist5k", binarize="dynamic",
+        out=str(out), max_minutes=args.minutes, eval_every=None, sample_images=0, checkpoint_every=500,
+        device=args.device, seed=args.seed, progress=args.progress, **DEMO_SCHEDULE)
+    print(f"pixelcnn demo: training a class-conditional Gated PixelCNN on binarized mnist5k "
+          f"(4,000 train / 1,000 test digits) for {args.minutes:g} minutes in {out}", flush=True)
+    result = Trainer(config).run()
+    if result.interrupted:
+        raise KeyboardInterrupt
+    model = load(result.model_path, map_location=resolve_device(args.device))
+    started = time.perf_counter()
+    labels = torch.arange(10).repeat_interleave(args.per_class)
+    samples = model.sample(len(labels), labels, generator=torch.Generator().manual_seed(args.seed))
+    grid = viz.class_grid(samples, labels, levels=2, scale=2)
+    samples_path = viz.save(grid, out / "per_class_samples.png")
+    images, test_labels = pick_images(data.load("mnist5k", "test", binarize="dynamic"), n=10)
+    done = complete_images(model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed)
+    completion_path = viz.save(viz.completion_grid(images, done, known_rows=14, levels=2, scale=2),
+                                       out / "completions.png")
+    drawing = time.perf_counter() - started
+    ev = result.final_eval
+    device = config.device if config.device != "auto" else resolve_device("auto")
+    return "\n".join([
+        "",
+        f"trained   {result.step} steps ({result.epoch:.1f} epochs) in {result.train_minutes:.1f} minutes, "
+        f"{result.images_per_second:.0f} images/s on {device}",
+        f"test NLL  {ev.nll:.2f} +- {ev.nll_stderr:.2f} nats per image ({ev.bits_per_dim:.4f} bits/dim) "
+        f"on the {ev.images} binarized mnist5k test digits",
+        f"samples   {samples_path}  (one row per digit 0-9, {args.per_class} each)",
+        f"completed {completion_path}  (10 test digits: original, top half given, 4 completions)",
+        f"model     {result.model_path}  (pixelcnn.load; pixelcnn eval / sample / complete {out})",
+        f"          drawing took {drawing:.1f} s; metrics in {out / 'metrics.jsonl'}",
+    ])

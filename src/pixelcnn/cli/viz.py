@@ -1,0 +1,362 @@
+"""``pixelcnn viz``: pictures computed from a real model (``analysis`` computes, ``pixelcnn.viz`` draws).
+
+RUN is a run folder or a model folder (see ``common.open_run``); a run's own
+config says which data set ``--test-index`` reads.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from .common import UsageError, add_command, check_temperature, dataset_for, open_run, pick_images
+
+COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
+
+EXAMPLES = {
+    "receptive-field": """
+  pixelcnn viz receptive-field --compare --out rf.png        # PixelCNN's blind spot beside the fixes
+  pixelcnn viz receptive-field --model pixelcnn --layers 6 --image-size 12 --pixel 8 6 --out rf6.png
+  pixelcnn viz receptive-field runs/gated --out rf_gated.png    # the trained model's own""",
+    "softmax": """
+  pixelcnn viz softmax runs/gated --test-index 0 --out softmax.png
+  pixelcnn viz softmax runs/gated --test-index 3 --pixels 14,14 10,20 --out softmax3.png""",
+    "nll-map": """
+  pixelcnn viz nll-map runs/gated --test-index 0 3 --out nll_map.png
+  pixelcnn viz nll-map runs/gated --folder my_images/ --csv scores.csv --out top.png   # see sample --folder
+
+With --folder every image is scored; a class-conditional model scores each image
+under --label, or else under the class that gives it the highest likelihood
+(written to the CSV's label column).""",
+    "animate": """
+  pixelcnn viz animate runs/gated --n 16 --out sample.gif
+  pixelcnn viz animate runs/gated --n 4 --label 3 --every 28 --out threes.gif""",
+}
+
+
+def _pixel(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a pixel is ROW,COL (two integers), got {text!r}") from None
+    return row, col
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_run(parser, *, optional: bool = False) -> None:
+    parser.add_argument("run", nargs="?" if optional else None, metavar="RUN",
+                        help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+
+
+def _add_image_source(parser, *, many: bool) -> None:
+    nargs = "+" if many else None
+    parser.add_argument("--image", nargs=nargs, metavar="PATH", help="image file(s) to analyse")
+    parser.add_argument("--test-index", nargs=nargs, type=int, metavar="K",
+                        help="test image(s) of the run's data set, by index (default: 0)")
+    parser.add_argument("--label", type=int, help="class of the images for a class-conditional model")
+    parser.add_argument("--resize", action="store_true",
+                        help="scale and centre-crop image files to the model's size instead of refusing them")
+    parser.add_argument("--data", help="data set for --test-index (default: the run's)")
+    parser.add_argument("--binarize", choices=["dynamic", "threshold"], help="binarize --data (default: the run's)")
+
+
+def add_parsers(sub) -> None:
+    viz = add_command(sub, "viz", "pictures of what a model does: receptive field, softmax, NLL map, "
+                                  "sampling animation",
+                      "\n".join(line for text in EXAMPLES.values() for line in text.strip("\n").splitlines()[:1]),
+                      description="Pictures computed from a real model (PNG, or GIF for animate).")
+    viz.set_defaults(handler=lambda args: _no_subcommand(viz))
+    commands = viz.add_subparsers(dest="viz_command", metavar="COMMAND", parser_class=type(viz))
+
+    field = add_command(commands, "receptive-field", "which input pixels one output reads: seen, blind spot, future",
+                        EXAMPLES["receptive-field"],
+                        description="The receptive field of one output pixel, by gradient through a structural copy "
+                                    "of the model (small positive weights), so it shows every path the masks leave "
+                                    "open. Without RUN the model is freshly built: the map depends on the "
+                                    "architecture only.")
+    _add_run(field, optional=True)
+    field.add_argument("--model", help="registry name of a freshly built model (pixelcnn.list_models())")
+    field.add_argument("--compare", nargs="*", metavar="NAME",
+                       help=f"fresh models side by side (default: {' '.join(COMPARE_DEFAULT)}); names this "
+                            f"version lacks are skipped with a note")
+    field.add_argument("--layers", type=_positive_int, help="n_layers of fresh models (default 4)")
+    field.add_argument("--image-size", type=_positive_int, help="fresh models see S x S images (default 16)")
+    field.add_argument("--hidden", type=_positive_int, help="hidden of fresh models (default 8; no effect on the map)")
+    field.add_argument("--input-kernel-size", type=_positive_int,
+                       help="first-layer kernel of fresh models (default 3, which shows the shapes clearly; "
+                            "the papers use 7)")
+    field.add_argument("--pixel", nargs=2, type=int, metavar=("ROW", "COL"),
+                       help="the output pixel (default: 3/4 down, half way across)")
+    field.add_argument("--channel", type=int, default=0, help="the output channel (default 0: R or grey)")
+    field.add_argument("--cell", type=_positive_int, help="screen pixels per image pixel")
+    field.add_argument("--out", default="receptive_field.png", help="PNG to write (default %(default)s)")
+    field.set_defaults(handler=cmd_receptive_field)
+
+    softmax = add_command(commands, "softmax", "the predicted distribution of chosen pixel-channels, observed "
+                                               "value marked", EXAMPLES["softmax"],
+                          description="Bar plots of p(value | all before) for chosen pixels of one image.")
+    _add_run(softmax)
+    _add_image_source(softmax, many=False)
+    softmax.add_argument("--pixels", nargs="+", type=_pixel, metavar="ROW,COL",
+                         help="pixels to show (default: the --count the model is least sure of)")
+    softmax.add_argument("--count", type=_positive_int, default=4, help="pixels chosen by default (%(default)s)")
+    softmax.add_argument("--channels", nargs="+", type=int, metavar="C", help="channels to show (default: all)")
+    softmax.add_argument("--out", default="softmax.png", help="PNG to write (default %(default)s)")
+    softmax.set_defaults(handler=cmd_softmax)
+
+    nll = add_command(commands, "nll-map", "image beside a heat map of -log2 p per pixel; a CSV of scores for a "
+                                           "folder", EXAMPLES["nll-map"],
+                      description="Per-pixel NLL in bits (summing to the image's exact NLL). With --folder: a CSV of "
+                                  "every image's score (for anomaly detection) and a figure of the --top highest.")
+    _add_run(nll)
+    _add_image_source(nll, many=True)
+    nll.add_argument("--folder", help="score every image in this folder (and its subfolders)")
+    nll.add_argument("--csv", default="nll_scores.csv", help="--folder: the CSV to write (default %(default)s)")
+    nll.add_argument("--top", type=_positive_int, default=4, help="--folder: images in the figure (default %(default)s)")
+    nll.add_argument("--batch-size", type=_positive_int, default=64, help="--folder: images per pass (%(default)s)")
+    nll.add_argument("--out", default="nll_map.png", help="PNG to write (default %(default)s)")
+    nll.set_defaults(handler=cmd_nll_map)
+
+    animate = add_command(commands, "animate", "a GIF of a grid of samples filling in, pixel by pixel",
+                          EXAMPLES["animate"],
+                          description="Sample --n images and write a frame every --every pixels (default: every row).")
+    _add_run(animate)
+    animate.add_argument("--n", type=_positive_int, default=16, help="images (default %(default)s)")
+    animate.add_argument("--every", type=_positive_int, help="pixels per frame (default: one image row)")
+    animate.add_argument("--label", type=int, help="class of every image (default: image i gets class i mod K)")
+    animate.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    animate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1)")
+    animate.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
+                         help="sampler (default auto: the fast cached one where the model has it)")
+    animate.add_argument("--scale", type=_positive_int, help="screen pixels per image pixel")
+    animate.add_argument("--frame-ms", type=_positive_int, default=60, help="milliseconds per frame (%(default)s)")
+    animate.add_argument("--out", default="sample.gif", help="GIF to write (default %(default)s)")
+    animate.set_defaults(handler=cmd_animate)
+
+
+def _no_subcommand(viz) -> str:
+    viz.print_help(sys.stderr)
+    raise UsageError("say which picture: pixelcnn viz COMMAND (receptive-field, softmax, nll-map, animate)")
+
+
+# ----------------------------------------------------------------------------- inputs
+def _labels(model, given: int | None, count: int, fallback=None):
+    """The condition of ``count`` images: None, --label, or ``fallback``; an error when one is needed and missing."""
+    import torch
+
+    config = model.config
+    if config.cond_dim is not None:
+        raise UsageError(f"this {model.name} takes condition vectors (cond_dim={config.cond_dim}); pixelcnn viz "
+                         f"handles unconditional and class-conditional models (use pixelcnn.analysis from Python)")
+    if config.num_classes is None:
+        if given is not None:
+            raise UsageError(f"--label given, but this {model.name} is unconditional")
+        return None
+    if given is not None:
+        if not 0 <= given < config.num_classes:
+            raise UsageError(f"--label must be in 0..{config.num_classes - 1}, got {given}")
+        return torch.full((count,), given, dtype=torch.long)
+    if fallback is None:
+        raise UsageError(f"this {model.name} is class-conditional ({config.num_classes} classes): pass --label K")
+    return fallback
+
+
+def _inputs(run, args):
+    """The images the command analyses -> (int images [B, C, H, W], cond, captions)."""
+    import torch
+
+    from .. import data
+
+    model = run.model
+    files = args.image if isinstance(args.image, list) else ([args.image] if args.image else [])
+    indices = args.test_index if isinstance(args.test_index, list) else (
+        [args.test_index] if args.test_index is not None else [])
+    if files and indices:
+        raise UsageError("give --image or --test-index, not both")
+    if files:
+        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize) for p in files])
+        return images, _labels(model, args.label, len(images)), [Path(p).name for p in files]
+    indices = indices or [0]
+    dataset = dataset_for(run, args, "test", needs="--test-index needs a data set: ")
+    images, labels = pick_images(dataset, indices=indices)
+    cond = _labels(model, args.label, len(images), fallback=labels)
+    captions = [f"{dataset.name} test image {k}" + (f" (label {int(y)})" if int(y) >= 0 else "")
+                for k, y in zip(indices, labels)]
+    return images.long(), cond, captions
+
+
+def _describe(run) -> str:
+    where = f", trained on {run.data}" if run.data else ""
+    return f"{run.model.name} ({sum(p.numel() for p in run.model.parameters()):,} parameters{where})"
+
+
+# ------------------------------------------------------------------------------------ commands
+def cmd_receptive_field(args) -> str:
+    from .. import analysis, viz, list_models
+
+    fresh_options = {"--layers": args.layers, "--image-size": args.image_size, "--hidden": args.hidden,
+                     "--input-kernel-size": args.input_kernel_size}
+    if args.run is not None:
+        if args.model or args.compare is not None:
+            raise UsageError("give RUN (a trained model) or --model / --compare (fresh models), not both")
+        given = [flag for flag, value in fresh_options.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to freshly built models; RUN's model has its own sizes")
+        run = open_run(args.run)
+        pixel = tuple(args.pixel) if args.pixel else analysis.default_pixel(run.model.image_shape)
+        panels = [(_describe(run), analysis.receptive_field(run.model, pixel, args.channel))]
+        title = f"Receptive field of pixel {pixel}, channel {args.channel}: the saved {run.model.name} in {args.run}"
+    else:
+        if args.model and args.compare is not None:
+            raise UsageError("give --model NAME or --compare NAME ..., not both")
+        if not args.model and args.compare is None:
+            raise UsageError("give RUN, --model NAME or --compare [NAME ...]")
+        names = [args.model] if args.model else (args.compare or list(COMPARE_DEFAULT))
+        available = list_models()
+        if args.model and args.model not in available:
+            raise UsageError(f"unknown model {args.model!r}; choose from: {', '.join(available)}")
+        for name in names:
+            if name not in available:
+                print(f"note: skipping {name}: not among this version's models ({', '.join(available)})",
+                      file=sys.stderr)
+        names = [name for name in names if name in available]
+        if not names:
+            raise UsageError(f"none of the --compare models exist; choose from: {', '.join(available)}")
+        sizes = dict(n_layers=args.layers or 4, image_size=args.image_size or 16, hidden=args.hidden or 8,
+                     input_kernel_size=args.input_kernel_size or 3)
+        pixel = tuple(args.pixel) if args.pixel else analysis.default_pixel((1, sizes["image_size"],
+                                                                             sizes["image_size"]))
+        panels = [(name, analysis.fresh_receptive_field(name, pixel=pixel, channel=args.channel, **sizes))
+                  for name in names]
+        title = (f"Receptive field of pixel {pixel}: freshly built models, {sizes['n_layers']} layers, "
+                 f"{sizes['input_kernel_size']}x{sizes['input_kernel_size']} first layer, 3-wide kernels")
+    figure = viz.receptive_field_figure(panels, title=title, cell=args.cell)
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
+    for name, field_map in panels:
+        counts = analysis.count_context(field_map)
+        lines.append(f"  {name}: sees {counts['SEEN']} of {analysis.earlier_count(counts)} earlier pixel-channels; "
+                     f"blind spot {counts['BLIND_SPOT']}, out of reach {counts['OUT_OF_REACH']}, "
+                     f"later ones read {counts['LEAK']}")
+    return "\n".join(lines)
+
+
+def cmd_softmax(args) -> str:
+    from .. import analysis, viz
+
+    run = open_run(args.run)
+    images, cond, captions = _inputs(run, args)
+    distributions = analysis.pixel_distributions(run.model, images, args.pixels, channels=args.channels, cond=cond,
+                                                 count=args.count)
+    figure = viz.softmax_figure(images[0], distributions, levels=run.model.levels,
+                                    title=f"Predicted distributions, {captions[0]}: {_describe(run)}")
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
+    for d in distributions:
+        lines.append(f"  pixel ({d.row}, {d.col}) channel {d.channel}: observed {d.observed} with p = "
+                     f"{d.observed_prob:.4f}, most likely {int(d.probs.argmax())}, entropy {d.entropy_bits:.3f} bits")
+    return "\n".join(lines)
+
+
+def cmd_nll_map(args) -> str:
+    from .. import analysis, viz
+
+    run = open_run(args.run)
+    if args.folder:
+        if args.image or args.test_index:
+            raise UsageError("give --folder, --image or --test-index, one of them")
+        return _score_folder(run, args)
+    images, cond, captions = _inputs(run, args)
+    bits = analysis.nll_bits(run.model, images, cond)
+    figure = viz.nll_figure(images.cpu(), bits, levels=run.model.levels, captions=captions,
+                                title=f"-log2 p per pixel: {_describe(run)}")
+    nats, per_dim = analysis.nll_totals(bits, run.model.image_shape)
+    lines = [f"wrote {viz.save(figure, args.out)} ({figure.width}x{figure.height})"]
+    lines += [f"  {c}: NLL {float(n):.3f} nats, {float(b):.4f} bits/dim" for c, n, b in zip(captions, nats, per_dim)]
+    return "\n".join(lines)
+
+
+def _most_likely_labels(model, images):
+    """For a class-conditional model: each image's class of highest likelihood, int64 [B]."""
+    import torch
+
+    with torch.no_grad():
+        scores = torch.stack([model.log_prob(images, torch.full((len(images),), k, dtype=torch.long)).cpu()
+                              for k in range(model.config.num_classes)], dim=1)          # [B, classes]
+    return scores.argmax(1)
+
+
+def _score_folder(run, args) -> str:
+    import torch
+
+    from .. import analysis, data, viz
+
+    model = run.model
+    folder = Path(args.folder).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"--folder {folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES)
+    if not files:
+        raise UsageError(f"--folder {folder} has no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
+    conditional = model.config.num_classes is not None
+    rows, maps = [], []
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start: start + args.batch_size]
+        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize) for p in chunk])
+        cond = _labels(model, args.label, len(images),
+                       fallback=_most_likely_labels(model, images) if conditional else None)
+        bits = analysis.nll_bits(model, images, cond)
+        nats, per_dim = analysis.nll_totals(bits, model.image_shape)
+        for k, path in enumerate(chunk):
+            row = {"file": path.relative_to(folder).as_posix(), "nll_nats": float(nats[k]),
+                   "bits_per_dim": float(per_dim[k]), "max_pixel_bits": float(bits[k].sum(0).max())}
+            if conditional:
+                row["label"] = int(cond[k])
+            rows.append(row)
+            maps.append((float(nats[k]), path, images[k], bits[k]))
+    csv_path = Path(args.csv)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+    top = sorted(maps, key=lambda m: -m[0])[: args.top]
+    figure = viz.nll_figure(torch.stack([m[2] for m in top]), torch.stack([m[3] for m in top]),
+                                levels=model.levels, captions=[m[1].name for m in top],
+                                title=f"Highest NLL of {len(files)} images in {folder.name}/: {_describe(run)}")
+    path = viz.save(figure, args.out)
+    mean = sum(r["nll_nats"] for r in rows) / len(rows)
+    under = f" (each under {'--label ' + str(args.label) if args.label is not None else 'its most likely class'})" \
+        if conditional else ""
+    return (f"scored {len(rows)} images{under}: mean NLL {mean:.3f} nats; wrote {csv_path} and {path} (the "
+            f"{len(top)} highest: {', '.join(m[1].name for m in top)})")
+
+
+def cmd_animate(args) -> str:
+    import torch
+
+    from .. import analysis, viz
+
+    run = open_run(args.run)
+    model = run.model
+    cond = None
+    if model.config.num_classes is not None and args.label is None:
+        cond = torch.arange(args.n) % model.config.num_classes
+    cond = _labels(model, args.label, args.n, fallback=cond)
+    check_temperature(args.temperature)
+    frames = analysis.sampling_frames(model, args.n, cond=cond, every=args.every, temperature=args.temperature,
+                                      generator=torch.Generator().manual_seed(args.seed), method=args.method)
+    pictures = viz.sampling_animation(frames, levels=model.levels, scale=args.scale,
+                                          title=f"{model.name}: {args.n} samples, {frames.method} sampler")
+    path = viz.save_gif(pictures, args.out, frame_ms=args.frame_ms)
+    return f"wrote {path} ({len(pictures)} frames, {pictures[0].width}x{pictures[0].height}, {frames.method} sampler)"
+

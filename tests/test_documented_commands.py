@@ -1,0 +1,279 @@
+"""Every ``pixelcnn`` command that README.md shows, and every example of every ``--help``, runs and writes what it says.
+
+Each command runs exactly as documented, with only the shrink flags of
+``SHRINK`` appended (fewer steps and minutes, a smaller model, fewer images),
+in a temporary folder, in the order the README gives them: ``runs/gated``
+trained by an earlier command exists for the later ones. The ``--help``
+examples run in a second folder that holds the README's runs. Commands run
+in-process through ``pixelcnn.cli.main`` (fast); those in ``SUBPROCESS`` run as
+``python -m pixelcnn ...`` to prove the entry point.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import pixelcnn
+from pixelcnn import cli
+from doc_commands import _strip_comment, documented_commands
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+# Shrink flags appended to each subcommand (a list, or a function of the documented arguments). Every
+# documented subcommand must have an entry (test_every_documented_subcommand_has_shrink_flags), so that
+# a new command cannot slip in untested.
+TRAIN_BUDGET = ["--max-steps", "2", "--eval-images", "16", "--batch-size", "8", "--sample-images", "0",
+                "--no-progress", "--no-tensorboard"]
+MODEL_SIZE = {                                       # what each documented model or preset shrinks to
+    "gated_pixelcnn": ["--n-layers", "2", "--hidden", "8"],
+    "gated-cifar10": ["--n-layers", "2", "--hidden", "8"],
+    "pixelcnn_ae": ["--n-layers", "1", "--hidden", "4", "--encoder-channels", "4"],
+    "mse_ae": ["--encoder-channels", "4", "--decoder-channels", "4"],
+}
+
+
+def _train_shrink(args: list[str]) -> list[str]:
+    if "--resume" in args:                           # a resumed run keeps its model: only the budget changes
+        return ["--max-steps", "3", "--eval-images", "16", "--no-progress"]
+    named = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--model", "--preset")]
+    return TRAIN_BUDGET + MODEL_SIZE[named[-1] if named else "gated_pixelcnn"]
+
+
+def _receptive_field_shrink(args: list[str]) -> list[str]:
+    if "--compare" not in args and "--model" not in args:
+        return []                                    # RUN's own model has its own size
+    return ["--layers", "2"] + ([] if "--image-size" in args else ["--image-size", "8"])
+
+
+SHRINK = {
+    ("train",): _train_shrink,
+    ("eval",): ["--max-images", "16"],
+    ("demo",): ["--minutes", "0.005", "--n-layers", "1", "--hidden", "4", "--per-class", "1", "--no-progress"],
+    ("models",): ["--match", "tiny"],
+    ("data",): [],
+    ("sample",): [],
+    ("complete",): ["--samples", "1"],
+    ("interpolate",): ["--steps", "2", "--rows", "1"],
+    ("reconstruct",): ["--samples", "1", "--n", "2", "--per-class", "1"],
+    ("identity",): ["--steps", "2", "--triplet-steps", "2", "--n-layers", "1", "--hidden", "4", "--embedding-dim",
+                    "3", "--batch-size", "4", "--per-class", "1", "--samples", "1", "--no-progress"],
+    ("identity-sample",): ["--samples", "1", "--per-class", "1"],
+    ("viz",): [],
+    ("viz", "receptive-field"): _receptive_field_shrink,
+    ("viz", "softmax"): [],
+    ("viz", "nll-map"): [],
+    ("viz", "animate"): ["--n", "4", "--every", "196"],
+}
+SUBPROCESS = {"pixelcnn data", "pixelcnn eval runs/gated --json"}   # run as python -m pixelcnn: the entry point
+
+
+def pixelcnn_args(command) -> list[str] | None:
+    """The arguments after ``pixelcnn`` of a documented command, or None for one this test does not run.
+
+    Not run here: ``pip install`` (installs packages), ``python -m pytest`` (this suite itself),
+    ``python SCRIPT`` (tests/test_scripts.py runs the scripts) and ``torchrun`` (needs several processes).
+    """
+    argv = command.argv
+    if argv[0] == "pixelcnn":
+        return argv[1:]
+    if argv[:3] == ["python", "-m", "pixelcnn"]:
+        return argv[3:]
+    return None
+
+
+def subcommand(args: list[str]) -> tuple[str, ...]:
+    words = tuple(a for a in args[:2] if not a.startswith("-"))
+    return words[:2] if words[:1] == ("viz",) and len(words) > 1 else words[:1]
+
+
+def help_examples() -> list[tuple[str, str]]:
+    """(where, command) for every example line of every (sub)command's --help epilog, in parser order."""
+    found = []
+    for words, parser in cli.subcommand_parsers().items():
+        epilog = parser.epilog or ""
+        assert "examples:" in epilog, f"pixelcnn {' '.join(words)} --help has no examples"
+        pending = ""
+        for line in epilog.split("examples:", 1)[1].splitlines():
+            line = _strip_comment(line.strip())
+            if not line and not pending:
+                if found and found[-1][0] == " ".join(words):
+                    break                                # the examples end at the first blank line
+                continue
+            if line.endswith("\\"):
+                pending += line[:-1].rstrip() + " "
+                continue
+            if (pending + line).startswith("pixelcnn "):
+                found.append((" ".join(words), pending + line))
+            pending = ""
+    return found
+
+
+def readme_commands() -> list:
+    commands = [c for c in documented_commands(README) if pixelcnn_args(c) is not None]
+    return sorted(commands, key=lambda c: int(c.source.rsplit(":", 1)[1]))     # README order
+
+
+def _unique(commands):
+    seen, kept = set(), []
+    for c in commands:
+        if c.text not in seen:
+            seen.add(c.text)
+            kept.append(c)
+    return kept
+
+
+README_COMMANDS = _unique(readme_commands())
+HELP_EXAMPLES = [(where, text) for where, text in help_examples() if text not in {c.text for c in README_COMMANDS}]
+
+
+# ------------------------------------------------------------------------------------- running
+def shrunk(args: list[str]) -> list[str]:
+    flags = SHRINK[subcommand(args)]
+    return args + (flags(args) if callable(flags) else flags)
+
+
+def run_command(args: list[str], folder: Path, capsys) -> tuple[int, str, str]:
+    """Run ``pixelcnn ARGS`` (shrunk) in ``folder``: (exit status, stdout, stderr)."""
+    argv = shrunk(args)
+    if " ".join(["pixelcnn", *args]) in SUBPROCESS:
+        result = subprocess.run([sys.executable, "-m", "pixelcnn", *argv], cwd=folder, capture_output=True,
+                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return result.returncode, result.stdout, result.stderr
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:                       # --help, or argparse refusing the command line
+        status = exit_.code or 0
+    finally:
+        os.chdir(before)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _value(args: list[str], flag: str) -> str | None:
+    values = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
+    return values[-1] if values else None
+
+
+def check_outputs(args: list[str], folder: Path, out: str) -> list[str]:
+    """Every file the command says it writes exists and is valid; returns what was checked."""
+    words, checked, target = subcommand(args), [], _value(args, "--out")
+    if "--help" in args:
+        return checked
+    if words == ("train",):
+        run = folder / (_value(args, "--out") or _value(args, "--resume"))
+        assert pixelcnn.load(run / "model").image_shape
+        checked.append(f"{run}/model")
+    elif words == ("identity",):
+        run = folder / target
+        pixelcnn.load(run / "model")
+        json.loads((run / "identity.json").read_text())
+        _image(run / "identity.png", "PNG")
+        checked.append(str(run))
+    elif words == ("demo",):
+        run = folder / (target or "runs/demo")
+        for name in ("per_class_samples.png", "completions.png"):     # the files the README names
+            _image(run / name, "PNG")
+        pixelcnn.load(run / "model")
+        checked.append(str(run))
+    elif target is not None:
+        _image(folder / target, "GIF" if target.endswith(".gif") else "PNG")
+        checked.append(target)
+    if _value(args, "--csv"):
+        rows = list(csv.DictReader(open(folder / _value(args, "--csv"))))
+        assert rows and "nll_nats" in rows[0]
+        checked.append(_value(args, "--csv"))
+    if words == ("sample",) and _value(args, "--folder"):
+        files = sorted((folder / _value(args, "--folder")).glob("*.png"))
+        assert files and all(_image(f, "PNG") for f in files)
+        checked.append(_value(args, "--folder"))
+    if "--json" in args:
+        json.loads(out)
+        checked.append("JSON on stdout")
+    return checked
+
+
+def _image(path: Path, kind: str) -> bool:
+    with Image.open(path) as image:
+        assert image.format == kind, f"{path} is {image.format}, not {kind}"
+        image.verify()
+    return True
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                        # the tiny models run fastest on one thread
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def readme_folder(tmp_path_factory):
+    """The folder the README's commands run in; the README's own train commands have run in it first."""
+    return tmp_path_factory.mktemp("readme")
+
+
+@pytest.fixture(scope="module")
+def trained(readme_folder):
+    """Run every ``pixelcnn train`` command of the README, in README order, in ``readme_folder``: text -> status."""
+    results, cwd = {}, os.getcwd()
+    os.chdir(readme_folder)
+    try:
+        for command in README_COMMANDS:
+            args = pixelcnn_args(command)
+            if subcommand(args) == ("train",) and "--help" not in args:
+                results[command.text] = cli.main(shrunk(args))
+    finally:
+        os.chdir(cwd)
+    return results
+
+
+@pytest.fixture(scope="module")
+def help_folder(tmp_path_factory, readme_folder, trained):
+    """A folder for the --help examples that holds the README's runs (runs/gated, runs/ae, runs/mse, runs/identity)."""
+    folder = tmp_path_factory.mktemp("help")
+    (folder / "runs").mkdir()
+    for run in ("gated", "ae", "mse", "identity"):
+        (folder / "runs" / run).symlink_to(readme_folder / "runs" / run, target_is_directory=True)
+    return folder
+
+
+# ------------------------------------------------------------------------------------- the tests
+def test_every_documented_subcommand_has_shrink_flags():
+    documented = {subcommand(pixelcnn_args(c)) for c in README_COMMANDS}
+    documented |= {subcommand(shlex.split(text)[1:]) for _, text in HELP_EXAMPLES}
+    documented |= set(cli.subcommand_parsers())       # every subcommand has --help examples, so is documented
+    assert documented - set(SHRINK) == set(), "add shrink flags for these subcommands to SHRINK"
+    assert len(README_COMMANDS) >= 20 and len(HELP_EXAMPLES) >= 25
+    assert SUBPROCESS <= {c.text for c in README_COMMANDS}, "SUBPROCESS names commands the README no longer shows"
+
+
+@pytest.mark.parametrize("command", README_COMMANDS, ids=[c.source for c in README_COMMANDS])
+def test_readme_command_runs(command, readme_folder, trained, capsys):
+    args = pixelcnn_args(command)
+    if command.text in trained:                       # run by the fixture, in README order
+        status, out, err = trained[command.text], "", ""
+    else:
+        status, out, err = run_command(args, readme_folder, capsys)
+    assert status == 0, f"{command}\nexit {status}: {err[-2000:]}"
+    check_outputs(args, readme_folder, out)
+
+
+@pytest.mark.parametrize("where, text", HELP_EXAMPLES, ids=[f"{w}: {t}" for w, t in HELP_EXAMPLES])
+def test_help_example_runs(where, text, help_folder, capsys):
+    args = shlex.split(text)[1:]
+    status, out, err = run_command(args, help_folder, capsys)
+    assert status == 0, f"pixelcnn {where} --help: {text}\nexit {status}: {err[-2000:]}"
+    check_outputs(args, help_folder, out)
