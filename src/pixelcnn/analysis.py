@@ -189,13 +189,10 @@ def earlier_count(counts: dict[str, int]) -> int:
 def generation_rank(model) -> torch.Tensor:
     """When each pixel is drawn: int64 [H, W], 0 for the first.
 
-    Raster order, unless the model draws in another fixed order and says so
-    with ``generation_order(start_row)`` (the Multi-Scale PixelRNN draws its
-    subsampled grid first).
+    The model's ``generation_order(start_row)``: raster order, except for the
+    Multi-Scale PixelRNN, which draws its subsampled grid first.
     """
     _, height, width = model.image_shape
-    if not hasattr(model, "generation_order"):
-        return torch.arange(height * width).view(height, width)
     rank = torch.empty(height, width, dtype=torch.long)
     for index, (row, col) in enumerate(model.generation_order(0)):
         rank[row, col] = index

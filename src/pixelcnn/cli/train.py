@@ -19,10 +19,6 @@ from .common import (UsageError, add_command, add_data_flags, add_device_flag, d
 MODEL_FIELDS_FROM_DATA = ("image_shape", "levels", "num_classes", "cond_dim")
 
 DEMO_PRESET = "gated-demo"      # the demo's class-conditional Gated PixelCNN, 4 layers x 32, 5x5
-try:
-    from ..train.config import DEMO_SCHEDULE
-except ImportError:             # LOCAL COPY until the models branch (train.config.DEMO_SCHEDULE) is merged: delete
-    DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
 
 EXAMPLES = {
     "train": """
@@ -101,8 +97,7 @@ def _model_classes() -> dict:
     """Every model a run can train, by registry name, the MSE baseline included."""
     from ..models import registry
 
-    resolve = getattr(registry, "model_class", None) or registry.MODELS.__getitem__
-    return {name: resolve(name) for name in dict.fromkeys([*registry.MODELS, "mse_ae"])}
+    return {**registry.MODELS, **registry.BASELINES}
 
 
 def model_option_help() -> dict:
@@ -146,7 +141,8 @@ def add_parsers(sub) -> None:
     train = add_command(sub, "train", "train a model on a data set (resumable)", EXAMPLES["train"])
     which = train.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME", default=argparse.SUPPRESS,
-                       help=f"model name: {', '.join(list_models())} (default: gated_pixelcnn)")
+                       help=f"model name: {', '.join(list_models())}, or the baseline mse_ae "
+                            f"(default: the {TrainConfig.model} preset)")
     which.add_argument("--preset", metavar="NAME", default=argparse.SUPPRESS, dest="model",
                        help=f"a named configuration: {', '.join(sorted(presets))}")
     which.add_argument("--resume", metavar="RUN", nargs="?", const=True, default=argparse.SUPPRESS,
@@ -283,22 +279,17 @@ def _fresh_folder(path: str) -> Path:
 
 def _demo_model(args) -> tuple[str, dict]:
     """The demo's model: the gated-demo preset, with --n-layers / --hidden applied."""
-    from .. import presets
-
     sizes = {k: v for k, v in (("n_layers", args.n_layers), ("hidden", args.hidden)) if v is not None}
     for name, value in sizes.items():
         positive("--" + name.replace("_", "-"), value)
-    if DEMO_PRESET in presets:
-        return DEMO_PRESET, sizes
-    # LOCAL COPY until the models branch (the gated-demo preset) is merged: delete.
-    return "gated_pixelcnn", {"n_layers": 4, "hidden": 32, "kernel_size": 5, **sizes}
+    return DEMO_PRESET, sizes
 
 
 def cmd_demo(args) -> str:
     import torch
 
     from .. import data, viz, load
-    from ..train.config import TrainConfig
+    from ..train.config import DEMO_SCHEDULE, TrainConfig
     from ..train.loop import Trainer
     from .generate import complete_images
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..nn.conv import OutputLayers, PointOutputLayers
 from ..nn.gated import GatedLayer, GatedLayerCache
-from .base import AutoregressiveModel, ModelConfig
+from .base import AutoregressiveModel, ModelConfig, Preset
 
 
 @dataclass
@@ -142,8 +142,6 @@ class GatedPixelCNN(AutoregressiveModel):
 
 
 # ------------------------------------------------------------------------------------------- presets
-from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
-
 PRESETS = {
     "gated-mnist": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=10, hidden=128,
                                                    kernel_size=3),

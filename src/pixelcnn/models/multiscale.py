@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import AutoregressiveModel
+from .base import AutoregressiveModel, Preset
 from .pixelrnn import LAYERS, PixelRNNCache, PixelRNNConfig, PixelRNNNetwork
 
 
@@ -210,8 +210,6 @@ class MultiScalePixelRNN(AutoregressiveModel):
 
 
 # ------------------------------------------------------------------------------------------- presets
-from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
-
 PRESETS = {
     "multiscale-mnist": Preset(MultiScalePixelRNN.name, dict(image_shape=(1, 28, 28), levels=2,
                                                              layer="diagonal_bilstm", factor=2, n_layers=7,

@@ -44,7 +44,7 @@ from torch import nn
 from ..nn.conditioning import ConditionBias, bias_at, bias_per_group
 from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
 from ..nn.masks import group_slices
-from .base import AutoregressiveModel, ModelConfig
+from .base import AutoregressiveModel, ModelConfig, Preset
 
 
 @dataclass
@@ -197,8 +197,6 @@ class PixelCNN(AutoregressiveModel):
 
 
 # ------------------------------------------------------------------------------------------- presets
-from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
-
 PRESETS = {
     "pixelcnn-cifar10": Preset(PixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=15, hidden=128),
                                "PixelRNN paper, CIFAR-10: 15-layer PixelCNN, h = 128 (3.14 bits/dim)"),

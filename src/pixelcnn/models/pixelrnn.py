@@ -50,7 +50,7 @@ from torch import nn
 from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
-from .base import AutoregressiveModel, ModelConfig
+from .base import AutoregressiveModel, ModelConfig, Preset
 
 LAYERS = {"row_lstm": RowLSTMLayer, "diagonal_bilstm": DiagonalBiLSTMLayer}
 
@@ -236,8 +236,6 @@ class DiagonalBiLSTM(_PixelRNN):
 
 
 # ------------------------------------------------------------------------------------------- presets
-from .base import Preset  # noqa: E402  (presets close the file; the import stays beside them)
-
 PRESETS = {
     "diagbilstm-mnist": Preset(DiagonalBiLSTM.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
                                "PixelRNN paper, binarized MNIST: 7-layer Diagonal BiLSTM, h = 16 (79.20 nats)"),
