@@ -278,11 +278,18 @@ def _fresh_folder(path: str) -> Path:
 
 
 def _demo_model(args) -> tuple[str, dict]:
-    """The demo's model: the gated-demo preset, with --n-layers / --hidden applied."""
+    """The demo's model: the gated-demo preset's model and sizes, with --n-layers / --hidden applied.
+
+    The run's config names the model (gated_pixelcnn) and its sizes, so it reads like any
+    other run; the data set gives the image shape, levels and classes."""
+    from .. import presets
+
     sizes = {k: v for k, v in (("n_layers", args.n_layers), ("hidden", args.hidden)) if v is not None}
     for name, value in sizes.items():
         positive("--" + name.replace("_", "-"), value)
-    return DEMO_PRESET, sizes
+    preset = presets[DEMO_PRESET]
+    options = {k: v for k, v in preset.config.items() if k not in MODEL_FIELDS_FROM_DATA}
+    return preset.model, {**options, **sizes}
 
 
 def cmd_demo(args) -> str:
