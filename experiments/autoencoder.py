@@ -99,7 +99,8 @@ def train_run(name: str, out: Path, minutes: float, threads: int, eval_images: i
               "steps": final["step"], "epochs": final["epoch"], "train_minutes": final["train_minutes"],
               "test": {k: v for k, v in final.items() if k not in ("kind", "step", "epoch", "train_minutes")}}
     if model_name == "pixelcnn_ae":
-        result["code_nats"] = code_nats(model, data.load(data_set["data"], "test", binarize=data_set["binarize"]))
+        test = data.load(data_set["data"], "test", binarize=data_set["binarize"])
+        result["code_nats"] = code_nats(model, test, images=min(200, eval_images or 200))
     return result
 
 
@@ -112,7 +113,8 @@ def code_nats(model, test_set, images: int = 200) -> float:
     return float((model.log_prob(x, codes) - model.log_prob(x, codes.roll(1, 0))).mean())
 
 
-def identity_experiment(folder: Path, minutes: float, triplet_steps: int, per_class: int) -> dict:
+def identity_experiment(folder: Path, minutes: float, triplet_steps: int, per_class: int,
+                        eval_images: int | None) -> dict:
     """The triplet network + PixelCNN on digits 0-6; how much identity survives in draws for 7-9."""
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -145,7 +147,7 @@ def identity_experiment(folder: Path, minutes: float, triplet_steps: int, per_cl
             "pixel_knn_assigned": {c: int((judged == c).sum()) for c in all_classes},
         }
     return {"config": read_identity(folder)["config"], "measurements": measurements, "draws": draws,
-            "code_nats": code_nats(model, test)}
+            "code_nats": code_nats(model, test, images=min(200, eval_images or 200))}
 
 
 def main(argv=None) -> None:
@@ -162,6 +164,8 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
     parser.add_argument("--draws-per-class", type=int, default=10,
                         help="test images per class whose identity the identity PixelCNN draws (default: 10)")
+    parser.add_argument("--picture-images", type=int, default=8,
+                        help="size of the pictures: images per row of recon.png and interp.png (default: 8)")
     parser.add_argument("--out", default="runs/ae-experiment", help="run folders (reused when finished)")
     parser.add_argument("--docs", type=Path, default=DOCS, help="where the pictures and autoencoder.json go "
                                                                 "(default: the repository's docs/)")
@@ -174,19 +178,23 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     minutes = {"mnist": args.minutes_mnist, "photo": args.minutes_photo, "long": args.minutes_long}
     results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads, args.eval_images) for name in RUNS}
-    identity = {name: identity_experiment(out / name, budget, args.triplet_steps, args.draws_per_class)
+    identity = {name: identity_experiment(out / name, budget, args.triplet_steps, args.draws_per_class,
+                                           args.eval_images)
                 for name, budget in (("identity", args.minutes_identity), ("identity-long", args.minutes_long))}
 
+    k = max(2, args.picture_images)                  # the default 8 draws the committed pictures
+    half = str(max(1, k // 2))
     pictures = {
-        "recon.png": ["reconstruct", str(out / "mnist-ae10-long"), "--mse-run", str(out / "mnist-mse10"), "--n", "8",
-                      "--samples", "4", "--scale", "2", "--device", "cpu", "--out", str(docs / "recon.png")],
+        "recon.png": ["reconstruct", str(out / "mnist-ae10-long"), "--mse-run", str(out / "mnist-mse10"), "--n", str(k),
+                      "--samples", half, "--scale", "2", "--device", "cpu", "--out", str(docs / "recon.png")],
         "recon-photo.png": ["reconstruct", str(out / "photo-ae100"), "--mse-run", str(out / "photo-mse100"),
-                            "--n", "4", "--samples", "4", "--scale", "2", "--device", "cpu",
+                            "--n", half, "--samples", half, "--scale", "2", "--device", "cpu",
                             "--out", str(docs / "recon-photo.png")],
-        "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", "8",
-                       "--rows", "3", "--scale", "2", "--device", "cpu", "--out", str(docs / "interp.png")],
-        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", "2", "--samples", "8",
-                         "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
+        "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", str(k),
+                       "--rows", str(max(1, k * 3 // 8)), "--scale", "2", "--device", "cpu",
+                       "--out", str(docs / "interp.png")],
+        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", str(max(1, k // 4)),
+                         "--samples", str(k), "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
     }
     for name, command in pictures.items():
         print("pixelcnn " + " ".join(command), flush=True)
