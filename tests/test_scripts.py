@@ -47,7 +47,7 @@ SCRIPTS = {
          "--step-ms", "300"],
         "--out", "runs/pixelrnn_speed.json", shrink_if_given={"--nll-minutes": "0.01"}),
     "docs/make_figures.py": Script(
-        ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "6",
+        ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],
         "--out", None, ("receptive_field.png", "softmax.png", "nll_map.png", "sampling.gif")),
     "experiments/autoencoder.py": Script(
