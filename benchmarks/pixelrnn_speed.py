@@ -22,7 +22,7 @@ once the CPU is idle (see train_curves.py).
 
 The configurations have about the same number of parameters: the size of the
 PixelRNN paper's MNIST models (van den Oord et al., 2016, "Pixel Recurrent
-Neural Networks", section 5.3 and table 4: 7 layers, h = 16) for the Row LSTM
+Neural Networks", its MNIST experiments in section 5: 7 layers, h = 16) for the Row LSTM
 and the Diagonal BiLSTM (its sections 3.1 and 3.2), and a Gated PixelCNN
 ("Conditional Image Generation with PixelCNN Decoders", section 2) of 7
 layers whose width gives about as many. Prints a table and writes JSON to

@@ -5,7 +5,7 @@
 
 For each configuration and batch size: seconds per image of naive sampling
 (one full forward pass per pixel-channel, the sampling procedure of van den
-Oord et al., 2016, "Pixel Recurrent Neural Networks", section 2; extrapolated
+Oord et al., 2016, "Pixel Recurrent Neural Networks", section 2.1; extrapolated
 from the last ``--naive-rows`` rows when a full run would take longer than
 ``--naive-full-limit`` seconds, and marked so), of fast sampling (cached
 incremental generation, a full run), their ratio, and the ratio of fast

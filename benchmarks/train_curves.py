@@ -272,7 +272,9 @@ def main(argv=None) -> int:
     header = f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}" + "".join(
         f"{f'{m:g} min':>10}" for m in marks) + f"{'load':>6}"
     print(header + "\n" + "-" * len(header), flush=True)
-    for name in names:
+    from tqdm.auto import tqdm
+
+    for name in tqdm(names, desc="configurations", unit="run"):
         row = run_one(name, args.data, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms,
                       args.eval_images)
         row["command"] = command_line()
@@ -280,8 +282,8 @@ def main(argv=None) -> int:
         runs[f"{name}{data_tag}@{args.minutes:g}min-{args.budget}"] = row
         cells = "".join(f"{row['curve'].get(f'{m:g}', {}).get(unit, float('nan')):>10.{2 if unit == 'nll' else 3}f}"
                         for m in marks)
-        print(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
-              f"{row['load_average_after']:>6.1f}", flush=True)
+        tqdm.write(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
+                   f"{row['load_average_after']:>6.1f}")
         write_json(args.out, results)          # after every run: a long series that stops keeps what it measured
     return 0
 

@@ -8,11 +8,18 @@ Every picture is computed from a real model with ``pixelcnn.analysis`` and
 drawn with ``pixelcnn.figures`` (the code behind ``pixelcnn viz``):
 
 - receptive_field.png: freshly built models (the map depends on the
-  architecture only), PixelCNN's blind spot beside the three fixes;
+  architecture only), PixelCNN's blind spot (van den Oord et al., 2016,
+  "Conditional Image Generation with PixelCNN Decoders", section 2.2 and
+  figure 1) beside the Gated PixelCNN's two stacks and the Row LSTM and
+  Diagonal BiLSTM ("Pixel Recurrent Neural Networks", sections 3.1 and 3.2);
 - softmax.png, nll_map.png, sampling.gif: a Gated PixelCNN trained briefly on
   the bundled mnist5k digits at 256 levels when ``pixelcnn.data`` and its
   extra packages are installed; otherwise a freshly built, untrained one (the
   figure titles say which).
+
+``--n-layers``, ``--hidden``, ``--samples`` and ``--rf-size`` shrink the models
+and pictures (for a check that the script runs: ``--minutes 0.01 --n-layers 1
+--hidden 4 --samples 1 --rf-size 4 --out runs/figures``).
 """
 from __future__ import annotations
 

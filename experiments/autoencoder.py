@@ -177,7 +177,10 @@ def main(argv=None) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     minutes = {"mnist": args.minutes_mnist, "photo": args.minutes_photo, "long": args.minutes_long}
-    results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads, args.eval_images) for name in RUNS}
+    from tqdm.auto import tqdm
+
+    results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads, args.eval_images)
+               for name in tqdm(RUNS, desc="training runs", unit="run")}
     identity = {name: identity_experiment(out / name, budget, args.triplet_steps, args.draws_per_class,
                                            args.eval_images)
                 for name, budget in (("identity", args.minutes_identity), ("identity-long", args.minutes_long))}
