@@ -1,36 +1,39 @@
 """PixelRNN against Gated PixelCNN on 28x28 binary images: training speed, peak memory, and
 (optionally) test NLL on binarized mnist5k after equal training time.
 
-    python benchmarks/pixelrnn_speed.py                        # speed and memory (a few minutes on 2 cores)
-    python benchmarks/pixelrnn_speed.py --threads 1            # the same with one torch thread
-    python benchmarks/pixelrnn_speed.py --nll-minutes 10       # + 10 minutes of training each, test NLL
-    python benchmarks/pixelrnn_speed.py --nll-minutes 10 --budget steps --threads 1   # on a shared machine
+    python benchmarks/pixelrnn_speed.py --threads 1
+    python benchmarks/pixelrnn_speed.py --nll-minutes 5 --budget steps --threads 1
 
 Speed: one training step = forward + backward + Adam on a batch of 32 random
 binary images; the figure is the median over ``--steps`` steps after
 ``--warmup`` steps, in wall-clock time and in the process's CPU time (which a
-busy machine disturbs less: on 2 cores shared with other jobs, wall-clock
-time measures them as much as the model). Each configuration runs in its own
-subprocess, so its peak memory (maximum resident set growth) is its own.
+busy machine disturbs less). Each configuration runs in its own subprocess, so
+its peak memory (maximum resident set growth) is its own (``--in-process``
+skips the subprocesses, for a quick check; the memory column then means
+little).
 
-NLL: each configuration trains with ``pixelcnn.train`` on the 4,000 mnist5k
-training digits (dynamic binarization, batch 32, the schedule of
-``benchmarks/train_curves.py``, which does the training) for ``--nll-minutes``
-and is scored on the 1,000 test digits. ``--budget steps`` counts minutes as
-steps at an idle machine's speed: with ``--threads 1`` the CPU time per step
-measured above, otherwise timed once the CPU is idle (see that script).
+NLL: each configuration trains unconditionally with ``pixelcnn.train`` on the
+4,000 mnist5k training digits (dynamic binarization, batch ``--batch``, the
+rest of the schedule of benchmarks/train_curves.py, which does the training)
+for ``--nll-minutes`` and is scored on the 1,000 test digits. ``--budget
+steps`` counts minutes as steps at an idle machine's speed: with ``--threads
+1`` the CPU time per step measured above, else ``--step-ms`` or a timing taken
+once the CPU is idle (see train_curves.py).
 
-The configurations have about the same number of parameters: the PixelRNN
-paper's MNIST size (7 layers, h = 16) for both LSTMs, and a Gated PixelCNN
-of 7 layers whose width gives about as many. Prints a table and writes JSON
-to benchmarks/results/pixelrnn_speed.json.
+The configurations have about the same number of parameters: the size of the
+PixelRNN paper's MNIST models (van den Oord et al., 2016, "Pixel Recurrent
+Neural Networks", its MNIST experiments in section 5: 7 layers, h = 16) for the Row LSTM
+and the Diagonal BiLSTM (its sections 3.1 and 3.2), and a Gated PixelCNN
+("Conditional Image Generation with PixelCNN Decoders", section 2) of 7
+layers whose width gives about as many. Prints a table and writes JSON to
+``--out`` (default runs/pixelrnn_speed.json). The sampling speed of these
+models is measured by benchmarks/sampling.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -38,14 +41,17 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "pixelrnn_speed.json"
+from machine import command_line, default_out, describe, print_machine, write_json
+
 MNIST = dict(image_shape=(1, 28, 28), levels=2)
 # name -> (registry name, options); all on 28x28 binary images.
 CONFIGS = {
     "rowlstm-7x16": ("row_lstm", dict(n_layers=7, hidden=16)),            # = preset rowlstm-mnist
     "diagbilstm-7x16": ("diagonal_bilstm", dict(n_layers=7, hidden=16)),  # = preset diagbilstm-mnist
     "gated-7x22": ("gated_pixelcnn", dict(n_layers=7, hidden=22)),        # about as many parameters
+    "tiny-rowlstm": ("row_lstm", dict(n_layers=1, hidden=4)),             # a check that the script runs
 }
+DEFAULT = ["rowlstm-7x16", "diagbilstm-7x16", "gated-7x22"]
 
 
 def measure(name: str, batch: int, steps: int, warmup: int, threads: int | None) -> dict:
@@ -83,75 +89,92 @@ def measure(name: str, batch: int, steps: int, warmup: int, threads: int | None)
     }
 
 
-def train_for(name: str, minutes: float, budget: str, threads: int | None, seed: int,
-              step_s: float | None) -> dict:
+def train_for(name: str, minutes: float, budget: str, threads: int | None, seed: int, batch: int,
+              step_ms: float | None, eval_images: int | None) -> dict:
     """Train one configuration on mnist5k for ``minutes`` with train_curves.py's loop and schedule."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import train_curves
 
     model_name, options = CONFIGS[name]
-    train_curves.CONFIGS[name] = (model_name, options, False, {})        # unconditional, the shared schedule
-    step_ms = None if step_s is None else 1000 * step_s
-    return train_curves.run_one(name, minutes, [minutes], seed, threads, budget, step_ms)
+    # Unconditional, the shared schedule at this script's batch (the batch whose step time was measured).
+    train_curves.CONFIGS[name] = (model_name, options, False, {"batch_size": batch})
+    return train_curves.run_one(name, "mnist5k", minutes, [minutes], seed, threads, budget, step_ms, eval_images)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="configurations (default: all)")
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
+                        help=f"configurations (default: {' '.join(DEFAULT)}; tiny-rowlstm checks the script)")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="time in this process, not one subprocess per configuration (quick; no memory figure)")
     parser.add_argument("--nll-minutes", type=float, default=0.0,
                         help="also train each configuration this long on mnist5k and report the test NLL")
     parser.add_argument("--budget", choices=["time", "steps"], default="time",
                         help="--nll-minutes: real minutes, or steps at the idle machine's speed")
+    parser.add_argument("--step-ms", type=float,
+                        help="--budget steps: milliseconds per step (default: the CPU time per step measured "
+                             "here with --threads 1, else timed once the CPU is idle)")
+    parser.add_argument("--eval-images", type=int, help="test images scored after training (default: all 1,000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=default_out("pixelrnn_speed.json"),
+                        help="JSON file (default: %(default)s)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, args.batch, args.steps, args.warmup, args.threads)))
         return 0
 
-    names = args.only or list(CONFIGS)
+    from tqdm.auto import tqdm
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    machine = describe()
+    print_machine(machine)
+    names = args.only or DEFAULT
     rows = []
     header = (f"{'config':<18} {'params':>8} {'threads':>7} {'s/step':>7} {'images/s':>9} {'CPU s/step':>10} "
               f"{'peak MB':>8} {'load':>5}")
-    print(header + "\n" + "-" * len(header))
-    for name in names:
-        command = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--steps",
-                   str(args.steps), "--warmup", str(args.warmup)] + (["--threads", str(args.threads)]
-                                                                     if args.threads else [])
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(header + "\n" + "-" * len(header), flush=True)
+    for name in tqdm(names, desc="speed", unit="config"):
+        if args.in_process:
+            row = measure(name, args.batch, args.steps, args.warmup, args.threads)
+            row["peak_mb"] = None
+        else:
+            command = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--steps",
+                       str(args.steps), "--warmup", str(args.warmup)] + (["--threads", str(args.threads)]
+                                                                         if args.threads else [])
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{name:<18} {row['parameters']:>8,d} {row['threads']:>7} {row['step_s']:>7.3f} "
-              f"{row['images_per_s']:>9.1f} {row['cpu_s_per_step']:>10.3f} {row['peak_mb']:>8.0f} "
-              f"{row['load_average']:>5.1f}", flush=True)
+        peak = "-" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}"
+        tqdm.write(f"{name:<18} {row['parameters']:>8,d} {row['threads']:>7} {row['step_s']:>7.3f} "
+                   f"{row['images_per_s']:>9.1f} {row['cpu_s_per_step']:>10.3f} {peak:>8} "
+                   f"{row['load_average']:>5.1f}")
 
     training = {}
     if args.nll_minutes > 0:
         print(f"\ntest NLL (nats) on binarized mnist5k after {args.nll_minutes:g} minutes of training "
-              f"({args.budget} budget)")
+              f"({args.budget} budget)", flush=True)
         for name, row in zip(names, rows):
             # Steps budget with one thread: the CPU time per step measured above is the step
             # time of an idle machine, so no need to wait for one.
-            step_s = row["cpu_s_per_step"] if args.budget == "steps" and row["threads"] == 1 else None
-            run = train_for(name, args.nll_minutes, args.budget, args.threads, args.seed, step_s)
+            step_ms = args.step_ms
+            if step_ms is None and args.budget == "steps" and row["threads"] == 1:
+                step_ms = 1000 * row["cpu_s_per_step"]
+            run = train_for(name, args.nll_minutes, args.budget, args.threads, args.seed, args.batch, step_ms,
+                            args.eval_images)
             training[name] = run
             print(f"{name:<18} {run['final_nll']:>8.2f} +- {run['final_stderr']:.2f}   "
                   f"{run['steps']} steps, {run['images_per_second']:.0f} images/s", flush=True)
 
-    import torch
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-                    "processor": platform.processor()},
-        "speed": rows, "nll_after_equal_training": training,
-        "command": "python benchmarks/pixelrnn_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    write_json(args.out, {"machine": machine, "speed": rows, "nll_after_equal_training": training,
+                          "command": command_line()})
     return 0
 
 

@@ -1,33 +1,33 @@
-"""Sampling speed: naive vs fast (cached) generation, and fast vs one forward pass.
+"""Sampling speed: naive against fast (cached) generation, and fast against one forward pass.
 
-    python benchmarks/sampling.py                       # every model with a fast sampler, batch 1, 16, 64
+    python benchmarks/sampling.py --out runs/sampling.json
     python benchmarks/sampling.py --only gated-mnist --batches 16
 
 For each configuration and batch size: seconds per image of naive sampling
-(one full forward pass per pixel-channel; extrapolated from ``--naive-steps``
-steps when a full run would take too long, and marked so), of fast sampling
-(a full run), their ratio, and the ratio of fast sampling to one full forward
-pass at the same batch (the floor: every activation computed once).
-Prints a table and writes JSON to benchmarks/results/sampling.json (rows of earlier
-runs that this one does not measure again are kept).
+(one full forward pass per pixel-channel, the sampling procedure of van den
+Oord et al., 2016, "Pixel Recurrent Neural Networks", section 2.1; extrapolated
+from the last ``--naive-rows`` rows when a full run would take longer than
+``--naive-full-limit`` seconds, and marked so), of fast sampling (cached
+incremental generation, a full run), their ratio, and the ratio of fast
+sampling to one full forward pass at the same batch (the floor: every
+activation computed once). Prints a table and writes JSON to ``--out``
+(default runs/sampling.json; rows of earlier runs in that file that this one
+does not measure again are kept).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from machine import command_line, default_out, describe, print_machine, write_json
 
 import pixelcnn
-from pixelcnn.sampling import naive_generate
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sampling.json"
 # name -> (preset or model name, overrides)
 CONFIGS = {
     "gated-mnist": ("gated-mnist", {}),                              # 10 x 128, 28x28 binary
@@ -36,7 +36,10 @@ CONFIGS = {
     "pixelcnn-cifar10": ("pixelcnn-cifar10", {}),
     "row_lstm-mnist": ("rowlstm-mnist", {}),
     "diagonal_bilstm-mnist": ("diagbilstm-mnist", {}),
+    "multiscale-mnist": ("multiscale-mnist", {}),                    # Diagonal BiLSTM 7 x 16 at both scales
+    "tiny-gated": ("tiny-gated", {}),                                # 8x8 binary: checks the script in seconds
 }
+DEFAULT = [name for name in CONFIGS if not name.startswith("tiny")]
 
 
 def _sync(device):
@@ -44,41 +47,46 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]                  # --clock: the process's CPU time is less disturbed by other jobs
+
+
 def _timed(fn, device) -> float:
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 @torch.no_grad()
-def bench(name: str, batch: int, naive_steps: int, naive_full_limit_s: float, device: torch.device) -> dict:
+def bench(name: str, batch: int, naive_rows: int, naive_full_limit_s: float, device: torch.device) -> dict:
+    """Forward, naive and fast sampling times (seconds of ``clock``) of one configuration at one batch size."""
     model_name, overrides = CONFIGS[name]
     model = pixelcnn.build(model_name, **overrides).to(device).eval()
     C, H, W = model.image_shape
     x = torch.zeros(batch, C, H, W, dtype=torch.long, device=device)
     model(x)                                                              # warm-up
     forward_s = statistics.median(_timed(lambda: model(x), device) for _ in range(3))
-    total_steps = C * H * W
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device).manual_seed(0)
 
-    # Naive: time a few steps (each is one full forward pass + a draw); run fully only when cheap.
-    steps = min(total_steps, naive_steps)
-    step_s = _timed(lambda: [model.head.sample(model._params(x, None)[:, 0, :, 0, 0], generator=generator)
-                             for _ in range(steps)], device) / steps
-    naive_s = step_s * total_steps
-    extrapolated = True
-    if naive_s < naive_full_limit_s:
-        naive_s = _timed(lambda: naive_generate(model, x.clone(), 0, None, generator=generator), device)
+    # Naive: every step is one full forward pass of the batch and a draw, whatever pixel it draws,
+    # so the time of the last rows ([B, C, rows, W] pixel-channels) extrapolates linearly.
+    rows = min(H, naive_rows)
+    rows_s = _timed(lambda: model.complete(x, known_rows=H - rows, generator=generator, method="naive"), device)
+    naive_s = rows_s * H / rows
+    extrapolated = rows < H
+    if extrapolated and naive_s < naive_full_limit_s:
+        naive_s = _timed(lambda: model.sample(batch, generator=generator, method="naive"), device)
         extrapolated = False
 
-    methods = model.sampling_methods()
-    fast_s = None
-    if "fast" in methods:
+    try:
         fast_s = _timed(lambda: model.sample(batch, generator=generator, method="fast"), device)
+    except ValueError:                                                    # no cached sampler for this model
+        fast_s = None
     return {
-        "config": name, "model": model.name, "image_shape": list(model.image_shape), "levels": model.levels,
+        "config": name, "clock": "cpu" if clock is time.process_time else "wall",
+        "model": model.name, "image_shape": list(model.image_shape), "levels": model.levels,
         "parameters": sum(p.numel() for p in model.parameters()), "batch": batch, "device": str(device),
         "forward_s": round(forward_s, 4), "naive_s_per_image": round(naive_s / batch, 3),
         "naive_extrapolated": extrapolated,
@@ -90,44 +98,52 @@ def bench(name: str, batch: int, naive_steps: int, naive_full_limit_s: float, de
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=sorted(CONFIGS))
-    parser.add_argument("--batches", nargs="*", type=int, default=[1, 16, 64])
-    parser.add_argument("--naive-steps", type=int, default=5, help="naive steps timed for extrapolation")
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
+                        help=f"configurations (default: {' '.join(DEFAULT)}; tiny-gated checks the script)")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64], help="batch sizes (default: 1 16 64)")
+    parser.add_argument("--naive-rows", type=int, default=1, help="rows of naive sampling timed to extrapolate")
     parser.add_argument("--naive-full-limit", type=float, default=30.0,
                         help="run naive sampling fully when it would take less than this many seconds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall-clock time, or the process's CPU time (steadier on a shared machine)")
+    parser.add_argument("--out", type=Path, default=default_out("sampling.json"),
+                        help="JSON file (default: %(default)s; the committed results are "
+                             "benchmarks/results/sampling.json)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tqdm.auto import tqdm
 
-    available = set(pixelcnn.presets) | set(pixelcnn.list_models())
+    machine = describe()
+    print_machine(machine)
+    names = args.only or DEFAULT
     rows = []
     header = (f"{'config':<22} {'batch':>5} {'forward s':>9} {'naive s/img':>12} {'fast s/img':>10} "
               f"{'naive/fast':>10} {'fast/fwd':>8}")
-    print(header + "\n" + "-" * len(header))
-    for name in args.only or list(CONFIGS):
-        if CONFIGS[name][0] not in available:
-            print(f"{name:<22} (not built in this version)")
-            continue
-        for batch in args.batches:
-            row = bench(name, batch, args.naive_steps, args.naive_full_limit, device)
-            rows.append(row)
-            naive = f"{row['naive_s_per_image']:.2f}{'*' if row['naive_extrapolated'] else ' '}"
-            fast = "-" if row["fast_s_per_image"] is None else f"{row['fast_s_per_image']:.3f}"
-            ratio = "-" if row["naive_over_fast"] is None else f"{row['naive_over_fast']:.0f}x"
-            floor = "-" if row["fast_over_forward"] is None else f"{row['fast_over_forward']:.2f}"
-            print(f"{name:<22} {batch:>5} {row['forward_s']:>9.3f} {naive:>12} {fast:>10} {ratio:>10} {floor:>8}",
-                  flush=True)
-    print("* naive time extrapolated from its first steps (one full forward pass each)")
+    print(f"seconds of {args.clock} time\n" + header + "\n" + "-" * len(header), flush=True)
+    runs = [(name, batch) for name in names for batch in args.batches]
+    for name, batch in tqdm(runs, desc="sampling", unit="run"):
+        row = bench(name, batch, args.naive_rows, args.naive_full_limit, device)
+        rows.append(row)
+        naive = f"{row['naive_s_per_image']:.2f}{'*' if row['naive_extrapolated'] else ' '}"
+        fast = "-" if row["fast_s_per_image"] is None else f"{row['fast_s_per_image']:.3f}"
+        ratio = "-" if row["naive_over_fast"] is None else f"{row['naive_over_fast']:.0f}x"
+        floor = "-" if row["fast_over_forward"] is None else f"{row['fast_over_forward']:.2f}"
+        tqdm.write(f"{name:<22} {batch:>5} {row['forward_s']:>9.3f} {naive:>12} {fast:>10} {ratio:>10} {floor:>8}")
+    print("* naive time extrapolated from its last rows (one full forward pass per pixel-channel)")
     # Keep the rows of earlier runs that this one did not measure again (another --only, another batch).
-    measured = {(row["config"], row["batch"], row["device"]) for row in rows}
-    earlier = json.loads(RESULTS.read_text())["results"] if RESULTS.exists() else []
-    kept = [row for row in earlier if (row["config"], row["batch"], row["device"]) not in measured]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version()},
-        "results": kept + rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    def key(row):
+        return row["config"], row["batch"], row["device"], row.get("clock", "wall")
+
+    measured = {key(row) for row in rows}
+    earlier = json.loads(args.out.read_text())["results"] if args.out.exists() else []
+    kept = [row for row in earlier if key(row) not in measured]
+    write_json(args.out, {"machine": machine, "command": command_line(), "results": kept + rows})
     return 0
 
 

@@ -1,87 +1,90 @@
-"""Test NLL against minutes of training on binarized mnist5k (or another data set): the curve of each model family.
+"""Test NLL against minutes of training: the curve of each model family on binarized mnist5k (or another set).
 
-    python benchmarks/train_curves.py                        # the default configurations, 10 minutes each
-    python benchmarks/train_curves.py --data photo-patches   # 256-level RGB patches: unconditional models
-    python benchmarks/train_curves.py --only gated-demo --minutes 5 --marks 1.25 2.5 3.75 5
-    python benchmarks/train_curves.py --only gated-demo --minutes 30 --marks 5 10 20 30
+    python benchmarks/train_curves.py --out runs/train_curves.json
+    python benchmarks/train_curves.py --data photo-patches
+    python benchmarks/train_curves.py --minutes 20 --marks 5 10 15 20 --budget steps --threads 1
 
 Each configuration trains with ``pixelcnn.train`` on the 4,000 mnist5k
-training digits (dynamic binarization) and is evaluated on the 1,000
-test digits (the fixed binarization) at each mark. ``--data`` picks another
-data set (binarized dynamically when it is mnist5k, mnist or fashion-mnist);
-a set without labels needs the unconditional configurations, which are its
-default. The NLL is in nats per image and, in the JSON, in bits/dim too. Two ways to count minutes:
+training digits (binarized afresh at each batch) and is evaluated on the
+1,000 test digits (one fixed binarization) at each mark. ``--data`` picks another data set (binarized dynamically when it is
+mnist5k, mnist or fashion-mnist); a set without labels needs the
+unconditional configurations, which are its default. The NLL is in nats per
+image and, in the JSON, in bits/dim too. Two ways to count minutes:
 
 - ``--budget time`` (default): real minutes of training (evaluation not
   counted), evaluated at the first step past each mark. Right on a quiet
   machine.
 - ``--budget steps``: on a machine shared with other jobs, wall-clock minutes
-  measure the other jobs as much as the model (two processes that each use two
-  threads on two cores run several times slower than half speed). This mode
-  first waits for an idle CPU and times 10 training steps of the configuration
-  (the median, after 3 warm-up steps; ``--step-ms`` gives it instead), then
-  trains for minutes x 60 / step time steps, with the cosine schedule over
-  those steps, and evaluates at the steps that correspond to the marks.
-  ``--threads 1`` makes such a run less sensitive to the other jobs; the
-  losses do not depend on the thread count.
+  measure the other jobs as much as the model. This mode first waits for an
+  idle CPU and times 10 training steps of the configuration (the median,
+  after 3 warm-up steps; ``--step-ms`` gives it instead), then trains for
+  minutes x 60 / step time steps, with the cosine schedule over those steps,
+  and evaluates at the steps that correspond to the marks. ``--threads 1``
+  makes such a run less sensitive to the other jobs; the losses do not depend
+  on the thread count.
 
-Runs go one after the other. Prints a table and writes JSON to
-benchmarks/results/train_curves.json (results of earlier runs of other
-configurations are kept).
+Runs go one after the other. Prints a table and writes JSON to ``--out``
+(default runs/train_curves.json; results of earlier runs of other
+configurations in that file are kept). How the configurations were chosen is
+in benchmarks/README.md.
 
-How the configuration was chosen (class-conditional models, each screen given the same CPU time,
-about 2.5 quiet minutes, with the cosine schedule over its own steps; test NLL in nats, +- 0.66):
-
-    gated 5 x 32, 3x3, batch 32, lr 2e-3 (600 steps)          92.90
-    pixelcnn 4 x 32, 3x3, batch 32, lr 2e-3 (1,200 steps)     90.82   faster steps beat the gated layers
-    pixelcnn 4 x 32, 3x3, batch 32, lr 5e-3 (1,200 steps)     89.41   higher peak learning rate
-    pixelcnn 4 x 32, 3x3, batch 16, lr 2e-3 (2,400 steps)     89.80   more, smaller steps
-    pixelcnn 6 x 32, 3x3, batch 32, lr 2e-3 (860 steps)       90.03   depth helps a little
-    pixelcnn 4 x 32, 5x5, batch 32, lr 2e-3 (830 steps)       88.84   a wider receptive field helps most
-    pixelcnn 4 x 32, 5x5, batch 16, lr 4e-3 (1,660 steps)     86.57   all three
-    gated 4 x 32, 5x5, batch 16, lr 4e-3 (1,200 steps)        86.81   a 5x5 gated layer costs about what a 3x3 one does
-
-At 10 minutes (quiet, 2 threads, --budget time): pixelcnn-k5 84.15 and
-gated-demo 84.76; pixelcnn-6x32-k5 83.63 (--budget steps at 91.7 ms per step,
-its quiet 2-thread speed): with two more blocks its curve is still falling
-where the 4-block models' curves flatten.
-
-Anchor (issue 3): public Gated PixelCNNs trained for 10 minutes on this kind
-of 2-core machine reach 94.9 nats (10 x 128) and 98.0 nats (15 x 64); a
-textbook PixelCNN (eight 7x7 masked convolutions of 64 channels, batch norm)
-87.7 nats. Target for our best model: 84 nats or better.
+Models: PixelCNN (van den Oord et al., 2016, "Pixel Recurrent Neural
+Networks", section 3.5) and the Gated PixelCNN (van den Oord et al., 2016,
+"Conditional Image Generation with PixelCNN Decoders", section 2), class-
+conditional through the label embedding of its equation 4.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "train_curves.json"
+from machine import command_line, default_out, describe, print_machine, write_json
 
-from pixelcnn.cli import DEMO_MODEL, DEMO_SCHEDULE  # noqa: E402
+import pixelcnn
+
+try:
+    from pixelcnn.train.config import DEMO_SCHEDULE
+except ImportError:  # TEMP until models branch
+    DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
+if "gated-demo" not in pixelcnn.presets:  # TEMP until models branch
+    from pixelcnn.models.registry import Preset
+    pixelcnn.presets["gated-demo"] = Preset("gated_pixelcnn", dict(image_shape=(1, 28, 28), levels=2, num_classes=10,
+                                                                   n_layers=4, hidden=32, kernel_size=5))
+    pixelcnn.presets["pixelcnn-6x32-k5"] = Preset("pixelcnn", dict(image_shape=(1, 28, 28), levels=2, n_layers=6,
+                                                                   hidden=32, kernel_size=5))
 
 # The schedule every configuration uses unless it says otherwise, the demo's: batch 16 (twice the
-# updates of batch 32 for about the same images/s on a CPU), a higher peak learning rate than the
-# anchor's Adam 1e-3, a short warm-up, cosine decay over the budget and EMA weights for evaluation.
+# updates of batch 32 for about the same images/s on a CPU), a high peak learning rate, a short
+# warm-up, cosine decay over the budget and EMA weights for evaluation.
 SCHEDULE = DEMO_SCHEDULE
+DATA_FIELDS = ("image_shape", "levels", "num_classes")     # these come from the data set, not the preset
 
-# name -> (model, model options, class-conditional, changes to SCHEDULE). 5x5 kernels: at these sizes
-# a larger receptive field is the cheapest way down (see "How the configuration was chosen" above).
+
+def preset_options(name: str) -> tuple[str, dict]:
+    """A preset's model name and its size options (without the data-set fields, which the data set gives)."""
+    preset = pixelcnn.presets[name]
+    return preset.model, {k: v for k, v in preset.config.items() if k not in DATA_FIELDS}
+
+
+# name -> (model, model options, class-conditional, changes to SCHEDULE); class-conditional None:
+# when the data set has labels. 5x5 kernels: at these sizes a larger receptive field is the cheapest
+# way down (benchmarks/README.md, "How the configurations were chosen").
 CONFIGS = {
-    "gated-demo": ("gated_pixelcnn", DEMO_MODEL, True, {}),
+    "gated-demo": (*preset_options("gated-demo"), True, {}),
     "pixelcnn-k5": ("pixelcnn", dict(n_layers=4, hidden=32, kernel_size=5), True, {}),
-    "pixelcnn-6x32-k5": ("pixelcnn", dict(n_layers=6, hidden=32, kernel_size=5), True, {}),
-    "gated-demo-uncond": ("gated_pixelcnn", DEMO_MODEL, False, {}),
+    "pixelcnn-6x32-k5": (*preset_options("pixelcnn-6x32-k5"), True, {}),
+    "gated-demo-uncond": (*preset_options("gated-demo"), False, {}),
     "pixelcnn-k5-uncond": ("pixelcnn", dict(n_layers=4, hidden=32, kernel_size=5), False, {}),
-    # The anchor's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
-    "gated-5x32-anchor-recipe": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
-                                 dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
+    # A public implementation's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
+    "gated-5x32-plain-adam": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
+                              dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
+    # A check that the script runs, in seconds: one gated layer of 8 maps.
+    "tiny-gated": ("gated_pixelcnn", dict(n_layers=1, hidden=8, kernel_size=3), None, {}),
 }
 DEFAULT = ["pixelcnn-6x32-k5", "pixelcnn-k5", "gated-demo"]
 DEFAULT_UNLABELLED = ["pixelcnn-k5-uncond", "gated-demo-uncond"]
@@ -113,15 +116,20 @@ def data_shape(data_name: str) -> tuple[tuple[int, int, int], int, int | None]:
     return tuple(test.image_shape), test.levels, test.num_classes
 
 
+def is_conditional(name: str, data_name: str) -> bool:
+    """Whether the configuration conditions on the class label on this data set."""
+    conditional = CONFIGS[name][2]
+    return data_shape(data_name)[2] is not None if conditional is None else conditional
+
+
 def build_config(name: str, data_name: str):
     """The configuration's model, built for the data set; a clear error for a conditional one without labels."""
-    import pixelcnn
-
-    model_name, options, conditional, _ = CONFIGS[name]
+    model_name, options, _, _ = CONFIGS[name]
     image_shape, levels, num_classes = data_shape(data_name)
+    conditional = is_conditional(name, data_name)
     if conditional and num_classes is None:
-        raise SystemExit(f"{name} is class-conditional but {data_name} has no labels: "
-                         f"use an unconditional configuration ({', '.join(n for n in CONFIGS if not CONFIGS[n][2])})")
+        raise SystemExit(f"{name} is class-conditional but {data_name} has no labels: use an unconditional "
+                         f"configuration ({', '.join(n for n in CONFIGS if CONFIGS[n][2] is not True)})")
     return pixelcnn.build(model_name, image_shape=image_shape, levels=levels,
                           num_classes=num_classes if conditional else None, **options)
 
@@ -132,7 +140,7 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
 
     import torch
 
-    model_name, options, conditional, changes = CONFIGS[name]
+    changes = CONFIGS[name][3]
     batch = {**SCHEDULE, **changes}["batch_size"]
     deadline = time.time() + 60 * wait_minutes
     idle = cpu_idle_fraction()
@@ -143,7 +151,8 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
     model = build_config(name, data_name)
     optimizer = torch.optim.Adam(model.parameters())
     images = torch.randint(0, model.levels, (batch, *model.image_shape))
-    labels = torch.randint(0, model.num_classes, (batch,)) if conditional else None
+    num_classes = model.config.num_classes
+    labels = torch.randint(0, num_classes, (batch,)) if num_classes else None
     times = []
     for step in range(13):
         started = time.perf_counter()
@@ -157,12 +166,14 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
 
 
 def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed: int, threads: int | None,
-            budget: str, step_ms: float | None) -> dict:
+            budget: str, step_ms: float | None, eval_images: int | None = None) -> dict:
+    """Train one configuration for ``minutes`` (real, or as steps), evaluating at each mark; its JSON row."""
     import torch
 
     from pixelcnn.train import TrainConfig, Trainer
 
-    model, options, conditional, changes = CONFIGS[name]
+    model, options, _, changes = CONFIGS[name]
+    conditional = is_conditional(name, data_name)
     parameters = sum(p.numel() for p in build_config(name, data_name).parameters())
     every = _common_interval(marks)
     timing = None
@@ -176,7 +187,8 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
         config = TrainConfig(
             model=model, model_options=options, class_conditional=conditional, data=data_name,
             binarize="dynamic" if data_name in BINARIZED else None,
-            out=str(Path(folder) / name), sample_images=0, checkpoint_every=10**9, progress=False,
+            out=str(Path(folder) / name), sample_images=0, checkpoint_every=10**9, progress=True,
+            eval_images=eval_images,
             tensorboard=False, seed=seed, threads=threads, **stop, **{**SCHEDULE, **changes},
         )
         load_before = os.getloadavg()[0]
@@ -191,7 +203,10 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
         else:                      # the first evaluation at or after the mark (the first step past it)
             after = [r for r in evals if r["train_minutes"] >= mark - 1e-9]
         if after:
-            curve[f"{mark:g}"] = {"nll": round(after[0]["nll"], 2), "stderr": round(after[0]["nll_stderr"], 2),
+            record = after[0]
+            if "nll_nats" not in record:  # TEMP until models branch (metrics.jsonl keys nll / nll_stderr before)
+                record = {**record, "nll_nats": record["nll"], "nll_nats_stderr": record["nll_stderr"]}
+            curve[f"{mark:g}"] = {"nll": round(record["nll_nats"], 2), "stderr": round(record["nll_nats_stderr"], 2),
                                   "bits_per_dim": round(after[0]["bits_per_dim"], 4),
                                   "step": after[0]["step"], "train_minutes": after[0]["train_minutes"]}
     return {
@@ -202,6 +217,7 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
         "images_per_second": round(result.images_per_second, 1), "curve": curve,
         "final_nll": round(result.final_eval.nll, 2), "final_stderr": round(result.final_eval.nll_stderr, 2),
         "final_bits_per_dim": round(result.final_eval.bits_per_dim, 4),
+        "eval_images": eval_images,
         "wall_minutes": round((time.time() - started) / 60, 2), "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads(), "seed": seed,
     }
@@ -222,43 +238,55 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
-                        help=f"configurations (default: {DEFAULT}; without labels: {DEFAULT_UNLABELLED})")
+                        help=f"configurations (default: {DEFAULT}; without labels: {DEFAULT_UNLABELLED}); "
+                             f"tiny-gated checks the script in seconds")
     parser.add_argument("--data", default="mnist5k", help="data set (default: mnist5k)")
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of training per run (default: 10)")
     parser.add_argument("--marks", type=float, nargs="+", default=[2.5, 5, 7.5, 10],
-                        help="minutes at which to evaluate (default: 2.5 5 7.5 10)")
+                        help="minutes at which to evaluate (default: 2.5 5 7.5 10; those past --minutes are "
+                             "dropped, and --minutes is always one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--budget", choices=["time", "steps"], default="time",
                         help="count real minutes, or steps at the quiet machine's speed (see above)")
     parser.add_argument("--step-ms", type=float, help="--budget steps: milliseconds per step instead of timing it")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default: {RESULTS})")
+    parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
+    parser.add_argument("--out", type=Path, default=default_out("train_curves.json"),
+                        help="JSON file (default: %(default)s; the committed results are "
+                             "benchmarks/results/train_curves.json)")
     args = parser.parse_args(argv)
     marks = sorted(m for m in args.marks if m <= args.minutes)
     if not marks or marks[-1] != args.minutes:
         marks.append(args.minutes)
 
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    machine = describe()
+    print_machine(machine)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     runs = results.setdefault("runs", {})
-    results["machine"] = {"platform": platform.platform(), "python": sys.version.split()[0],
-                          "cpus": os.cpu_count()}
-    header = f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}" + "".join(
-        f"{f'{m:g} min':>10}" for m in marks) + f"{'load':>6}"
-    print(header)
+    results["machine"] = machine
     names = args.only or (DEFAULT if data_shape(args.data)[2] is not None else DEFAULT_UNLABELLED)
     unit = "nll" if args.data in BINARIZED else "bits_per_dim"        # nats for binary digits, bits/dim otherwise
-    print(f"test {'NLL in nats' if unit == 'nll' else 'bits/dim'} on {args.data}")
-    for name in names:
-        row = run_one(name, args.data, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms)
+    print(f"test {'NLL in nats' if unit == 'nll' else 'bits/dim'} on {args.data}, {args.minutes:g} minutes "
+          f"({args.budget} budget) per configuration, {len(names)} configuration(s)")
+    header = f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}" + "".join(
+        f"{f'{m:g} min':>10}" for m in marks) + f"{'load':>6}"
+    print(header + "\n" + "-" * len(header), flush=True)
+    from tqdm.auto import tqdm
+
+    for name in tqdm(names, desc="configurations", unit="run"):
+        row = run_one(name, args.data, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms,
+                      args.eval_images)
+        row["command"] = command_line()
         data_tag = "" if args.data == "mnist5k" else f"-{args.data}"
         runs[f"{name}{data_tag}@{args.minutes:g}min-{args.budget}"] = row
         cells = "".join(f"{row['curve'].get(f'{m:g}', {}).get(unit, float('nan')):>10.{2 if unit == 'nll' else 3}f}"
                         for m in marks)
-        print(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
-              f"{row['load_average_after']:>6.1f}", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        tqdm.write(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
+                   f"{row['load_average_after']:>6.1f}")
+        write_json(args.out, results)          # after every run: a long series that stops keeps what it measured
     return 0
 
 

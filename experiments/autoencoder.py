@@ -1,4 +1,12 @@
-"""PixelCNN auto-encoder experiment (issue 6; SPEC §5-6): numbers and pictures, on a small CPU budget.
+"""PixelCNN auto-encoder experiment: numbers and pictures, on a small CPU budget.
+
+The PixelCNN auto-encoder is van den Oord et al., 2016, "Conditional Image
+Generation with PixelCNN Decoders", section 2.4 (experiments in section 3.4):
+a convolutional encoder maps the image to a code, and a conditional Gated
+PixelCNN, the decoder, models the image given that code. The identity
+experiment follows its section 3.3: a triplet-loss embedding (Schroff et al.,
+2015, "FaceNet") of some identities, and a PixelCNN conditioned on it that
+draws new images of identities it never saw.
 
 Trains, each for a fixed number of minutes with ``pixelcnn.train``:
 
@@ -10,26 +18,25 @@ Trains, each for a fixed number of minutes with ``pixelcnn.train``:
   network and a PixelCNN on it, trained on digits 0-6, drawing 7, 8 and 9;
 
 then draws the pictures with the ``pixelcnn`` commands and writes every
-number to docs/autoencoder.json:
+number to autoencoder.json in ``--docs`` (default: the repository's docs/):
 
-    docs/recon.png        pixelcnn reconstruct (mnist5k): test digit | MSE AE | 4 PixelCNN AE samples (long run)
-    docs/recon-photo.png  the same on photo-patches (code size 100, 5-minute runs)
-    docs/interp.png       pixelcnn interpolate (mnist5k, code size 10, long run): 3 rows, one seed each
-    docs/identity.png     pixelcnn identity-sample (long run): unseen 7, 8, 9, then 8 new images of each
+    recon.png        pixelcnn reconstruct (mnist5k): test digit | MSE AE | 4 PixelCNN AE samples (long run)
+    recon-photo.png  the same on photo-patches (code size 100, 5-minute runs)
+    interp.png       pixelcnn interpolate (mnist5k, code size 10, long run): 3 rows, one seed each
+    identity.png     pixelcnn identity-sample (long run): unseen 7, 8, 9, then 8 new images of each
 
 Budget: --minutes-mnist (default 5) per MNIST model, --minutes-photo
 (default 5) per photo-patches model, --minutes-identity (default 5) for the
 identity PixelCNN, and --minutes-long (default 20) for a second MNIST
 auto-encoder (code size 10) and a second identity PixelCNN, which draw
 recon.png, interp.png and identity.png (the 5-minute decoders barely use
-their codes yet). About 1 h 45 min in all on 2 CPU cores shared with other
-work. These are short runs (2-3 epochs of mnist5k in 5 minutes, one of
-photo-patches): the numbers compare models at equal, small budgets, far
-from convergence. One torch thread (--threads): on 2
-cores that other processes keep busy, two threads made a training step 6x
-slower (2.6 s against 15.6 s for the MNIST Gated PixelCNN here).
+their codes yet). About 1 h 45 min in all on 2 CPU cores. These are short
+runs (2-3 epochs of mnist5k in 5 minutes, one of photo-patches): the numbers
+compare models at equal, small budgets, far from convergence. One torch
+thread (--threads): on 2 cores that other processes keep busy, two threads
+made a training step 6x slower (2.6 s against 15.6 s for the MNIST Gated
+PixelCNN here). Finished runs in --out are reused.
 
-    python experiments/autoencoder.py                      # everything; finished runs are reused
     python experiments/autoencoder.py --minutes-mnist 1 --minutes-photo 1 --minutes-identity 1 --out runs/ae-quick
 """
 from __future__ import annotations
@@ -44,11 +51,12 @@ from pathlib import Path
 import torch
 
 from pixelcnn import data, load
-from pixelcnn.cli_ae import main as ae_command
+from pixelcnn.cli import main as pixelcnn_command
 from pixelcnn.embedding import (IdentityConfig, class_centroids, class_subset, embed, identity_agreement,
                                 read_identity, train_identity)
 from pixelcnn.train import TrainConfig, train
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 MNIST = dict(data="mnist5k", binarize="dynamic")
 PHOTO = dict(data="photo-patches", binarize=None)
 DECODER = dict(n_layers=5, hidden=32)           # every PixelCNN here: 5 gated layers of 32 maps (the demo's size)
@@ -70,7 +78,7 @@ IDENTITY = dict(train_classes=(0, 1, 2, 3, 4, 5, 6), embedding_dim=16, per_class
                 n_layers=DECODER["n_layers"], hidden=DECODER["hidden"])
 
 
-def train_run(name: str, out: Path, minutes: float, threads: int) -> dict:
+def train_run(name: str, out: Path, minutes: float, threads: int, eval_images: int | None) -> dict:
     """Train one model (or reuse a finished run in ``out/name``); its final test evaluation and speed."""
     model_name, data_set, options, _ = RUNS[name]
     folder = out / name
@@ -78,7 +86,7 @@ def train_run(name: str, out: Path, minutes: float, threads: int) -> dict:
         config = TrainConfig(model=model_name, model_options=dict(options), **data_set, out=str(folder),
                              max_minutes=minutes, batch_size=32, lr=2e-3, warmup_steps=20, lr_decay="cosine",
                              eval_every=None, sample_images=0, checkpoint_every=10**6, progress=False,
-                             tensorboard=False, seed=0, threads=threads)
+                             tensorboard=False, seed=0, threads=threads, eval_images=eval_images)
         started = time.perf_counter()
         result = train(config)
         print(f"{name}: {result.final_eval} ({(time.perf_counter() - started) / 60:.1f} min with evaluation)",
@@ -91,7 +99,8 @@ def train_run(name: str, out: Path, minutes: float, threads: int) -> dict:
               "steps": final["step"], "epochs": final["epoch"], "train_minutes": final["train_minutes"],
               "test": {k: v for k, v in final.items() if k not in ("kind", "step", "epoch", "train_minutes")}}
     if model_name == "pixelcnn_ae":
-        result["code_nats"] = code_nats(model, data.load(data_set["data"], "test", binarize=data_set["binarize"]))
+        test = data.load(data_set["data"], "test", binarize=data_set["binarize"])
+        result["code_nats"] = code_nats(model, test, images=min(200, eval_images or 200))
     return result
 
 
@@ -104,7 +113,8 @@ def code_nats(model, test_set, images: int = 200) -> float:
     return float((model.log_prob(x, codes) - model.log_prob(x, codes.roll(1, 0))).mean())
 
 
-def identity_experiment(folder: Path, minutes: float, triplet_steps: int) -> dict:
+def identity_experiment(folder: Path, minutes: float, triplet_steps: int, per_class: int,
+                        eval_images: int | None) -> dict:
     """The triplet network + PixelCNN on digits 0-6; how much identity survives in draws for 7-9."""
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -123,7 +133,7 @@ def identity_experiment(folder: Path, minutes: float, triplet_steps: int) -> dic
     draws = {}
     for group, classes in (("seen", IDENTITY["train_classes"]), ("unseen", (7, 8, 9))):
         subset = class_subset(test, classes)
-        index = torch.cat([torch.nonzero(subset.labels == c).flatten()[:10] for c in classes])    # 10 per class
+        index = torch.cat([torch.nonzero(subset.labels == c).flatten()[:per_class] for c in classes])
         images, labels = subset.images[index], subset.labels[index]
         samples = model.reconstruct(images, 4, generator=torch.Generator().manual_seed(0))   # [B, 4, 1, 28, 28]
         judged = torch.from_numpy(judge.predict(samples.flatten(0, 1).flatten(1).numpy()))
@@ -137,10 +147,10 @@ def identity_experiment(folder: Path, minutes: float, triplet_steps: int) -> dic
             "pixel_knn_assigned": {c: int((judged == c).sum()) for c in all_classes},
         }
     return {"config": read_identity(folder)["config"], "measurements": measurements, "draws": draws,
-            "code_nats": code_nats(model, test)}
+            "code_nats": code_nats(model, test, images=min(200, eval_images or 200))}
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes-mnist", type=float, default=5.0, help="training minutes per MNIST model")
     parser.add_argument("--minutes-photo", type=float, default=5.0, help="training minutes per photo-patches model")
@@ -149,40 +159,57 @@ def main() -> None:
                         help="training minutes of the longer MNIST auto-encoder and identity PixelCNN (pictures)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the docstring)")
     parser.add_argument("--triplet-steps", type=int, default=300, help="steps of the triplet stage")
+    parser.add_argument("--n-layers", type=int, default=5, help="gated layers of every PixelCNN (default: 5)")
+    parser.add_argument("--hidden", type=int, default=32, help="maps per gated layer (default: 32)")
+    parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
+    parser.add_argument("--draws-per-class", type=int, default=10,
+                        help="test images per class whose identity the identity PixelCNN draws (default: 10)")
+    parser.add_argument("--picture-images", type=int, default=8,
+                        help="size of the pictures: images per row of recon.png and interp.png (default: 8)")
     parser.add_argument("--out", default="runs/ae-experiment", help="run folders (reused when finished)")
-    parser.add_argument("--docs", default="docs", help="where the pictures and autoencoder.json go")
-    args = parser.parse_args()
-    out, docs = Path(args.out), Path(args.docs)
+    parser.add_argument("--docs", type=Path, default=DOCS, help="where the pictures and autoencoder.json go "
+                                                                "(default: the repository's docs/)")
+    args = parser.parse_args(argv)
+    DECODER.update(n_layers=args.n_layers, hidden=args.hidden)     # the RUNS share this dict
+    IDENTITY.update(n_layers=args.n_layers, hidden=args.hidden)
+    out, docs = Path(args.out), args.docs
     torch.set_num_threads(args.threads)
     docs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     minutes = {"mnist": args.minutes_mnist, "photo": args.minutes_photo, "long": args.minutes_long}
-    results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads) for name in RUNS}
-    identity = {name: identity_experiment(out / name, budget, args.triplet_steps)
+    from tqdm.auto import tqdm
+
+    results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads, args.eval_images)
+               for name in tqdm(RUNS, desc="training runs", unit="run")}
+    identity = {name: identity_experiment(out / name, budget, args.triplet_steps, args.draws_per_class,
+                                           args.eval_images)
                 for name, budget in (("identity", args.minutes_identity), ("identity-long", args.minutes_long))}
 
+    k = max(2, args.picture_images)                  # the default 8 draws the committed pictures
+    half = str(max(1, k // 2))
     pictures = {
-        "recon.png": ["reconstruct", str(out / "mnist-ae10-long"), "--mse-run", str(out / "mnist-mse10"), "--n", "8",
-                      "--samples", "4", "--scale", "2", "--device", "cpu", "--out", str(docs / "recon.png")],
+        "recon.png": ["reconstruct", str(out / "mnist-ae10-long"), "--mse-run", str(out / "mnist-mse10"), "--n", str(k),
+                      "--samples", half, "--scale", "2", "--device", "cpu", "--out", str(docs / "recon.png")],
         "recon-photo.png": ["reconstruct", str(out / "photo-ae100"), "--mse-run", str(out / "photo-mse100"),
-                            "--n", "4", "--samples", "4", "--scale", "2", "--device", "cpu",
+                            "--n", half, "--samples", half, "--scale", "2", "--device", "cpu",
                             "--out", str(docs / "recon-photo.png")],
-        "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", "8",
-                       "--rows", "3", "--scale", "2", "--device", "cpu", "--out", str(docs / "interp.png")],
-        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", "2", "--samples", "8",
-                         "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
+        "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", str(k),
+                       "--rows", str(max(1, k * 3 // 8)), "--scale", "2", "--device", "cpu",
+                       "--out", str(docs / "interp.png")],
+        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", str(max(1, k // 4)),
+                         "--samples", str(k), "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
     }
     for name, command in pictures.items():
         print("pixelcnn " + " ".join(command), flush=True)
-        if ae_command(command) != 0:
+        if pixelcnn_command(command) != 0:
             raise SystemExit(f"drawing {name} failed")
 
     report = {
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
-                    "note": "2 CPU cores shared with other engineers' test runs while this ran: timings are "
+                    "note": "2 CPU cores shared with other jobs while this ran: timings are "
                             "pessimistic and steps per minute vary between runs"},
-        "threads": args.threads,
+        "threads": args.threads, "decoder": dict(DECODER), "eval_images": args.eval_images,
         "budget_minutes": {"mnist": args.minutes_mnist, "photo": args.minutes_photo,
                            "identity": args.minutes_identity, "long": args.minutes_long,
                            "triplet_steps": args.triplet_steps},

@@ -1,0 +1,128 @@
+"""Every ``python SCRIPT ...`` command that README.md and benchmarks/README.md show runs, as written.
+
+Each command runs in a temporary working directory, exactly as documented plus the shrink flags
+of its script in ``SCRIPTS`` (tiny models, seconds of training), and must exit with 0 and write
+the files it says it writes: JSON that parses and, for the benchmarks, names the machine; PNG and
+GIF images that open. The scripts run in this process (``runpy``), which saves a torch start-up
+per command; the subprocesses of the speed benchmarks are skipped with their ``--in-process``.
+"""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from doc_commands import documented_commands
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DOCUMENTS = [REPO / "README.md", REPO / "benchmarks" / "README.md"]
+TINY_TRAINING = ["--minutes", "0.01", "--eval-images", "16"]
+
+
+@dataclass(frozen=True)
+class Script:
+    shrink: list[str]                         # appended to every documented command of the script
+    output_option: str                        # the option that names what it writes
+    default_output: str | None                # what it writes without that option (relative to the cwd)
+    files: tuple[str, ...] = ()               # files inside the output folder; () when the output is a file
+    shrink_if_given: dict[str, str] = field(default_factory=dict)   # appended only where the command sets it
+
+
+# The one table of shrink flags, keyed by script path.
+SCRIPTS = {
+    "benchmarks/train_curves.py": Script(
+        ["--only", "tiny-gated", *TINY_TRAINING, "--marks", "0.01", "--step-ms", "300"],
+        "--out", "runs/train_curves.json"),
+    "benchmarks/sampling.py": Script(
+        ["--only", "tiny-gated", "--batches", "2", "--naive-full-limit", "0"], "--out", "runs/sampling.json"),
+    "benchmarks/train_speed.py": Script(
+        ["--only", "tiny-gated", "--steps", "1", "--warmup", "0", "--in-process"], "--out", "runs/train_speed.json"),
+    "benchmarks/pixelrnn_speed.py": Script(
+        ["--only", "tiny-rowlstm", "--steps", "1", "--warmup", "0", "--in-process", "--eval-images", "16",
+         "--step-ms", "300"],
+        "--out", "runs/pixelrnn_speed.json", shrink_if_given={"--nll-minutes": "0.01"}),
+    "docs/make_figures.py": Script(
+        ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
+         "--out", "figures"],
+        "--out", None, ("receptive_field.png", "softmax.png", "nll_map.png", "sampling.gif")),
+    "experiments/autoencoder.py": Script(
+        ["--minutes-mnist", "0.005", "--minutes-photo", "0.005", "--minutes-identity", "0.005",
+         "--minutes-long", "0.005", "--triplet-steps", "2", "--n-layers", "1", "--hidden", "4",
+         "--eval-images", "16", "--draws-per-class", "1", "--picture-images", "2", "--docs", "pictures"],
+        "--docs", None, ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png", "identity.png")),
+}
+
+
+def script_commands():
+    """The documented ``python SCRIPT`` commands, each once (``python -m ...`` is tested elsewhere)."""
+    seen, commands = set(), []
+    for document in DOCUMENTS:
+        for command in documented_commands(document):
+            if command.program == "python" and command.argv[1] != "-m" and command.text not in seen:
+                seen.add(command.text)
+                commands.append(pytest.param(command, id=f"{document.relative_to(REPO)}:{command.source.split(':')[1]}"))
+    return commands
+
+
+COMMANDS = script_commands()
+
+
+def test_every_documented_script_has_shrink_flags():
+    scripts = {param.values[0].argv[1] for param in COMMANDS}
+    assert scripts, "no documented python commands found"
+    assert scripts <= set(SCRIPTS), f"add shrink flags for {sorted(scripts - set(SCRIPTS))} to SCRIPTS"
+    for script in scripts:
+        assert (REPO / script).is_file(), f"{script} is documented but does not exist"
+
+
+def final_argv(argv: list[str], script: Script) -> list[str]:
+    extra = [item for option, value in script.shrink_if_given.items() if option in argv for item in (option, value)]
+    return argv + script.shrink + extra
+
+
+def outputs(argv: list[str], script: Script) -> list[Path]:
+    """The files the command writes: the last value of its output option, else the default."""
+    given = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == script.output_option]
+    where = Path(given[-1] if given else script.default_output)
+    return [where / name for name in script.files] if script.files else [where]
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A fresh working directory; torch's thread count and random state restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    yield tmp_path
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_documented_script_command_runs(command, isolated, monkeypatch):
+    program, script_path, *arguments = command.argv
+    script = SCRIPTS[script_path]
+    argv = final_argv([script_path, *arguments], script)
+    path = REPO / script_path
+    monkeypatch.setattr(sys, "argv", [str(path), *argv[1:]])
+    monkeypatch.syspath_prepend(str(path.parent))              # as `python SCRIPT` puts the script's folder first
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code or 0
+    assert code == 0, f"{command} (+ {' '.join(argv[len(command.argv) - 1:])}) exited with {code}"
+
+    for written in outputs(argv, script):
+        assert written.is_file(), f"{command}: {written} was not written"
+        if written.suffix == ".json":
+            data = json.loads(written.read_text())
+            if script_path.startswith("benchmarks/"):
+                assert data["machine"]["cpu"], f"{written} does not name the CPU"
+        else:
+            with Image.open(written) as image:
+                image.verify()
