@@ -47,16 +47,7 @@ from machine import command_line, default_out, describe, print_machine, write_js
 
 import pixelcnn
 
-try:
-    from pixelcnn.train.config import DEMO_SCHEDULE
-except ImportError:  # TEMP until models branch
-    DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
-if "gated-demo" not in pixelcnn.presets:  # TEMP until models branch
-    from pixelcnn.models.registry import Preset
-    pixelcnn.presets["gated-demo"] = Preset("gated_pixelcnn", dict(image_shape=(1, 28, 28), levels=2, num_classes=10,
-                                                                   n_layers=4, hidden=32, kernel_size=5))
-    pixelcnn.presets["pixelcnn-6x32-k5"] = Preset("pixelcnn", dict(image_shape=(1, 28, 28), levels=2, n_layers=6,
-                                                                   hidden=32, kernel_size=5))
+from pixelcnn.train.config import DEMO_SCHEDULE
 
 # The schedule every configuration uses unless it says otherwise, the demo's: batch 16 (twice the
 # updates of batch 32 for about the same images/s on a CPU), a high peak learning rate, a short
@@ -204,8 +195,6 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
             after = [r for r in evals if r["train_minutes"] >= mark - 1e-9]
         if after:
             record = after[0]
-            if "nll_nats" not in record:  # TEMP until models branch (metrics.jsonl keys nll / nll_stderr before)
-                record = {**record, "nll_nats": record["nll"], "nll_nats_stderr": record["nll_stderr"]}
             curve[f"{mark:g}"] = {"nll": round(record["nll_nats"], 2), "stderr": round(record["nll_nats_stderr"], 2),
                                   "bits_per_dim": round(after[0]["bits_per_dim"], 4),
                                   "step": after[0]["step"], "train_minutes": after[0]["train_minutes"]}
