@@ -5,7 +5,7 @@
     python docs/make_figures.py --run runs/docs # keep the run; run again to redraw without training
 
 Every picture is computed from a real model with ``pixelcnn.analysis`` and
-drawn with ``pixelcnn.figures`` (the code behind ``pixelcnn viz``):
+drawn with ``pixelcnn.viz`` (the code behind ``pixelcnn viz``):
 
 - receptive_field.png: freshly built models (the map depends on the
   architecture only), PixelCNN's blind spot (van den Oord et al., 2016,
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import pixelcnn
-from pixelcnn import analysis, figures
+from pixelcnn import analysis, viz
 
 HERE = Path(__file__).resolve().parent
 IMAGE_SHAPE = (1, 28, 28)
@@ -46,7 +46,7 @@ def receptive_fields(out: Path, image_size: int) -> None:
     pixel = analysis.default_pixel((1, image_size, image_size))
     panels = [(name, analysis.fresh_receptive_field(name, pixel=pixel, **sizes)) for name in names]
     title = f"Receptive field of pixel {pixel}: freshly built models, 4 layers of 3-wide kernels"
-    figures.save_png(figures.receptive_field_figure(panels, title=title), out / "receptive_field.png")
+    viz.save(viz.receptive_field_figure(panels, title=title), out / "receptive_field.png")
 
 
 def trained_model(minutes: float, run_dir: Path, model_options: dict):
@@ -145,20 +145,20 @@ def main(argv=None) -> int:
 
     pixels = pixels_across_a_stroke(image)
     dists = analysis.pixel_distributions(model, image, pixels)
-    figures.save_png(figures.softmax_figure(image, dists, levels=model.levels,
+    viz.save(viz.softmax_figure(image, dists, levels=model.levels,
                                             title=f"p(pixel | all pixels before), along row {pixels[0][0]}: "
                                                   f"{description}"),
                      args.out / "softmax.png")
 
     rows, captions = anomalies(image, name)
     bits = analysis.nll_bits(model, rows)
-    figures.save_png(figures.nll_figure(rows, bits, levels=model.levels, captions=captions,
+    viz.save(viz.nll_figure(rows, bits, levels=model.levels, captions=captions,
                                         title=f"-log2 p per pixel: {description}"), args.out / "nll_map.png")
 
     frames = analysis.sampling_frames(model, args.samples, generator=torch.Generator().manual_seed(0))
-    pictures = figures.sampling_animation(frames, levels=model.levels, scale=3,
+    pictures = viz.sampling_animation(frames, levels=model.levels, scale=3,
                                           title=f"{short}\n{args.samples} samples, {frames.method} sampler")
-    figures.save_gif(pictures, args.out / "sampling.gif", frame_ms=80)
+    viz.save_gif(pictures, args.out / "sampling.gif", frame_ms=80)
     print(f"softmax.png, nll_map.png, sampling.gif ({time.time() - start:.0f} s) in {args.out}")
     return 0
 
