@@ -36,10 +36,13 @@ name), and the model's float dtype. ``decompress`` refuses (``ValueError``
 naming the difference) a file made where any of these differ, unless
 ``check_platform=False``. Whatever it decodes is then verified against a
 CRC-32 of the original image stored in the file, so even on a platform that
-computes different floats (a different CPU with the same instruction set,
-another BLAS thread count) the result is either the exact image or a
-``ValueError``, never a silently wrong image. Tested here: round trips on one
-CPU, also with a different number of threads (``tests/test_coding.py``).
+computes different floats (say, a different CPU with the same instruction
+set) the result is either the exact image or a ``ValueError``, never a
+silently wrong image. Coding runs on one CPU thread whatever
+``torch.get_num_threads()`` says (restored after): CPU kernels split their
+sums by thread, and a file encoded with 2 threads did not decode with 1.
+Tested here: round trips on one x86 CPU (AVX2), whatever the caller's thread
+count (``tests/test_coding.py``).
 
 File format (version 1; all integers little-endian)::
 
@@ -355,11 +358,19 @@ class _Coder:
 
 
 def _in_eval_mode(model, fn):
-    was_training = model.training
+    """fn() with the model in eval mode and torch on one CPU thread, both restored after.
+
+    One thread: CPU kernels split their sums by thread, so a file encoded with 2 threads did not
+    decode with 1 (``tests/test_coding.py::test_thread_count_does_not_matter``); the per-step
+    matrix products are small, so a second thread gains little anyway.
+    """
+    was_training, threads = model.training, torch.get_num_threads()
     model.eval()
+    torch.set_num_threads(1)
     try:
         return fn()
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
 
 
