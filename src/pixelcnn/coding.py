@@ -1,7 +1,8 @@
 """Lossless compression with an entropy coder: an image costs about -log2 p(x) bits.
 
-    data = pixelcnn.compress(model, x, cond=y)   # x: int [B, C, H, W]; bytes
-    x, y = pixelcnn.decompress(model, data), ... # int64 [B, C, H, W], bit-exact
+    data = pixelcnn.compress(model, x, cond=y)                # x: int [B, C, H, W] -> bytes
+    x_again = pixelcnn.decompress(model, data)                # int64 [B, C, H, W], equal to x
+    y_again = pixelcnn.coding.read_condition(model, data)     # the labels stored in the file
 
 A fully observed autoregressive model gives every pixel-channel an explicit
 conditional distribution, so an entropy coder turns the model's likelihood
@@ -247,16 +248,16 @@ def _condition_bytes(model, x: torch.Tensor, cond) -> tuple[int, int, int, bytes
     return kind, dtype_code, vector.shape[1], vector.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def _condition_from_bytes(model, header: Header) -> torch.Tensor | None:
-    """The condition tensor that the encoder used, rebuilt from its stored bytes."""
-    if header.cond_kind == COND_NONE:
+def _condition_from_bytes(model, kind: int, dtype_code: int, batch: int, dim: int,
+                          stored: bytes) -> torch.Tensor | None:
+    """The condition tensor, rebuilt from its stored bytes (on both sides: the encoder uses it too)."""
+    if kind == COND_NONE:
         return None
-    if header.cond_kind in _LABEL_DTYPES:
-        labels = np.frombuffer(header.cond_bytes, dtype=_LABEL_DTYPES[header.cond_kind]).astype(np.int64)
+    if kind in _LABEL_DTYPES:
+        labels = np.frombuffer(stored, dtype=_LABEL_DTYPES[kind]).astype(np.int64)      # [B]
         return torch.from_numpy(labels).to(model._device())
-    dtype = _VECTOR_DTYPES[header.cond_dtype]
-    raw = torch.frombuffer(bytearray(header.cond_bytes), dtype=torch.uint8)
-    return raw.view(dtype).reshape(header.batch, header.cond_dim).to(model._device())
+    raw = torch.frombuffer(bytearray(stored), dtype=torch.uint8)
+    return raw.view(_VECTOR_DTYPES[dtype_code]).reshape(batch, dim).to(model._device())   # [B, D]
 
 
 def _cond_size(kind: int, dtype_code: int, batch: int, dim: int) -> int:
@@ -391,17 +392,18 @@ def compress(model, x, cond=None, *, method: str = "auto") -> bytes:
             the same one.
     """
     x = model.check_images(x).long()
+    batch = x.shape[0]
+    if max(*model.image_shape, model.levels) > 0xFFFF or batch > 0xFFFFFFFF:
+        raise ValueError(f"the file format holds sizes and levels up to 65535 and up to 2^32 - 1 images; got "
+                         f"{batch} images of shape {model.image_shape} with {model.levels} levels")
     step = _resolve_step(model, method)
     kind, dtype_code, cond_dim, cond_bytes = _in_eval_mode(model, lambda: _condition_bytes(model, x, cond))
     platform = platform_string(model).encode("ascii")
-    header = _FIXED.pack(MAGIC, FORMAT_VERSION, STEPS[step], kind, dtype_code, model_hash(model), x.shape[0],
+    header = _FIXED.pack(MAGIC, FORMAT_VERSION, STEPS[step], kind, dtype_code, model_hash(model), batch,
                          *model.image_shape, model.levels, PRECISION, cond_dim, len(platform)) + platform
     coder = _Coder(model.head, image=x)
-    stored = Header(step=step, cond_kind=kind, cond_dtype=dtype_code, model_hash=b"", batch=x.shape[0],
-                    image_shape=model.image_shape, levels=model.levels, precision=PRECISION, cond_dim=cond_dim,
-                    platform="", cond_bytes=cond_bytes, image_crc=0, stream=np.zeros(0, np.uint32), size=0)
     # The encoder conditions on the condition as the decoder will rebuild it from the stored bytes.
-    _run(model, _condition_from_bytes(model, stored), x.shape[0], step, coder)
+    _run(model, _condition_from_bytes(model, kind, dtype_code, batch, cond_dim, cond_bytes), batch, step, coder)
     words = coder.encoder.get_compressed().astype("<u4")
     body = header + cond_bytes + _WORDS.pack(_image_crc(x), len(words)) + words.tobytes()
     return body + _CRC.pack(zlib.crc32(body))
@@ -421,7 +423,7 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
     _check_model(model, header, check_platform)
     coder = _Coder(model.head, stream=header.stream)
     try:
-        x = _run(model, _condition_from_bytes(model, header), header.batch, header.step, coder)
+        x = _run(model, read_condition(model, header), header.batch, header.step, coder)
     except (RuntimeError, ValueError) as err:           # the range decoder ran off its stream
         raise ValueError(f"the stream does not decode with this model on this platform ({err})") from None
     if _image_crc(x) != header.image_crc:
@@ -431,10 +433,15 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
     return x
 
 
-def read_condition(model, data: bytes) -> torch.Tensor | None:
-    """The condition stored in a compressed file: class labels int64 [B], vectors [B, D] (the model's dtype), or None."""
-    header = read_header(data)
-    return _condition_from_bytes(model, header)
+def read_condition(model, data: bytes | Header) -> torch.Tensor | None:
+    """The condition stored in a compressed file (or its parsed header), on the model's device.
+
+    Class labels int64 [B], vectors [B, D] in the model's dtype (for the PixelCNN
+    auto-encoder: each image's code), or None for an unconditional model.
+    """
+    header = data if isinstance(data, Header) else read_header(data)
+    return _condition_from_bytes(model, header.cond_kind, header.cond_dtype, header.batch, header.cond_dim,
+                                 header.cond_bytes)
 
 
 def _run(model, cond: torch.Tensor | None, batch: int, step: str, coder: _Coder) -> torch.Tensor:
