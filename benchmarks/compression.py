@@ -43,6 +43,7 @@ from PIL import Image
 import pixelcnn
 from pixelcnn import data
 from pixelcnn.coding import read_header
+from pixelcnn.scores import to_pil
 from pixelcnn.train import TrainConfig, train
 
 # name -> how to load its test split and the model trained on it when no --run is given.
@@ -79,14 +80,6 @@ def _jxl_available() -> bool:
         return True
     except ImportError:
         return False
-
-
-def to_pil(image: np.ndarray, levels: int, *, one_bit: bool) -> Image.Image:
-    """uint8 [C, H, W] with values 0..levels-1 -> a PIL image (binary: mode "1" when one_bit)."""
-    if levels == 2 and one_bit:
-        return Image.fromarray(image[0].astype(bool))
-    scaled = np.rint(image.astype(np.float64) * (255 / (levels - 1))).astype(np.uint8)   # injective: lossless
-    return Image.fromarray(scaled[0], "L") if image.shape[0] == 1 else Image.fromarray(scaled.transpose(1, 2, 0))
 
 
 CODECS = {
