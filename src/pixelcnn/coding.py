@@ -42,8 +42,10 @@ set) the result is either the exact image or a ``ValueError``, never a
 silently wrong image. Coding runs on one CPU thread whatever
 ``torch.get_num_threads()`` says (restored after): CPU kernels split their
 sums by thread, and a file encoded with 2 threads did not decode with 1.
-Tested here: round trips on one x86 CPU (AVX2), whatever the caller's thread
-count (``tests/test_coding.py``).
+On CUDA, coding also turns off cuDNN's autotuner and asks for its
+deterministic algorithms (restored after). Tested here: round trips on one
+x86 CPU (AVX2), whatever the caller's thread count (``tests/test_coding.py``);
+not yet on a GPU, and not across two machines.
 
 File format (version 1; all integers little-endian)::
 
@@ -117,6 +119,8 @@ def quantize(probs: np.ndarray) -> np.ndarray:
 
     Deterministic given the same floats: floor, then the remainder to the first most probable symbol.
     """
+    if not np.isfinite(probs).all():
+        raise ValueError("the model gives non-finite probabilities (NaN or infinite parameters)")
     batch, levels = probs.shape
     mass = 1 + np.floor(probs * (TOTAL - levels)).astype(np.int64)       # [B, L], sum <= TOTAL
     mass[np.arange(batch), probs.argmax(axis=1)] += TOTAL - mass.sum(axis=1)
@@ -358,21 +362,25 @@ class _Coder:
         return torch.from_numpy(np.asarray(values, dtype=np.int64)).to(params.device)
 
 
-def _in_eval_mode(model, fn):
-    """fn() with the model in eval mode and torch on one CPU thread, both restored after.
+def _coding_mode(model, fn):
+    """fn() with the model in eval mode, torch on one CPU thread and cuDNN deterministic; all restored after.
 
     One thread: CPU kernels split their sums by thread, so a file encoded with 2 threads did not
     decode with 1 (``tests/test_coding.py::test_thread_count_does_not_matter``); the per-step
-    matrix products are small, so a second thread gains little anyway.
+    matrix products are small, so a second thread gains little anyway. cuDNN: its autotuner may
+    pick another convolution algorithm (other floats) for the decoder than for the encoder.
     """
-    was_training, threads = model.training, torch.get_num_threads()
+    cudnn = torch.backends.cudnn
+    saved = model.training, torch.get_num_threads(), cudnn.deterministic, cudnn.benchmark
     model.eval()
     torch.set_num_threads(1)
+    cudnn.deterministic, cudnn.benchmark = True, False
     try:
         return fn()
     finally:
-        torch.set_num_threads(threads)
-        model.train(was_training)
+        model.train(saved[0])
+        torch.set_num_threads(saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
 
 
 @torch.no_grad()
@@ -397,7 +405,7 @@ def compress(model, x, cond=None, *, method: str = "auto") -> bytes:
         raise ValueError(f"the file format holds sizes and levels up to 65535 and up to 2^32 - 1 images; got "
                          f"{batch} images of shape {model.image_shape} with {model.levels} levels")
     step = _resolve_step(model, method)
-    kind, dtype_code, cond_dim, cond_bytes = _in_eval_mode(model, lambda: _condition_bytes(model, x, cond))
+    kind, dtype_code, cond_dim, cond_bytes = _coding_mode(model, lambda: _condition_bytes(model, x, cond))
     platform = platform_string(model).encode("ascii")
     header = _FIXED.pack(MAGIC, FORMAT_VERSION, STEPS[step], kind, dtype_code, model_hash(model), batch,
                          *model.image_shape, model.levels, PRECISION, cond_dim, len(platform)) + platform
@@ -448,4 +456,4 @@ def _run(model, cond: torch.Tensor | None, batch: int, step: str, coder: _Coder)
     def run():
         h = model.encode_condition(model.check_cond(cond, batch)) if cond is not None else None
         return _visit_in_order(model, h, batch, step, coder)
-    return _in_eval_mode(model, run)
+    return _coding_mode(model, run)
