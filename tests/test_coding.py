@@ -123,11 +123,14 @@ def test_naive_step_round_trip_and_decodes_with_the_step_it_was_made_with():
         compress(model, x, cond, method="parallel")
 
 
-def test_float64_model():
-    model = build("tiny-pixelcnn", cond_dim=2).double()
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_other_float_dtypes(dtype):
+    model = build("tiny-pixelcnn", cond_dim=2).to(dtype)
     x = random_images(model, 3)
-    data = assert_round_trip(model, x, torch.randn(3, 2, dtype=torch.float64))
-    assert read_header(data).platform.endswith("float64")
+    data = assert_round_trip(model, x, torch.randn(3, 2))
+    header = read_header(data)
+    assert header.platform.endswith(str(dtype).replace("torch.", ""))
+    assert len(header.cond_bytes) == 3 * 2 * dtype.itemsize          # the condition in the model's precision
 
 
 def test_thread_count_does_not_matter():
