@@ -9,8 +9,9 @@
 """
 __version__ = "0.1.0"
 
+from .coding import compress, decompress
 from .metrics import bits_per_dim
 from .models import build, list_models, presets
 from .serialization import load, save
 
-__all__ = ["__version__", "bits_per_dim", "build", "list_models", "load", "presets", "save"]
+__all__ = ["__version__", "bits_per_dim", "build", "compress", "decompress", "list_models", "load", "presets", "save"]

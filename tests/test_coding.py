@@ -1,0 +1,255 @@
+"""Lossless compression: bit-exact round trips for every model family, sizes at the NLL, clear refusals."""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pixelcnn
+from pixelcnn import coding
+from pixelcnn.coding import MAGIC, TOTAL, compress, decompress, quantize, read_condition, read_header
+
+FAMILIES = {
+    "pixelcnn": "tiny-pixelcnn",
+    "gated_pixelcnn": "tiny-gated",
+    "row_lstm": "tiny-rowlstm",
+    "diagonal_bilstm": "tiny-diagbilstm",
+    "multiscale_pixelrnn": "tiny-multiscale",
+}
+# (C, H, W), levels: binary images (a Bernoulli head) and 8-bit colour images (a 256-way softmax).
+IMAGES = {"binary": ((1, 6, 6), 2), "colour": ((3, 4, 4), 256)}
+CONDITIONS = {"none": {}, "class": dict(num_classes=3), "vector": dict(cond_dim=4)}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: on a shared 2-core machine a second thread only adds synchronisation.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                 # log_prob and model building are faster so
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(preset: str, *, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return pixelcnn.build(preset, **overrides).eval()
+
+
+def random_images(model, batch: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, model.levels, (batch, *model.image_shape), generator=generator)
+
+
+def random_cond(model, batch: int, seed: int = 2):
+    generator = torch.Generator().manual_seed(seed)
+    if model.config.num_classes is not None:
+        return torch.randint(0, model.config.num_classes, (batch,), generator=generator)
+    if model.config.cond_dim is not None:
+        return torch.randn(batch, model.config.cond_dim, generator=generator)
+    return None
+
+
+def nll_bits(model, x, cond=None) -> float:
+    with torch.no_grad():
+        return float(-model.log_prob(x, cond).sum()) / math.log(2)
+
+
+def assert_round_trip(model, x, cond=None, *, method: str = "auto") -> bytes:
+    """Decoding gives x bit for bit, and the stream costs at most -log2 p(x) + 64 bits."""
+    data = compress(model, x, cond, method=method)
+    decoded = decompress(model, data)
+    assert decoded.dtype == torch.int64 and torch.equal(decoded, x.long())
+    header = read_header(data)
+    stream_bits = 8 * (len(data) - header.size)
+    # The range coder ends on whole 32-bit words (at most 64 bits of slack in all); the integer
+    # tables lose about L / 2^24 of the probability per symbol.
+    assert stream_bits <= nll_bits(model, x, cond) + 64 + 1e-3 * x.numel()
+    assert header.size - len(header.cond_bytes) <= 100          # the header is small
+    return data
+
+
+@pytest.mark.parametrize("condition", CONDITIONS)
+@pytest.mark.parametrize("images", IMAGES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_round_trip_every_family(family, images, condition):
+    shape, levels = IMAGES[images]
+    if family == "multiscale_pixelrnn":      # no cached step here yet: one forward pass per pixel-channel
+        shape = (shape[0], 4, 4) if images == "binary" else (shape[0], 2, 4)
+    model = build(FAMILIES[family], image_shape=shape, levels=levels, **CONDITIONS[condition])
+    batch = 1 if condition == "none" else 3
+    x = random_images(model, batch)
+    data = assert_round_trip(model, x, random_cond(model, batch))
+    expected_step = "naive" if family == "multiscale_pixelrnn" else "fast"
+    assert read_header(data).step == expected_step
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_round_trip_autoencoder_stores_the_code(batch):
+    model = build("tiny-ae")
+    x = random_images(model, batch)
+    data = compress(model, x)
+    assert torch.equal(decompress(model, data), x)
+    # The file carries each image's code (float32), and costs its stream plus those bits.
+    code = read_condition(model, data)
+    assert torch.equal(code, model.encode(x).detach())
+    header = read_header(data)
+    assert len(header.cond_bytes) == batch * model.config.bottleneck * 4
+    assert 8 * (len(data) - header.size) <= nll_bits(model, x) + 64 + 1e-3 * x.numel()
+
+
+def test_spatial_condition_and_many_classes():
+    model = build("tiny-gated", cond_dim=3, spatial_cond=True)
+    x = random_images(model, 4)
+    assert_round_trip(model, x, random_cond(model, 4))
+    model = build("tiny-pixelcnn", num_classes=300)            # labels above 255 are stored as uint16
+    cond = torch.tensor([0, 299, 255, 256])
+    data = assert_round_trip(model, random_images(model, 4), cond)
+    assert torch.equal(read_condition(model, data), cond)
+
+
+def test_naive_step_round_trip_and_decodes_with_the_step_it_was_made_with():
+    model = build("tiny-gated", num_classes=3)
+    x, cond = random_images(model, 2), random_cond(model, 2)
+    data = assert_round_trip(model, x, cond, method="naive")
+    assert read_header(data).step == "naive"
+    with pytest.raises(ValueError, match="no cached step"):
+        compress(build("tiny-multiscale", image_shape=(1, 4, 4)), x[:, :, :4, :4], method="fast")
+    with pytest.raises(ValueError, match="unknown method"):
+        compress(model, x, cond, method="parallel")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_other_float_dtypes(dtype):
+    model = build("tiny-pixelcnn", cond_dim=2).to(dtype)
+    x = random_images(model, 3)
+    data = assert_round_trip(model, x, torch.randn(3, 2))
+    header = read_header(data)
+    assert header.platform.endswith(str(dtype).replace("torch.", ""))
+    assert len(header.cond_bytes) == 3 * 2 * dtype.itemsize          # the condition in the model's precision
+
+
+def test_thread_count_does_not_matter():
+    # Coding runs on one thread whatever the caller set (this very case failed when a file encoded
+    # with 2 threads was decoded with 1), and gives the caller's setting back.
+    model = build("tiny-gated", image_shape=(3, 4, 4), levels=256)
+    x = random_images(model, 4)
+    torch.set_num_threads(2)
+    data = compress(model, x)
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    assert torch.equal(decompress(model, data), x)
+
+
+def test_wrong_model_is_refused():
+    model = build("tiny-gated", seed=0)
+    x = random_images(model, 2)
+    data = compress(model, x)
+    with pytest.raises(ValueError, match="different model"):
+        decompress(build("tiny-gated", seed=1), data)         # same config, other weights
+    with pytest.raises(ValueError, match="different model"):
+        decompress(build("tiny-gated", seed=0, n_layers=2), data)
+    with pytest.raises(ValueError, match="shape"):
+        decompress(build("tiny-gated", image_shape=(1, 7, 7)), data)
+    with pytest.raises(ValueError, match="levels"):
+        decompress(build("tiny-gated", levels=3), data)
+
+
+@pytest.fixture(scope="module")
+def small_file():
+    torch.set_num_threads(1)
+    model = build("tiny-pixelcnn", num_classes=3, image_shape=(1, 4, 4))
+    x = random_images(model, 2)
+    return model, x, compress(model, x, torch.tensor([0, 2]))
+
+
+def test_every_truncation_is_refused(small_file):
+    model, _, data = small_file
+    for length in range(len(data)):
+        with pytest.raises(ValueError, match="truncated|not a pixelcnn"):
+            decompress(model, data[:length])
+    with pytest.raises(ValueError, match="after its end"):
+        decompress(model, data + b"\0")
+
+
+def test_every_flipped_byte_is_refused(small_file):
+    model, _, data = small_file
+    for position in range(len(data)):
+        corrupted = bytearray(data)
+        corrupted[position] ^= 0x5A
+        with pytest.raises(ValueError, match="corrupted|truncated|not a pixelcnn|version"):
+            decompress(model, bytes(corrupted))
+
+
+NOISE_MODEL = build("tiny-pixelcnn", image_shape=(1, 4, 4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_random_bytes_are_refused(noise, with_magic):
+    with pytest.raises(ValueError):
+        decompress(NOISE_MODEL, (MAGIC + noise) if with_magic else noise)
+
+
+def test_not_bytes_is_refused():
+    with pytest.raises(ValueError, match="bytes"):
+        decompress(build("tiny-pixelcnn"), "PXCZ")
+
+
+def test_other_platform_is_refused_unless_asked(small_file, monkeypatch):
+    model, x, data = small_file
+    monkeypatch.setattr(coding, "platform_string", lambda model: "torch=9.9.9;cuda=Some GPU;float32")
+    with pytest.raises(ValueError, match=r"another platform: torch=.* \(file\) vs torch=9\.9\.9 \(here\)"):
+        decompress(model, data)
+    assert torch.equal(decompress(model, data, check_platform=False), x)
+
+
+def test_decoded_images_are_checked(small_file, monkeypatch):
+    # A decoder whose floats differ from the encoder's (simulated: other weights under the same hash)
+    # must raise, never return other images.
+    model, _, data = small_file
+    other = build("tiny-pixelcnn", num_classes=3, image_shape=(1, 4, 4), seed=5)
+    monkeypatch.setattr(coding, "model_hash", lambda m: read_header(data).model_hash)
+    with pytest.raises(ValueError, match="differ"):
+        decompress(other, data)
+
+
+def test_bad_inputs_are_value_errors():
+    model = build("tiny-pixelcnn", num_classes=3)
+    x = random_images(model, 2)
+    with pytest.raises(ValueError, match="integer"):
+        compress(model, x.float())
+    with pytest.raises(ValueError, match="num_classes"):
+        compress(model, x)
+    with pytest.raises(ValueError, match="class"):
+        compress(model, x, torch.tensor([0, 3]))
+
+
+def test_header_records_what_it_says():
+    model = build("tiny-rowlstm", cond_dim=4)
+    x, cond = random_images(model, 3), random_cond(model, 3)
+    data = compress(model, x, cond)
+    header = read_header(data)
+    assert header.batch == 3 and header.image_shape == model.image_shape and header.levels == model.levels
+    assert header.model_hash == coding.model_hash(model) and len(header.model_hash) == 8
+    assert header.platform == coding.platform_string(model)
+    assert header.image_crc == zlib.crc32(x.numpy().astype(np.int64).tobytes())
+    assert torch.equal(read_condition(model, data), cond)        # float32 cond stored exactly
+    assert pixelcnn.compress is compress and pixelcnn.decompress is decompress
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 300), st.integers(0, 2**32 - 1), st.floats(0.01, 100))
+def test_quantize_keeps_every_symbol_and_the_total(levels, seed, concentration):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(levels, concentration), size=3)           # [3, L], some masses ~ 0
+    mass = quantize(probs)
+    assert mass.dtype == np.int64 and (mass >= 1).all() and (mass.sum(axis=1) == TOTAL).all()
+    assert np.array_equal(mass, quantize(probs.copy()))                        # deterministic
+    # Where p is not tiny, the integer table costs at most a hair more than -log2 p.
+    big = probs > 1e-3
+    assert (-np.log2(mass / TOTAL)[big] <= -np.log2(probs[big]) + 1e-3).all()
