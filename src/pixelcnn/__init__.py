@@ -7,7 +7,7 @@
     imgs = model.sample(16, cond=y16)                 # int64 [16, C, H, W]
     pixelcnn.save(model, "runs/mnist/model"); model = pixelcnn.load("runs/mnist/model")
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 from .coding import compress, decompress
 from .metrics import bits_per_dim

@@ -85,7 +85,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .sampling import cached_generate, naive_generate
 
 MAGIC = b"PXCZ"
 FORMAT_VERSION = 1
@@ -103,17 +104,6 @@ _LABEL_DTYPES = {COND_CLASS_U8: np.uint8, COND_CLASS_U16: np.dtype("<u2")}
 
 
 # --------------------------------------------------------------------------- quantization
-def probabilities(head, params: torch.Tensor) -> torch.Tensor:
-    """The head's parameters of one pixel-channel [B, P] -> its probabilities [B, L], float64 on the CPU."""
-    params = params.detach().to("cpu", torch.float64)
-    if head.name == "categorical":
-        return F.softmax(params, dim=-1)                                  # [B, L]
-    if head.name == "bernoulli":
-        p_one = torch.sigmoid(params[:, 0])                               # [B]
-        return torch.stack([1.0 - p_one, p_one], dim=-1)                  # [B, 2]
-    raise ValueError(f"compression supports categorical and Bernoulli heads, not {head.name!r}")
-
-
 def quantize(probs: np.ndarray) -> np.ndarray:
     """Probabilities [B, L] float64 -> integer masses [B, L] int64, each >= 1, each row summing to 2^24.
 
@@ -128,41 +118,17 @@ def quantize(probs: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the per-pixel loop
-# NOTE for the merge: this is sampling.py's naive / cached generation loop with the draw
-# ``model.head.sample(params)`` replaced by ``code_value(params, row, col, channel) -> value [B]``
-# (the only part that differs). Fold it into sampling.py's generic loop as a ``choose`` argument,
-# which also gives the multi-scale model its cached step here, and delete this copy.
-@torch.no_grad()
 def _visit_in_order(model, h, batch: int, step: str, code_value) -> torch.Tensor:
-    """Run the model's generation steps on a working image that starts at zero; returns it [B, C, H, W]."""
-    channels, height, width = model.image_shape
-    x = torch.zeros((batch, channels, height, width), dtype=torch.long, device=model._device())
-    if step == "fast":
-        cache = model.fast_cache(model.scale_input(x), h, 0)
-        for row in range(height):
-            for col in range(width):
-                for channel in range(channels):
-                    params = cache.step(row, col, channel)                               # [B, P]
-                    value = code_value(params, row, col, channel)                        # [B]
-                    x[:, channel, row, col] = value
-                    cache.write_value(row, col, channel, model.scale_input(value))
-            cache.finish_row(row)
-        return x
-    order = model.generation_order(0) if hasattr(model, "generation_order") else \
-        [(row, col) for row in range(height) for col in range(width)]
-    for row, col in order:
-        for channel in range(channels):
-            params = model._params(x, h)[:, channel, :, row, col]                        # [B, P]
-            x[:, channel, row, col] = code_value(params, row, col, channel)
-    return x
+    """The model's generation loop (``sampling.py``) on a working image that starts at zero, each value
+    chosen by the coder instead of drawn: returns the image [B, C, H, W]."""
+    x = torch.zeros((batch, *model.image_shape), dtype=torch.long, device=model._device())
+    generate = cached_generate if step == "fast" else naive_generate
+    return generate(model, x, 0, h, choose=code_value)
 
 
 def _has_fast_step(model) -> bool:
-    """Whether the model has a cached step that this loop can drive (``model.fast_cache``)."""
-    if "fast" not in model.sampling_methods():
-        return False
-    probe = torch.zeros((1, *model.image_shape), dtype=torch.long, device=model._device())
-    return model.fast_cache(model.scale_input(probe), None, 0) is not None
+    """Whether the model has a cached step (``model.fast_cache``) for the loop to drive."""
+    return "fast" in model.sampling_methods()
 
 
 def _resolve_step(model, method: str) -> str:
@@ -353,7 +319,8 @@ class _Coder:
 
     def __call__(self, params: torch.Tensor, row: int, col: int, channel: int) -> torch.Tensor:
         """params [B, P] of pixel-channel (row, col, channel) -> its value [B] int64 (on params' device)."""
-        table = quantize(probabilities(self.head, params).numpy()) / TOTAL     # [B, L], exact in float64
+        probs = self.head.probabilities(params.detach().to("cpu", torch.float64), dim=-1)   # [B, L]
+        table = quantize(probs.numpy()) / TOTAL                              # [B, L], exact in float64
         if self.encoder is not None:
             values = self.image[:, channel, row, col]                          # [B] int32
             self.encoder.encode(values, self.family, table)

@@ -53,9 +53,9 @@ class CategoricalHead:
         log_probs = F.log_softmax(_at_least_float32(logits), dim=2)
         return log_probs.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """logits [B, C, L, H, W] -> p(value) [B, C, L, H, W], float64, summing to 1 over L."""
-        return F.softmax(logits.double(), dim=2)
+    def probabilities(self, logits: torch.Tensor, dim: int = 2) -> torch.Tensor:
+        """logits [B, C, L, H, W] (levels along ``dim``) -> p(value), float64, summing to 1 over the levels."""
+        return F.softmax(logits.double(), dim=dim)
 
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -88,10 +88,10 @@ class BernoulliHead:
         logits = _at_least_float32(logits.squeeze(2))
         return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """logits [B, C, 1, H, W] -> p(0), p(1) [B, C, 2, H, W], float64."""
+    def probabilities(self, logits: torch.Tensor, dim: int = 2) -> torch.Tensor:
+        """logits [B, C, 1, H, W] (the logit along ``dim``) -> p(0), p(1) [B, C, 2, H, W], float64."""
         p_one = torch.sigmoid(logits.double())
-        return torch.cat([1 - p_one, p_one], dim=2)
+        return torch.cat([1 - p_one, p_one], dim=dim)
 
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -6,7 +6,11 @@ condition; it draws the pixels ``model.generation_order(start_row)`` lists
 (raster order for every model but the Multi-Scale PixelRNN, which draws its
 subsampled grid first), in that order and, inside a pixel, channel by channel
 (R, G, B). It fills x in place, returns it, and calls ``callback(row, col, x)``
-after each pixel when given one (for animations).
+after each pixel when given one (for animations). What value a pixel-channel
+takes is the one thing a caller may change: ``choose(params [B, P], row, col,
+channel) -> values [B]`` defaults to a draw from the model's head; lossless
+coding (``coding.py``) passes its entropy coder instead, so encoder, decoder
+and sampler share one loop.
 
 ``naive_generate`` is the reference: the whole network runs once per
 pixel-channel (H * W * C passes) and one conditional is read off each pass.
@@ -21,6 +25,13 @@ holds the state; each model builds its own from its layers' cached twins
 from __future__ import annotations
 
 import torch
+
+
+def _draw_from_head(model, temperature: float, generator: torch.Generator | None):
+    """The default ``choose``: sample each pixel-channel from the model's output distribution."""
+    def choose(params: torch.Tensor, row: int, col: int, channel: int) -> torch.Tensor:
+        return model.head.sample(params, temperature=temperature, generator=generator)
+    return choose
 
 
 def progress_bar(total: int, enabled: bool, desc: str):
@@ -43,7 +54,8 @@ def progress_bar(total: int, enabled: bool, desc: str):
 @torch.no_grad()
 def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
                    temperature: float = 1.0, generator: torch.Generator | None = None,
-                   progress: bool = False, callback=None, order: list[tuple[int, int]] | None = None) -> torch.Tensor:
+                   progress: bool = False, callback=None, order: list[tuple[int, int]] | None = None,
+                   choose=None) -> torch.Tensor:
     """Draw the pixels of ``order`` (default ``model.generation_order(start_row)``) into x [B, C, H, W],
     one full forward pass per pixel-channel.
 
@@ -52,12 +64,12 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
     model's draws from the wrong conditionals.
     """
     order = model.generation_order(start_row) if order is None else order
+    choose = choose or _draw_from_head(model, temperature, generator)
     bar = progress_bar(len(order), progress, f"sampling {model.name} (naive)")
     for row, col in order:
         for channel in range(model.image_shape[0]):
-            params = model._params(x, h)                                   # [B, C, P, H, W]
-            x[:, channel, row, col] = model.head.sample(
-                params[:, channel, :, row, col], temperature=temperature, generator=generator)
+            params = model._params(x, h)[:, channel, :, row, col]         # [B, P]
+            x[:, channel, row, col] = choose(params, row, col, channel)
         bar.update(1)
         if callback is not None:
             callback(row, col, x)
@@ -68,7 +80,7 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
 @torch.no_grad()
 def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
                     temperature: float = 1.0, generator: torch.Generator | None = None,
-                    progress: bool = False, callback=None) -> torch.Tensor:
+                    progress: bool = False, callback=None, choose=None) -> torch.Tensor:
     """Draw the pixels of ``model.generation_order(start_row)`` into x [B, C, H, W] from the model's cache.
 
     ``model.fast_cache(model.scale_input(x), h, start_row)`` is an object with
@@ -78,12 +90,13 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
     leaves row ``row`` (in raster order: the row is complete).
     """
     order = model.generation_order(start_row)
+    choose = choose or _draw_from_head(model, temperature, generator)
     cache = model.fast_cache(model.scale_input(x), h, start_row)
     bar = progress_bar(len(order), progress, f"sampling {model.name} (fast)")
     for index, (row, col) in enumerate(order):
         for channel in range(model.image_shape[0]):
             params = cache.step(row, col, channel)                         # [B, P]
-            value = model.head.sample(params, temperature=temperature, generator=generator)
+            value = choose(params, row, col, channel)                      # [B]
             x[:, channel, row, col] = value
             cache.write_value(row, col, channel, model.scale_input(value))
         bar.update(1)

@@ -48,7 +48,7 @@ def save(model, path: str | os.PathLike) -> Path:
     """Write ``model`` to the folder ``path`` (created if needed); returns the folder."""
     from safetensors.torch import save_file
 
-    from . import __version__
+    from .version import __version__
 
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
