@@ -72,7 +72,14 @@ def test_compress_decompress_round_trip_with_names_and_labels(runs, capsys, tmp_
     assert status == 0, err
     header = coding.read_header((tmp_path / "f").read_bytes())
     assert header.names[-1] == "sub/six.png" and header.names[0] == "digits-test-00000.png"
-    assert coding.read_condition(pixelcnn.load(runs["cond"] / "model"), header).tolist() == [4] * 7
+    model = pixelcnn.load(runs["cond"] / "model")
+    assert coding.read_condition(model, header).tolist() == [4] * 7
+    # Without --label, the folder's labels.csv (written by decompress) gives them: the same file again.
+    (tmp_path / "back" / "sub" / "six.png").rename(tmp_path / "back" / "digits-test-00006.png")
+    status, _, err = run(capsys, "compress", runs["cond"], tmp_path / "back", "--batch-size", "3", "--out",
+                         tmp_path / "again.pxcz")
+    assert status == 0, err
+    assert (tmp_path / "again.pxcz").read_bytes() == file.read_bytes()
 
 
 def test_the_file_costs_about_the_nll(runs, capsys, tmp_path):
