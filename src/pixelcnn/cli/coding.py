@@ -5,7 +5,8 @@ IMAGES, for compress and score, is any mix of:
 
 - image files (``a.png``), read as the model reads them (``pixelcnn.data.read_image``);
 - folders (``my_images/``): every image file under them, in sorted order, named by
-  their path inside the folder;
+  their path inside the folder, with the labels of its ``labels.csv`` (file,label) if
+  it has one (``pixelcnn decompress`` writes one);
 - data set splits ``NAME:SPLIT`` (``mnist5k:test``, ``folder:PATH:train``), binarized
   as the run was when NAME is the run's data set, with their labels; image k is
   named ``NAME-SPLIT-0000k.png``.
@@ -33,8 +34,8 @@ A class-conditional model codes each image under its label (stored in the file):
 set's, or --label K for image files. The file decodes where it was made (same torch
 version, device kind and dtype): see pixelcnn decompress --help.""",
     "decompress": """
-  pixelcnn decompress digits.pxcz --run runs/gated --out digits/    # digits/mnist5k-test-00000.png, ...
-  pixelcnn compress runs/gated digits/ --out again.pxcz             # the PNGs hold the same images
+  pixelcnn decompress digits.pxcz --run runs/gated --out decoded/   # decoded/mnist5k-test-00000.png, ...
+  pixelcnn compress runs/gated decoded/ --out again.pxcz            # the same images and labels again
 
 Writes one PNG per image, named as it was compressed (an image file's extension becomes
 .png), and labels.csv for a class-conditional model. A file made with another model or
@@ -52,6 +53,7 @@ class-conditional model scores data set images under their labels, image files u
 }
 
 SUFFIX = ".pxcz"
+LABELS_FILE = "labels.csv"
 
 
 def add_parsers(sub) -> None:
@@ -130,8 +132,10 @@ def read_images(run, args):
                 raise UsageError(f"{source} holds no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
             files = files[:left]
             parts += [data.read_image(f, model.image_shape, model.levels, resize=args.resize) for f in files]
-            labels += [-1] * len(files)
-            names += [f.name if f == path else f.relative_to(path).as_posix() for f in files]
+            found = [f.name if f == path else f.relative_to(path).as_posix() for f in files]
+            known = _labels_csv(path / LABELS_FILE) if path.is_dir() else {}
+            labels += [known.get(_png_name(name), -1) for name in found]
+            names += found
             continue
         name, _, split = source.rpartition(":")
         if not name or split not in ("train", "test"):
@@ -147,6 +151,17 @@ def read_images(run, args):
     if not names:
         raise UsageError("no images to read")
     return torch.cat(parts), torch.tensor(labels, dtype=torch.long), names
+
+
+def _labels_csv(path: Path) -> dict:
+    """file -> label, from a folder's labels.csv (as ``pixelcnn decompress`` writes it); {} when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="") as f:
+            return {row["file"]: int(row["label"]) for row in csv.DictReader(f)}
+    except (KeyError, ValueError, TypeError) as err:
+        raise UsageError(f"{path}: expected the columns file,label with integer labels ({err})") from None
 
 
 def _class_labels(model, labels, given: int | None):
@@ -244,7 +259,7 @@ def cmd_decompress(args) -> str:
         written += header.batch
     note = ""
     if label_rows:
-        with open(out / "labels.csv", "w", newline="") as f:
+        with open(out / LABELS_FILE, "w", newline="") as f:
             csv.writer(f).writerows([("file", "label"), *label_rows])
         note = " and labels.csv"
     return f"wrote {written} PNG files{note} to {out}/ ({len(records)} part(s), every image checked by its CRC-32)"
