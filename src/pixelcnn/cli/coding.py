@@ -25,7 +25,7 @@ from .common import CommandError, UsageError, add_command, add_device_flag, data
 
 EXAMPLES = {
     "compress": """
-  pixelcnn compress runs/gated mnist5k:test --out digits.pxcz        # the 1,000 test digits and their labels
+  pixelcnn compress runs/gated mnist5k:test --out test.pxcz          # the 1,000 test digits and their labels
   pixelcnn compress runs/gated mnist5k:test --max-images 100 --method naive --out first100.pxcz
   pixelcnn compress runs/gated my_images/ --label 3 --out mine.pxcz   # every image file under a folder
 
@@ -34,7 +34,7 @@ A class-conditional model codes each image under its label (stored in the file):
 set's, or --label K for image files. The file decodes where it was made (same torch
 version, device kind and dtype): see pixelcnn decompress --help.""",
     "decompress": """
-  pixelcnn decompress digits.pxcz --run runs/gated --out decoded/   # decoded/mnist5k-test-00000.png, ...
+  pixelcnn decompress test.pxcz --run runs/gated --out decoded/     # decoded/mnist5k-test-00000.png, ...
   pixelcnn compress runs/gated decoded/ --out again.pxcz            # the same images and labels again
 
 Writes one PNG per image, named as it was compressed (an image file's extension becomes
