@@ -89,6 +89,9 @@ def get_model(args, *, perturb: float):
     )
     start = time.perf_counter()
     result = train(config)
+    if result.interrupted:            # stopped by a signal: the saved model is not the one asked for
+        raise SystemExit(f"training of {folder} was interrupted: resume it "
+                         f"(pixelcnn train --resume {folder}) or remove it")
     final = result.final_eval
     return (pixelcnn.load(result.model_path), f"trained {steps} steps -> {result.model_path}",
             {"seconds": time.perf_counter() - start, "test_nll_nats": getattr(final, "nll", None)})
