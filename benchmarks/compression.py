@@ -158,6 +158,9 @@ def get_model(name: str, args, spec: dict):
         progress=False, tensorboard=False, seed=args.seed, device="cpu", threads=args.threads,
     )
     result = train(config)
+    if result.interrupted:            # stopped by a signal: the saved model is not the one asked for
+        raise SystemExit(f"training of {folder} was interrupted: resume it "
+                         f"(pixelcnn train --resume {folder}) or remove it")
     return pixelcnn.load(result.model_path), f"trained {steps} steps -> {result.model_path}"
 
 

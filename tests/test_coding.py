@@ -260,3 +260,66 @@ def test_quantize_keeps_every_symbol_and_the_total(levels, seed, concentration):
     # Where p is not tiny, the integer table costs at most a hair more than -log2 p.
     big = probs > 1e-3
     assert (-np.log2(mass / TOTAL)[big] <= -np.log2(probs[big]) + 1e-3).all()
+
+
+# --------------------------------------------------------------------------- version 2: names
+def test_names_are_stored_in_version_2_and_version_1_is_still_read(small_file):
+    model, x, v1 = small_file
+    assert v1[4] == 1 and read_header(v1).names is None                 # no names: version 1, as before
+    v2 = compress(model, x, torch.tensor([0, 2]), names=["a.png", "sub/b.png"])
+    header = read_header(v2)
+    assert v2[4] == coding.FORMAT_VERSION == 2 and header.version == 2 and header.names == ["a.png", "sub/b.png"]
+    assert torch.equal(decompress(model, v2), x) and torch.equal(decompress(model, v1), x)
+    assert len(v2) == len(v1) + 4 + len("a.png\0sub/b.png")
+    for length in range(len(v2)):
+        with pytest.raises(ValueError, match="truncated|not a pixelcnn"):
+            decompress(model, v2[:length])
+    for position in range(len(v2)):
+        corrupted = bytearray(v2)
+        corrupted[position] ^= 0x5A
+        with pytest.raises(ValueError, match="corrupted|truncated|not a pixelcnn|version"):
+            decompress(model, bytes(corrupted))
+
+
+@pytest.mark.parametrize("names", [["a.png"], ["a.png", "a.png"], ["../a.png", "b"], ["/a", "b"], ["a//b", "c"],
+                                   ["a\0b", "c"], "ab", ["a", 3]])
+def test_bad_names_are_refused(small_file, names):
+    model, x, _ = small_file
+    with pytest.raises(ValueError, match="names|name"):
+        compress(model, x, torch.tensor([0, 2]), names=names)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b7", "img-0009", "img-0010", "x/9", "x/10", "x/11", "12", "0013", "é"]),
+                min_size=1, max_size=30),
+       st.integers(0, 2000), st.integers(1, 40))
+def test_names_block_round_trips(words, start, run_length):
+    names = [f"{w}.png" for w in words] + [f"set-{k:05d}.png" for k in range(start, start + run_length)]
+    assert coding.decode_names(coding.encode_names(names), len(names)) == names
+    if run_length >= 3:
+        assert len(coding.encode_names([f"set-{k:05d}.png" for k in range(run_length)])) < 30
+
+
+def test_concatenated_files_split_into_their_records(small_file):
+    model, x, v1 = small_file
+    v2 = compress(model, x[:1], torch.tensor([1]), names=["one.png"])
+    assert coding.split_records(v1 + v2 + v1) == [v1, v2, v1]
+    with pytest.raises(ValueError, match="truncated"):
+        coding.split_records(v1 + v2[:-1])
+    with pytest.raises(ValueError, match="not a pixelcnn"):
+        coding.split_records(v1 + b"junk")
+
+
+def test_readme_snippet_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Lossless compression and anomaly scores", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    model = build("tiny-gated", num_classes=3)
+    namespace = {"pixelcnn": pixelcnn, "model": model, "x": random_images(model, 3), "y": torch.tensor([0, 1, 2]),
+                 "background": build("tiny-pixelcnn")}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert torch.equal(namespace["x_again"], namespace["x"])
+    assert set(namespace["s"]) >= {"nll", "likelihood_ratio", "complexity"}

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from pixelcnn import cli
+from pixelcnn import cli, coding
 from doc_commands import _strip_comment, documented_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +73,9 @@ SHRINK = {
     ("viz", "softmax"): [],
     ("viz", "nll-map"): [],
     ("viz", "animate"): ["--n", "4", "--every", "196"],
+    ("compress",): ["--max-images", "4"],
+    ("decompress",): [],
+    ("score",): ["--max-images", "8"],
 }
 SUBPROCESS = {"pixelcnn data", "pixelcnn eval runs/gated --json"}   # run as python -m pixelcnn: the entry point
 
@@ -187,6 +190,13 @@ def check_outputs(args: list[str], folder: Path, out: str) -> list[str]:
             _image(run / name, "PNG")
         pixelcnn.load(run / "model")
         checked.append(str(run))
+    elif words == ("compress",):
+        assert coding.split_records((folder / target).read_bytes())
+        checked.append(target)
+    elif words == ("decompress",):
+        files = sorted((folder / target).rglob("*.png"))
+        assert files and all(_image(f, "PNG") for f in files)
+        checked.append(target)
     elif target is not None:
         _image(folder / target, "GIF" if target.endswith(".gif") else "PNG")
         checked.append(target)

@@ -63,3 +63,41 @@ def test_auroc():
     assert auroc(inside, outside) == pytest.approx(pairs)
     with pytest.raises(ValueError):
         auroc([], [1.0])
+
+
+def test_marginal_nll_of_a_class_conditional_model():
+    from pixelcnn.scores import nll
+
+    torch.manual_seed(0)
+    model = pixelcnn.build("tiny-pixelcnn", num_classes=3).eval()
+    x = torch.randint(0, 2, (4, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        per_class = torch.stack([model.log_prob(x, torch.full((4,), k)) for k in range(3)], 1).double()
+    expected = -(per_class.exp().mean(1)).log()
+    assert torch.allclose(nll(model, x, "marginal", batch_size=3), expected)
+    assert torch.allclose(nll(model, x, torch.tensor([0, 1, 2, 0])), -per_class[torch.arange(4), [0, 1, 2, 0]])
+    with pytest.raises(ValueError, match="marginal"):
+        nll(pixelcnn.build("tiny-pixelcnn"), x, "marginal")
+
+
+def test_training_option_perturb(tmp_path):
+    from pixelcnn.train import TrainConfig
+    from pixelcnn.train.loop import Trainer
+
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="perturb"):
+            TrainConfig(perturb=bad)
+
+    def first_batches(rate: float, run: str):
+        config = TrainConfig(model="pixelcnn", model_options=dict(n_layers=1, hidden=4), data="digits",
+                             max_steps=1, batch_size=64, perturb=rate,
+                             out=str(tmp_path / run), progress=False, tensorboard=False, sample_images=0)
+        trainer = Trainer(config)
+        trainer._setup()
+        return [trainer._batch(step)[0] for step in range(2)]
+
+    plain, perturbed, again = first_batches(0.0, "a"), first_batches(0.5, "b"), first_batches(0.5, "c")
+    changed = torch.cat([(p != q).flatten() for p, q in zip(plain, perturbed)]).double().mean().item()
+    assert abs(changed - 0.5 * 16 / 17) < 0.05                      # 17 levels: a replacement keeps 1 in 17
+    assert all(torch.equal(p, q) for p, q in zip(perturbed, again))  # seeded by (seed, step): resumable
+    assert not torch.equal(perturbed[0] != plain[0], perturbed[1] != plain[1])

@@ -46,6 +46,11 @@ SCRIPTS = {
         ["--only", "tiny-rowlstm", "--steps", "1", "--warmup", "0", "--in-process", "--eval-images", "16",
          "--step-ms", "300"],
         "--out", "runs/pixelrnn_speed.json", shrink_if_given={"--nll-minutes": "0.01"}),
+    "benchmarks/compression.py": Script(
+        ["--data", "digits", "--images", "4", "--train-steps", "5", "--single-images", "1"], "--out",
+        "runs/compression.json"),
+    "benchmarks/ood.py": Script(
+        ["--train-steps", "3", "--images", "8", "--n-layers", "1", "--hidden", "4"], "--out", "runs/ood.json"),
     "docs/make_figures.py": Script(
         ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],

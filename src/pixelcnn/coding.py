@@ -3,6 +3,8 @@
     data = pixelcnn.compress(model, x, cond=y)                # x: int [B, C, H, W] -> bytes
     x_again = pixelcnn.decompress(model, data)                # int64 [B, C, H, W], equal to x
     y_again = pixelcnn.coding.read_condition(model, data)     # the labels stored in the file
+    data = pixelcnn.compress(model, x, names=["a.png", "b.png"])    # with each image's name (version 2)
+    pixelcnn.coding.read_header(data).names                   # ["a.png", "b.png"]
 
 A fully observed autoregressive model gives every pixel-channel an explicit
 conditional distribution, so an entropy coder turns the model's likelihood
@@ -47,11 +49,11 @@ deterministic algorithms (restored after). Tested here: round trips on one
 x86 CPU (AVX2), whatever the caller's thread count (``tests/test_coding.py``);
 not yet on a GPU, and not across two machines.
 
-File format (version 1; all integers little-endian)::
+File format (versions 1 and 2; all integers little-endian)::
 
     offset  size  field
     0       4     magic b"PXCZ"
-    4       1     format version (1)
+    4       1     format version: 1, or 2 when the file stores the images' names
     5       1     step: 0 = cached ("fast"), 1 = naive
     6       1     condition kind: 0 none, 1 class labels (uint8), 2 class labels (uint16),
                   3 vector condition, 4 code of the image itself (the PixelCNN auto-encoder)
@@ -66,10 +68,21 @@ File format (version 1; all integers little-endian)::
     32      n     platform string, ASCII: "torch=2.13.0;cpu=AVX2;float32"
     ...           condition: B labels, or B x D floats in the model's dtype (the model's own
                   precision, so the decoder rebuilds exactly the encoder's condition)
+    ...     4     version 2 only: n = bytes of the names
+    ...     n     version 2 only: B names (relative paths such as "3s/img01.png", for ``pixelcnn
+                  decompress`` to write the images back under), UTF-8 entries separated by NUL
+                  bytes: a name, or a numbered run "\x01PREFIX\x01SUFFIX\x01WIDTH\x01START\x01COUNT"
+                  standing for PREFIX + the zero-padded numbers START .. START+COUNT-1 + SUFFIX
+                  ("img-00000.png" .. "img-00999.png" cost 30 bytes, not 14,000)
     ...     4     CRC-32 of the original images (int64 bytes) -- checked after decoding
     ...     4     number of 32-bit words of the range coder's stream
     ...     4*w   the stream
     end-4   4     CRC-32 of every byte before it (a truncated or corrupted file is refused)
+
+Version 2 only adds the names block; ``compress`` writes version 1 when it is
+given no names (those files are byte for byte what earlier releases wrote, and
+any release reads them) and version 2 when it is. Names are a block in the file
+rather than a file beside it, so that a file cannot lose them or get another's.
 
 A vector condition costs B x D x 4 bytes (float32), stored losslessly because
 the decoder must rebuild exactly the encoder's conditionals; the auto-encoder's
@@ -79,6 +92,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -89,13 +103,17 @@ import torch
 from .sampling import cached_generate, naive_generate
 
 MAGIC = b"PXCZ"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                  # the newest version written; every version from 1 up is read
 PRECISION = 24                      # bits of the integer probability tables: each sums to 2^24
 TOTAL = 1 << PRECISION
 
 _FIXED = struct.Struct("<4sBBBB8sIHHHHBHB")   # magic .. platform length (32 bytes, see the table above)
 _WORDS = struct.Struct("<II")                  # image CRC-32, stream length in 32-bit words
 _CRC = struct.Struct("<I")
+_NAMES = struct.Struct("<I")                   # version 2: bytes of the names block
+NAME_SEPARATOR = "\0"
+RUN_MARK = "\x01"                               # starts a numbered run of names (see the table above)
+_NUMBERED = re.compile(r"^(.*?)(\d+)([^\d]*)$", re.S)
 
 STEPS = {"fast": 0, "naive": 1}
 COND_NONE, COND_CLASS_U8, COND_CLASS_U16, COND_VECTOR, COND_IMAGE_CODE = range(5)
@@ -192,7 +210,9 @@ class Header:
     cond_bytes: bytes
     image_crc: int
     stream: np.ndarray        # uint32 words of the range coder
-    size: int                 # bytes of everything but the stream: header + condition + checksums
+    size: int                 # bytes of everything but the stream: header + condition + names + checksums
+    version: int = 1          # format version
+    names: list | None = None  # version 2: each image's name (a relative path); None in version 1
 
 
 def _condition_bytes(model, x: torch.Tensor, cond) -> tuple[int, int, int, bytes]:
@@ -240,30 +260,64 @@ def _cond_size(kind: int, dtype_code: int, batch: int, dim: int) -> int:
     raise ValueError(f"corrupted pixelcnn compressed file: unknown condition kind {kind} / dtype {dtype_code}")
 
 
-def read_header(data: bytes) -> Header:
-    """Parse and check a compressed file's framing; raises ValueError when it is not one, truncated or corrupted."""
+def split_records(data: bytes) -> list[bytes]:
+    """A concatenation of compressed files (what ``pixelcnn compress`` writes, one per batch) -> each file's bytes.
+
+    Raises ValueError when a part is not a compressed file or is truncated; each part is then checked by
+    ``read_header`` / ``decompress``.
+    """
+    data = _as_bytes(data)
+    records, start = [], 0
+    while start < len(data) or not records:
+        end = start + _frame_length(data[start:])[-1]
+        records.append(data[start:end])
+        start = end
+    return records
+
+
+def _as_bytes(data) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError(f"expected the bytes of a compressed file, got {type(data).__name__}")
-    data = bytes(data)
+    return bytes(data)
+
+
+def _frame_length(data: bytes) -> tuple:
+    """The fixed fields, the offsets of the condition and the names, and the file's length in bytes."""
     if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
         raise ValueError("not a pixelcnn compressed file (it does not start with b'PXCZ')")
     if len(data) < _FIXED.size:
         raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, shorter than the header")
-    (_, version, step, cond_kind, cond_dtype, hash_bytes, batch, channels, height, width, levels, precision,
-     cond_dim, platform_len) = _FIXED.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise ValueError(f"pixelcnn compressed file format version {version}; this pixelcnn reads version "
+    fields = _FIXED.unpack_from(data)
+    version, cond_kind, cond_dtype, batch, cond_dim, platform_len = (fields[i] for i in (1, 3, 4, 6, 12, 13))
+    if not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"pixelcnn compressed file format version {version}; this pixelcnn reads versions 1 to "
                          f"{FORMAT_VERSION}")
     offset = _FIXED.size + platform_len
     cond_size = _cond_size(cond_kind, cond_dtype, batch, cond_dim)
-    fixed_end = offset + cond_size + _WORDS.size
+    names_at = offset + cond_size
+    names_size = 0
+    if version >= 2:
+        if len(data) < names_at + _NAMES.size + _WORDS.size + _CRC.size:
+            raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, shorter than its header")
+        (names_size,) = _NAMES.unpack_from(data, names_at)
+        names_size += _NAMES.size
+    fixed_end = names_at + names_size + _WORDS.size
     if len(data) < fixed_end + _CRC.size:
         raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, expected at least "
                          f"{fixed_end + _CRC.size}")
-    image_crc, words = _WORDS.unpack_from(data, offset + cond_size)
+    image_crc, words = _WORDS.unpack_from(data, names_at + names_size)
     expected = fixed_end + 4 * words + _CRC.size
     if len(data) < expected:
         raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, expected {expected}")
+    return fields, offset, cond_size, names_at, names_size, fixed_end, image_crc, words, expected
+
+
+def read_header(data: bytes) -> Header:
+    """Parse and check a compressed file's framing; raises ValueError when it is not one, truncated or corrupted."""
+    data = _as_bytes(data)
+    fields, offset, cond_size, names_at, names_size, fixed_end, image_crc, words, expected = _frame_length(data)
+    (_, version, step, cond_kind, cond_dtype, hash_bytes, batch, channels, height, width, levels, precision,
+     cond_dim, platform_len) = fields
     if len(data) > expected:
         raise ValueError(f"corrupted pixelcnn compressed file: {len(data) - expected} bytes after its end")
     (crc,) = _CRC.unpack_from(data, expected - _CRC.size)
@@ -272,16 +326,78 @@ def read_header(data: bytes) -> Header:
     if step not in STEPS.values() or precision != PRECISION:
         raise ValueError(f"corrupted pixelcnn compressed file: step {step}, precision {precision}")
     stream = np.frombuffer(data, dtype="<u4", count=words, offset=fixed_end).astype(np.uint32)
+    names = None
+    if version >= 2:
+        try:
+            names = check_names(decode_names(data[names_at + _NAMES.size:names_at + names_size], batch), batch)
+        except ValueError as err:
+            raise ValueError(f"corrupted pixelcnn compressed file: its names block is invalid ({err})") from None
     return Header(
         step={v: k for k, v in STEPS.items()}[step], cond_kind=cond_kind, cond_dtype=cond_dtype,
         model_hash=hash_bytes, batch=batch, image_shape=(channels, height, width), levels=levels,
         precision=precision, cond_dim=cond_dim,
         platform=data[_FIXED.size:_FIXED.size + platform_len].decode("ascii", "replace"),
         cond_bytes=data[offset:offset + cond_size], image_crc=image_crc, stream=stream,
-        size=len(data) - 4 * words)
+        size=len(data) - 4 * words, version=version, names=names)
 
 
-def _check_model(model, header: Header, check_platform: bool) -> None:
+def check_names(names, batch: int) -> list[str]:
+    """Image names as a file stores them: ``batch`` distinct relative paths ("a.png", "3s/b.png"), none that
+    climbs out of its folder; a ValueError says which one is not."""
+    if isinstance(names, (str, bytes)) or len(names) != batch:
+        raise ValueError(f"expected {batch} names, one per image, got "
+                         f"{'a string' if isinstance(names, (str, bytes)) else len(names)}")
+    seen = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"a name must be a string, got {type(name).__name__}")
+        parts = name.split("/")
+        if any(c in name for c in "\0\x01\\") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"{name!r} is not a relative path of the form folder/name (no '..', '.', '\\', "
+                             f"empty parts, NUL or \\x01)")
+        if name in seen:
+            raise ValueError(f"two images are named {name!r}")
+        seen.add(name)
+    return list(names)
+
+
+def encode_names(names: list[str]) -> bytes:
+    """The names block: each name, or a numbered run for consecutive names that differ only by a counter."""
+    entries, k = [], 0
+    while k < len(names):
+        match = _NUMBERED.match(names[k])
+        end = k + 1
+        if match:
+            prefix, digits, suffix = match.groups()
+            width, start = len(digits), int(digits)
+            while end < len(names) and names[end] == f"{prefix}{start + end - k:0{width}d}{suffix}":
+                end += 1
+        if end - k >= 3:
+            entries.append(RUN_MARK + RUN_MARK.join([prefix, suffix, str(width), str(start), str(end - k)]))
+        else:
+            entries += names[k:end]
+        k = end
+    return NAME_SEPARATOR.join(entries).encode("utf-8")
+
+
+def decode_names(block: bytes, batch: int) -> list[str]:
+    """The names of a names block (``encode_names``); a ValueError when it is malformed."""
+    names = []
+    for entry in block.decode("utf-8").split(NAME_SEPARATOR):
+        if not entry.startswith(RUN_MARK):
+            names.append(entry)
+            continue
+        fields = entry[1:].split(RUN_MARK)
+        if len(fields) != 5 or not all(f.isdigit() for f in fields[2:]):
+            raise ValueError(f"a malformed run of names {entry!r}")
+        prefix, suffix, width, start, count = fields[0], fields[1], *map(int, fields[2:])
+        if len(names) + count > batch or width > 20:
+            raise ValueError(f"more names than the {batch} images")
+        names += [f"{prefix}{number:0{width}d}{suffix}" for number in range(start, start + count)]
+    return names
+
+
+def check_model(model, header: Header, check_platform: bool = True) -> None:
     """Refuse, naming the difference, a file made with another model or on another platform."""
     if tuple(header.image_shape) != tuple(model.image_shape) or header.levels != model.levels:
         raise ValueError(f"this file holds images of shape {tuple(header.image_shape)} with {header.levels} "
@@ -351,7 +467,7 @@ def _coding_mode(model, fn):
 
 
 @torch.no_grad()
-def compress(model, x, cond=None, *, method: str = "auto") -> bytes:
+def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
     """Code the images x [B, C, H, W] (integers 0..levels-1) losslessly with ``model``: the file's bytes.
 
     Args:
@@ -365,22 +481,29 @@ def compress(model, x, cond=None, *, method: str = "auto") -> bytes:
         method: "fast" (the cached step), "naive" (one full forward pass per
             pixel-channel) or "auto" (fast where the model has it). Decoding uses
             the same one.
+        names: None, or one name per image (relative paths such as "a.png" or
+            "3s/b.png", distinct), stored in the file (format version 2) and
+            returned by ``read_header(data).names``.
     """
     x = model.check_images(x).long()
     batch = x.shape[0]
+    names_block = b""
+    if names is not None:
+        names_block = encode_names(check_names(names, batch))
+        names_block = _NAMES.pack(len(names_block)) + names_block
     if max(*model.image_shape, model.levels) > 0xFFFF or batch > 0xFFFFFFFF:
         raise ValueError(f"the file format holds sizes and levels up to 65535 and up to 2^32 - 1 images; got "
                          f"{batch} images of shape {model.image_shape} with {model.levels} levels")
     step = _resolve_step(model, method)
     kind, dtype_code, cond_dim, cond_bytes = _coding_mode(model, lambda: _condition_bytes(model, x, cond))
     platform = platform_string(model).encode("ascii")
-    header = _FIXED.pack(MAGIC, FORMAT_VERSION, STEPS[step], kind, dtype_code, model_hash(model), batch,
+    header = _FIXED.pack(MAGIC, 1 if names is None else 2, STEPS[step], kind, dtype_code, model_hash(model), batch,
                          *model.image_shape, model.levels, PRECISION, cond_dim, len(platform)) + platform
     coder = _Coder(model.head, image=x)
     # The encoder conditions on the condition as the decoder will rebuild it from the stored bytes.
     _run(model, _condition_from_bytes(model, kind, dtype_code, batch, cond_dim, cond_bytes), batch, step, coder)
     words = coder.encoder.get_compressed().astype("<u4")
-    body = header + cond_bytes + _WORDS.pack(_image_crc(x), len(words)) + words.tobytes()
+    body = header + cond_bytes + names_block + _WORDS.pack(_image_crc(x), len(words)) + words.tobytes()
     return body + _CRC.pack(zlib.crc32(body))
 
 
@@ -395,7 +518,7 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
     file is available through ``read_condition``.
     """
     header = read_header(data)
-    _check_model(model, header, check_platform)
+    check_model(model, header, check_platform)
     coder = _Coder(model.head, stream=header.stream)
     try:
         x = _run(model, read_condition(model, header), header.batch, header.step, coder)

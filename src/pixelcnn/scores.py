@@ -2,6 +2,7 @@
 
     s = scores.anomaly_scores(model, x, background=background_model)
     s["nll"], s["bits_per_dim"], s["likelihood_ratio"], s["complexity"]      # each float64 [B]
+    scores.nll(model, x, "marginal")            # a class-conditional model, class unknown: -log (1/K) sum_k p(x|k)
     scores.auroc(s_in["complexity"], s_out["complexity"])                    # 1.0: perfectly separated
 
 Three scores per image:
@@ -68,16 +69,35 @@ def png_bits(x: torch.Tensor, levels: int) -> torch.Tensor:
     return torch.tensor(bits, dtype=torch.float64)
 
 
+MARGINAL = "marginal"
+
+
 @torch.no_grad()
-def _nll(model, x: torch.Tensor, cond, batch_size: int) -> torch.Tensor:
+def nll(model, x: torch.Tensor, cond=None, *, batch_size: int = 256) -> torch.Tensor:
+    """-log p(x | cond) in nats of each image of x [B, C, H, W], float64 [B], in batches, in eval mode.
+
+    ``cond="marginal"`` (class-conditional models): -log p(x) with p(x) = (1/K) sum_k p(x | k),
+    the likelihood of an image whose class is not known (uniform prior over the K classes).
+    """
+    if isinstance(cond, str):
+        if cond != MARGINAL or getattr(model.config, "num_classes", None) is None:
+            raise ValueError(f"cond={cond!r}: only 'marginal', and only for a class-conditional model")
     was_training = model.training
     model.eval()
     try:
         parts = []
         for start in range(0, x.shape[0], batch_size):
-            part_cond = None if cond is None else cond[start:start + batch_size]
-            parts.append(-model.log_prob(x[start:start + batch_size], part_cond).double().cpu())
-        return torch.cat(parts)                                                                # [B] nats
+            part = x[start:start + batch_size]
+            if isinstance(cond, str):
+                classes = model.config.num_classes
+                per_class = torch.stack([model.log_prob(part, torch.full((len(part),), k, dtype=torch.long,
+                                                                        device=part.device)).double().cpu()
+                                         for k in range(classes)], dim=1)                    # [b, K]
+                parts.append(math.log(classes) - torch.logsumexp(per_class, dim=1))
+            else:
+                part_cond = None if cond is None else cond[start:start + batch_size]
+                parts.append(-model.log_prob(part, part_cond).double().cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)             # [B] nats
     finally:
         model.train(was_training)
 
@@ -89,19 +109,20 @@ def anomaly_scores(model, x: torch.Tensor, cond=None, *, background=None, comple
     ``nll`` (nats) and ``bits_per_dim`` always; ``likelihood_ratio`` (nats) when a
     ``background`` model of the same images is given (it is scored without ``cond``
     unless it takes one); ``complexity`` (bits: NLL minus PNG bits) unless
-    ``complexity=False``.
+    ``complexity=False``. ``cond="marginal"``: see ``nll``.
     """
-    nll = _nll(model, x, cond, batch_size)
-    scores = {"nll": nll, "bits_per_dim": nll / (LN2 * math.prod(model.image_shape))}
+    nats = nll(model, x, cond, batch_size=batch_size)
+    scores = {"nll": nats, "bits_per_dim": nats / (LN2 * math.prod(model.image_shape))}
     if background is not None:
         if tuple(background.image_shape) != tuple(model.image_shape) or background.levels != model.levels:
             raise ValueError(f"the background model models {background.image_shape} with {background.levels} "
                              f"levels; the model {model.image_shape} with {model.levels}")
         background_cond = cond if getattr(background.config, "num_classes", None) is not None or \
             getattr(background.config, "cond_dim", None) is not None else None
-        scores["likelihood_ratio"] = nll - _nll(background, x, background_cond, batch_size)
+        scores["likelihood_ratio"] = nats - nll(background, x, background_cond, batch_size=batch_size)
     if complexity:
-        scores["complexity"] = nll / LN2 - png_bits(x, model.levels)
+        scores["png_bits"] = png_bits(x, model.levels)
+        scores["complexity"] = nats / LN2 - scores["png_bits"]
     return scores
 
 

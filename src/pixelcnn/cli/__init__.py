@@ -4,6 +4,7 @@
     generate.py     sample, complete
     autoencoder.py  interpolate, reconstruct, identity, identity-sample
     viz.py          viz receptive-field / softmax / nll-map / animate
+    coding.py       compress, decompress, score
     common.py       the error types and exit rule, ``open_run`` (RUN -> model, config, data), shared flags
 
 The modules import ``common`` and nothing else of each other (``demo`` borrows
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import autoencoder, generate, train, viz
+from . import autoencoder, coding, generate, train, viz
 from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
                      pick_images)
 from .generate import complete_images
@@ -25,7 +26,7 @@ from .train import train_config_from_args
 __all__ = ["CommandError", "UsageError", "build_parser", "complete_images", "main", "open_run", "pick_images",
            "train_config_from_args"]
 
-GROUPS = (train, generate, autoencoder, viz)
+GROUPS = (train, generate, autoencoder, viz, coding)
 
 
 def build_parser() -> argparse.ArgumentParser:

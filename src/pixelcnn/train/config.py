@@ -40,6 +40,7 @@ class TrainConfig:
     binarize: str | None = None             # None, "dynamic" (fresh draw per batch) or "threshold"
     data_root: str | None = None            # download cache; None: ~/.cache/pixelcnn or $PIXELCNN_DATA
     out: str = "runs/run"                   # run folder: config.json, checkpoint, model/, metrics.jsonl, PNGs
+    perturb: float = 0.0                    # replace this fraction of training values at random (a background model, Ren et al. 2019)
 
     # --- optimisation
     batch_size: int = 32                    # images per step (per process under torchrun)
@@ -102,6 +103,8 @@ class TrainConfig:
             problems.append(f"lr must be positive, got {self.lr}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not 0 <= self.perturb < 1:
+            problems.append(f"perturb must be in [0, 1), got {self.perturb}")
         if not isinstance(self.model_options, dict):
             problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
         if problems:

@@ -15,7 +15,7 @@ evaluation) and TensorBoard event files when ``tensorboard`` is installed.
 
 Reproducibility without hidden state: the batches of epoch e are a
 permutation drawn from a generator seeded by (seed, e), and the binarization
-draw of step s from one seeded by (seed, s, rank). Nothing about the data
+draw (and the ``perturb`` replacement) of step s from one seeded by (seed, s, rank). Nothing about the data
 order needs saving, and ``resume`` continues with exactly the batches, and on
 the CPU exactly the losses, of an uninterrupted run.
 """
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..evaluate import check_compatible
+from ..scores import perturb
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig
@@ -465,6 +466,9 @@ class Trainer:
         index = self._order[start: start + c.batch_size]
         images = self.train_set.prepare_batch(self.train_set.images[index],
                                               seeded_generator(c.seed, "binarize", step, rank))
+        if c.perturb > 0:               # a background model's inputs (Ren et al. 2019): values replaced at random
+            images = perturb(images, c.perturb, self.train_set.levels,
+                             generator=seeded_generator(c.seed, "perturb", step, rank))
         labels = self.train_set.labels[index] if self.conditional else None
         return images, labels
 

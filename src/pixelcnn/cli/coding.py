@@ -1,0 +1,341 @@
+"""``pixelcnn compress``, ``decompress`` and ``score``: the exact likelihood at work (``pixelcnn.coding``,
+``pixelcnn.scores``).
+
+IMAGES, for compress and score, is any mix of:
+
+- image files (``a.png``), read as the model reads them (``pixelcnn.data.read_image``);
+- folders (``my_images/``): every image file under them, in sorted order, named by
+  their path inside the folder, with the labels of its ``labels.csv`` (file,label) if
+  it has one (``pixelcnn decompress`` writes one);
+- data set splits ``NAME:SPLIT`` (``mnist5k:test``, ``folder:PATH:train``), binarized
+  as the run was when NAME is the run's data set, with their labels; image k is
+  named ``NAME-SPLIT-0000k.png``.
+
+A path that exists is a path; anything else must be ``NAME:SPLIT``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+from .common import CommandError, UsageError, add_command, add_device_flag, dataset_for, open_run, pick_images, positive
+
+EXAMPLES = {
+    "compress": """
+  pixelcnn compress runs/gated mnist5k:test --out test.pxcz          # the 1,000 test digits and their labels
+  pixelcnn compress runs/gated mnist5k:test --max-images 100 --method naive --out first100.pxcz
+  pixelcnn compress runs/gated my_images/ --label 3 --out mine.pxcz   # every image file under a folder
+
+IMAGES: image files, folders, or data set splits NAME:SPLIT (mnist5k:test, folder:PATH:train).
+A class-conditional model codes each image under its label (stored in the file): a data
+set's, or --label K for image files. The file decodes where it was made (same torch
+version, device kind and dtype): see pixelcnn decompress --help.""",
+    "decompress": """
+  pixelcnn decompress test.pxcz --run runs/gated --out decoded/     # decoded/mnist5k-test-00000.png, ...
+  pixelcnn compress runs/gated decoded/ --out again.pxcz            # the same images and labels again
+
+Writes one PNG per image, named as it was compressed (an image file's extension becomes
+.png), and labels.csv for a class-conditional model. A file made with another model or
+on another platform (torch version, device kind, dtype) is refused; a truncated or
+corrupted file is refused; every decoded image is checked against a CRC-32.""",
+    "score": """
+  pixelcnn score runs/gated mnist5k:test --csv scores.csv            # NLL in nats and bits/dim
+  pixelcnn score runs/gated my_images/ --complexity --json          # and NLL minus PNG bits (Serra et al.)
+  pixelcnn score runs/gated mnist5k:test --max-images 50 --background runs/gated --csv ratio.csv
+
+--background RUN adds the likelihood ratio (Ren et al.): NLL minus the NLL of a background
+model, trained with pixelcnn train --perturb RATE. Higher scores: more anomalous. A
+class-conditional model scores data set images under their labels, image files under
+--label K or, without it, under all classes (-log of the mean of p(x | k)).""",
+}
+
+SUFFIX = ".pxcz"
+LABELS_FILE = "labels.csv"
+
+
+def add_parsers(sub) -> None:
+    compress = add_command(sub, "compress", "code images losslessly with a model, at about -log2 p(x) bits",
+                           EXAMPLES["compress"])
+    compress.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    _add_images(compress)
+    compress.add_argument("--out", required=True, help=f"file to write (e.g. images{SUFFIX})")
+    compress.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
+                          help="step: fast (cached), naive (a full forward pass per pixel-channel) or auto "
+                               "(default: auto); decoding uses the same")
+    compress.add_argument("--batch-size", type=int, default=64,
+                          help="images coded together, one part of the file each (default: 64)")
+    add_device_flag(compress)
+    compress.set_defaults(handler=cmd_compress)
+
+    decompress = add_command(sub, "decompress", "decode a file of pixelcnn compress into PNG files",
+                             EXAMPLES["decompress"])
+    decompress.add_argument("file", metavar="FILE", help="a file written by pixelcnn compress")
+    decompress.add_argument("--run", required=True, help="the run or model folder that compressed it")
+    decompress.add_argument("--out", required=True, help="folder to write the PNG files to")
+    decompress.add_argument("--ignore-platform", action="store_true",
+                            help="try a file made on another platform anyway (a wrong result is still refused)")
+    add_device_flag(decompress)
+    decompress.set_defaults(handler=cmd_decompress)
+
+    score = add_command(sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits",
+                        EXAMPLES["score"])
+    score.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    _add_images(score)
+    score.add_argument("--background", metavar="RUN2",
+                       help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score")
+    score.add_argument("--complexity", action="store_true",
+                       help="add the PNG bits and the complexity-corrected score (NLL bits minus PNG bits)")
+    score.add_argument("--csv", help="CSV file to write, one row per image")
+    score.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                       help="JSON file to write (bare --json: print the JSON instead of a summary)")
+    score.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    add_device_flag(score)
+    score.set_defaults(handler=cmd_score)
+
+
+def _add_images(parser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGES",
+                        help="image files, folders, or data set splits NAME:SPLIT (e.g. mnist5k:test)")
+    parser.add_argument("--max-images", type=int, help="only the first N images of IMAGES")
+    parser.add_argument("--label", type=int, help="class of the images, for a class-conditional model "
+                                                  "(default: a data set's own labels)")
+    parser.add_argument("--binarize", choices=["dynamic", "threshold"],
+                        help="binarization of a data set split (default: the run's, for its own data set)")
+    parser.add_argument("--resize", action="store_true",
+                        help="scale and centre-crop image files to the model's size instead of refusing them")
+
+
+# ------------------------------------------------------------------------------------- reading IMAGES
+def read_images(run, args):
+    """IMAGES -> (int64 images [B, C, H, W], labels int64 [B] (-1: unknown), names [B])."""
+    import torch
+
+    from .. import data
+
+    model, limit = run.model, args.max_images
+    if limit is not None:
+        positive("--max-images", limit)
+    parts, labels, names = [], [], []
+    for source in args.images:
+        left = None if limit is None else limit - len(names)
+        if left == 0:
+            break
+        path = Path(source).expanduser()
+        if path.is_file() or path.is_dir():
+            files = [path] if path.is_file() else sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not files:
+                raise UsageError(f"{source} holds no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
+            files = files[:left]
+            parts += [data.read_image(f, model.image_shape, model.levels, resize=args.resize) for f in files]
+            found = [f.name if f == path else f.relative_to(path).as_posix() for f in files]
+            known = _labels_csv(path / LABELS_FILE) if path.is_dir() else {}
+            labels += [known.get(_png_name(name), -1) for name in found]
+            names += found
+            continue
+        name, _, split = source.rpartition(":")
+        if not name or split not in ("train", "test"):
+            raise FileNotFoundError(f"{source}: no such image file or folder, and not a data set split NAME:SPLIT "
+                                    f"(e.g. mnist5k:test)")
+        dataset = dataset_for(run, SimpleNamespace(data=name, binarize=args.binarize), split)
+        count = len(dataset) if left is None else min(left, len(dataset))
+        images, set_labels = pick_images(dataset, indices=list(range(count)))
+        stem = Path(name.removeprefix("folder:")).name or "images"
+        parts.append(images.long())
+        labels += set_labels.tolist()
+        names += [f"{stem}-{split}-{k:05d}.png" for k in range(count)]
+    if not names:
+        raise UsageError("no images to read")
+    return torch.cat(parts), torch.tensor(labels, dtype=torch.long), names
+
+
+def _labels_csv(path: Path) -> dict:
+    """file -> label, from a folder's labels.csv (as ``pixelcnn decompress`` writes it); {} when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="") as f:
+            return {row["file"]: int(row["label"]) for row in csv.DictReader(f)}
+    except (KeyError, ValueError, TypeError) as err:
+        raise UsageError(f"{path}: expected the columns file,label with integer labels ({err})") from None
+
+
+def _class_labels(model, labels, given: int | None):
+    """The labels a class-conditional model codes the images under (None for other models): --label or the
+    images' own; refuses unknown ones."""
+    import torch
+
+    classes = model.config.num_classes
+    if classes is None:
+        if given is not None:
+            raise UsageError(f"--label given, but this {model.name} is not class-conditional")
+        return None
+    if given is not None:
+        if not 0 <= given < classes:
+            raise UsageError(f"--label must be in 0..{classes - 1}, got {given}")
+        return torch.full_like(labels, given)
+    return labels
+
+
+def _png_name(name: str) -> str:
+    return str(Path(name).with_suffix(".png").as_posix())
+
+
+# ------------------------------------------------------------------------------------- compress
+def cmd_compress(args) -> str:
+    import torch
+
+    from .. import coding
+    from ..scores import nll
+
+    positive("--batch-size", args.batch_size)
+    run = open_run(args.run, args.device)
+    model = run.model
+    images, labels, names = read_images(run, args)
+    cond = _class_labels(model, labels, args.label)
+    if cond is not None and (cond < 0).any():
+        first = names[int(torch.nonzero(cond < 0)[0])]
+        raise UsageError(f"this {model.name} is class-conditional and {first} has no label: give --label K")
+    png_names = [_png_name(n) for n in names]
+    try:
+        coding.check_names(png_names, len(png_names))
+    except ValueError as err:
+        raise UsageError(f"decompress could not write the images back under their names: {err}") from None
+    records = []
+    for start in range(0, len(images), args.batch_size):
+        stop = start + args.batch_size
+        part_cond = None if cond is None else cond[start:stop].to(model._device())
+        records.append(coding.compress(model, images[start:stop].to(model._device()), part_cond,
+                                       method=args.method, names=names[start:stop]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    blob = b"".join(records)
+    out.write_bytes(blob)
+    dims = len(images) * math.prod(model.image_shape)
+    model_bits = float(nll(model, images.to(model._device()), cond).sum()) / math.log(2)
+    return (f"wrote {out}: {len(images)} images in {len(blob):,} bytes = {8 * len(blob) / dims:.4f} bits/dim "
+            f"(the model's NLL: {model_bits / dims:.4f} bits/dim; {len(records)} part(s), "
+            f"{coding.read_header(records[0]).step} step)")
+
+
+# ------------------------------------------------------------------------------------- decompress
+def cmd_decompress(args) -> str:
+    from .. import coding, viz
+
+    path = Path(args.file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no compressed file at {path}")
+    blob = path.read_bytes()
+    try:
+        records = coding.split_records(blob)
+        headers = [coding.read_header(record) for record in records]
+    except ValueError as err:
+        raise CommandError(f"{path}: {err}") from None
+    run = open_run(args.run, args.device)
+    model = run.model
+    for header in headers:
+        try:
+            coding.check_model(model, header, not args.ignore_platform)
+        except ValueError as err:
+            raise UsageError(f"{path}: {err}") from None
+    out = Path(args.out)
+    written, label_rows = 0, []
+    for record, header in zip(records, headers):
+        try:
+            images = coding.decompress(model, record, check_platform=not args.ignore_platform).cpu()
+        except ValueError as err:
+            raise CommandError(f"{path}: {err}") from None
+        names = header.names or [f"{written + k:05d}.png" for k in range(header.batch)]
+        cond = coding.read_condition(model, header)
+        for k, (image, name) in enumerate(zip(images, names)):
+            target = out / _png_name(name)
+            viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), target)
+            if header.cond_kind in (coding.COND_CLASS_U8, coding.COND_CLASS_U16):
+                label_rows.append((_png_name(name), int(cond[k])))
+        written += header.batch
+    note = ""
+    if label_rows:
+        with open(out / LABELS_FILE, "w", newline="") as f:
+            csv.writer(f).writerows([("file", "label"), *label_rows])
+        note = " and labels.csv"
+    return f"wrote {written} PNG files{note} to {out}/ ({len(records)} part(s), every image checked by its CRC-32)"
+
+
+# ------------------------------------------------------------------------------------- score
+def _scores(model, background, images, cond, complexity: bool, batch_size: int) -> dict:
+    """anomaly_scores over the images, each under its condition: labels where known, the marginal elsewhere."""
+    import torch
+
+    from ..scores import MARGINAL, anomaly_scores
+
+    if cond is None or bool((cond >= 0).all()):
+        return anomaly_scores(model, images, cond, background=background, complexity=complexity,
+                              batch_size=batch_size)
+    known = cond >= 0
+    merged = {}
+    for mask, part_cond in ((known, cond[known]), (~known, MARGINAL)):
+        if mask.any():
+            part = anomaly_scores(model, images[mask], part_cond, background=background, complexity=complexity,
+                                  batch_size=batch_size)
+            for key, values in part.items():
+                merged.setdefault(key, torch.zeros(len(images), dtype=torch.float64))[mask] = values
+    return merged
+
+
+def cmd_score(args) -> str:
+    import torch
+
+    positive("--batch-size", args.batch_size)
+    if args.csv is None and args.json is None:
+        raise UsageError("say where the scores go: --csv FILE, --json FILE or a bare --json (printed)")
+    run = open_run(args.run, args.device)
+    model = run.model
+    background = open_run(args.background, args.device).model if args.background else None
+    images, labels, names = read_images(run, args)
+    cond = _class_labels(model, labels, args.label)
+    device = model._device()
+    if background is not None and background._device() != device:
+        background = background.to(device)
+    try:
+        scores = _scores(model, background, images.to(device), None if cond is None else cond.to(device),
+                         args.complexity, args.batch_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    columns = {"nll": "nll_nats", "bits_per_dim": "bits_per_dim", "likelihood_ratio": "likelihood_ratio",
+               "png_bits": "png_bits", "complexity": "complexity"}
+    rows = []
+    for k, name in enumerate(names):
+        row = {"image": name}
+        if cond is not None:
+            row["label"] = int(cond[k]) if cond[k] >= 0 else "marginal"
+        row.update({column: float(scores[key][k]) for key, column in columns.items() if key in scores})
+        rows.append(row)
+    written = []
+    if args.csv:
+        target = Path(args.csv)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+        written.append(str(target))
+    document = {"run": str(run.path), "model": model.name, "background": args.background, "images": rows,
+                "mean": {column: float(torch.as_tensor(scores[key]).mean()) for key, column in columns.items()
+                         if key in scores}}
+    if args.json == "-":
+        print(json.dumps(document, indent=2))
+    elif args.json:
+        target = Path(args.json)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(document, indent=2) + "\n")
+        written.append(str(target))
+    if not written:
+        return ""
+    mean = document["mean"]
+    extra = "".join(f", {column} {mean[column]:.3f}" for column in ("likelihood_ratio", "complexity") if column in mean)
+    return (f"scored {len(rows)} images: mean NLL {mean['nll_nats']:.3f} nats ({mean['bits_per_dim']:.4f} "
+            f"bits/dim){extra}; wrote {' and '.join(written)}")
