@@ -122,8 +122,8 @@ class PixelCNNCache:
         reduce = [PointConv(block.reduce) for block in self.blocks]
         expand = [PointConv(block.expand) for block in self.blocks]
         conditioned = h is not None and model.input_cond is not None
-        self.input_cond = model.input_cond(h) if conditioned else None                 # [B, 2h, H|1, W|1]
-        self.block_cond = [block.cond(h) if conditioned else None for block in self.blocks]  # [B, h, H|1, W|1]
+        self.input_cond = model.input_cond(h).detach() if conditioned else None                # [B, 2h, H|1, W|1]
+        self.block_cond = [block.cond(h).detach() if conditioned else None for block in self.blocks]  # [B, h, H|1, W|1]
         self.output = PointOutputLayers(model.output, batch=batch, like=x)
         stream_width = model.input_conv.out_channels
         inner_width = self.blocks[0].masked.out_channels if self.blocks else 0
