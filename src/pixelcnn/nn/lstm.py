@@ -386,7 +386,7 @@ class RowLSTMCache(_LSTMLayerCache):
         self.h_row = torch.cat([like.new_zeros(batch, width, layer.hidden), like.new_ones(batch, width, 1)], 2)
         self.h_above = like.new_zeros(batch, width, layer.hidden)
         self.c_row, self.c_above = like.new_zeros(batch, width, layer.hidden), like.new_zeros(batch, width, layer.hidden)
-        self.above = like.new_zeros(batch, width, 4 * layer.hidden)        # row i's pre-activations from above
+        self.from_above = like.new_zeros(batch, width, 4 * layer.hidden)   # row i's pre-activations from above
         self._row_above(0)
 
     def _row_above(self, i: int) -> None:
@@ -394,11 +394,11 @@ class RowLSTMCache(_LSTMLayerCache):
         bias = self.bias_row(i)
         if not isinstance(bias, float):
             bias = bias[..., self.gate_order]
-        self.above.copy_(above.transpose(1, 2) + self.input_bias + bias)
+        self.from_above.copy_(above.transpose(1, 2) + self.input_bias + bias)
 
     def _plan(self, j, g, output, skip, first_skip):
         units, residual = self.units[g], self.layer.residual
-        return (self.above[:, j, self.gate_slices[g]], self.inputs[:, j: j + self.half + 1].flatten(1),
+        return (self.from_above[:, j, self.gate_slices[g]], self.inputs[:, j: j + self.half + 1].flatten(1),
                 self.input_weight[g], self.pre[g], self.c_above[:, j, units], self.c_row[:, j, units],
                 self.h_row[:, j, units], self.scratch[g], self.h_row[:, j],
                 self.input_slot(j, g) if residual else self.layer.to_residual.bias.detach()[self.input_slices[g]],
