@@ -141,8 +141,11 @@ def main(argv=None) -> int:
         return row["config"], row["batch"], row["device"], row.get("clock", "wall")
 
     measured = {key(row) for row in rows}
-    earlier = json.loads(args.out.read_text())["results"] if args.out.exists() else []
-    kept = [row for row in earlier if key(row) not in measured]
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {"results": []}
+    kept = [row for row in earlier["results"] if key(row) not in measured]
+    for row in kept:                    # a kept row says which machine and command measured it
+        row.setdefault("machine", earlier.get("machine"))
+        row.setdefault("command", earlier.get("command"))
     write_json(args.out, {"machine": machine, "command": command_line(), "results": kept + rows})
     return 0
 

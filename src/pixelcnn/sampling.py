@@ -77,7 +77,7 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
     return x
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
                     temperature: float = 1.0, generator: torch.Generator | None = None,
                     progress: bool = False, callback=None, choose=None) -> torch.Tensor:
@@ -88,21 +88,30 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
     the channels and pixels before it being final), ``write_value(row, col,
     channel, scaled_value [B])`` and ``finish_row(row)``, called when the order
     leaves row ``row`` (in raster order: the row is complete).
+
+    A step is a few dozen small torch calls, so what surrounds them counts:
+    the loop runs under ``torch.inference_mode`` and scales each drawn value
+    with the arithmetic of ``model.scale_input``, its dtype looked up once.
     """
     order = model.generation_order(start_row)
     choose = choose or _draw_from_head(model, temperature, generator)
-    cache = model.fast_cache(model.scale_input(x), h, start_row)
+    scaled_x = model.scale_input(x)
+    dtype, factor = scaled_x.dtype, 2.0 / (model.levels - 1)                # model.scale_input, per value
+    cache = model.fast_cache(scaled_x, h, start_row)
+    step, write_value, channels = cache.step, cache.write_value, range(model.image_shape[0])
+    images = [x[:, channel] for channel in channels]                        # [B, H, W] views
     bar = progress_bar(len(order), progress, f"sampling {model.name} (fast)")
+    rows = [row for row, _ in order] + [None]
     for index, (row, col) in enumerate(order):
-        for channel in range(model.image_shape[0]):
-            params = cache.step(row, col, channel)                         # [B, P]
-            value = choose(params, row, col, channel)                      # [B]
-            x[:, channel, row, col] = value
-            cache.write_value(row, col, channel, model.scale_input(value))
+        for channel in channels:
+            params = step(row, col, channel)                                # [B, P]
+            value = choose(params, row, col, channel)                       # [B]
+            images[channel][:, row, col] = value
+            write_value(row, col, channel, value.to(dtype) * factor - 1.0)
         bar.update(1)
         if callback is not None:
             callback(row, col, x)
-        if index + 1 == len(order) or order[index + 1][0] != row:
+        if rows[index + 1] != row:
             cache.finish_row(row)
     bar.close()
     return x

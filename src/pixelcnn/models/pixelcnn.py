@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.conditioning import ConditionBias, bias_at, bias_per_group
-from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
+from ..nn.conditioning import ConditionBias
+from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, RowSplitConv
 from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig, Preset
 
@@ -88,40 +88,85 @@ class PixelCNNCache:
     Step (row, col, group g) computes group g's units at one pixel through the
     input layer, every residual block and the output layers: a unit of group
     g reads its pixel's channels < g only (the masks' colour groups), final by
-    then, so the C steps of a pixel compute each unit once. Buffers: the image
-    and each block's k x k convolution input, padded as the convolution pads
-    them but with only the rows it reads (those above and the current one):
-    [B, ch, H + k//2, W + 2 (k//2)]. Per pixel: the residual stream before
-    and after every block and the blocks' inner units, filled group by group.
-    x is the scaled image [B, C, H, W].
+    then, so the C steps of a pixel compute each unit once.
+
+    Each masked convolution is split at its centre row (``RowSplitConv``):
+    what output (i, j) reads from the rows above is computed for the whole of
+    row i in one convolution when row i - 1 is finished (``finish_row``);
+    a step adds the current row's taps, one matrix product. So a block costs
+    a step six torch calls (ReLU, 1x1, ReLU, the row taps, ReLU, 1x1 plus the
+    residual, the expansion's bias folded in as a constant-one input), every
+    one writing into a buffer view prepared once per (column, group).
+
+    Buffers: the image and each block's k x k convolution input as maps
+    padded as the convolutions pad them, with only the rows they read (those
+    above and the current one): [B, ch, H + k//2, W + 2 (k//2)]; the current
+    row of each, channels last and left-padded [B, W + k//2, ch]; per pixel,
+    the residual stream before and after every block and the blocks' inner
+    units, filled group by group. x is the scaled image [B, C, H, W].
     """
 
     def __init__(self, model: PixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
-        batch, channels, height, width = x.shape
+        batch, channels, self.height, self.width = x.shape
+        width, self.channels = self.width, channels
         self.blocks = model.blocks
         self.input_half = model.input_conv.center[0]
-        self.input_conv = PointConv(model.input_conv)
-        self.image = x.new_zeros(batch, channels, height + self.input_half, width + 2 * self.input_half)
+        self.input_conv = RowSplitConv(model.input_conv)
+        self.image = x.new_zeros(batch, channels, self.height + self.input_half, width + 2 * self.input_half)
         self.image[:, :, self.input_half: self.input_half + start_row,
                    self.input_half: self.input_half + width] = x[:, :, :start_row]
         self.block_half = [block.masked.center[0] for block in self.blocks]
-        self.block_in = [x.new_zeros(batch, block.masked.in_channels, height + half, width + 2 * half)
+        self.block_in = [x.new_zeros(batch, block.masked.in_channels, self.height + half, width + 2 * half)
                          for block, half in zip(self.blocks, self.block_half)]
-        self.reduce = [PointConv(block.reduce) for block in self.blocks]
-        self.masked = [PointConv(block.masked) for block in self.blocks]
-        self.expand = [PointConv(block.expand) for block in self.blocks]
+        self.masked = [RowSplitConv(block.masked) for block in self.blocks]
+        reduce = [PointConv(block.reduce) for block in self.blocks]
+        expand = [PointConv(block.expand) for block in self.blocks]
         conditioned = h is not None and model.input_cond is not None
-        self.input_cond = bias_per_group(model.input_cond(h) if conditioned else None, self.input_conv.index)
-        self.block_cond = [bias_per_group(block.cond(h) if conditioned else None, masked.index)
-                           for block, masked in zip(self.blocks, self.masked)]
+        self.input_cond = model.input_cond(h).detach() if conditioned else None                # [B, 2h, H|1, W|1]
+        self.block_cond = [block.cond(h).detach() if conditioned else None for block in self.blocks]  # [B, h, H|1, W|1]
         self.output = PointOutputLayers(model.output, batch=batch, like=x)
-        width_2h = model.input_conv.out_channels
-        self.stream_slices = group_slices(width_2h, channels)
-        self.inner_slices = group_slices(self.blocks[0].masked.out_channels, channels) if self.blocks else []
-        self.stream = [x.new_zeros(batch, width_2h) for _ in range(len(self.blocks) + 1)]
-        self.inner = [x.new_zeros(batch, block.masked.out_channels) for block in self.blocks]
+        stream_width = model.input_conv.out_channels
+        inner_width = self.blocks[0].masked.out_channels if self.blocks else 0
+        stream_slices = group_slices(stream_width, channels)
+        inner_slices = group_slices(inner_width, channels) if self.blocks else []
+
+        # The current row of every convolution's input, channels last, left-padded: [B, W + k//2, ch].
+        self.image_row = x.new_zeros(batch, width + self.input_half, channels)
+        self.block_row = [x.new_zeros(batch, width + half, inner_width) for half in self.block_half]
+        # What the rows above give each output of the current row, bias and condition included: [B, W, out].
+        self.input_above = x.new_zeros(batch, width, stream_width)
+        self.block_above = [x.new_zeros(batch, width, inner_width) for _ in self.blocks]
+        stream = [x.new_zeros(batch, stream_width) for _ in range(len(self.blocks) + 1)]
+        self.stream_out = stream[-1]
+        relu_stream = [x.new_zeros(batch, stream_width) for _ in self.blocks]
+        # The inner units with a constant one appended: the expansion's bias rides in its matrix product.
+        inner = [torch.cat([x.new_zeros(batch, inner_width), x.new_ones(batch, 1)], dim=1) for _ in self.blocks]
+        expand_weight = [[torch.cat([e.weight[g], e.bias[g][:, None]], dim=1).t() for g in range(channels)]
+                         for e in expand]                                               # [h + 1, n_g]
+
+        # Per (column, group): every argument of every call of a step, views prepared once.
+        self.plan = []
+        for col in range(width):
+            per_group = []
+            for g in range(channels):
+                s_g, i_g = stream_slices[g], (inner_slices[g] if self.blocks else None)
+                blocks = []
+                for k, half in enumerate(self.block_half):
+                    blocks.append((
+                        stream[k], relu_stream[k],
+                        reduce[k].bias[g], reduce[k].weight_t[g], self.block_row[k][:, col + half, i_g],
+                        self.block_above[k][:, col, i_g], self.block_row[k][:, col: col + half + 1].flatten(1),
+                        self.masked[k].weight_t[g], inner[k][:, i_g],
+                        stream[k][:, s_g], inner[k], expand_weight[k][g], stream[k + 1][:, s_g],
+                    ))
+                per_group.append((self.input_above[:, col, s_g],
+                                  self.image_row[:, col: col + self.input_half + 1].flatten(1),
+                                  self.input_conv.weight_t[g], stream[0][:, s_g], blocks))
+            self.plan.append(per_group)
         if start_row > 0 and self.blocks:
             self._prefill(model, x, h, start_row)
+        if start_row < self.height:
+            self._rows_above(start_row)
 
     def _prefill(self, model: PixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> None:
         """Known rows: one full forward pass records every block's k x k input."""
@@ -136,30 +181,44 @@ class PixelCNNCache:
         for buffer, half, value in zip(self.block_in, self.block_half, captured):
             buffer[:, :, half: half + start_row, half: half + value.shape[-1]] = value[:, :, :start_row]
 
+    @staticmethod
+    def _cond_row(cond: torch.Tensor | None, row: int):
+        """A condition bias [B, out, H|1, W|1] at image row ``row``, channels last: [B, W|1, out], or 0."""
+        if cond is None:
+            return 0.0
+        return (cond[:, :, 0] if cond.shape[-2] == 1 else cond[:, :, row]).transpose(1, 2)
+
+    def _rows_above(self, row: int) -> None:
+        """Every convolution's part from the rows above ``row``, for all of row ``row``'s pixels."""
+        self.input_above.copy_(self.input_conv.above(self.image, row) + self._cond_row(self.input_cond, row))
+        for above, conv, block_in, cond in zip(self.block_above, self.masked, self.block_in, self.block_cond):
+            above.copy_(conv.above(block_in, row) + self._cond_row(cond, row))
+
     def finish_row(self, row: int) -> None:
-        pass                                        # every buffer is written pixel by pixel
+        """Row ``row`` is complete: its inputs enter the maps, and the next row's parts from above are computed."""
+        width = self.width
+        self.image[:, :, row + self.input_half, self.input_half: self.input_half + width] = \
+            self.image_row[:, self.input_half:].transpose(1, 2)
+        for block_in, block_row, half in zip(self.block_in, self.block_row, self.block_half):
+            block_in[:, :, row + half, half: half + width] = block_row[:, half:].transpose(1, 2)
+        if row + 1 < self.height:
+            self._rows_above(row + 1)
 
     def step(self, row: int, col: int, group: int) -> torch.Tensor:
         """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
-        k = 2 * self.input_half + 1
-        window = self.image[:, :, row: row + self.input_half + 1, col: col + k].flatten(1)   # [B, C * (k//2+1) * k]
-        stream_rows = self.stream_slices[group]
-        self.stream[0][:, stream_rows] = self.input_conv(window, group) + bias_at(self.input_cond[group], row, col)
-        for index in range(len(self.blocks)):
-            half = self.block_half[index]
-            inner_rows = self.inner_slices[group]
-            reduced = torch.relu(self.reduce[index](torch.relu(self.stream[index]), group))  # [B, n_g]
-            self.block_in[index][:, inner_rows, row + half, col + half] = reduced
-            window = self.block_in[index][:, :, row: row + half + 1, col: col + 2 * half + 1].flatten(1)
-            masked = self.masked[index](window, group) + bias_at(self.block_cond[index][group], row, col)
-            self.inner[index][:, inner_rows] = torch.relu(masked)
-            self.stream[index + 1][:, stream_rows] = (self.stream[index][:, stream_rows]
-                                                      + self.expand[index](self.inner[index], group))
-        return self.output(self.stream[-1], group)
+        above, window, weight, stream_out, blocks = self.plan[col][group]
+        torch.addmm(above, window, weight, out=stream_out)
+        for (stream, relu_stream, reduce_bias, reduce_weight, reduced, above, window, masked_weight, inner_g,
+             stream_g, inner, expand_weight, stream_next_g) in blocks:
+            torch.clamp(stream, min=0, out=relu_stream)
+            torch.addmm(reduce_bias, relu_stream, reduce_weight, out=reduced).relu_()     # [B, n_g], the k x k input
+            torch.addmm(above, window, masked_weight, out=inner_g).relu_()                # [B, n_g]
+            torch.addmm(stream_g, inner, expand_weight, out=stream_next_g)                # the residual add
+        return self.output(self.stream_out, group)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
-        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters the input layer's window."""
-        self.image[:, channel, row + self.input_half, col + self.input_half] = value
+        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters the input layer's current row."""
+        self.image_row[:, col + self.input_half, channel] = value
 
 
 class PixelCNN(AutoregressiveModel):

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers
+from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig, Preset
@@ -144,56 +144,70 @@ class PixelRNNCache:
     states (``nn.lstm.RowLSTMCache``, ``DiagonalBiLSTMCache``), so each step
     costs what one pixel costs in a full forward pass. Known rows above
     ``start_row`` are run through the same steps, without the output layers.
+
+    The input convolution is split at its centre row (``RowSplitConv``): the
+    rows above once per row, the current row's taps per step. Each layer
+    writes its output straight into the next layer's input row, and its skip
+    into the running sum, so a step is one call per product and activation.
     """
 
     def __init__(self, network: PixelRNNNetwork, x_scaled: torch.Tensor, cond, start_row: int, *,
                  context: torch.Tensor | None = None):
         batch, channels, height, width = x_scaled.shape
-        self.network, self.channels = network, channels
+        self.network, self.channels, self.height, self.width = network, channels, height, width
         conv = network.input_conv
         left, right, self.top, _ = conv.padding
-        self.left, self.kernel_width = left, left + right + 1
-        self.input_conv = PointConv(conv)                                   # its rows up to the centre
-        self.image = x_scaled.new_zeros(batch, channels, self.top + height, left + width + right)
-        self.stream = x_scaled.new_zeros(batch, conv.out_channels)          # the input layer's output at a pixel
+        self.left = left
+        self.input_conv = RowSplitConv(conv)
+        self.image = x_scaled.new_zeros(batch, channels, self.top + height, left + width + right)  # rows above
+        self.image_row = x_scaled.new_zeros(batch, left + width, channels)  # this row, channels last
+        self.input_above = x_scaled.new_zeros(batch, width, conv.out_channels)
         self.layers = [layer.cache(cond, context, batch=batch, height=height, width=width, like=x_scaled)
                        for layer in network.layers]
         self.output = PointOutputLayers(network.output, batch=batch, like=x_scaled)
         self.skips = x_scaled.new_zeros(batch, network.output.hidden.in_channels)
-        self.skip_slices = group_slices(self.skips.shape[1], channels)
+        skips = [self.skips[:, units] for units in group_slices(self.skips.shape[1], channels)]
+        for index, layer in enumerate(self.layers):
+            after = self.layers[index + 1] if index + 1 < len(self.layers) else None
+            layer.set_output([[None if after is None else after.input_slot(j, g) for g in range(channels)]
+                              for j in range(width)], [(skips[g], index == 0) for g in range(channels)])
+        first, slices = self.layers[0], group_slices(conv.out_channels, channels)
+        self.plan = [[(self.input_above[:, j, slices[g]], self.image_row[:, j: j + left + 1].flatten(1),
+                       self.input_conv.weight_t[g], first.input_slot(j, g)) for g in range(channels)]
+                     for j in range(width)]
+        self.input_above.copy_(self.input_conv.above(self.image, 0))
         for row in range(start_row):
             for col in range(width):
                 self.read_pixel(row, col, x_scaled[:, :, row, col])
             self.finish_row(row)
 
-    def _column(self, row: int, col: int, group: int) -> None:
-        window = self.image[:, :, row: row + self.top + 1, col: col + self.kernel_width].flatten(1)
-        self.stream[:, self.input_conv.slices[group]] = self.input_conv(window, group)
-        out, skip = self.stream, 0.0
+    def _column(self, col: int, group: int) -> None:
+        above, window, weight, first_input = self.plan[col][group]
+        torch.addmm(above, window, weight, out=first_input)                 # the input layer, into layer 1
         for layer in self.layers:
-            out, layer_skip = layer.step(row, col, group, out)              # [B, 2h], [B, s_g]
-            skip = skip + layer_skip
-        self.skips[:, self.skip_slices[group]] = skip
+            layer.step(col, group)                                          # into the next layer and the skips
 
     def step(self, row: int, col: int, channel: int) -> torch.Tensor:
         """Channel ``channel``'s head parameters at (row, col): [B, P]."""
-        self._column(row, col, channel)
+        self._column(col, channel)
         return self.output(self.skips, channel)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
-        self.image[:, channel, self.top + row, self.left + col] = value
+        self.image_row[:, self.left + col, channel] = value
 
     def read_pixel(self, row: int, col: int, values: torch.Tensor) -> None:
         """A pixel whose scaled values [B, C] are given, not drawn: update the states, skip the output layers."""
-        self.image[:, :, self.top + row, self.left + col] = values
+        self.image_row[:, self.left + col] = values
         for group in range(self.channels):
-            self._column(row, col, group)
+            self._column(col, group)
 
     def finish_row(self, row: int) -> None:
-        width = self.layers[0].h_row.shape[2]
-        image_row = self.image[:, :, self.top + row, self.left: self.left + width]       # [B, C, W]
+        image_row = self.image_row[:, self.left:].transpose(1, 2)                      # [B, C, W]
+        self.image[:, :, self.top + row, self.left: self.left + self.width] = image_row
         for layer in self.layers:
             layer.end_row(row, image_row)
+        if row + 1 < self.height:
+            self.input_above.copy_(self.input_conv.above(self.image, row + 1))
 
 
 class _PixelRNN(AutoregressiveModel):

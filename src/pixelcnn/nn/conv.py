@@ -110,10 +110,49 @@ class PointConv:
                       for units in self.slices]
         flat = weight.flatten(1)                                                   # [out, in * rows * k_w]
         self.weight = [flat[rows].contiguous() for rows in self.index]
-        self.bias = [None if conv.bias is None else conv.bias.detach()[rows].contiguous() for rows in self.index]
+        self.weight_t = [weight.t() for weight in self.weight]                   # [in * rows * k_w, n_g], for addmm
+        self.bias = [flat.new_zeros(len(rows)) if conv.bias is None else conv.bias.detach()[rows].contiguous()
+                     for rows in self.index]
 
     def __call__(self, window: torch.Tensor, group: int) -> torch.Tensor:
-        return F.linear(window, self.weight[group], self.bias[group])
+        return torch.addmm(self.bias[group], window, self.weight_t[group])
+
+
+class RowSplitConv:
+    """A ``MaskedConv2d`` for cached generation, split at its centre row.
+
+    Output (i, j) reads the rows above i (all final once row i - 1 is) and
+    the taps of row i left of j and at j (final once the pixel's earlier
+    colour groups are). ``above(padded, i)``: the first part, bias included,
+    for a whole row at once [B, W, out] (channels last), from the input
+    padded as ``forward`` pads it [B, in, H + top, W + left + right];
+    ``weight_t[g]`` [(left + 1) * in, n_g]: the second part for colour group
+    g's outputs, to multiply with the window of row i's taps j - left .. j,
+    channels last ([B, left + 1, in] flattened). The masked weights are copied
+    when it is built (for one sampling run, with the weights fixed).
+    """
+
+    def __init__(self, conv: MaskedConv2d):
+        if conv.group_repeats != 1:
+            raise ValueError("RowSplitConv serves convolutions with one block of outputs (group_repeats=1)")
+        self.top, self.left = conv.center
+        weight = (conv.weight * conv.mask).detach()                                # [out, in, k_h, k_w]
+        self.above_weight = weight[:, :, : self.top].contiguous()                  # [out, in, top, k_w]
+        self.bias = None if conv.bias is None else conv.bias.detach()
+        self.out_channels = weight.shape[0]
+        # The centre row's taps up to the centre (those right of it are masked), tap-major like the window.
+        centre = weight[:, :, self.top, : self.left + 1].permute(0, 2, 1).flatten(1)  # [out, (left + 1) * in]
+        self.slices = group_slices(self.out_channels, conv.color_channels)
+        self.weight_t = [centre[units].t() for units in self.slices]
+
+    def above(self, padded: torch.Tensor, row: int) -> torch.Tensor:
+        """The rows above ``row``'s part of the outputs of image row ``row``: [B, W, out]."""
+        batch, width = padded.shape[0], padded.shape[3] - self.above_weight.shape[3] + 1
+        if self.top == 0:                                                          # a one-row kernel: the bias
+            out = padded.new_zeros(batch, width, self.out_channels)
+            return out if self.bias is None else out + self.bias
+        window = padded[:, :, row: row + self.top]                                 # [B, in, top, W + k_w - 1]
+        return F.conv2d(window, self.above_weight, self.bias)[:, :, 0].transpose(1, 2)   # [B, W, out]
 
 
 class VerticalStackConv2d(nn.Conv2d):
@@ -166,13 +205,20 @@ class PointOutputLayers:
 
     ``point(features, g)``: the pixel's input features [B, in], final for the
     groups <= g -> group g's head parameters [B, P_g]. The hidden units of the
-    groups before g, computed by earlier calls at this pixel, are kept.
+    groups before g, computed by earlier calls at this pixel, are kept. Each
+    call is four torch calls into preallocated buffers (ReLU, one matrix
+    product with the bias, ReLU, one matrix product): at sampling time the
+    cost of a step is the number of calls, not their arithmetic.
     """
 
     def __init__(self, output: OutputLayers, *, batch: int, like: torch.Tensor):
         self.hidden, self.out = PointConv(output.hidden), PointConv(output.out)
         self.hidden_units = like.new_zeros(batch, output.hidden.out_channels)    # [B, hidden], filled by group
+        self.features = like.new_zeros(batch, output.hidden.in_channels)         # ReLU of the input features
+        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]
 
     def __call__(self, features: torch.Tensor, group: int) -> torch.Tensor:
-        self.hidden_units[:, self.hidden.slices[group]] = torch.relu(self.hidden(torch.relu(features), group))
-        return self.out(self.hidden_units, group)
+        torch.clamp(features, min=0, out=self.features)
+        units = self.hidden_views[group]
+        torch.addmm(self.hidden.bias[group], self.features, self.hidden.weight_t[group], out=units).relu_()
+        return torch.addmm(self.out.bias[group], self.hidden_units, self.out.weight_t[group])

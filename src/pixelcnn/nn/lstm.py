@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conditioning import ConditionBias
-from .conv import MaskedConv2d, PointConv, shift_down
+from .conv import MaskedConv2d, shift_down
 from .masks import group_slices
 
 
@@ -286,118 +286,230 @@ class DiagonalBiLSTMLayer(_PixelRNNLayer):
 
 
 # --------------------------------------------------------------------------- cached generation
-def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor | slice]:
+# A step of cached sampling is a few dozen tiny torch calls, so its cost is their number: each
+# layer below does a pixel and colour group in about ten calls, every one writing into a view of a
+# preallocated buffer prepared once per (column, group). States are kept channels last ([B, W, h]),
+# so that a pixel's units are one contiguous slice. Gate pre-activations are stored group-major:
+# group g's [o, f, i, g] rows together, one slice. A constant-one column after the LSTM output
+# carries the 1x1 convolutions' biases through their matrix products.
+def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor]:
     """Per colour group, its rows of a [o, f, i, g] stack of 4 * hidden pre-activations."""
-    if color_channels == 1:
-        return [slice(0, 4 * hidden)]                                       # all of them: a view, not a copy
     return [torch.cat([block * hidden + torch.arange(hidden)[units] for block in range(4)])
             for units in group_slices(hidden, color_channels)]
 
 
+def _with_bias(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """[out, in] and its bias -> [in + 1, out], for inputs that end with a constant one."""
+    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
+    return torch.cat([weight, bias[:, None]], dim=1).t()
+
+
+def _cell_into(pre: torch.Tensor, c_prev: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor,
+               scratch: torch.Tensor) -> None:
+    """``lstm_cell`` written into c_out and h_out [B, n] from pre [B, 4n] ([o, f, i, g]); pre is overwritten."""
+    n = c_out.shape[1]
+    pre[:, : 3 * n].sigmoid_()
+    pre[:, 3 * n:].tanh_()
+    torch.mul(pre[:, n: 2 * n], c_prev, out=c_out)                         # f * c_prev
+    c_out.addcmul_(pre[:, 2 * n: 3 * n], pre[:, 3 * n:])                   # + i * g
+    torch.tanh(c_out, out=scratch)
+    torch.mul(pre[:, :n], scratch, out=h_out)                               # o * tanh(c)
+
+
 class _LSTMLayerCache:
-    """What both layers' caches share: per-group input-to-state bias, residual and skip, the layer output."""
+    """What both layers' caches share: the input row, the per-group weights, residual and skip.
+
+    The caller writes the layer's input at pixel j, group g, into ``input_slot(j, g)`` (the
+    previous layer's output, or the input convolution's) before ``step``.
+    """
 
     def __init__(self, layer: _PixelRNNLayer, cond: torch.Tensor | None, context: torch.Tensor | None, *,
-                 batch: int, height: int, width: int, like: torch.Tensor):
-        self.layer, self.hidden = layer, layer.hidden
+                 batch: int, height: int, width: int, like: torch.Tensor, pad: int):
+        self.layer, self.hidden, self.height, self.width, self.pad = layer, layer.hidden, height, width, pad
         color_channels = layer.to_residual.color_channels
+        self.color_channels = color_channels
         self.units = group_slices(layer.hidden, color_channels)             # the h units of each group
         self.gates = _gate_index(layer.hidden, color_channels)              # their rows of [o, f, i, g]
+        self.gate_slices, start = [], 0
+        for rows in self.gates:
+            self.gate_slices.append(slice(start, start + len(rows)))
+            start += len(rows)
+        self.gate_order = torch.cat(self.gates)                             # group-major order of 4h rows
         bias = layer.input_bias(cond, context)                              # [B, gates, H|1, W|1] or None
-        self.bias = None if bias is None else bias.expand(batch, -1, height, width)
-        self.to_residual = PointConv(layer.to_residual)
-        self.to_skip = PointConv(layer.to_skip)
-        self.lstm_out = like.new_zeros(batch, layer.hidden)                 # this pixel's LSTM output, by group
-        self.out = like.new_zeros(batch, layer.to_residual.out_channels)    # this pixel's layer output, by group
-        new = lambda: like.new_zeros(batch, layer.hidden, width)
-        self.h_row, self.c_row, self.h_above = new(), new(), new()          # states of this row and the row above
+        self.bias = None if bias is None else bias.detach()
+        channels = layer.to_residual.out_channels
+        self.input_slices = group_slices(channels, color_channels)
+        self.inputs = like.new_zeros(batch, width + pad, channels)          # this row's inputs, left-padded
+        residual, skip = layer.to_residual, layer.to_skip
+        residual_weight = (residual.weight * residual.mask).detach().flatten(1)        # [2h, h]
+        skip_weight = (skip.weight * skip.mask).detach().flatten(1)                    # [s, h]
+        self.residual_weight = [_with_bias(residual_weight[rows], residual.bias.detach()[rows])
+                                for rows in self.input_slices]
+        self.skip_slices = group_slices(skip.out_channels, color_channels)
+        self.skip_weight = [_with_bias(skip_weight[rows], skip.bias.detach()[rows]) for rows in self.skip_slices]
+        self.pre = [like.new_zeros(batch, len(rows)) for rows in self.gates]          # per group [B, 4 n_g]
+        self.scratch = [like.new_zeros(batch, units.stop - units.start) for units in self.units]
 
-    def bias_at(self, i: int, j: int, rows: torch.Tensor):
-        return 0.0 if self.bias is None else self.bias[:, rows, i, j]
+    def input_slot(self, j: int, group: int) -> torch.Tensor:
+        """Where the layer's input at pixel j, group g, is written: [B, n_g] view."""
+        return self.inputs[:, j + self.pad, self.input_slices[group]]
 
-    def finish(self, x: torch.Tensor, group: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Group ``group``'s LSTM output [B, n_g] -> (layer output [B, 2h], final for groups <= g; skip [B, s_g])."""
-        self.lstm_out[:, self.units[group]] = hidden
-        rows = self.to_residual.slices[group]
-        out = self.to_residual(self.lstm_out, group)
-        self.out[:, rows] = x[:, rows] + out if self.layer.residual else out
-        return self.out, self.to_skip(self.lstm_out, group)
+    def bias_row(self, i: int) -> torch.Tensor | float:
+        """The condition's and context's input-to-state terms at row i, channels last: [B, W|1, 4 dir h]."""
+        if self.bias is None:
+            return 0.0
+        return (self.bias[:, :, 0] if self.bias.shape[-2] == 1 else self.bias[:, :, i]).transpose(1, 2)
+
+    def set_output(self, outputs: list, skips: list) -> None:
+        """Prepare every step's views: ``outputs[j][g]`` where the layer output of pixel j, group g
+        goes (None: not read, the last layer), ``skips[g]`` the skip sum [B, s_g] (None: this layer
+        starts it)."""
+        self.plan = [[self._plan(j, g, outputs[j][g], skips[g][0], skips[g][1]) for g in range(self.color_channels)]
+                     for j in range(self.width)]
 
 
 class RowLSTMCache(_LSTMLayerCache):
-    """A Row LSTM layer, one pixel and colour group at a time: the row above's states are all it keeps."""
+    """A Row LSTM layer, one pixel and colour group at a time: the row above's states are all it keeps.
+
+    The state-to-state part and the input-to-state bias of a whole row are one convolution when
+    the row above is finished (``end_row``); a step adds the input-to-state product of its window.
+    """
 
     def __init__(self, layer: RowLSTMLayer, cond, context, *, batch, height, width, like):
-        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like)
+        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like, pad=layer.half)
         self.half = layer.half
-        self.input_to_state = PointConv(layer.input_to_state)
-        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width + self.half)  # left-padded
-        self.c_above = torch.zeros_like(self.h_above)
-        self.from_above = like.new_zeros(batch, 4 * layer.hidden, width)    # state-to-state of this row
+        conv = layer.input_to_state
+        weight = (conv.weight * conv.mask).detach()[:, :, 0].permute(0, 2, 1).flatten(1)  # [4h, (k//2+1) * 2h]
+        self.input_weight = [weight[rows].t() for rows in self.gates]
+        self.input_bias = conv.bias.detach()[self.gate_order]
+        self.state_weight = layer.state_to_state.detach()[self.gate_order]  # [4h group-major, h, k]
+        self.h_row = torch.cat([like.new_zeros(batch, width, layer.hidden), like.new_ones(batch, width, 1)], 2)
+        self.h_above = like.new_zeros(batch, width, layer.hidden)
+        self.c_row, self.c_above = like.new_zeros(batch, width, layer.hidden), like.new_zeros(batch, width, layer.hidden)
+        self.from_above = like.new_zeros(batch, width, 4 * layer.hidden)   # row i's pre-activations from above
+        self._row_above(0)
 
-    def step(self, i: int, j: int, group: int, x: torch.Tensor):
-        self.inputs[:, :, j + self.half] = x                                # groups > g not read yet (mask B)
-        window = self.inputs[:, :, j: j + self.half + 1].flatten(1)         # [B, 2h * (k//2 + 1)]
-        rows, units = self.gates[group], self.units[group]
-        pre = self.input_to_state(window, group) + self.from_above[:, rows, j] + self.bias_at(i, j, rows)
-        h, c = lstm_cell(pre, self.c_above[:, units, j])
-        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
-        return self.finish(x, group, h)
+    def _row_above(self, i: int) -> None:
+        above = F.conv1d(self.h_above.transpose(1, 2), self.state_weight, padding=self.half)  # [B, 4h, W]
+        bias = self.bias_row(i)
+        if not isinstance(bias, float):
+            bias = bias[..., self.gate_order]
+        self.from_above.copy_(above.transpose(1, 2) + self.input_bias + bias)
+
+    def _plan(self, j, g, output, skip, first_skip):
+        units, residual = self.units[g], self.layer.residual
+        return (self.from_above[:, j, self.gate_slices[g]], self.inputs[:, j: j + self.half + 1].flatten(1),
+                self.input_weight[g], self.pre[g], self.c_above[:, j, units], self.c_row[:, j, units],
+                self.h_row[:, j, units], self.scratch[g], self.h_row[:, j],
+                self.input_slot(j, g) if residual else self.layer.to_residual.bias.detach()[self.input_slices[g]],
+                self.residual_weight[g] if residual else self.residual_weight[g][:-1], output,
+                skip, self.skip_weight[g], first_skip)
+
+    def step(self, j: int, group: int) -> None:
+        (above, window, weight, pre, c_prev, c_out, h_out, scratch, hidden, residual, residual_weight, output,
+         skip, skip_weight, first_skip) = self.plan[j][group]
+        torch.addmm(above, window, weight, out=pre)
+        _cell_into(pre, c_prev, c_out, h_out, scratch)
+        if output is not None:
+            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
+                        residual_weight, out=output)
+        if first_skip:
+            torch.mm(hidden, skip_weight, out=skip)
+        else:
+            skip.addmm_(hidden, skip_weight)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
-        self.h_above, self.h_row = self.h_row, self.h_above
-        self.c_above, self.c_row = self.c_row, self.c_above
-        # The next row's state-to-state part, for all its pixels at once.
-        self.from_above = F.conv1d(self.h_above, self.layer.state_to_state, padding=self.half)  # [B, 4h, W]
+        self.h_above.copy_(self.h_row[:, :, :-1])
+        self.c_above.copy_(self.c_row)
+        if i + 1 < self.height:
+            self._row_above(i + 1)
 
 
 class DiagonalBiLSTMCache(_LSTMLayerCache):
     """A Diagonal BiLSTM layer: left to right one pixel and group at a time (from the pixel above and
-    the left neighbour); right to left over each finished row, whose states the next row reads."""
+    the left neighbour); right to left over each finished row, whose states the next row reads.
+
+    What the row above gives every pixel of a row (the state-to-state product of the pixel above,
+    the input-to-state bias and the condition) is one matrix product when that row is finished.
+    """
 
     def __init__(self, layer: DiagonalBiLSTMLayer, cond, context, *, batch, height, width, like):
-        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like)
-        gates = 4 * layer.hidden
-        weight = (layer.input_to_state.weight * layer.input_to_state.mask).flatten(1)    # [8h, 2h]
-        bias = layer.input_to_state.bias
-        self.input_to_state = [(weight[rows], bias[rows]) for rows in self.gates]        # left to right
-        self.from_above = [layer.state_to_state[rows, :, 0] for rows in self.gates]      # [4 n_g, h]
-        self.from_left = [layer.state_to_state[rows, :, 1] for rows in self.gates]
+        super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like, pad=0)
+        hidden, gates = layer.hidden, 4 * layer.hidden
+        weight = (layer.input_to_state.weight * layer.input_to_state.mask).detach().flatten(1)   # [8h, 2h]
+        bias = layer.input_to_state.bias.detach()
+        state = layer.state_to_state.detach()
+        self.input_weight = [weight[rows].t() for rows in self.gates]                    # left to right
+        self.input_bias = bias[self.gate_order]
+        self.above_weight = state[self.gate_order, :, 0].t()                            # [h, 4h group-major]
+        self.left_weight = [state[rows, :, 1].t() for rows in self.gates]                # [h, 4 n_g]
         self.backward_input = (weight[gates:], bias[gates:])                             # [4h, 2h], [4h]
-        self.backward_from_above = layer.state_to_state[gates:, :, 0]                    # [4h, h]
-        self.backward_from_right = layer.state_to_state[gates:, :, 1]  # mirrored, "left" is the right
-        self.inputs = like.new_zeros(batch, layer.input_to_state.in_channels, width)     # this row's inputs
-        self.backward_above = like.new_zeros(batch, layer.hidden, width)    # right to left, the row above
-        self.backward_row = torch.zeros_like(self.backward_above)
+        self.backward_above_weight = state[gates:, :, 0].t()                             # [h, 4h]
+        self.backward_right_weight = state[gates:, :, 1].t()  # mirrored, "left" is the right
+        self.image_weight = (layer.image_to_backward.weight.detach().flatten(1).t()     # [C, 4h]
+                             if layer.reads_image else None)
+        # Left to right: the states of this row, column 0 the zero state left of the image.
+        self.h_row = like.new_zeros(batch, width + 1, hidden)
+        self.c_row = like.new_zeros(batch, width + 1, hidden)
+        self.h_above = like.new_zeros(batch, width, hidden)
+        self.backward_above = like.new_zeros(batch, width, hidden)        # right to left, the row above
+        self.lstm_out = torch.cat([like.new_zeros(batch, hidden), like.new_ones(batch, 1)], 1)  # this pixel's
+        self.above = like.new_zeros(batch, width, gates)
+        self.backward_pre = like.new_zeros(batch, gates)
+        self.backward_c = like.new_zeros(batch, hidden)
+        self.backward_scratch = like.new_zeros(batch, hidden)
+        self._row_above(0)
 
-    def step(self, i: int, j: int, group: int, x: torch.Tensor):
-        self.inputs[:, :, j] = x
-        rows, units = self.gates[group], self.units[group]
-        pre = (F.linear(x, *self.input_to_state[group]) + self.bias_at(i, j, rows)
-               + F.linear(self.h_above[:, :, j], self.from_above[group]))
-        c_left = 0.0
-        if j > 0:
-            pre = pre + F.linear(self.h_row[:, :, j - 1], self.from_left[group])
-            c_left = self.c_row[:, units, j - 1]
-        h, c = lstm_cell(pre, c_left)
-        self.h_row[:, units, j], self.c_row[:, units, j] = h, c
+    def _row_above(self, i: int) -> None:
+        bias = self.bias_row(i)
+        if not isinstance(bias, float):
+            bias = bias[..., self.gate_order]
+        self.above.copy_(self.h_above @ self.above_weight + self.input_bias + bias)
+
+    def _plan(self, j, g, output, skip, first_skip):
+        units, residual = self.units[g], self.layer.residual
+        return (self.above[:, j, self.gate_slices[g]], self.inputs[:, j], self.input_weight[g], self.pre[g],
+                self.h_row[:, j], self.left_weight[g], self.c_row[:, j, units], self.c_row[:, j + 1, units],
+                self.h_row[:, j + 1, units], self.scratch[g], self.backward_above[:, j, units],
+                self.lstm_out[:, units], self.lstm_out,
+                self.input_slot(j, g) if residual else self.layer.to_residual.bias.detach()[self.input_slices[g]],
+                self.residual_weight[g] if residual else self.residual_weight[g][:-1], output,
+                skip, self.skip_weight[g], first_skip)
+
+    def step(self, j: int, group: int) -> None:
+        (above, x, weight, pre, h_left, left_weight, c_prev, c_out, h_out, scratch, backward, out_units, hidden,
+         residual, residual_weight, output, skip, skip_weight, first_skip) = self.plan[j][group]
+        torch.addmm(above, x, weight, out=pre).addmm_(h_left, left_weight)
+        _cell_into(pre, c_prev, c_out, h_out, scratch)
         # Plus the right-to-left state of the row above: the shift down by one row.
-        return self.finish(x, group, h + self.backward_above[:, units, j])
+        torch.add(h_out, backward, out=out_units)
+        if output is not None:
+            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
+                        residual_weight, out=output)
+        if first_skip:
+            torch.mm(hidden, skip_weight, out=skip)
+        else:
+            skip.addmm_(hidden, skip_weight)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
         gates = 4 * self.hidden
-        pre_row = torch.einsum("bcw,oc->bow", self.inputs, self.backward_input[0])        # [B, 4h, W]
-        pre_row = pre_row + self.backward_input[1][:, None]
-        if self.bias is not None:
-            pre_row = pre_row + self.bias[:, gates:, i]
-        if self.layer.reads_image:
-            pre_row = pre_row + torch.einsum("bcw,oc->bow", image_row, self.layer.image_to_backward.weight.flatten(1))
-        h = c = torch.zeros_like(self.lstm_out)                             # [B, h]: right of the row
-        for j in reversed(range(pre_row.shape[2])):
-            pre = (pre_row[:, :, j] + F.linear(self.backward_above[:, :, j], self.backward_from_above)
-                   + F.linear(h, self.backward_from_right))
-            h, c = lstm_cell(pre, c)
-            self.backward_row[:, :, j] = h
-        self.backward_above, self.backward_row = self.backward_row, self.backward_above
-        self.h_above, self.h_row = self.h_row, self.h_above
+        weight, bias = self.backward_input
+        pre_row = torch.addmm(bias, self.inputs.flatten(0, 1), weight.t()).view(*self.inputs.shape[:2], gates)
+        pre_row = pre_row + self.backward_above @ self.backward_above_weight             # [B, W, 4h]
+        row_bias = self.bias_row(i)
+        if not isinstance(row_bias, float):
+            pre_row = pre_row + row_bias[..., gates:]
+        if self.image_weight is not None:
+            pre_row = pre_row + image_row.transpose(1, 2) @ self.image_weight
+        h = torch.zeros_like(self.backward_above)                          # [B, W, h], this row's
+        c, scratch, pre = self.backward_c.zero_(), self.backward_scratch, self.backward_pre
+        state = self.lstm_out.new_zeros(self.lstm_out.shape[0], self.hidden)           # [B, h]: right of the row
+        for j in reversed(range(self.width)):
+            torch.addmm(pre_row[:, j], state, self.backward_right_weight, out=pre)
+            _cell_into(pre, c, c, h[:, j], scratch)
+            state = h[:, j]
+        self.backward_above.copy_(h)
+        self.h_above.copy_(self.h_row[:, 1:])
+        if i + 1 < self.height:
+            self._row_above(i + 1)
