@@ -91,12 +91,12 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
 
     A step is a few dozen small torch calls, so what surrounds them counts:
     the loop runs under ``torch.inference_mode`` and scales each drawn value
-    with the arithmetic of ``model.scale_input``, its dtype looked up once.
+    with ``model.scale_input`` in the dtype it looked up once.
     """
     order = model.generation_order(start_row)
     choose = choose or _draw_from_head(model, temperature, generator)
     scaled_x = model.scale_input(x)
-    dtype, factor = scaled_x.dtype, 2.0 / (model.levels - 1)                # model.scale_input, per value
+    dtype = scaled_x.dtype
     cache = model.fast_cache(scaled_x, h, start_row)
     step, write_value, channels = cache.step, cache.write_value, range(model.image_shape[0])
     images = [x[:, channel] for channel in channels]                        # [B, H, W] views
@@ -107,7 +107,7 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
             params = step(row, col, channel)                                # [B, P]
             value = choose(params, row, col, channel)                       # [B]
             images[channel][:, row, col] = value
-            write_value(row, col, channel, value.to(dtype) * factor - 1.0)
+            write_value(row, col, channel, model.scale_input(value, dtype))
         bar.update(1)
         if callback is not None:
             callback(row, col, x)

@@ -101,9 +101,12 @@ class AutoregressiveModel(nn.Module):
         """Channels of the encoded condition that layers read (0: unconditional)."""
         return self.condition.out_channels if self.condition.is_conditional else 0
 
-    def scale_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Integers 0..levels-1 -> floats in [-1, 1], in the parameters' dtype."""
-        dtype = next(self.parameters()).dtype
+    def scale_input(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Integers 0..levels-1 -> floats in [-1, 1], in ``dtype`` (default: the parameters' dtype).
+
+        The cached sampler passes the dtype it looked up once: finding the parameters' dtype costs
+        more than the scaling itself when it is done once per pixel-channel."""
+        dtype = dtype or next(self.parameters()).dtype
         return x.to(dtype) * (2.0 / (self.levels - 1)) - 1.0
 
     def encode_condition(self, cond: torch.Tensor | None) -> torch.Tensor | None:
