@@ -14,6 +14,7 @@ from pathlib import Path
 OPTIMIZERS = ("adam", "rmsprop")
 LR_DECAYS = ("none", "cosine", "linear", "exponential")
 BINARIZE = (None, "dynamic", "threshold")
+ON_NAN = ("stop", "skip")
 DEVICES_HINT = "auto, cpu, cuda, cuda:N or mps"
 
 # The schedule of ``pixelcnn demo`` (with the "gated-demo" preset) and of the training curves in
@@ -26,7 +27,7 @@ DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine",
 # saved config, or the resumed run would not continue the same training.
 RESUMABLE_FIELDS = (
     "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
-    "checkpoint_every", "device", "threads", "progress", "tensorboard",
+    "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan",
 )
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     decay_every: int = 1000                 # exponential: steps per decay_rate factor
     grad_clip: float | None = 1.0           # clip the global gradient norm to this; None or 0: no clipping
     ema_decay: float | None = 0.999         # Polyak / EMA weights used for evaluation and saved; None: off
+    on_nan: str = "stop"                    # a NaN / inf loss or gradient: "stop" (keep the last checkpoint) or "skip" the step
 
     # --- when to stop (the first reached; at least one is required)
     epochs: float | None = None             # passes over the training split
@@ -85,6 +87,8 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_decay not in LR_DECAYS:
             problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
+        if self.on_nan not in ON_NAN:
+            problems.append(f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
         if self.binarize not in BINARIZE:
             problems.append(f"binarize must be dynamic, threshold or None, got {self.binarize!r}")
         for name in ("batch_size", "log_every", "checkpoint_every", "decay_every"):
