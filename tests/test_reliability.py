@@ -344,3 +344,57 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_model_and_is_one_line(
     assert not [p for p in folder.rglob(".*.tmp")]                      # no temporary file left
     assert load_checkpoint(folder)["step"] == 2
     pixelcnn.load(folder / "model")
+
+
+# ------------------------------------------------------------------------------------- 5. option ranges
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    (["--lr", "inf"], "--lr must be a positive number, got inf"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--ema-decay", "1.5"], "--ema-decay must be in [0, 1) or None, got 1.5"),
+    (["--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"),
+    (["--beta2", "-0.1"], "--beta2 must be in [0, 1), got -0.1"),
+    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
+    (["--grad-clip", "-1"], "--grad-clip must be >= 0 or None, got -1.0"),
+    (["--final-lr-ratio", "2"], "--final-lr-ratio must be in [0, 1], got 2.0"),
+    (["--decay-rate", "0"], "--decay-rate must be in (0, 1], got 0.0"),
+    (["--max-minutes", "nan"], "--max-minutes must be positive or None, got nan"),
+    (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
+    (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+])
+def test_out_of_range_train_options_are_one_line_naming_option_value_and_range(capsys, tmp_path, flags, message):
+    status, out, err = run(capsys, "train", *TINY, "--max-steps", "1", *flags, "--out", tmp_path / "run")
+    assert status == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"lr": "fast"}', "lr must be a number, got 'fast'"),
+    ('{"lr": 0.1, "bogus": 1}', "unknown training option(s) bogus"),
+    ('{"batch_size": true}', "batch_size must be an int, got True"),
+    ('{"ema_decay": 7}', "ema_decay must be in [0, 1) or None, got 7"),
+    ("[1, 2]", "is not a training config"),
+    ('{"lr": 1', "is corrupt (not valid JSON"),
+])
+def test_a_config_file_with_a_wrong_field_names_the_file_and_the_field(capsys, tmp_path, text, message):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ValueError) as raised:
+        TrainConfig.load(folder / "config.json")
+    assert str(folder / "config.json") in str(raised.value) and message in str(raised.value)
+    status, _, err = run(capsys, "train", "--resume", folder)
+    assert status == 2 and str(folder / "config.json") in err and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_sigterm_and_ctrl_c_exit_with_143_and_130_without_a_traceback(sig, status):
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "pixelcnn", "models", "--count"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(4)                                            # imported, counting parameters
+    process.send_signal(getattr(signal, sig))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == status, err
+    assert "Traceback" not in err and err.count("\n") == 1 and "pixelcnn models:" in err

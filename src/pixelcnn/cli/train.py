@@ -246,15 +246,28 @@ def train_config_from_args(args):
     return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
 
 
+def flag_names(message: str, names) -> str:
+    """``lr must be ...; n_layers must be ...`` -> ``--lr must be ...; --n-layers must be ...`` for fields in ``names``."""
+    return re.sub(r"(^|; )(\w+)(?= must )",
+                  lambda m: m.group(1) + ("--" + m.group(2).replace("_", "-") if m.group(2) in names else m.group(2)),
+                  message)
+
+
 def cmd_train(args) -> str:
     from ..train.loop import Trainer
 
-    config, resume = train_config_from_args(args)
-    if not resume:
-        output_path(config.out, option="--out", kind="run")
-    if not config.has_budget:
-        raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
-    result = Trainer(config, resume=resume).run()
+    names = {k for k in vars(args) if k not in ("command", "handler")}
+    try:
+        config, resume = train_config_from_args(args)
+        if not resume:
+            output_path(config.out, option="--out", kind="run")
+        if not config.has_budget:
+            raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
+        result = Trainer(config, resume=resume).run()
+    except UsageError:
+        raise
+    except ValueError as err:                 # out-of-range values name the flag: "--lr must be ..., got -1"
+        raise UsageError(flag_names(" ".join(str(err).split()), names)) from None
     return f"test: {result.final_eval}" if result.final_eval is not None else ""
 
 

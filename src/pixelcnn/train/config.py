@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,7 @@ class TrainConfig:
     tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
 
     def __post_init__(self):
+        self._check_types()
         problems = []
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
@@ -102,14 +104,37 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be positive or None, got {value}")
-        if not self.lr > 0:
-            problems.append(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"lr must be a positive number, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.final_lr_ratio <= 1:
+            problems.append(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if not 0 < self.decay_rate <= 1:
+            problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate}")
+        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
         if not isinstance(self.model_options, dict):
             problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _check_types(self) -> None:
+        """Each field holds its declared type (a config file may hold anything): a clear error naming the field."""
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+        for f in dataclasses.fields(self):
+            base, optional = str(f.type).split(" | ")[0], "None" in str(f.type)
+            value = getattr(self, f.name)
+            if value is None and optional or base not in kinds:
+                continue
+            if not isinstance(value, kinds[base]) or (base != "bool" and isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be {'a number' if base == 'float' else 'an ' + base if base == 'int' else 'a ' + base}"
+                                 f"{' or None' if optional else ''}, got {value!r}")
 
     @property
     def has_budget(self) -> bool:
@@ -144,7 +169,10 @@ class TrainConfig:
             raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} is not a training config (expected a JSON object)")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as err:      # a wrong field: name the file and the field
+            raise ValueError(f"{path}: {' '.join(str(err).split())}") from None
 
     def describe(self) -> str:
         """The config as aligned ``name = value`` lines, for printing at the start of a run."""
