@@ -46,6 +46,9 @@ SCRIPTS = {
         ["--only", "tiny-rowlstm", "--steps", "1", "--warmup", "0", "--in-process", "--eval-images", "16",
          "--step-ms", "300"],
         "--out", "runs/pixelrnn_speed.json", shrink_if_given={"--nll-minutes": "0.01"}),
+    "benchmarks/faults.py": Script(
+        ["--kills", "2", "--steps", "20", "--checkpoint-every", "5", "--eval-every", "10"], "--out",
+        "runs/faults.json"),
     "docs/make_figures.py": Script(
         ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],

@@ -370,8 +370,8 @@ class Trainer:
         self.final_eval = None
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard,
-                                   resume_step=self.step if self.resume else None)
+        # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
+        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
                         if self.dist.is_main else None)
         count = sum(p.numel() for p in self.model.parameters())
         self.say(f"model: {self.model.name}, {count:,d} parameters; "
