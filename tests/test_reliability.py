@@ -398,3 +398,28 @@ def test_sigterm_and_ctrl_c_exit_with_143_and_130_without_a_traceback(sig, statu
     out, err = process.communicate(timeout=60)
     assert process.returncode == status, err
     assert "Traceback" not in err and err.count("\n") == 1 and "pixelcnn models:" in err
+
+
+# ------------------------------------------------------------------------------------- checkpoint interval in time
+def test_checkpoint_every_minutes_saves_a_slow_run_between_step_checkpoints(tmp_path, monkeypatch):
+    from pixelcnn.train import loop
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(loop.time, "monotonic", lambda: clock["now"])
+    original_step = loop.Trainer._train_step
+    saved_at = []
+
+    def slow_step(self, images, labels):                     # each step takes 40 s of wall-clock time
+        clock["now"] += 40
+        return original_step(self, images, labels)
+    original_save = loop.Trainer._save
+
+    def save(self):
+        saved_at.append(self.step)
+        original_save(self)
+    monkeypatch.setattr(loop.Trainer, "_train_step", slow_step)
+    monkeypatch.setattr(loop.Trainer, "_save", save)
+    quiet_train(tiny_config(tmp_path, max_steps=7, checkpoint_every=100, checkpoint_every_minutes=1.5))
+    assert saved_at == [3, 6, 7]                                # 120 s >= 90 s after 3 steps; and at the end
+    with pytest.raises(ValueError, match="checkpoint_every_minutes must be positive or None, got 0"):
+        tiny_config(tmp_path, checkpoint_every_minutes=0)

@@ -28,7 +28,7 @@ DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine",
 # saved config, or the resumed run would not continue the same training.
 RESUMABLE_FIELDS = (
     "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
-    "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan",
+    "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan", "checkpoint_every_minutes",
 )
 
 
@@ -79,6 +79,7 @@ class TrainConfig:
     eval_images: int | None = None          # test images per evaluation; None: the whole split
     sample_images: int = 16                 # images in the sample grid at each evaluation; 0: none
     checkpoint_every: int = 500             # steps between checkpoints (one is always written at the end)
+    checkpoint_every_minutes: float | None = None  # also checkpoint after this many wall-clock minutes; None: off
     progress: bool = True                   # tqdm progress bar
     tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
 
@@ -100,7 +101,7 @@ class TrainConfig:
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes", "eval_images",
-                     "decay_steps", "threads"):
+                     "decay_steps", "threads", "checkpoint_every_minutes"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be positive or None, got {value}")

@@ -225,6 +225,7 @@ class Trainer:
         self._created_folder = False
         self.skipped_steps = 0
         self._skipped_in_a_row = 0
+        self._last_checkpoint_time = time.monotonic()
         self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
     # ---- messages
@@ -464,6 +465,7 @@ class Trainer:
             except OSError as err:
                 raise OSError(f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
                               f"in {self.run_dir} are intact") from None
+        self._last_checkpoint_time = time.monotonic()
         distributed.barrier(self.dist)
 
     @property
@@ -488,6 +490,12 @@ class Trainer:
     def _budget_spent(self) -> bool:
         planned = self.planned_steps
         return (planned is not None and self.step >= planned) or (self._time_fraction() or 0) >= 1
+
+    def _timed_checkpoint_due(self) -> bool:
+        """True when checkpoint_every_minutes of wall-clock time have passed since this job's last checkpoint
+        (or its start), so that a slow model loses at most that much work to a crash."""
+        every = self.config.checkpoint_every_minutes
+        return bool(every) and time.monotonic() - self._last_checkpoint_time >= 60 * every
 
     def _timed_eval_due(self) -> bool:
         """True when a multiple of eval_every_minutes of training has passed since the last evaluation."""
@@ -655,6 +663,7 @@ class Trainer:
 
         with self._stop_on_signals():
             self._setup()
+            self._last_checkpoint_time = time.monotonic()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
             self._bar = self._progress_bar(tqdm)
@@ -680,7 +689,9 @@ class Trainer:
                         window_loss, window_steps, window_seconds = 0.0, 0, 0.0
                     if (c.eval_every and self.step % c.eval_every == 0) or self._timed_eval_due():
                         self._evaluate()
-                    if self.step % c.checkpoint_every == 0:
+                    if self.step % c.checkpoint_every == 0 or (   # (every process agrees on a timed one)
+                            c.checkpoint_every_minutes
+                            and distributed.any_process(self._timed_checkpoint_due(), self.dist, self.device)):
                         self._save()
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()
