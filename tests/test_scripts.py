@@ -51,6 +51,9 @@ SCRIPTS = {
         "runs/compression.json"),
     "benchmarks/ood.py": Script(
         ["--train-steps", "3", "--images", "8", "--n-layers", "1", "--hidden", "4"], "--out", "runs/ood.json"),
+    "benchmarks/faults.py": Script(
+        ["--kills", "2", "--steps", "20", "--checkpoint-every", "5", "--eval-every", "10"], "--out",
+        "runs/faults.json"),
     "docs/make_figures.py": Script(
         ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],

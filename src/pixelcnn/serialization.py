@@ -11,6 +11,7 @@ interrupted save never leaves a half-written model over a good one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -32,16 +33,35 @@ CONVERT_HINT = (
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``.
+
+    A write that fails (disk full, file-size limit, read-only folder) leaves ``path`` as it was, removes
+    the temporary file and raises one ``OSError`` naming the file (also for safetensors' own error type).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(err, (KeyboardInterrupt, SystemExit, ValueError, TypeError)):
+            raise
+        if isinstance(err, Exception):     # an OSError, or e.g. safetensors' SafetensorError: "File too large"
+            raise _write_error(path, err) from None
         raise
+
+
+def _write_error(path: Path, err: Exception) -> OSError:
+    """One line: which file could not be written, and why (the errno kept)."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+    error = OSError(f"cannot write {path} ({reason})")
+    error.errno = getattr(err, "errno", None)
+    return error
 
 
 def save(model, path: str | os.PathLike) -> Path:

@@ -57,6 +57,8 @@ INFERNO = np.array([(0, 0, 4), (33, 12, 74), (87, 16, 110), (138, 34, 106), (188
                     (249, 142, 9), (249, 203, 53), (252, 255, 164)], dtype=np.float64)
 
 # Layout, in screen pixels.
+MARK = "written by pixelcnn"  # in every PNG (text chunk) and GIF (comment) saved here: the CLI may replace them
+
 MARGIN = 12                 # around the whole figure
 TITLE_HEIGHT = 26           # the figure's title line
 CAPTION_HEIGHT = 34         # two caption lines above a panel
@@ -258,9 +260,13 @@ def _new_canvas(width: int, height: int):
 
 def save(image, path: str | os.PathLike) -> Path:
     """Write a PIL image as PNG (folders created as needed); returns the path."""
+    from PIL.PngImagePlugin import PngInfo
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", optimize=True)
+    info = PngInfo()
+    info.add_text("Software", MARK)
+    image.save(path, format="PNG", optimize=True, pnginfo=info)
     return path
 
 
@@ -525,5 +531,5 @@ def save_gif(pictures: list, path: str | os.PathLike, *, frame_ms: int = 60, hol
     frames = [p.quantize(palette=reference, dither=Image.Dither.NONE) for p in pictures]
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                   optimize=True)
+                   optimize=True, comment=MARK)
     return path

@@ -10,7 +10,7 @@
 The modules import ``common`` and nothing else of each other (``demo`` borrows
 ``generate.complete_images``). Every subcommand's --help ends with examples,
 and the tests run every one of them. Exit status: 0, 2 for a usage error, 1
-for a failure at run time, 130 on Ctrl-C; errors are one line on stderr.
+for a failure at run time, 130 on Ctrl-C, 143 on SIGTERM; errors are one line on stderr.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import sys
 
 from . import autoencoder, coding, generate, train, viz
 from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
-                     pick_images)
+                     pick_images, terminate_on_sigterm)
 from .generate import complete_images
 from .train import train_config_from_args
 
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = " ".join(filter(None, [args.command, getattr(args, "viz_command", None)]))
     try:
-        report = args.handler(args)
+        with terminate_on_sigterm():
+            report = args.handler(args)
     except KeyboardInterrupt as interrupt:
         print(f"{PROG} {name}: aborted (the last checkpoint saved, if any, is intact)", file=sys.stderr)
         return exit_status(interrupt)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, check_temperature,
-                     dataset_for, open_run, pick_images, positive, resolve_device, scale_for)
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
+                     check_temperature, dataset_for, open_run, output_path, pick_images, positive, resolve_device,
+                     scale_for)
 
 EXAMPLES = {
     "interpolate": """
@@ -85,6 +86,7 @@ def add_parsers(sub) -> None:
     add_device_flag(interpolate)
     add_data_flags(interpolate)
     add_draw_flags(interpolate)
+    add_force_flag(interpolate)
     interpolate.set_defaults(handler=cmd_interpolate)
 
     reconstruct = add_command(sub, "reconstruct", "test images | MSE auto-encoder reconstruction | PixelCNN "
@@ -98,6 +100,7 @@ def add_parsers(sub) -> None:
     add_device_flag(reconstruct)
     add_data_flags(reconstruct)
     add_draw_flags(reconstruct)
+    add_force_flag(reconstruct)
     reconstruct.set_defaults(handler=cmd_reconstruct)
 
     defaults = IdentityConfig()
@@ -128,6 +131,7 @@ def add_parsers(sub) -> None:
     identity_sample.add_argument("--out", required=True, help="PNG file to write")
     add_device_flag(identity_sample)
     add_draw_flags(identity_sample)
+    add_force_flag(identity_sample)
     identity_sample.set_defaults(handler=cmd_identity_sample)
 
 
@@ -158,6 +162,7 @@ def _save_table(table, path: str, scale: int | None) -> Path:
 
 # ------------------------------------------------------------------------------------- commands
 def cmd_interpolate(args) -> str:
+    args.out = output_path(args.out, args)
     import torch
 
     from ..viz import display_values
@@ -182,6 +187,7 @@ def cmd_interpolate(args) -> str:
 
 
 def cmd_reconstruct(args) -> str:
+    args.out = output_path(args.out, args)
     import torch
 
     from ..viz import display_values
@@ -234,6 +240,7 @@ def _identity_picture(model, test_set, images, labels, args, out) -> tuple:
 
 
 def cmd_identity(args) -> str:
+    args.out = str(output_path(args.out, args, kind="run"))
     from .. import data
     from ..embedding import IdentityConfig, finished_identity, parse_classes, train_identity
     from ..serialization import load
@@ -267,6 +274,7 @@ def cmd_identity(args) -> str:
 
 
 def cmd_identity_sample(args) -> str:
+    args.out = output_path(args.out, args)
     from .. import data
     from ..embedding import read_identity
 

@@ -4,13 +4,17 @@ Exit rule (``exit_status``): 0 on success; 2 for a usage error (the command
 line asks for something that cannot be done: a bad flag or value, a folder
 that is not a run, a model or data set that does not fit the command); 1 for
 a failure at run time (a file that cannot be read or written, a download that
-fails, training that diverges); 130 when stopped with Ctrl-C. Every error is
+fails, training that diverges); 130 when stopped with Ctrl-C, 143 with SIGTERM
+(``pixelcnn train`` first saves a checkpoint and then exits with 0). Every error is
 one line on stderr, ``pixelcnn COMMAND: error: ...``, without a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +41,32 @@ class UsageError(CommandError, ValueError):
 REPORTED = (CommandError, ValueError, OSError, FloatingPointError, ImportError, RuntimeError)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``terminate_on_sigterm``): the command stops like on Ctrl-C; exit status 143 (128 + 15)."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm():
+    """While a command runs, SIGTERM raises ``Terminated`` (exit 143, one line, no traceback); ``pixelcnn train``
+    installs its own handler for the steps (save a checkpoint, then stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def exit_status(error: BaseException) -> int:
     """The exit status of a command that raised ``error`` (one of ``REPORTED`` or KeyboardInterrupt)."""
+    if isinstance(error, Terminated):
+        return 143
     if isinstance(error, KeyboardInterrupt):
         return 130
     if isinstance(error, CommandError):
@@ -238,3 +266,72 @@ def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | N
         index = torch.linspace(0, len(dataset) - 1, n).round().long()
     images = dataset.prepare_batch(dataset.images[index], torch.Generator().manual_seed(0))
     return images, dataset.labels[index]
+
+
+# ------------------------------------------------------------------------------------- output paths
+# What a run or model folder owns: a command never writes over these (the run would be destroyed).
+RUN_OWN_FILES = ("config.json", "checkpoint.safetensors", "model", "model.safetensors", "metrics.jsonl", "samples",
+                 "tensorboard", "identity.json", "train.lock")
+
+
+def add_force_flag(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing output file that pixelcnn did not write")
+
+
+def _run_folder_of(path: Path) -> Path | None:
+    """The run or model folder whose own files ``path`` is (or lies inside), else None."""
+    for folder in path.parents:
+        inside = path.relative_to(folder).parts
+        if inside and inside[0] in RUN_OWN_FILES and (folder / "config.json").is_file() and any(
+                (folder / name).exists() for name in ("checkpoint.safetensors", "model", "model.safetensors",
+                                                      "identity.json", "metrics.jsonl")):
+            return folder
+    return None
+
+
+def written_by_pixelcnn(path: Path) -> bool:
+    """True for a picture that a pixelcnn command wrote: it carries ``viz.MARK`` (a PNG text chunk, a GIF comment)."""
+    from ..viz import MARK
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return MARK.encode() in head
+
+
+def output_path(path, args=None, *, option: str = "--out", kind: str = "file", own=written_by_pixelcnn) -> Path:
+    """The one check of every path a command writes; returns it as a Path, or raises UsageError.
+
+    Rules (README, "Reliability"): never inside a run or model folder's own files (config.json,
+    checkpoint.safetensors, model/, metrics.jsonl, samples/, ...); a ``kind="file"`` output never
+    replaces a folder, and replaces an existing file only with --force or when the file is the
+    command's own earlier output (``own(path)``: pictures carry pixelcnn's mark); a ``kind="folder"``
+    output (a folder of PNG files) must not be a file; a ``kind="run"`` output (the run folder of train
+    or identity) must not be a file or a saved model folder.
+    """
+    path = Path(path).expanduser()
+    where = path if path.is_absolute() else Path.cwd() / path
+    where = where.parent.resolve() / where.name if where.name else where.resolve()
+    run = _run_folder_of(where)
+    if run is not None:
+        raise UsageError(f"{option} {path} would write over {where.relative_to(run).parts[0]} of the run folder "
+                         f"{run}: choose a path outside it")
+    if kind == "run":
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a run folder")
+        if _is_model_folder(path):
+            raise UsageError(f"{option} {path} is a saved model folder (pixelcnn.save): choose a new run folder")
+        return path
+    if kind == "folder":
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a folder")
+        return path
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    if path.exists() and not getattr(args, "force", False) and not (own is not None and own(path)):
+        raise UsageError(f"{option} {path} exists and was not written by pixelcnn: give --force to replace it, "
+                         f"or another path")
+    return path

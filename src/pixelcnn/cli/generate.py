@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, check_temperature,
-                     dataset_for, open_run, pick_images, positive, scale_for)
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
+                     check_temperature, dataset_for, open_run, output_path, pick_images, positive, scale_for)
 
 EXAMPLES = {
     "sample": """
@@ -37,6 +36,7 @@ def add_parsers(sub) -> None:
     where.add_argument("--folder", help="folder to write each image to, as its own PNG at its own size "
                                         "(NNNN.png, or NNNN_class_K.png; e.g. for viz nll-map --folder)")
     add_device_flag(sample)
+    add_force_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 
     complete = add_command(sub, "complete", "hide the bottom of test images and let the model fill it in",
@@ -49,6 +49,7 @@ def add_parsers(sub) -> None:
     complete.add_argument("--out", required=True, help="PNG file to write")
     add_device_flag(complete)
     add_data_flags(complete)
+    add_force_flag(complete)
     complete.set_defaults(handler=cmd_complete)
 
 
@@ -87,16 +88,21 @@ def cmd_sample(args) -> str:
     if args.out is None and args.folder is None:
         raise UsageError("the following arguments are required: --out FILE.png (a grid) or --folder DIR (one PNG "
                          "each), or both")
+    if args.out is not None:
+        args.out = output_path(args.out, args)
     model = open_run(args.run, args.device).model
     labels = labels_for(model, n=args.n, label=args.label, per_class=args.per_class)
     count = (16 if args.n is None else args.n) if labels is None else len(labels)
+    names = [f"{k:04d}.png" if labels is None else f"{k:04d}_class_{int(labels[k])}.png" for k in range(count)]
+    if args.folder is not None:
+        folder = output_path(args.folder, args, option="--folder", kind="folder")
+        for name in names:
+            output_path(folder / name, args, option="--folder")
     images = model.sample(count, labels, temperature=args.temperature, method=args.method,
                           generator=torch.Generator().manual_seed(args.seed), progress=sys.stderr.isatty())
     written = []
     if args.folder is not None:
-        folder = Path(args.folder)
-        for k, image in enumerate(images):
-            name = f"{k:04d}.png" if labels is None else f"{k:04d}_class_{int(labels[k])}.png"
+        for name, image in zip(names, images):
             viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), folder / name)
         written.append(f"{folder}/ ({count} PNG files)")
     if args.out is None:
@@ -128,6 +134,7 @@ def complete_images(model, images, labels, *, rows: int, samples: int, temperatu
 
 
 def cmd_complete(args) -> str:
+    args.out = output_path(args.out, args)
     from .. import viz
 
     positive("--n", args.n)

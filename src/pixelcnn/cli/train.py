@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, pick_images,
-                     positive, resolve_device)
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, output_path,
+                     pick_images, positive, resolve_device)
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -125,7 +125,7 @@ def model_option_help() -> dict:
 
 def add_parsers(sub) -> None:
     from .. import list_models, presets
-    from ..train.config import BINARIZE, LR_DECAYS, OPTIMIZERS, TrainConfig
+    from ..train.config import BINARIZE, LR_DECAYS, ON_NAN, OPTIMIZERS, TrainConfig
 
     info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
                        EXAMPLES["models"])
@@ -150,7 +150,7 @@ def add_parsers(sub) -> None:
                             "budget flags (--max-minutes, --max-steps, --epochs, ...) may change")
     group = train.add_argument_group("training options (TrainConfig)")
     comments = field_comments(TrainConfig)
-    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE}
+    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN}
     for f in dataclasses.fields(TrainConfig):
         if f.name not in ("model", "model_options"):
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -230,8 +230,9 @@ def train_config_from_args(args):
         if "out" not in train_values:
             raise UsageError("--resume needs the run folder: --resume RUN (or --resume --out RUN)")
         resume = train_values["out"]
-    elif train_values.get("out", resume) != resume:
-        raise UsageError(f"--resume {resume} continues that folder; --out {train_values['out']} names another")
+    elif Path(train_values.get("out", resume)).resolve() != Path(resume).resolve():
+        raise UsageError(f"--resume {resume} continues that run in its own folder; --out {train_values['out']} "
+                         f"names another (a resumed run cannot move: copy the folder first, then resume the copy)")
     run = Path(resume)
     if not (run / CONFIG_FILE).is_file():
         raise UsageError(f"nothing to resume at {run}: no {CONFIG_FILE} (not a run folder of pixelcnn train)")
@@ -241,17 +242,32 @@ def train_config_from_args(args):
     if fixed:
         raise UsageError(f"--resume continues a run as it was configured; these cannot change: "
                          f"{', '.join('--' + k.replace('_', '-') for k in fixed)} "
-                         f"(may change: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FIELDS)})")
+                         f"(may change: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FIELDS if k != 'out')})")
     return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
+
+
+def flag_names(message: str, names) -> str:
+    """``lr must be ...; n_layers must be ...`` -> ``--lr must be ...; --n-layers must be ...`` for fields in ``names``."""
+    return re.sub(r"(^|; )(\w+)(?= must )",
+                  lambda m: m.group(1) + ("--" + m.group(2).replace("_", "-") if m.group(2) in names else m.group(2)),
+                  message)
 
 
 def cmd_train(args) -> str:
     from ..train.loop import Trainer
 
-    config, resume = train_config_from_args(args)
-    if not config.has_budget:
-        raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
-    result = Trainer(config, resume=resume).run()
+    names = {k for k in vars(args) if k not in ("command", "handler")}
+    try:
+        config, resume = train_config_from_args(args)
+        if not resume:
+            output_path(config.out, option="--out", kind="run")
+        if not config.has_budget:
+            raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
+        result = Trainer(config, resume=resume).run()
+    except UsageError:
+        raise
+    except ValueError as err:                 # out-of-range values name the flag: "--lr must be ..., got -1"
+        raise UsageError(flag_names(" ".join(str(err).split()), names)) from None
     return f"test: {result.final_eval}" if result.final_eval is not None else ""
 
 

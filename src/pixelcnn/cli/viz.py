@@ -10,7 +10,8 @@ import csv
 import sys
 from pathlib import Path
 
-from .common import UsageError, add_command, check_temperature, dataset_for, open_run, pick_images
+from .common import (UsageError, add_command, add_force_flag, check_temperature, dataset_for, open_run, output_path,
+                     pick_images)
 
 COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -100,6 +101,7 @@ def add_parsers(sub) -> None:
     field.add_argument("--channel", type=int, default=0, help="the output channel (default 0: R or grey)")
     field.add_argument("--cell", type=_positive_int, help="screen pixels per image pixel")
     field.add_argument("--out", default="receptive_field.png", help="PNG to write (default %(default)s)")
+    add_force_flag(field)
     field.set_defaults(handler=cmd_receptive_field)
 
     softmax = add_command(commands, "softmax", "the predicted distribution of chosen pixel-channels, observed "
@@ -112,6 +114,7 @@ def add_parsers(sub) -> None:
     softmax.add_argument("--count", type=_positive_int, default=4, help="pixels chosen by default (%(default)s)")
     softmax.add_argument("--channels", nargs="+", type=int, metavar="C", help="channels to show (default: all)")
     softmax.add_argument("--out", default="softmax.png", help="PNG to write (default %(default)s)")
+    add_force_flag(softmax)
     softmax.set_defaults(handler=cmd_softmax)
 
     nll = add_command(commands, "nll-map", "image beside a heat map of -log2 p per pixel; a CSV of scores for a "
@@ -125,6 +128,7 @@ def add_parsers(sub) -> None:
     nll.add_argument("--top", type=_positive_int, default=4, help="--folder: images in the figure (default %(default)s)")
     nll.add_argument("--batch-size", type=_positive_int, default=64, help="--folder: images per pass (%(default)s)")
     nll.add_argument("--out", default="nll_map.png", help="PNG to write (default %(default)s)")
+    add_force_flag(nll)
     nll.set_defaults(handler=cmd_nll_map)
 
     animate = add_command(commands, "animate", "a GIF of a grid of samples filling in, pixel by pixel",
@@ -141,6 +145,7 @@ def add_parsers(sub) -> None:
     animate.add_argument("--scale", type=_positive_int, help="screen pixels per image pixel")
     animate.add_argument("--frame-ms", type=_positive_int, default=60, help="milliseconds per frame (%(default)s)")
     animate.add_argument("--out", default="sample.gif", help="GIF to write (default %(default)s)")
+    add_force_flag(animate)
     animate.set_defaults(handler=cmd_animate)
 
 
@@ -202,6 +207,7 @@ def _describe(run) -> str:
 
 # ------------------------------------------------------------------------------------ commands
 def cmd_receptive_field(args) -> str:
+    args.out = output_path(args.out, args)
     from .. import analysis, viz, list_models
 
     fresh_options = {"--layers": args.layers, "--image-size": args.image_size, "--hidden": args.hidden,
@@ -251,6 +257,7 @@ def cmd_receptive_field(args) -> str:
 
 
 def cmd_softmax(args) -> str:
+    args.out = output_path(args.out, args)
     from .. import analysis, viz
 
     run = open_run(args.run)
@@ -267,6 +274,9 @@ def cmd_softmax(args) -> str:
 
 
 def cmd_nll_map(args) -> str:
+    args.out = output_path(args.out, args)
+    if args.folder:
+        args.csv = output_path(args.csv, args, option="--csv", own=_own_csv)
     from .. import analysis, viz
 
     run = open_run(args.run)
@@ -292,6 +302,18 @@ def _most_likely_labels(model, images):
         scores = torch.stack([model.log_prob(images, torch.full((len(images),), k, dtype=torch.long)).cpu()
                               for k in range(model.config.num_classes)], dim=1)          # [B, classes]
     return scores.argmax(1)
+
+
+CSV_HEADER = "file,nll_nats,bits_per_dim,max_pixel_bits"
+
+
+def _own_csv(path) -> bool:
+    """An nll-map CSV written before (its header): replacing it needs no --force."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(CSV_HEADER)
+    except OSError:
+        return False
 
 
 def _score_folder(run, args) -> str:
@@ -342,6 +364,7 @@ def _score_folder(run, args) -> str:
 
 
 def cmd_animate(args) -> str:
+    args.out = output_path(args.out, args)
     import torch
 
     from .. import analysis, viz

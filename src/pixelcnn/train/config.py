@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 OPTIMIZERS = ("adam", "rmsprop")
 LR_DECAYS = ("none", "cosine", "linear", "exponential")
 BINARIZE = (None, "dynamic", "threshold")
+ON_NAN = ("stop", "skip")
 DEVICES_HINT = "auto, cpu, cuda, cuda:N or mps"
 
 # The schedule of ``pixelcnn demo`` (with the "gated-demo" preset) and of the training curves in
@@ -26,7 +28,7 @@ DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine",
 # saved config, or the resumed run would not continue the same training.
 RESUMABLE_FIELDS = (
     "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
-    "checkpoint_every", "device", "threads", "progress", "tensorboard",
+    "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan", "checkpoint_every_minutes",
 )
 
 
@@ -57,6 +59,7 @@ class TrainConfig:
     decay_every: int = 1000                 # exponential: steps per decay_rate factor
     grad_clip: float | None = 1.0           # clip the global gradient norm to this; None or 0: no clipping
     ema_decay: float | None = 0.999         # Polyak / EMA weights used for evaluation and saved; None: off
+    on_nan: str = "stop"                    # a NaN / inf loss or gradient: "stop" (keep the last checkpoint) or "skip" the step
 
     # --- when to stop (the first reached; at least one is required)
     epochs: float | None = None             # passes over the training split
@@ -77,15 +80,19 @@ class TrainConfig:
     eval_images: int | None = None          # test images per evaluation; None: the whole split
     sample_images: int = 16                 # images in the sample grid at each evaluation; 0: none
     checkpoint_every: int = 500             # steps between checkpoints (one is always written at the end)
+    checkpoint_every_minutes: float | None = None  # also checkpoint after this many wall-clock minutes; None: off
     progress: bool = True                   # tqdm progress bar
     tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
 
     def __post_init__(self):
+        self._check_types()
         problems = []
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_decay not in LR_DECAYS:
             problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
+        if self.on_nan not in ON_NAN:
+            problems.append(f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
         if self.binarize not in BINARIZE:
             problems.append(f"binarize must be dynamic, threshold or None, got {self.binarize!r}")
         for name in ("batch_size", "log_every", "checkpoint_every", "decay_every"):
@@ -95,12 +102,23 @@ class TrainConfig:
             if int(getattr(self, name)) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes", "eval_images",
-                     "decay_steps", "threads"):
+                     "decay_steps", "threads", "checkpoint_every_minutes"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be positive or None, got {value}")
-        if not self.lr > 0:
-            problems.append(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"lr must be a positive number, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.final_lr_ratio <= 1:
+            problems.append(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if not 0 < self.decay_rate <= 1:
+            problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate}")
+        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
         if not 0 <= self.perturb < 1:
@@ -109,6 +127,18 @@ class TrainConfig:
             problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _check_types(self) -> None:
+        """Each field holds its declared type (a config file may hold anything): a clear error naming the field."""
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+        for f in dataclasses.fields(self):
+            base, optional = str(f.type).split(" | ")[0], "None" in str(f.type)
+            value = getattr(self, f.name)
+            if value is None and optional or base not in kinds:
+                continue
+            if not isinstance(value, kinds[base]) or (base != "bool" and isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be {'a number' if base == 'float' else 'an ' + base if base == 'int' else 'a ' + base}"
+                                 f"{' or None' if optional else ''}, got {value!r}")
 
     @property
     def has_budget(self) -> bool:
@@ -143,7 +173,10 @@ class TrainConfig:
             raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} is not a training config (expected a JSON object)")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as err:      # a wrong field: name the file and the field
+            raise ValueError(f"{path}: {' '.join(str(err).split())}") from None
 
     def describe(self) -> str:
         """The config as aligned ``name = value`` lines, for printing at the start of a run."""

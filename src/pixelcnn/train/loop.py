@@ -41,12 +41,14 @@ from ..scores import perturb
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig
+from .lock import RunLock
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 MODEL_DIR = "model"
 SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
+MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a row stop the run
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -220,6 +222,12 @@ class Trainer:
         self._log = log
         self._stop_requested = False
         self._bar = None
+        self._lock = None
+        self._created_folder = False
+        self.skipped_steps = 0
+        self._skipped_in_a_row = 0
+        self._last_checkpoint_time = time.monotonic()
+        self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
     # ---- messages
     def say(self, message: str) -> None:
@@ -246,7 +254,7 @@ class Trainer:
             details = ", ".join(f"{n} (run: {getattr(saved, n)!r}, given: {getattr(self.config, n)!r})"
                                 for n in changed)
             raise ValueError(f"cannot change {details} when resuming {self.run_dir}; only "
-                             f"{', '.join(RESUMABLE_FIELDS)} may change")
+                             f"{', '.join(f for f in RESUMABLE_FIELDS if f != 'out')} may change")
         return load_checkpoint(self.run_dir)
 
     def _build_model(self, train_set):
@@ -295,11 +303,18 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         checkpoint = None
+        self._take_folder()
         if self.resume:
             checkpoint = self._check_resume_config()
         elif (self.run_dir / CHECKPOINT_FILE).exists():
             raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
                              f"(pixelcnn train --resume {self.run_dir}) or choose another --out")
+        elif (self.run_dir / CONFIG_FILE).exists():
+            try:      # a run stopped before its first checkpoint may start again; anything else is not ours
+                TrainConfig.load(self.run_dir / CONFIG_FILE)
+            except (OSError, ValueError, TypeError):
+                raise ValueError(f"{self.run_dir} holds a {CONFIG_FILE} that pixelcnn train did not write: "
+                                 f"choose another --out") from None
 
         self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
         self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
@@ -357,8 +372,8 @@ class Trainer:
         self.final_eval = None
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard,
-                                   resume_step=self.step if self.resume else None)
+        # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
+        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
                         if self.dist.is_main else None)
         count = sum(p.numel() for p in self.model.parameters())
         self.say(f"model: {self.model.name}, {count:,d} parameters; "
@@ -372,6 +387,27 @@ class Trainer:
                   f"{self.dist.world_size} processes" if self.dist.enabled else ""]
         self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
                  + (f"; resuming at step {self.step}" if self.resume else ""))
+
+    def _take_folder(self) -> None:
+        """Lock the run folder (process 0), creating it if needed; remove temporary files a killed job left."""
+        if not self.dist.is_main:
+            return
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"--out {self.run_dir} is a file, not a run folder")
+        self._created_folder = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.run_dir)
+        self._lock.acquire()
+        for folder in (self.run_dir, self.run_dir / MODEL_DIR):
+            for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+                leftover.unlink(missing_ok=True)
+
+    def _release_folder(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._created_folder and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()            # set-up failed before anything was written
 
     # ---- checkpoints
     def _state(self) -> dict:
@@ -412,12 +448,25 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def _save(self) -> None:
-        """Checkpoint (atomic) and the evaluation model as RUN/model; process 0 only."""
+        """Checkpoint (atomic) and the evaluation model as RUN/model; process 0 only.
+
+        Non-finite weights are never written: the last good checkpoint and model stay. A write that
+        fails (disk full, read-only folder) leaves the previous files whole and stops the run."""
         from ..serialization import save
 
         if self.dist.is_main:
-            save(self.eval_model, self.run_dir / MODEL_DIR)
-            save_checkpoint(self._state(), self.run_dir)
+            for name, module in (("model", self.model), ("EMA model", self.eval_model)):
+                if not all(torch.isfinite(p).all() for p in module.state_dict().values() if p.is_floating_point()):
+                    raise FloatingPointError(
+                        f"the {name}'s weights are not finite at step {self.step}: nothing was saved; the last "
+                        f"checkpoint and {self.run_dir / MODEL_DIR} are kept. Try a lower --lr or --grad-clip")
+            try:
+                save(self.eval_model, self.run_dir / MODEL_DIR)
+                save_checkpoint(self._state(), self.run_dir)
+            except OSError as err:
+                raise OSError(f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
+                              f"in {self.run_dir} are intact") from None
+        self._last_checkpoint_time = time.monotonic()
         distributed.barrier(self.dist)
 
     @property
@@ -442,6 +491,12 @@ class Trainer:
     def _budget_spent(self) -> bool:
         planned = self.planned_steps
         return (planned is not None and self.step >= planned) or (self._time_fraction() or 0) >= 1
+
+    def _timed_checkpoint_due(self) -> bool:
+        """True when checkpoint_every_minutes of wall-clock time have passed since this job's last checkpoint
+        (or its start), so that a slow model loses at most that much work to a crash."""
+        every = self.config.checkpoint_every_minutes
+        return bool(every) and time.monotonic() - self._last_checkpoint_time >= 60 * every
 
     def _timed_eval_due(self) -> bool:
         """True when a multiple of eval_every_minutes of training has passed since the last evaluation."""
@@ -485,8 +540,7 @@ class Trainer:
             loss = self.loss_module(images, labels).mean()
         value = float(distributed.mean_over_processes(loss.detach(), self.dist))   # the global batch's mean
         if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at step {self.step + 1}; nothing was saved from "
-                                     f"this step. Try a lower --lr, more --warmup-steps or --grad-clip")
+            return self._not_finite("loss", value, lr)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -498,6 +552,11 @@ class Trainer:
         else:
             grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.model.parameters()
                                                       if p.grad is not None])))
+        # (with float16 autocast the GradScaler skips non-finite steps itself and lowers its scale)
+        if self.scaler is None and not math.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._not_finite("gradient norm", grad_norm, lr)
+        self._skipped_in_a_row = 0
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -506,6 +565,23 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         return value, grad_norm, lr
+
+    def _not_finite(self, what: str, value: float, lr: float) -> tuple[float, float, float]:
+        """A NaN / inf loss or gradient: skip the step (on_nan="skip") or stop; the weights are untouched."""
+        step = self.step + 1
+        kept = f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept"
+        if self.config.on_nan == "skip":
+            self.skipped_steps += 1
+            self._skipped_in_a_row += 1
+            if self._skipped_in_a_row < MAX_SKIPPED_IN_A_ROW:
+                if self.metrics is not None:
+                    self.metrics.write({"kind": "skipped", "step": step, "reason": f"{what} {value}"})
+                return float("nan"), float("nan"), lr
+            raise FloatingPointError(f"the {what} was {value} at {MAX_SKIPPED_IN_A_ROW} steps in a row (up to step "
+                                     f"{step}): training has diverged, stopped; {kept}. Try a lower --lr, more "
+                                     f"--warmup-steps or --grad-clip")
+        raise FloatingPointError(f"the {what} became {value} at step {step}: stopped (--on-nan stop); {kept}. "
+                                 f"Try a lower --lr, more --warmup-steps or --grad-clip, or --on-nan skip")
 
     # ---- evaluation
     def _evaluate(self) -> None:
@@ -568,6 +644,7 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self.request_stop()
+            self.stop_signal = signum
             sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
                              f"(Ctrl-C again to abort without saving)\n")
 
@@ -580,10 +657,17 @@ class Trainer:
 
     # ---- the loop
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            self._release_folder()
+
+    def _run(self) -> TrainResult:
         from tqdm.auto import tqdm
 
         with self._stop_on_signals():
             self._setup()
+            self._last_checkpoint_time = time.monotonic()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
             self._bar = self._progress_bar(tqdm)
@@ -600,15 +684,18 @@ class Trainer:
                     seconds = time.perf_counter() - started
                     self.step += 1
                     self.train_seconds += seconds
-                    window_loss, window_steps, window_seconds = (window_loss + loss, window_steps + 1,
-                                                                 window_seconds + seconds)
-                    if self.step % c.log_every == 0 or self.step == self.planned_steps:
+                    if math.isfinite(loss):                     # (not a step skipped by on_nan="skip")
+                        window_loss, window_steps, window_seconds = (window_loss + loss, window_steps + 1,
+                                                                     window_seconds + seconds)
+                    if window_steps and (self.step % c.log_every == 0 or self.step == self.planned_steps):
                         self._log_train(window_loss / window_steps, grad_norm, lr,
                                         window_steps * c.batch_size * self.dist.world_size / window_seconds)
                         window_loss, window_steps, window_seconds = 0.0, 0, 0.0
                     if (c.eval_every and self.step % c.eval_every == 0) or self._timed_eval_due():
                         self._evaluate()
-                    if self.step % c.checkpoint_every == 0:
+                    if self.step % c.checkpoint_every == 0 or (   # (every process agrees on a timed one)
+                            c.checkpoint_every_minutes
+                            and distributed.any_process(self._timed_checkpoint_due(), self.dist, self.device)):
                         self._save()
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()

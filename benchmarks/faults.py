@@ -1,0 +1,232 @@
+"""Kill at any moment: SIGKILL a tiny ``pixelcnn train`` at random moments, resume, compare with an uninterrupted run.
+
+    python benchmarks/faults.py                          # 20 kills of a 300-step run, then the comparison
+    python benchmarks/faults.py --kills 5 --steps 60     # a quicker look
+
+An uninterrupted reference run trains ``--steps`` steps of a tiny Gated
+PixelCNN on the bundled digits (CPU, one thread: deterministic), with a
+checkpoint every ``--checkpoint-every`` steps. Then the same run is started
+and SIGKILLed ``--kills`` times, each at a random moment of its life (start-up,
+training steps, evaluation, checkpoint writes: the moments are uniform over the
+reference run's wall time), and continued each time with ``--resume`` (or
+started again when no checkpoint was written yet). After every kill the run
+folder must hold a loadable model and checkpoint (once the first is written),
+and no more steps may be lost than the checkpoint interval. At the end the
+final weights (model/ and the checkpoint) must equal the reference's bit for bit.
+
+Prints a table (kills, resumes, steps lost per kill, kills that caught a
+checkpoint write in progress, equal or not) and the CPU, and writes JSON to
+``--out`` (default runs/faults.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from machine import command_line, default_out, describe, print_machine, write_json
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs at random moments (default: 20)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of the run (default: 300)")
+    parser.add_argument("--checkpoint-every", type=int, default=10, help="steps between checkpoints (default: 10)")
+    parser.add_argument("--eval-every", type=int, default=50, help="steps between evaluations (default: 50)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the kill moments (default: 0)")
+    parser.add_argument("--work", help="folder for the two runs (default: a temporary folder, removed)")
+    parser.add_argument("--out", type=Path, default=default_out("faults.json"), help="JSON to write")
+    args = parser.parse_args(argv)
+    for name in ("kills", "steps", "checkpoint_every", "eval_every"):
+        if getattr(args, name) < (0 if name == "kills" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'kills' else 'positive'}, "
+                         f"got {getattr(args, name)}")
+    return args
+
+
+def train_command(args, folder: Path, *, resume: bool) -> list[str]:
+    base = [sys.executable, "-m", "pixelcnn", "train"]
+    if resume:
+        return base + ["--resume", str(folder)]
+    return base + ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "8", "--data", "digits",
+                   "--class-conditional", "--batch-size", "16", "--max-steps", str(args.steps),
+                   "--checkpoint-every", str(args.checkpoint_every), "--eval-every", str(args.eval_every),
+                   "--eval-images", "64", "--sample-images", "10", "--log-every", "1", "--device", "cpu",
+                   "--threads", "1", "--no-progress", "--no-tensorboard", "--out", str(folder)]
+
+
+def last_logged_step(folder: Path) -> int:
+    """The last training step in metrics.jsonl (0 if none): how far the killed job had got."""
+    step = 0
+    try:
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "train":
+            step = max(step, int(record["step"]))
+    return step
+
+
+def inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def check_folder(folder: Path) -> int | None:
+    """The checkpoint's step after checking that the checkpoint and model load (None: no checkpoint yet)."""
+    import pixelcnn
+    from pixelcnn.train import load_checkpoint
+
+    if not (folder / "checkpoint.safetensors").exists():
+        return None
+    state = load_checkpoint(folder)                  # raises if corrupt
+    pixelcnn.load(folder / "model")
+    return int(state["step"])
+
+
+def final_weights(folder: Path) -> dict:
+    import pixelcnn
+    from pixelcnn.train import load_checkpoint
+
+    state = load_checkpoint(folder)
+    return {"model": pixelcnn.load(folder / "model").state_dict(), "checkpoint": state["weights"],
+            "optimizer": state["optimizer"]["state"], "step": state["step"]}
+
+
+def equal(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    machine = describe()
+    print_machine(machine)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pixelcnn-faults-"))
+    work.mkdir(parents=True, exist_ok=True)
+    reference, faulty = work / "reference", work / "faulty"
+    for folder in (reference, faulty):
+        if folder.exists():
+            shutil.rmtree(folder)
+    try:
+        started = time.perf_counter()
+        process = subprocess.Popen(train_command(args, reference, resume=False), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        startup = None
+        while process.poll() is None:
+            if startup is None and last_logged_step(reference) > 0:
+                startup = time.perf_counter() - started
+            time.sleep(0.02)
+        if process.returncode != 0:
+            raise SystemExit(f"the reference run failed: {process.stderr.read().strip()[-500:]}")
+        process.stderr.close()
+        reference_seconds = time.perf_counter() - started
+        startup = startup or reference_seconds
+        # Every fifth kill falls in a job's start-up (importing, loading, taking the lock, rewriting the
+        # metrics); the others at a random moment of its training, up to 1.5 / kills of the whole training,
+        # so that the run is about three quarters through when the last kill comes.
+        span = 1.5 * (reference_seconds - startup) / max(1, args.kills)
+        print(f"reference: {args.steps} steps uninterrupted in {reference_seconds:.1f} s ({startup:.1f} s to the "
+              f"first step); kills in start-up or 0..{span:.1f} s into training", flush=True)
+
+        rng = random.Random(args.seed)
+        kills, resumes, restarts, lost, in_write, broken = [], 0, 0, [], 0, []
+        while len(kills) < args.kills:
+            resume = (faulty / "checkpoint.safetensors").exists()
+            saved_before, log_before = (check_folder(faulty) if resume else 0), inode(faulty / "metrics.jsonl")
+            resumes += resume
+            restarts += not resume
+            process = subprocess.Popen(train_command(args, faulty, resume=resume), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+            job_started = time.perf_counter()
+            if len(kills) % 5 == 4:
+                phase, moment = "start-up", rng.uniform(0, startup)
+            else:
+                phase, moment = "training", rng.uniform(0, span)
+                while process.poll() is None and inode(faulty / "metrics.jsonl") in (None, log_before) \
+                        and time.perf_counter() - job_started < 300:
+                    time.sleep(0.01)
+            try:
+                process.wait(timeout=moment)
+            except subprocess.TimeoutExpired:
+                pass
+            delay = time.perf_counter() - job_started
+            if process.poll() is not None:                          # finished (or failed) before the kill
+                err = process.stderr.read()
+                if process.returncode != 0:
+                    raise SystemExit(f"the run failed instead of being killed: {err.strip()[-500:]}")
+                print("the run finished before the remaining kills; starting it again is not needed", flush=True)
+                break
+            writing = any(any((faulty / d).glob(".*.tmp")) for d in (".", "model"))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            process.stderr.close()
+            # The steps this job logged (a job killed before it opened metrics.jsonl, which it rewrites
+            # first, reached no step past the checkpoint it started from).
+            progressed = inode(faulty / "metrics.jsonl") not in (None, log_before)
+            done = last_logged_step(faulty) if progressed else saved_before
+            try:
+                saved = check_folder(faulty)
+            except (OSError, ValueError) as err:
+                broken.append(f"kill {len(kills) + 1}: {err}")
+                saved = None
+            steps_lost = max(0, done - (saved or 0))
+            kills.append({"after_seconds": round(delay, 2), "phase": phase, "step_reached": done, "checkpoint_step": saved,
+                          "steps_lost": steps_lost, "checkpoint_write_in_progress": writing})
+            lost.append(steps_lost)
+            in_write += writing
+            print(f"kill {len(kills):>3}: after {delay:5.1f} s ({phase:<8}), step {done:>4} reached, checkpoint at "
+                  f"{saved if saved is not None else '-':>4}, {steps_lost} steps lost"
+                  + (", during a checkpoint write" if writing else ""), flush=True)
+        finish = subprocess.run(train_command(args, faulty, resume=(faulty / "checkpoint.safetensors").exists()),
+                                capture_output=True, text=True)
+        if finish.returncode != 0:
+            raise SystemExit(f"the last resume failed: {finish.stderr.strip()[-500:]}")
+        resumes += 1
+        same = equal(final_weights(reference), final_weights(faulty))
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+    worst = max(lost) if lost else 0
+    rows = [("kills survived / tried", f"{len(kills) - len(broken)}/{len(kills)}"),
+            ("resumes (--resume) / fresh starts", f"{resumes} / {restarts}"),
+            ("steps lost per kill: mean / max", f"{sum(lost) / max(1, len(lost)):.1f} / {worst} "
+                                                f"(checkpoint every {args.checkpoint_every})"),
+            ("kills during a checkpoint write", str(in_write)),
+            ("folder always loadable", "yes" if not broken else f"no: {broken[0]}"),
+            ("final weights equal to the uninterrupted run", "yes" if same else "NO")]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"  {name:<{width}}  {value}" for name, value in rows))
+    write_json(args.out, {"machine": machine, "command": command_line(), "steps": args.steps,
+                          "checkpoint_every": args.checkpoint_every, "reference_seconds": round(reference_seconds, 2),
+                          "startup_seconds": round(startup, 2),
+                          "kills": kills, "survived": len(kills) - len(broken), "resumes": resumes,
+                          "fresh_starts": restarts, "max_steps_lost": worst, "broken": broken, "equal": same})
+    ok = same and not broken and worst <= args.checkpoint_every
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
