@@ -176,3 +176,30 @@ def test_help_names_the_image_sources(capsys):
         status, out, _ = run(capsys, command, "--help")
         assert status == 0 and "examples:" in out
     assert "NAME:SPLIT" in run(capsys, "compress", "--help")[1]
+
+
+def test_outputs_never_replace_what_pixelcnn_did_not_write(runs, capsys, tmp_path):
+    """compress --out, decompress --out and score --csv / --json go through the one output check."""
+    theirs = tmp_path / "notes.txt"
+    theirs.write_text("keep me")
+    for argv in (["compress", runs["plain"], "digits:test", "--max-images", "2", "--out", theirs],
+                 ["score", runs["plain"], "digits:test", "--max-images", "2", "--csv", theirs],
+                 ["score", runs["plain"], "digits:test", "--max-images", "2", "--json", theirs]):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and "--force" in err and len(err.strip().splitlines()) == 1, err
+        assert theirs.read_text() == "keep me"
+    file = tmp_path / "two.pxcz"
+    assert run(capsys, "compress", runs["plain"], "digits:test", "--max-images", "2", "--out", file)[0] == 0
+    # its own earlier output is replaced without --force; a run folder's own files never are
+    assert run(capsys, "compress", runs["plain"], "digits:test", "--max-images", "3", "--out", file)[0] == 0
+    status, _, err = run(capsys, "compress", runs["plain"], "digits:test", "--out", runs["plain"] / "config.json")
+    assert status == 2 and "run folder" in err
+    back = tmp_path / "back"
+    back.mkdir()
+    first = back / coding.read_header(coding.split_records(file.read_bytes())[0]).names[0]
+    first.write_text("not a picture of ours")
+    status, _, err = run(capsys, "decompress", file, "--run", runs["plain"], "--out", back)
+    assert status == 2 and "--force" in err
+    assert first.read_text() == "not a picture of ours"
+    assert run(capsys, "decompress", file, "--run", runs["plain"], "--out", back, "--force")[0] == 0
+    assert Image.open(first).size[0] > 0

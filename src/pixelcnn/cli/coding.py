@@ -21,7 +21,8 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-from .common import CommandError, UsageError, add_command, add_device_flag, dataset_for, open_run, pick_images, positive
+from .common import (CommandError, UsageError, add_command, add_device_flag, add_force_flag, dataset_for, open_run,
+                     output_path, pick_images, positive, written_by_pixelcnn)
 
 EXAMPLES = {
     "compress": """
@@ -68,6 +69,7 @@ def add_parsers(sub) -> None:
     compress.add_argument("--batch-size", type=int, default=64,
                           help="images coded together, one part of the file each (default: 64)")
     add_device_flag(compress)
+    add_force_flag(compress)
     compress.set_defaults(handler=cmd_compress)
 
     decompress = add_command(sub, "decompress", "decode a file of pixelcnn compress into PNG files",
@@ -78,6 +80,7 @@ def add_parsers(sub) -> None:
     decompress.add_argument("--ignore-platform", action="store_true",
                             help="try a file made on another platform anyway (a wrong result is still refused)")
     add_device_flag(decompress)
+    add_force_flag(decompress)
     decompress.set_defaults(handler=cmd_decompress)
 
     score = add_command(sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits",
@@ -93,7 +96,19 @@ def add_parsers(sub) -> None:
                        help="JSON file to write (bare --json: print the JSON instead of a summary)")
     score.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     add_device_flag(score)
+    add_force_flag(score)
     score.set_defaults(handler=cmd_score)
+
+
+def _starts_with(prefix: bytes):
+    """``own`` for output_path: a file whose first bytes show that this command wrote it."""
+    def own(path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                return f.read(len(prefix)) == prefix
+        except OSError:
+            return False
+    return own
 
 
 def _add_images(parser) -> None:
@@ -193,6 +208,7 @@ def cmd_compress(args) -> str:
     from ..scores import nll
 
     positive("--batch-size", args.batch_size)
+    out = output_path(args.out, args, own=_starts_with(coding.MAGIC))
     run = open_run(args.run, args.device)
     model = run.model
     images, labels, names = read_images(run, args)
@@ -211,7 +227,6 @@ def cmd_compress(args) -> str:
         part_cond = None if cond is None else cond[start:stop].to(model._device())
         records.append(coding.compress(model, images[start:stop].to(model._device()), part_cond,
                                        method=args.method, names=names[start:stop]))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     blob = b"".join(records)
     out.write_bytes(blob)
@@ -242,7 +257,10 @@ def cmd_decompress(args) -> str:
             coding.check_model(model, header, not args.ignore_platform)
         except ValueError as err:
             raise UsageError(f"{path}: {err}") from None
-    out = Path(args.out)
+    out = output_path(args.out, args, kind="folder")
+    targets = [out / _png_name(name) for header in headers for name in (header.names or [])]
+    for target in [*targets, out / LABELS_FILE]:        # refuse before decoding anything, not halfway
+        output_path(target, args, own=_starts_with(b"file,label") if target.name == LABELS_FILE else written_by_pixelcnn)
     written, label_rows = 0, []
     for record, header in zip(records, headers):
         try:
@@ -252,7 +270,7 @@ def cmd_decompress(args) -> str:
         names = header.names or [f"{written + k:05d}.png" for k in range(header.batch)]
         cond = coding.read_condition(model, header)
         for k, (image, name) in enumerate(zip(images, names)):
-            target = out / _png_name(name)
+            target = output_path(out / _png_name(name), args)
             viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), target)
             if header.cond_kind in (coding.COND_CLASS_U8, coding.COND_CLASS_U16):
                 label_rows.append((_png_name(name), int(cond[k])))
@@ -292,6 +310,10 @@ def cmd_score(args) -> str:
     positive("--batch-size", args.batch_size)
     if args.csv is None and args.json is None:
         raise UsageError("say where the scores go: --csv FILE, --json FILE or a bare --json (printed)")
+    if args.csv:
+        args.csv = output_path(args.csv, args, option="--csv", own=_starts_with(b"image,"))
+    if args.json and args.json != "-":
+        args.json = output_path(args.json, args, option="--json", own=_starts_with(b'{\n  "run":'))
     run = open_run(args.run, args.device)
     model = run.model
     background = open_run(args.background, args.device).model if args.background else None
