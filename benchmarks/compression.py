@@ -29,9 +29,6 @@ import argparse
 import io
 import json
 import math
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +43,8 @@ from pixelcnn.coding import read_header
 from pixelcnn.scores import to_pil
 from pixelcnn.train import TrainConfig, train
 
+from machine import describe, print_cells, print_machine
+
 # name -> how to load its test split and the model trained on it when no --run is given.
 DATASETS = {
     "mnist5k": dict(binarize="dynamic", model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=5)),
@@ -53,24 +52,6 @@ DATASETS = {
                                                                   input_kernel_size=5)),
     "photo-patches": dict(binarize=None, model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=3)),
 }
-
-
-# ------------------------------------------------------------------------------------ the machine
-def cpu_facts() -> dict:
-    """lscpu's model name and the CPU's bf16-related flags."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                    platform.processor() or "?")
-    except OSError:
-        name = platform.processor() or "?"
-    try:
-        flags = set(re.findall(r"\S+", next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))))
-    except (OSError, StopIteration):
-        flags = set()
-    bf16 = sorted(f for f in flags if "bf16" in f)
-    return {"cpu": name, "bf16_flags": bf16, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__, "python": platform.python_version()}
 
 
 # ------------------------------------------------------------------------------------ codecs
@@ -230,11 +211,7 @@ def print_table(rows: list[dict]) -> None:
         cells.append([_fmt(r.get(k), d) if d else _fmt(r.get(k)) for k, _, d in columns])
         if r.get("naive_extrapolated"):
             cells[-1][-2:] = [cell + "*" for cell in cells[-1][-2:]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for index, row in enumerate(cells):
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print_cells(cells)
     print("bits/dim, header included (set: one file for all N images; ours/img: one file per image). "
           "Seconds per image: cached step on the whole set, cached at batch 1, naive step (* extrapolated).")
 
@@ -282,14 +259,13 @@ def main(argv=None) -> int:
             parser.error(f"--{option.replace('_', '-')} must be a positive integer")
     args.runs = parse_runs(args.run, args.data)
 
-    facts = cpu_facts()
+    facts = describe()
     rows = []
     for name in args.data:
         print(f"== {name}", file=sys.stderr, flush=True)
         rows.append(bench(name, args))
     print_table(rows)
-    print(f"CPU: {facts['cpu']} ({facts['cpu_capability']}; bf16 flags: {', '.join(facts['bf16_flags']) or 'none'}), "
-          f"torch {facts['torch']}")
+    print_machine(facts)
     for row in rows:
         if row.get("jxl_note"):
             print(f"JPEG-XL skipped: {row['jxl_note']}")

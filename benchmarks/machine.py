@@ -60,6 +60,15 @@ def print_machine(machine: dict) -> None:
     print(line, flush=True)
 
 
+def print_cells(cells: list[list[str]]) -> None:
+    """A plain-text table: the first row is the header, underlined; columns right-aligned."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for index, row in enumerate(cells):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
 def default_out(name: str) -> Path:
     """Where a script writes its JSON unless ``--out`` says otherwise: runs/NAME under the working directory.
 

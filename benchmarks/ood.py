@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import command_line, default_out, describe, print_machine, write_json
+from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 from PIL import Image
 
 import pixelcnn
@@ -104,11 +104,7 @@ def print_table(rows: list[dict], in_nll: float) -> None:
     for r in rows:
         cells.append([r["set"], str(r["images"]), f"{r['mean_nll']:.1f}",
                       *(f"{r['auroc'][s]:.3f}" for s in SCORES)])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for index, row in enumerate(cells):
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print_cells(cells)
     print("AUROC: 1 = every held-out image scores higher than every mnist5k test digit, 0.5 = chance, "
           "< 0.5 = the score calls the held-out set more typical than the test digits.")
 

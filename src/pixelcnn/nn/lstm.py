@@ -323,6 +323,19 @@ class _LSTMLayerCache:
     previous layer's output, or the input convolution's) before ``step``.
     """
 
+    def _residual_and_skip(self, hidden, residual, residual_weight, output, skip, skip_weight, first_skip) -> None:
+        """A step's last two products: the residual output (into the next layer's input) and the skip sum.
+
+        hidden [B, n_g (+1: a constant one that carries the bias)]; output [B, n_out] or None for the
+        last layer; skip [B, s] is the running sum of every layer's skip output."""
+        if output is not None:
+            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
+                        residual_weight, out=output)
+        if first_skip:
+            torch.mm(hidden, skip_weight, out=skip)
+        else:
+            skip.addmm_(hidden, skip_weight)
+
     def __init__(self, layer: _PixelRNNLayer, cond: torch.Tensor | None, context: torch.Tensor | None, *,
                  batch: int, height: int, width: int, like: torch.Tensor, pad: int):
         self.layer, self.hidden, self.height, self.width, self.pad = layer, layer.hidden, height, width, pad
@@ -410,13 +423,7 @@ class RowLSTMCache(_LSTMLayerCache):
          skip, skip_weight, first_skip) = self.plan[j][group]
         torch.addmm(above, window, weight, out=pre)
         _cell_into(pre, c_prev, c_out, h_out, scratch)
-        if output is not None:
-            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
-                        residual_weight, out=output)
-        if first_skip:
-            torch.mm(hidden, skip_weight, out=skip)
-        else:
-            skip.addmm_(hidden, skip_weight)
+        self._residual_and_skip(hidden, residual, residual_weight, output, skip, skip_weight, first_skip)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         self.h_above.copy_(self.h_row[:, :, :-1])
@@ -483,13 +490,7 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
         _cell_into(pre, c_prev, c_out, h_out, scratch)
         # Plus the right-to-left state of the row above: the shift down by one row.
         torch.add(h_out, backward, out=out_units)
-        if output is not None:
-            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
-                        residual_weight, out=output)
-        if first_skip:
-            torch.mm(hidden, skip_weight, out=skip)
-        else:
-            skip.addmm_(hidden, skip_weight)
+        self._residual_and_skip(hidden, residual, residual_weight, output, skip, skip_weight, first_skip)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
