@@ -22,7 +22,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .common import (CommandError, UsageError, add_command, add_device_flag, add_force_flag, dataset_for, open_run,
-                     output_path, pick_images, positive, written_by_pixelcnn)
+                     output_path, pick_images, positive, written_by_pixelcnn,
+                     written_score_table)
 
 EXAMPLES = {
     "compress": """
@@ -311,7 +312,7 @@ def cmd_score(args) -> str:
     if args.csv is None and args.json is None:
         raise UsageError("say where the scores go: --csv FILE, --json FILE or a bare --json (printed)")
     if args.csv:
-        args.csv = output_path(args.csv, args, option="--csv", own=_starts_with(b"image,"))
+        args.csv = output_path(args.csv, args, option="--csv", own=written_score_table)
     if args.json and args.json != "-":
         args.json = output_path(args.json, args, option="--json", own=_starts_with(b'{\n  "run":'))
     run = open_run(args.run, args.device)

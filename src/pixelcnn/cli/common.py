@@ -302,6 +302,19 @@ def written_by_pixelcnn(path: Path) -> bool:
     return MARK.encode() in head
 
 
+# The first line of each table of per-image scores that a command writes (score --csv, viz nll-map --csv).
+SCORE_TABLE_HEADERS = ("image,", "file,nll_nats,")
+
+
+def written_score_table(path: Path) -> bool:
+    """True for a CSV of per-image scores that a pixelcnn command wrote (its header says so)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(SCORE_TABLE_HEADERS)
+    except OSError:
+        return False
+
+
 def output_path(path, args=None, *, option: str = "--out", kind: str = "file", own=written_by_pixelcnn) -> Path:
     """The one check of every path a command writes; returns it as a Path, or raises UsageError.
 

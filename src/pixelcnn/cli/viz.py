@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .common import (UsageError, add_command, add_force_flag, check_temperature, dataset_for, open_run, output_path,
-                     pick_images)
+                     pick_images, written_score_table)
 
 COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -276,7 +276,7 @@ def cmd_softmax(args) -> str:
 def cmd_nll_map(args) -> str:
     args.out = output_path(args.out, args)
     if args.folder:
-        args.csv = output_path(args.csv, args, option="--csv", own=_own_csv)
+        args.csv = output_path(args.csv, args, option="--csv", own=written_score_table)
     from .. import analysis, viz
 
     run = open_run(args.run)
@@ -302,18 +302,6 @@ def _most_likely_labels(model, images):
         scores = torch.stack([model.log_prob(images, torch.full((len(images),), k, dtype=torch.long)).cpu()
                               for k in range(model.config.num_classes)], dim=1)          # [B, classes]
     return scores.argmax(1)
-
-
-CSV_HEADER = "file,nll_nats,bits_per_dim,max_pixel_bits"
-
-
-def _own_csv(path) -> bool:
-    """An nll-map CSV written before (its header): replacing it needs no --force."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().startswith(CSV_HEADER)
-    except OSError:
-        return False
 
 
 def _score_folder(run, args) -> str:
