@@ -12,7 +12,7 @@ def test_registry_and_presets():
 
     # The autoregressive models; the MSE auto-encoder is a baseline, built and saved alike but not listed here.
     assert pixelcnn.list_models() == ["diagonal_bilstm", "gated_pixelcnn", "multiscale_pixelrnn", "pixelcnn",
-                                      "pixelcnn_ae", "row_lstm"]
+                                      "pixelcnn_ae", "pixelcnn_pp", "row_lstm"]
     assert sorted(BASELINES) == ["mse_ae"] and model_class("mse_ae").loss_name == "mse"
     assert all(model_class(name).loss_name == "nll" for name in pixelcnn.list_models())
     for name, preset in pixelcnn.presets.items():
@@ -172,12 +172,12 @@ def test_preset_parameter_counts(name):
 
 
 def test_presets_live_beside_their_models():
-    from pixelcnn.models import autoencoder, baseline, gated, multiscale, pixelrnn
+    from pixelcnn.models import autoencoder, baseline, gated, multiscale, pixelcnn_pp, pixelrnn
     from pixelcnn.models import pixelcnn as pixelcnn_module
     from pixelcnn.models.registry import model_class
 
     gathered = {}
-    for module in (pixelcnn_module, gated, pixelrnn, multiscale, autoencoder, baseline):
+    for module in (pixelcnn_module, gated, pixelrnn, multiscale, autoencoder, baseline, pixelcnn_pp):
         for name, preset in module.PRESETS.items():
             assert model_class(preset.model).__module__ == module.__name__, name     # the file of its model
             assert name not in gathered, name
@@ -186,7 +186,7 @@ def test_presets_live_beside_their_models():
 
 
 @pytest.mark.parametrize("name", ["tiny-pixelcnn", "tiny-gated", "tiny-rowlstm", "tiny-diagbilstm",
-                                  "tiny-multiscale", "tiny-ae"])
+                                  "tiny-multiscale", "tiny-ae", "tiny-pixelcnnpp"])
 def test_the_loss_of_a_likelihood_model_is_its_nll(name):
     model = pixelcnn.build(name)
     x = torch.randint(0, 2, (3, 1, 8, 8))

@@ -11,7 +11,7 @@ from pixelcnn.nn.masks import causal_mask
 
 from conftest import CONDITIONS, causal_allowed, dependency_map, make_cond, tiny
 
-MODELS = ["pixelcnn", "gated_pixelcnn"]
+MODELS = ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"]
 SHAPES = {1: (1, 5, 5), 3: (3, 4, 4)}
 
 

@@ -6,7 +6,7 @@ import torch
 
 from conftest import CONDITIONS, all_images, make_cond, tiny
 
-MODELS = ["pixelcnn", "gated_pixelcnn"]
+MODELS = ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"]
 
 
 def _total_probability(model, images, cond):

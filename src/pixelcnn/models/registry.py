@@ -18,13 +18,14 @@ import dataclasses
 
 from torch import nn
 
-from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelrnn
+from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelcnn_pp, pixelrnn
 from .base import AutoregressiveModel, Preset
 
 MODELS: dict[str, type[AutoregressiveModel]] = {
     model.name: model for model in (
         pixelcnn.PixelCNN, gated.GatedPixelCNN, autoencoder.PixelCNNAutoEncoder,
         pixelrnn.RowLSTM, pixelrnn.DiagonalBiLSTM, multiscale.MultiScalePixelRNN,
+        pixelcnn_pp.PixelCNNPP,
     )
 }
 
@@ -32,7 +33,7 @@ BASELINES: dict[str, type[nn.Module]] = {baseline.MSEAutoEncoder.name: baseline.
 
 presets: dict[str, Preset] = {
     name: preset
-    for module in (pixelcnn, gated, pixelrnn, multiscale, autoencoder, baseline)
+    for module in (pixelcnn, gated, pixelrnn, multiscale, autoencoder, baseline, pixelcnn_pp)
     for name, preset in module.PRESETS.items()
 }
 

@@ -1,0 +1,127 @@
+"""PixelCNN++: shapes at any size, sizes honoured, the whole causal context, dropout, presets.
+
+Causality by Jacobian, normalization by enumeration and the sampler's chi-square
+run for PixelCNN++ in test_causality.py / test_exactness.py beside the other models;
+fast == naive in test_sampling.py.
+"""
+import pytest
+import torch
+
+import pixelcnn
+import pixelcnn.models.pixelcnn_pp as pixelcnn_pp_module
+from pixelcnn.nn.shifted import (DownRightShiftedConv2d, DownRightShiftedConvTranspose2d, DownShiftedConv2d,
+                                 DownShiftedConvTranspose2d)
+
+from conftest import CONDITIONS, causal_allowed, dependency_map, make_cond, tiny
+
+count = lambda model: sum(p.numel() for p in model.parameters())
+
+
+def _other_pixels(image_shape) -> torch.Tensor:
+    """causal_allowed without a pixel's own earlier channels: what a network without colour masks must see."""
+    allowed = causal_allowed(image_shape).clone()
+    channels, height, width = image_shape
+    for i in range(height):
+        for j in range(width):
+            allowed[:, i, j, :, i, j] = False
+    return allowed
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 1, 2), (1, 2, 3), (1, 5, 7), (3, 9, 6)])
+def test_any_image_size_works(shape):
+    model = tiny("pixelcnn_pp", image_shape=shape, levels=5, hidden=4, n_layers=1)
+    x = torch.randint(0, 5, (2, *shape))
+    assert model(x).shape == (2, shape[0], 5, *shape[1:])
+    assert torch.isfinite(model.log_prob(x)).all()
+
+
+@pytest.mark.parametrize("condition", ["none", "class", "spatial"])
+@pytest.mark.parametrize("shape", [(1, 6, 5), (3, 4, 4)])
+def test_every_earlier_pixel_is_seen(shape, condition):
+    # Two blocks per stage and three resolutions reach the whole of these images: no blind spot.
+    model = tiny("pixelcnn_pp", image_shape=shape, levels=4, hidden=4, n_layers=2, **CONDITIONS[condition])
+    seen = dependency_map(model, make_cond(model, 1))
+    assert not (seen & ~causal_allowed(shape)).any()
+    missing = _other_pixels(shape) & ~seen
+    assert not missing.any(), f"blind spot at {missing.nonzero()[:5].tolist()}"
+
+
+def test_the_causality_test_catches_a_missing_shift(monkeypatch):
+    # Without the input's down shift the u stream reads the current row: a leak the Jacobian must show.
+    monkeypatch.setattr(pixelcnn_pp_module, "down_shift", lambda x: x)
+    model = tiny("pixelcnn_pp", image_shape=(1, 4, 4), levels=4, hidden=4, n_layers=1)
+    assert (dependency_map(model) & ~causal_allowed((1, 4, 4))).any()
+
+
+def test_shifted_convolutions_read_only_their_window():
+    x = torch.zeros(1, 1, 6, 6, requires_grad=True)
+    for layer, stride, rows, cols in [
+        (DownShiftedConv2d(1, 1, (2, 3)), 1, [2, 3], [2, 3, 4]),
+        (DownRightShiftedConv2d(1, 1, (2, 2)), 1, [2, 3], [2, 3]),
+        (DownShiftedConv2d(1, 1, (2, 3), stride=2), 2, [1, 2], [1, 2, 3]),        # coarse (1, 1): fine rows 1-2
+        (DownRightShiftedConv2d(1, 1, (2, 2), stride=2), 2, [1, 2], [1, 2]),
+    ]:
+        out = layer(x)
+        assert out.shape[-2:] == ((6, 6) if stride == 1 else (3, 3))
+        grad, = torch.autograd.grad(out[0, 0, 3 // stride, 3 // stride], x)
+        read = grad[0, 0].abs() > 0
+        expected = torch.zeros(6, 6, dtype=torch.bool)
+        expected[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] = True
+        assert torch.equal(read, expected), layer
+    coarse = torch.zeros(1, 1, 3, 3, requires_grad=True)
+    for layer, reads in [(DownRightShiftedConvTranspose2d(1, 1), {(1, 1)}),
+                         (DownShiftedConvTranspose2d(1, 1), {(1, 1), (1, 2)})]:
+        out = layer(coarse, (5, 5))                                        # cropped to any finer size
+        assert out.shape[-2:] == (5, 5)
+        grad, = torch.autograd.grad(out[0, 0, 3, 3], coarse)
+        assert {tuple(p) for p in (grad[0, 0] != 0).nonzero().tolist()} == reads, layer
+
+
+def test_sizes_are_honoured_and_dropout_acts_in_training_only():
+    base = dict(image_shape=(3, 8, 8), levels=16, n_layers=1, hidden=8)
+    model = pixelcnn.build("pixelcnn_pp", **base)
+    for change in [dict(n_layers=2), dict(hidden=12), dict(weight_norm=True)]:
+        assert count(pixelcnn.build("pixelcnn_pp", **{**base, **change})) != count(model), change
+    dropped = pixelcnn.build("pixelcnn_pp", **base, dropout=0.5)
+    x = torch.randint(0, 16, (2, 3, 8, 8))
+    assert not torch.equal(dropped.log_prob(x), dropped.log_prob(x))   # training mode: a fresh mask each pass
+    dropped.eval()
+    assert torch.equal(dropped.log_prob(x), dropped.log_prob(x))
+    with pytest.raises(ValueError, match="dropout must be in"):
+        pixelcnn.build("pixelcnn_pp", dropout=1.0)
+    with pytest.raises(ValueError, match="n_layers must be a positive integer"):
+        pixelcnn.build("pixelcnn_pp", n_layers=0)
+
+
+def test_weight_norm_keeps_the_function_and_trains():
+    torch.manual_seed(0)
+    model = pixelcnn.build("pixelcnn_pp", image_shape=(1, 6, 6), levels=4, n_layers=1, hidden=6, weight_norm=True)
+    names = [name for name, _ in model.named_parameters()]
+    assert any(name.endswith("original0") for name in names)               # g, one per output map
+    x = torch.randint(0, 4, (8, 1, 6, 6))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = model.loss(x).mean().item()
+    for _ in range(5):
+        loss = model.loss(x).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert model.loss(x).mean().item() < before
+
+
+def test_the_paper_preset():
+    preset = pixelcnn.presets["pixelcnnpp-cifar10"]
+    assert preset.model == "pixelcnn_pp"
+    assert {k: preset.config[k] for k in ("n_layers", "hidden", "dropout")} == dict(n_layers=5, hidden=160,
+                                                                                   dropout=0.5)
+    model = pixelcnn.build("pixelcnnpp-cifar10")
+    # 5 + 5 + 5 blocks down, 5 + 6 + 6 up, per stream.
+    assert [len(stage) for stage in model.down_u] == [5, 5, 5] and [len(s) for s in model.up_ul] == [5, 6, 6]
+    assert count(model) == PRESET_PARAMETERS["pixelcnnpp-cifar10"]
+
+
+PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53767296, "tiny-pixelcnnpp": 36345}
+
+
+def test_tiny_preset_count():
+    assert count(pixelcnn.build("tiny-pixelcnnpp")) == PRESET_PARAMETERS["tiny-pixelcnnpp"]
