@@ -6,7 +6,9 @@ import torch
 import pixelcnn
 from conftest import CONDITIONS, make_cond, tiny
 
-FAST_MODELS = ["pixelcnn", "gated_pixelcnn"]
+FAST_MODELS = ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"]
+# 5x5 kernels where a model has a kernel size (PixelCNN++ has fixed 2x3 / 2x2 ones).
+KERNEL_5 = {"pixelcnn": dict(kernel_size=5), "gated_pixelcnn": dict(kernel_size=5), "pixelcnn_pp": {}}
 
 
 def _check_every_step(model, x, start_row, cond, rtol, atol):
@@ -35,7 +37,7 @@ def _check_every_step(model, x, start_row, cond, rtol, atol):
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", FAST_MODELS)
 def test_fast_logits_equal_full_forward_in_float64(name, channels, condition):
-    model = tiny(name, image_shape=(channels, 4, 5), levels=5, hidden=6, n_layers=3, kernel_size=5,
+    model = tiny(name, image_shape=(channels, 4, 5), levels=5, hidden=6, n_layers=3, **KERNEL_5[name],
                  **CONDITIONS[condition])
     for start_row in (0, 2):
         x = torch.randint(0, 5, (2, channels, 4, 5))

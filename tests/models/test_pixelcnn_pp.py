@@ -125,3 +125,24 @@ PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53767296, "tiny-pixelcnnpp": 36345}
 
 def test_tiny_preset_count():
     assert count(pixelcnn.build("tiny-pixelcnnpp")) == PRESET_PARAMETERS["tiny-pixelcnnpp"]
+
+
+@pytest.mark.parametrize("shape, start_row", [((1, 7, 6), 3), ((3, 2, 9), 1)])
+def test_the_cache_is_exact_at_odd_sizes_with_weight_norm(shape, start_row):
+    # Stride-2 grids of odd sizes (7 -> 4 -> 2 rows) and weight-normalized layers, step by step.
+    from test_sampling import _check_every_step
+
+    model = tiny("pixelcnn_pp", image_shape=shape, levels=6, hidden=5, n_layers=1, weight_norm=True,
+                 num_classes=2).eval()
+    x = torch.randint(0, 6, (2, *shape))
+    _check_every_step(model, x, start_row, torch.tensor([0, 1]), rtol=0, atol=1e-9)
+
+
+def test_the_step_test_catches_a_cache_that_skips_the_upsampling(monkeypatch):
+    from test_sampling import _check_every_step
+
+    from pixelcnn.nn import shifted
+    monkeypatch.setattr(shifted.ConvTransposeWindow, "run", lambda *args: None)
+    model = tiny("pixelcnn_pp", image_shape=(1, 4, 4), levels=4, hidden=4, n_layers=1).eval()
+    with pytest.raises(AssertionError):
+        _check_every_step(model, torch.zeros(1, 1, 4, 4, dtype=torch.long), 0, None, rtol=0, atol=1e-9)

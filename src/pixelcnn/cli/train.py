@@ -148,7 +148,8 @@ def add_parsers(sub) -> None:
     which.add_argument("--resume", metavar="RUN", nargs="?", const=True, default=argparse.SUPPRESS,
                        help="continue the run in folder RUN (or in --out) where it stopped, with its config; "
                             "budget flags (--max-minutes, --max-steps, --epochs, ...) may change")
-    group = train.add_argument_group("training options (TrainConfig)")
+    group = train.add_argument_group("training options (TrainConfig; a preset's schedule, such as "
+                                     "pixelcnnpp-cifar10's, replaces these defaults)")
     comments = field_comments(TrainConfig)
     choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN}
     for f in dataclasses.fields(TrainConfig):
@@ -225,7 +226,8 @@ def train_config_from_args(args):
     model_values = {k: v for k, v in given.items() if k not in train_names}
     resume = getattr(args, "resume", None)
     if resume is None:
-        return TrainConfig(**train_values, model_options=model_values), False
+        return TrainConfig(**{**preset_schedule(train_values.get("model", TrainConfig.model)), **train_values},
+                           model_options=model_values), False
     if resume is True:                                              # bare --resume: the run in --out
         if "out" not in train_values:
             raise UsageError("--resume needs the run folder: --resume RUN (or --resume --out RUN)")
@@ -244,6 +246,13 @@ def train_config_from_args(args):
                          f"{', '.join('--' + k.replace('_', '-') for k in fixed)} "
                          f"(may change: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FIELDS if k != 'out')})")
     return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
+
+
+def preset_schedule(name: str) -> dict:
+    """A preset's training schedule (its paper's recipe), the defaults that flags given explicitly override."""
+    from .. import presets
+
+    return dict(presets[name].schedule) if name in presets else {}
 
 
 def flag_names(message: str, names) -> str:

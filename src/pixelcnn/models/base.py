@@ -57,6 +57,7 @@ class Preset:
     config: dict = dataclasses.field(default_factory=dict)
     description: str = ""               # which paper and table, or "ours" and why
     any_data: bool = False              # sizes for any data set: training may change its levels too
+    schedule: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields: the defaults of a training run of it
 
 
 def _describe(t) -> str:

@@ -53,8 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.shifted import (DownRightShiftedConv2d, DownRightShiftedConvTranspose2d, DownShiftedConv2d,
-                          DownShiftedConvTranspose2d, GatedResNet, down_shift, right_shift)
+from ..nn.shifted import (ConvTransposeWindow, DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
+                          DownShiftedConv2d, DownShiftedConvTranspose2d, GatedResNet, GatedResNetCache, PaddedMap,
+                          ShiftedConvWindow, down_shift, right_shift)
 from .base import AutoregressiveModel, ModelConfig, Preset
 
 STAGES = 3                                  # resolutions: H, H/2, H/4 ([1] Figure 2)
@@ -74,6 +75,122 @@ class PixelCNNPPConfig(ModelConfig):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0 <= float(self.dropout) < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class PixelCNNPPCache:
+    """Cached generation state of a ``PixelCNNPP`` (the protocol of ``sampling.cached_generate``).
+
+    Every layer of ``network`` keeps its output map (``nn.shifted.PaddedMap``); ``u_program`` and
+    ``ul_program`` list the layers in ``network``'s order as (stage, cached layer, input map,
+    auxiliary maps, output map). When image row r - 1 is complete (``finish_row``), the u stream's
+    row r is computable at every stage where it exists (stage s: rows r / 2^s for r a multiple of
+    2^s); before pixel (r, c) is drawn (``step`` of its first channel), the ul stream's position
+    (r, c) likewise, then the output layer at (r, c). A transposed layer is listed at its coarse
+    input's stage and writes the fine positions that input gives. x is the scaled image [B, C, H, W]
+    whose rows above ``start_row`` are known; those rows are replayed through the layers.
+    """
+
+    def __init__(self, model: PixelCNNPP, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
+        self.model = model
+        batch, channels, height, width = x.shape
+        features = model.config.hidden
+        sizes = [(height, width)]
+        for _ in range(STAGES - 1):
+            sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))     # ceil halves: the strided grids
+        self.widths = [w for _, w in sizes]
+        conds = model.stage_conditions(h)
+
+        def new_map(s, maps=features):
+            return PaddedMap(batch, maps, *sizes[s], like=x)
+
+        def block(module, s):
+            return GatedResNetCache(module, conds[s], batch=batch, height=sizes[s][0], width=sizes[s][1], like=x)
+
+        self.image = new_map(0, channels + 1)                                # [B, C+1, H, W]: x and the ones
+        self.image.view[:, :channels] = x
+        self.image.view[:, channels] = 1
+        self.u_input = ShiftedConvWindow(model.u_input)
+        self.ul_input_above, self.ul_input_left = (ShiftedConvWindow(model.ul_input_above),
+                                                    ShiftedConvWindow(model.ul_input_left))
+        # The programs, built in the order of ``network``.
+        u, ul = new_map(0), new_map(0)
+        self.u_first, self.ul_first = u, ul
+        kept_u, kept_ul, self.u_program, self.ul_program = [u], [ul], [], []
+        for s in range(STAGES):
+            if s > 0:
+                next_u, next_ul = new_map(s), new_map(s)
+                self.u_program.append((s, ShiftedConvWindow(model.downsample_u[s - 1]), u, (), next_u))
+                self.ul_program.append((s, ShiftedConvWindow(model.downsample_ul[s - 1]), ul, (), next_ul))
+                u, ul = next_u, next_ul
+                kept_u.append(u)
+                kept_ul.append(ul)
+            for u_block, ul_block in zip(model.down_u[s], model.down_ul[s]):
+                next_u, next_ul = new_map(s), new_map(s)
+                self.u_program.append((s, block(u_block, s), u, (), next_u))
+                self.ul_program.append((s, block(ul_block, s), ul, (next_u,), next_ul))
+                u, ul = next_u, next_ul
+                kept_u.append(u)
+                kept_ul.append(ul)
+        u, ul = kept_u.pop(), kept_ul.pop()
+        for up, s in enumerate(reversed(range(STAGES))):
+            if up > 0:
+                next_u, next_ul = new_map(s), new_map(s)
+                self.u_program.append((s + 1, ConvTransposeWindow(model.upsample_u[up - 1]), u, (), next_u))
+                self.ul_program.append((s + 1, ConvTransposeWindow(model.upsample_ul[up - 1]), ul, (), next_ul))
+                u, ul = next_u, next_ul
+            for u_block, ul_block in zip(model.up_u[up], model.up_ul[up]):
+                next_u, next_ul = new_map(s), new_map(s)
+                self.u_program.append((s, block(u_block, s), u, (kept_u.pop(),), next_u))
+                self.ul_program.append((s, block(ul_block, s), ul, (next_u, kept_ul.pop()), next_ul))
+                u, ul = next_u, next_ul
+        self.ul_last = ul
+        output = model.output
+        self.output = (output.weight.detach().flatten(1).t(), output.bias.detach())   # [F, P], [P]
+        self.raw = None                                                      # this pixel's network output
+        self.rows(0)
+        for row in range(start_row):
+            for col in range(width):
+                self.positions(row, col)
+            self.finish_row(row)
+
+    def rows(self, r: int) -> None:
+        """The u stream's row r at every stage that has it (image rows < r are complete)."""
+        if r > 0:                                                            # row 0: the shift's zeros
+            self.u_first.view[:, :, r: r + 1] = self.u_input(self.image, r - 1, 0, self.widths[0])
+        for s, layer, source, aux, target in self.u_program:
+            if r % 2 ** s == 0:
+                layer.run(source, aux, target, r >> s, 0, self.widths[s])
+
+    def positions(self, r: int, c: int) -> None:
+        """The ul stream at (r, c) at every stage that has it (pixels before (r, c) are complete)."""
+        first = 0.0
+        if r > 0:
+            first = first + self.ul_input_above(self.image, r - 1, c, c + 1)
+        if c > 0:
+            first = first + self.ul_input_left(self.image, r, c - 1, c)
+        self.ul_first.view[:, :, r: r + 1, c: c + 1] = first
+        for s, layer, source, aux, target in self.ul_program:
+            step = 2 ** s
+            if r % step == 0 and c % step == 0:
+                layer.run(source, aux, target, r >> s, c >> s, (c >> s) + 1)
+
+    def finish_row(self, row: int) -> None:
+        if row + 1 < self.ul_last.height:
+            self.rows(row + 1)
+
+    def step(self, row: int, col: int, channel: int) -> torch.Tensor:
+        """Channel ``channel``'s head parameters at (row, col) [B, P]; the network runs at the first channel."""
+        if channel == 0:
+            self.positions(row, col)
+            weight_t, bias = self.output
+            features = F.elu(self.ul_last.view[:, :, row, col])                # [B, F]
+            self.raw = torch.addmm(bias, features, weight_t)[:, :, None, None]  # [B, P, 1, 1]
+        channels = self.image.view.shape[1] - 1
+        pixel = self.image.view[:, :channels, row: row + 1, col: col + 1]     # [B, C, 1, 1], earlier channels drawn
+        return self.model.head_params(self.raw, pixel)[:, channel, :, 0, 0]
+
+    def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
+        self.image.view[:, channel, row, col] = value
 
 
 class PixelCNNPP(AutoregressiveModel):
@@ -119,6 +236,18 @@ class PixelCNNPP(AutoregressiveModel):
         """Maps of the network's output: the head's parameters."""
         return self.head.out_channels
 
+    def head_params(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The network's output [B, P, H, W] (and the scaled image [B, C, H, W]) -> head parameters [B, C, P', H, W]."""
+        return self.head.params(raw)
+
+    def _params(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        scaled = self.scale_input(x)
+        return self.head_params(self.network(scaled, h), scaled)
+
+    def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> PixelCNNPPCache:
+        """Cached generation: each layer's value at each position computed once (``sampling.py``)."""
+        return PixelCNNPPCache(self, x, h, start_row)
+
     def stage_conditions(self, h: torch.Tensor | None) -> list:
         """The condition each resolution reads: a vector as is, a map [B, S, H, W] subsampled to the stage's size."""
         if h is None or h.dim() == 2:
@@ -153,11 +282,19 @@ class PixelCNNPP(AutoregressiveModel):
 
 
 # ------------------------------------------------------------------------------------------- presets
+# The reference code's recipe ([1] §3): Adam with beta1 0.95, beta2 0.9995, lr 1e-3 multiplied by
+# 0.999995 every step, Polyak averaging of the weights with 0.9995 for evaluation, no clipping or
+# warm-up. Batch 16 per GPU on 8 GPUs there: 16 here (one device).
+PAPER_SCHEDULE = dict(optimizer="adam", lr=1e-3, beta1=0.95, beta2=0.9995, lr_decay="exponential",
+                      decay_rate=0.999995, decay_every=1, warmup_steps=0, ema_decay=0.9995, grad_clip=None,
+                      batch_size=16)
+
 PRESETS = {
     "pixelcnnpp-cifar10": Preset(PixelCNNPP.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=5, hidden=160,
                                                        dropout=0.5, weight_norm=True),
                                  "PixelCNN++ paper, CIFAR-10: 5 blocks per stage, 160 maps, dropout 0.5 "
-                                 "(2.92 bits/dim); its Adam / decay / Polyak recipe as the training defaults"),
+                                 "(2.92 bits/dim); its Adam / decay / Polyak recipe as the training defaults",
+                                 schedule=PAPER_SCHEDULE),
     "tiny-pixelcnnpp": Preset(PixelCNNPP.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=1, hidden=8),
                               "36 thousand parameters, for tests and smoke runs"),
 }

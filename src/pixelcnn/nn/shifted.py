@@ -162,3 +162,109 @@ class GatedResNet(nn.Module):
             inner = inner + self.cond(h)
         value, gate = inner.chunk(2, dim=1)
         return x + value * torch.sigmoid(gate)
+
+
+# ------------------------------------------------------------------ cached twins, for generation
+# Ramachandran et al. [3]: each layer keeps its output map, and a generation step computes only
+# the positions that the newly finished pixel makes computable. The u stream (rows above) is
+# computed a whole row at a time, the ul stream one position at a time; a layer at a stride-2
+# resolution runs on every 2nd (4th) row / position, and a transposed convolution writes its
+# fine outputs when its coarse input is computed.
+#
+# [3] P. Ramachandran, T. L. Paine, P. Khorrami et al. Fast Generation for Convolutional
+#     Autoregressive Models. ICLR 2017 workshop. arXiv:1704.06001.
+
+
+class PaddedMap:
+    """A feature map [B, F, H, W] kept inside zeros: one row above, one column each side.
+
+    ``padded`` [B, F, H + 1, W + 2] is what the shifted convolutions read (none pads more);
+    ``view`` [B, F, H, W] is the map itself, for writing.
+    """
+
+    def __init__(self, batch: int, channels: int, height: int, width: int, *, like: torch.Tensor):
+        self.height, self.width = height, width
+        self.padded = like.new_zeros(batch, channels, height + 1, width + 2)
+        self.view = self.padded[:, :, 1:, 1: width + 1]
+
+    def at(self, row: int, start: int, stop: int) -> torch.Tensor:
+        """The map at (row, start .. stop - 1): [B, F, 1, stop - start]."""
+        return self.view[:, :, row: row + 1, start: stop]
+
+
+class ShiftedConvWindow:
+    """A ``DownShiftedConv2d`` / ``DownRightShiftedConv2d`` at positions of one output row.
+
+    ``self(source, row, start, stop)`` -> the outputs at (row, start .. stop - 1) on the layer's own
+    grid (stride 2: the coarse one) [B, out, 1, stop - start], read from the window of
+    ``source.padded`` that the convolution reads there. The weights are copied when it is built
+    (weight norm resolved), for one sampling run.
+    """
+
+    def __init__(self, layer: DownShiftedConv2d | DownRightShiftedConv2d):
+        self.weight, self.bias = layer.conv.weight.detach(), layer.conv.bias.detach()
+        (self.k_h, self.k_w), self.stride, self.left = layer.kernel_size, layer.stride, layer.padding[0]
+
+    def __call__(self, source: PaddedMap, row: int, start: int, stop: int, pre=None) -> torch.Tensor:
+        s = self.stride
+        # Input rows s*row - k_h + 1 .. s*row and columns s*c - left .. s*c - left + k_w - 1; +1 in padded.
+        window = source.padded[:, :, s * row + 2 - self.k_h: s * row + 2,
+                               s * start + 1 - self.left: s * (stop - 1) + 1 - self.left + self.k_w]
+        if pre is not None:
+            window = pre(window)                 # concat_elu: zeros stay zeros, as the padding of the full map
+        return F.conv2d(window, self.weight, self.bias, stride=s)
+
+    def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
+        target.view[:, :, row: row + 1, start: stop] = self(source, row, start, stop)
+
+
+class ConvTransposeWindow:
+    """A ``DownShiftedConvTranspose2d`` / ``DownRightShiftedConvTranspose2d`` run on coarse positions.
+
+    ``run(source, (), target, row, start, stop)``: coarse (row, start .. stop - 1) are computed; write
+    what they give the fine map, rows 2 row .. 2 row + 1 (cropped as the layer crops). Run on whole
+    coarse rows for the 2 x 3 kernel (neighbouring coarse columns add up on the fine grid), on single
+    positions for the 2 x 2 one (each fine position has one coarse source).
+    """
+
+    def __init__(self, layer: DownShiftedConvTranspose2d | DownRightShiftedConvTranspose2d):
+        self.weight, self.bias = layer.conv.weight.detach(), layer.conv.bias.detach()
+        self.crop = 1 if isinstance(layer, DownShiftedConvTranspose2d) else 0      # columns cropped on the left
+
+    def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
+        out = F.conv_transpose2d(source.at(row, start, stop), self.weight, self.bias, stride=2)  # [B, F, 2, 2n + kw - 2]
+        rows = min(2, target.height - 2 * row)
+        first = 2 * start - self.crop                                       # fine column of out[..., 0]
+        low, high = max(0, -first), min(out.shape[-1], target.width - first)
+        target.view[:, :, 2 * row: 2 * row + rows, first + low: first + high] = out[:, :, :rows, low:high]
+
+
+class GatedResNetCache:
+    """A ``GatedResNet`` (in eval mode: no dropout) at positions of one row, for cached generation.
+
+    ``run(source, aux, target, row, start, stop)`` computes the block's output at (row, start ..
+    stop - 1) from its input map ``source`` and the auxiliary maps ``aux`` (concatenated), writing it
+    into ``target``. The block's inner map (concat_elu of the first convolution), which its second
+    convolution reads around each position, is kept here.
+    """
+
+    def __init__(self, block: GatedResNet, h: torch.Tensor | None, *, batch: int, height: int, width: int,
+                 like: torch.Tensor):
+        self.conv_in, self.conv_out = ShiftedConvWindow(block.conv_in), ShiftedConvWindow(block.conv_out)
+        self.aux = None if block.aux is None else (block.aux.weight.detach(), block.aux.bias.detach())
+        self.inner = PaddedMap(batch, 2 * block.conv_in.conv.out_channels, height, width, like=like)
+        self.cond = None if h is None or block.cond is None else block.cond(h)   # [B, 2F, 1, 1] or [B, 2F, H, W]
+        self.vector_cond = h is not None and h.dim() == 2
+
+    def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
+        inner = self.conv_in(source, row, start, stop, pre=concat_elu)      # [B, F, 1, n]
+        if self.aux is not None:
+            aux_in = torch.cat([m.at(row, start, stop) for m in aux], dim=1) if len(aux) > 1 else aux[0].at(
+                row, start, stop)                                           # [B, A, 1, n]
+            inner = inner + F.conv2d(concat_elu(aux_in), *self.aux)
+        self.inner.view[:, :, row: row + 1, start: stop] = concat_elu(inner)
+        out = self.conv_out(self.inner, row, start, stop)                   # [B, 2F, 1, n]
+        if self.cond is not None:
+            out = out + (self.cond if self.vector_cond else self.cond[:, :, row: row + 1, start: stop])
+        value, gate = out.chunk(2, dim=1)
+        target.view[:, :, row: row + 1, start: stop] = source.at(row, start, stop) + value * torch.sigmoid(gate)
