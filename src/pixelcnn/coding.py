@@ -165,8 +165,13 @@ def _resolve_step(model, method: str) -> str:
 def model_hash(model) -> bytes:
     """8 bytes identifying the model: sha256 of its name and config (JSON) and every state-dict tensor."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"model": model.name, "config": model.config.to_dict()}, sort_keys=True,
-                             default=list).encode())
+    config = model.config.to_dict()
+    # Fields added with the mixture head are left out at their defaults: the models of version 0.1
+    # keep their hash, so the files compressed with them still decode.
+    for name, default in (("head", "auto"), ("n_mixtures", 10)):
+        if config.get(name) == default:
+            del config[name]
+    digest.update(json.dumps({"model": model.name, "config": config}, sort_keys=True, default=list).encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
