@@ -72,6 +72,10 @@ def test_masses_are_the_logistic_mass_of_each_bin(levels):
     assert torch.allclose(head.probabilities(params), expected, rtol=1e-9, atol=1e-15)
     log_prob = every_value_log_prob(head, params).movedim(0, 2)                       # [B, C, L, H, W]
     assert torch.allclose(log_prob.exp(), expected, rtol=1e-9, atol=1e-15)
+    # The CDF that sampling inverts has these masses as its differences.
+    cdf = head.cdf(params.movedim(2, -1))                                            # [B, C, H, W, L]
+    masses = torch.diff(cdf, dim=-1, prepend=torch.zeros_like(cdf[..., :1])).movedim(-1, 2)
+    assert torch.allclose(masses, expected, rtol=0, atol=1e-14)
     # The end bins hold their tails: a component far below the grid puts its mass on value 0.
     far = params.clone()
     far[:, :, 4:8], far[:, :, 8:12] = -30.0, -3.0                  # means -30, scales 0.05

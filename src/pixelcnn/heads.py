@@ -49,14 +49,13 @@ def _uniform(shape, like: torch.Tensor, generator: torch.Generator | None) -> to
     return u.to(like.device)
 
 
-def _invert_cdf(probs: torch.Tensor, levels: int, generator: torch.Generator | None) -> torch.Tensor:
-    """probs [..., L] (float64, summing to about 1) -> int64 [...]: the value whose CDF bin holds one uniform.
+def _invert_cdf(cdf: torch.Tensor, levels: int, generator: torch.Generator | None) -> torch.Tensor:
+    """cdf [..., L] (float64, non-decreasing, last entry about 1) -> int64 [...]: the value whose bin holds a uniform.
 
     One uniform per value (not Gumbel noise per level) keeps the draw stable:
     probabilities equal up to rounding give the same sample, so the cached and
     the naive sampler, whose floats differ in the last bits, draw the same images.
     """
-    cdf = probs.cumsum(-1)
     u = _uniform(cdf.shape[:-1], cdf, generator).unsqueeze(-1) * cdf[..., -1:]
     return (cdf < u).sum(-1).clamp_(max=levels - 1)
 
@@ -93,7 +92,7 @@ class CategoricalHead:
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """logits [..., L] -> int64 samples [...], by inverting the CDF with one uniform each."""
-        return _invert_cdf(F.softmax(logits.double() / temperature, dim=-1), self.levels, generator)
+        return _invert_cdf(F.softmax(logits.double() / temperature, dim=-1).cumsum(-1), self.levels, generator)
 
 
 class BernoulliHead:
@@ -152,6 +151,20 @@ def _upper_edge(values: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.
     return (2 * values + 1).to(dtype) / (levels - 1) - 1.0
 
 
+def _clamped(means: torch.Tensor, log_scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(means, 1 / scales) of the components, in the ranges every use of them shares."""
+    return means.clamp(-MEAN_LIMIT, MEAN_LIMIT), torch.exp(-log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+
+
+def _log_weights(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """The mixture's log weights: log softmax over ``dim``, floored at the lowest float.
+
+    Logits further apart than the float range (3.4e38 in float32) give a weight of exactly 0, whose
+    log is -inf; the floor keeps every value a caller sees finite (the weight stays 0 to float precision).
+    """
+    return F.log_softmax(logits, dim=dim).clamp_min(torch.finfo(logits.dtype).min)
+
+
 def discretized_logistic_log_mass(values: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
                                   levels: int) -> torch.Tensor:
     """log P(value) under one discretized logistic per entry (shapes broadcast): the logistic's mass of the bin.
@@ -169,8 +182,7 @@ def discretized_logistic_log_mass(values: torch.Tensor, means: torch.Tensor, log
     lowest, log(1 - sigmoid(b)) = -softplus(b) for the highest.
     """
     dtype = means.dtype
-    means = means.clamp(-MEAN_LIMIT, MEAN_LIMIT)
-    inv_scales = torch.exp(-log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+    means, inv_scales = _clamped(means, log_scales)
     upper = (_upper_edge(values, levels, dtype) - means) * inv_scales          # a
     lower = (_upper_edge(values - 1, levels, dtype) - means) * inv_scales      # b, a's value for v - 1
     # a - b is the bin's width in units of the scale, 2 / (levels - 1) / scale. Far out in a tail
@@ -218,28 +230,40 @@ class LogisticMixtureHead:
         """params [B, C, 3K, H, W], x [B, C, H, W] int -> log p per pixel-channel [B, C, H, W]."""
         logits, means, log_scales = self._split(_at_least_float32(params), 2)     # [B, C, K, H, W] each
         log_mass = discretized_logistic_log_mass(x.long().unsqueeze(2), means, log_scales, self.levels)
-        return torch.logsumexp(F.log_softmax(logits, dim=2) + log_mass, dim=2)
+        return torch.logsumexp(_log_weights(logits, 2) + log_mass, dim=2)
 
-    def _log_probabilities(self, params: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    def _log_probabilities(self, params: torch.Tensor) -> torch.Tensor:
         """params [..., 3K] -> log p(value) [..., L] for every value."""
         logits, means, log_scales = self._split(params, -1)                          # [..., K] each
         values = torch.arange(self.levels, device=params.device)                     # [L]
-        log_mass = discretized_logistic_log_mass(values, means.unsqueeze(-1),
-                                                 log_scales.unsqueeze(-1) + math.log(temperature),
+        log_mass = discretized_logistic_log_mass(values, means.unsqueeze(-1), log_scales.unsqueeze(-1),
                                                  self.levels)                        # [..., K, L]
-        log_weights = F.log_softmax(logits / temperature, dim=-1).unsqueeze(-1)      # [..., K, 1]
-        return torch.logsumexp(log_weights + log_mass, dim=-2)
+        return torch.logsumexp(_log_weights(logits, -1).unsqueeze(-1) + log_mass, dim=-2)
 
     def probabilities(self, params: torch.Tensor, dim: int = 2) -> torch.Tensor:
         """params with the 3K parameters along ``dim`` -> p(value) along ``dim`` (levels entries), float64."""
         probs = self._log_probabilities(params.double().movedim(dim, -1)).exp()
         return probs.movedim(-1, dim)
 
+    def cdf(self, params: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """params [..., 3K] -> P(x <= value) [..., L] (the last entry 1), float64, at ``temperature``.
+
+        The mixture's CDF at each bin's upper edge, sum_k w_k sigmoid((edge - mean_k) / scale_k):
+        a few torch calls where the masses take a few dozen, which counts in sampling, one
+        pixel-channel at a time. Its differences are ``probabilities`` (at temperature 1).
+        """
+        logits, means, log_scales = self._split(params.double(), -1)                  # [..., K] each
+        weights = F.softmax(logits / temperature, dim=-1).unsqueeze(-2)                # [..., 1, K]
+        means, inv_scales = _clamped(means, log_scales + math.log(temperature))
+        edges = _upper_edge(torch.arange(self.levels - 1, device=params.device), self.levels, means.dtype)
+        below = torch.sigmoid((edges - means.unsqueeze(-1)) * inv_scales.unsqueeze(-1))   # [..., K, L-1]
+        cdf = (weights @ below).squeeze(-2)                                            # [..., L-1]
+        return torch.cat([cdf, cdf.new_ones(cdf.shape[:-1] + (1,))], dim=-1)
+
     def sample(self, params: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """params [..., 3K] -> int64 samples [...] on the grid 0..levels-1, by inverting the exact discrete CDF."""
-        probs = self._log_probabilities(params.double(), temperature).exp()
-        return _invert_cdf(probs, self.levels, generator)
+        return _invert_cdf(self.cdf(params, temperature), self.levels, generator)
 
 
 def couple_channels(raw: torch.Tensor, x_scaled: torch.Tensor, levels: int) -> torch.Tensor:
@@ -277,7 +301,7 @@ def couple_channels(raw: torch.Tensor, x_scaled: torch.Tensor, levels: int) -> t
     coefficients = torch.tanh(raw[:, 1 + 2 * channels:])                            # [B, C(C-1)/2, K, *S]
     x = x_scaled.to(raw.dtype).unsqueeze(2)                                         # [B, C, 1, *S]
     values = ((x_scaled.double() + 1) * ((levels - 1) / 2)).round().long().unsqueeze(2)   # [B, C, 1, *S]
-    log_weights = F.log_softmax(logits, dim=1)                                      # log pi_k
+    log_weights = _log_weights(logits, 1)                                           # log pi_k
     channel_logits, channel_means, pair = [], [], 0
     for c in range(channels):
         mean = means[:, c]

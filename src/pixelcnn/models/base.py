@@ -45,8 +45,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer or None, got {value}")
         check_head(self.head, int(self.levels), self.n_mixtures)
         if self.head != "logistic_mixture" and self.n_mixtures != ModelConfig.n_mixtures:
-            raise ValueError(f"n_mixtures is an option of the logistic_mixture head; head={self.head!r} "
-                             f"takes none (got n_mixtures={self.n_mixtures})")
+            raise ValueError(f"n_mixtures must be left at {ModelConfig.n_mixtures} unless head='logistic_mixture' "
+                             f"(got n_mixtures={self.n_mixtures} with head={self.head!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
