@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import all_images, tiny
+from conftest import all_images, causal_allowed, dependency_map, tiny
 from pixelcnn import cli
 from pixelcnn.heads import LogisticMixtureHead
 from test_cli import TINY, run
@@ -32,6 +32,18 @@ def test_probabilities_of_all_images_sum_to_one(name, shape):
             log_p = model.log_prob(images, torch.full((len(images),), label))
             assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-9)
             assert log_p.max() - log_p.min() > 3                          # far from uniform
+
+
+@pytest.mark.parametrize("name", ["pixelcnn", "gated_pixelcnn"])
+def test_each_channels_mixture_reads_only_earlier_pixel_channels(name):
+    # The colour masks split the 3 * 3K outputs into the channels' groups: R's mixture reads nothing of
+    # its pixel, G's reads R, B's reads R and G. The Gated PixelCNN sees all of them (no blind spot).
+    model = tiny(name, image_shape=(3, 3, 3), levels=4, hidden=6, n_layers=3, kernel_size=3, **MIXTURE)
+    seen = dependency_map(model)
+    allowed = causal_allowed(model.image_shape)
+    assert not (seen & ~allowed).any()
+    if name == "gated_pixelcnn":
+        assert not (allowed & ~seen).any()
 
 
 @pytest.mark.parametrize("name, shape, options", [
