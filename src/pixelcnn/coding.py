@@ -24,8 +24,9 @@ full forward pass per pixel-channel; a single parallel pass would not do: its
 floats differ from the sequential ones in the last bits). The condition is
 read back from the stored bytes on both sides. Each conditional is turned
 into integers by ``quantize``: the head's float64 ``probabilities`` (softmax,
-sigmoid, or the mixture's bin masses) of its parameters, then ``1 + floor(p * (2^24 - L))`` for each of the
-L symbols (every symbol keeps mass >= 1, so any image can be coded) and the
+sigmoid, or the mixture's bin masses) of its parameters, then
+``1 + floor(p * (2^24 - L))`` for each of the L symbols (every symbol keeps
+mass >= 1, so any image can be coded) and the
 remainder to the most probable symbol, so the table sums to exactly 2^24.
 The table divided by 2^24 (exact in float64) is what ``constriction``'s
 ``Categorical(perfect=False)`` receives; its own fixed-point quantization of
