@@ -23,9 +23,10 @@ model's cached one-pixel-at-a-time step (or, with ``method="naive"``, one
 full forward pass per pixel-channel; a single parallel pass would not do: its
 floats differ from the sequential ones in the last bits). The condition is
 read back from the stored bytes on both sides. Each conditional is turned
-into integers by ``quantize``: float64 softmax (sigmoid for a Bernoulli head)
-of the head's parameters, then ``1 + floor(p * (2^24 - L))`` for each of the
-L symbols (every symbol keeps mass >= 1, so any image can be coded) and the
+into integers by ``quantize``: the head's float64 ``probabilities`` (softmax,
+sigmoid, or the mixture's bin masses) of its parameters, then
+``1 + floor(p * (2^24 - L))`` for each of the L symbols (every symbol keeps
+mass >= 1, so any image can be coded) and the
 remainder to the most probable symbol, so the table sums to exactly 2^24.
 The table divided by 2^24 (exact in float64) is what ``constriction``'s
 ``Categorical(perfect=False)`` receives; its own fixed-point quantization of
@@ -165,8 +166,13 @@ def _resolve_step(model, method: str) -> str:
 def model_hash(model) -> bytes:
     """8 bytes identifying the model: sha256 of its name and config (JSON) and every state-dict tensor."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"model": model.name, "config": model.config.to_dict()}, sort_keys=True,
-                             default=list).encode())
+    config = model.config.to_dict()
+    # Fields added with the mixture head are left out at their defaults: the models of version 0.1
+    # keep their hash, so the files compressed with them still decode.
+    for name, default in (("head", "auto"), ("n_mixtures", 10)):
+        if config.get(name) == default:
+            del config[name]
+    digest.update(json.dumps({"model": model.name, "config": config}, sort_keys=True, default=list).encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
@@ -471,7 +477,7 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
     """Code the images x [B, C, H, W] (integers 0..levels-1) losslessly with ``model``: the file's bytes.
 
     Args:
-        model: a likelihood model with a categorical or Bernoulli head; the same
+        model: a likelihood model (any head: categorical, Bernoulli, logistic mixture); the same
             model (same weights, config, dtype and platform) decodes the file.
         x: the images; the file costs about -log2 p(x | cond) bits plus a small
             header (see the module docstring).

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..heads import HEADS
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, output_path,
                      pick_images, positive, resolve_device)
 
@@ -17,6 +18,12 @@ from .common import (UsageError, add_command, add_data_flags, add_device_flag, d
 # image_shape and levels, --class-conditional gives num_classes, and vector
 # conditions (cond_dim) need data that carries vectors.
 MODEL_FIELDS_FROM_DATA = ("image_shape", "levels", "num_classes", "cond_dim")
+
+# The output distribution's fields: the baselines have none (their configs refuse other values).
+HEAD_FIELDS = ("head", "n_mixtures")
+
+# Model config fields whose flag takes one of a few names.
+MODEL_CHOICES = {"head": HEADS}
 
 DEMO_PRESET = "gated-demo"      # the demo's class-conditional Gated PixelCNN, 4 layers x 32, 5x5
 
@@ -105,12 +112,14 @@ def model_option_help() -> dict:
 
     Models that agree on a field's meaning and default share one phrase; where they differ,
     the help names each group: "gated layers (default 15) for gated_pixelcnn; LSTM layers ..."."""
+    from ..models import registry
+
     meanings: dict[str, dict[str, list[str]]] = {}
     fields = {}
     for name, model_class in _model_classes().items():
         comments = field_comments(model_class.config_class)
         for f in dataclasses.fields(model_class.config_class):
-            if f.name in MODEL_FIELDS_FROM_DATA:
+            if f.name in MODEL_FIELDS_FROM_DATA or (f.name in HEAD_FIELDS and name in registry.BASELINES):
                 continue
             fields.setdefault(f.name, f)
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -160,7 +169,7 @@ def add_parsers(sub) -> None:
         "model options (fields of the model's config; each names the models that have it, with their defaults; "
         "a preset's values replace the defaults)")
     for f, help_text in model_option_help().values():
-        _add_field_flag(group, f, help_text)
+        _add_field_flag(group, f, help_text, MODEL_CHOICES.get(f.name))
     train.set_defaults(handler=cmd_train)
 
     evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",

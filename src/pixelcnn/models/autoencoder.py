@@ -109,7 +109,7 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
             image_shape=self.image_shape, levels=self.levels, cond_dim=config.bottleneck,
             spatial_cond=config.spatial_cond, spatial_channels=config.spatial_channels,
             n_layers=config.n_layers, hidden=config.hidden, kernel_size=config.kernel_size,
-            input_kernel_size=config.input_kernel_size,
+            input_kernel_size=config.input_kernel_size, head=config.head, n_mixtures=config.n_mixtures,
         ))
 
     def build_condition_encoder(self, config):

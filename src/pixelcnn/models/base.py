@@ -16,7 +16,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from ..heads import make_head
+from ..heads import check_head, make_head
 from ..nn.conditioning import ConditionEncoder
 
 
@@ -30,6 +30,8 @@ class ModelConfig:
     cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
     spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)
     spatial_channels: int = 32          # channels of that map
+    head: str = "auto"                  # output distribution: auto (bernoulli for 2 levels, else categorical), categorical, bernoulli or logistic_mixture (PixelCNN++)
+    n_mixtures: int = 10                # components per channel of the logistic_mixture head
 
     def __post_init__(self):
         self.image_shape = tuple(int(s) for s in self.image_shape)
@@ -41,6 +43,10 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer or None, got {value}")
+        check_head(self.head, int(self.levels), self.n_mixtures)
+        if self.head != "logistic_mixture" and self.n_mixtures != ModelConfig.n_mixtures:
+            raise ValueError(f"n_mixtures must be left at {ModelConfig.n_mixtures} unless head='logistic_mixture' "
+                             f"(got n_mixtures={self.n_mixtures} with head={self.head!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,7 +88,7 @@ class AutoregressiveModel(nn.Module):
         self.image_shape = tuple(config.image_shape)
         self.levels = int(config.levels)
         channels = self.image_shape[0]
-        self.head = make_head(channels, self.levels)
+        self.head = make_head(channels, self.levels, config.head, n_mixtures=config.n_mixtures)
         self.condition = self.build_condition_encoder(config)
 
     def build_condition_encoder(self, config: ModelConfig) -> ConditionEncoder:
@@ -117,9 +123,10 @@ class AutoregressiveModel(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The output distribution's parameters for every pixel-channel.
 
-        Returns logits [B, C, levels, H, W] (categorical) or [B, C, 1, H, W]
-        (Bernoulli); entry (c, i, j) is computed from the pixel-channels before
-        (c, i, j) only.
+        Returns logits [B, C, levels, H, W] (categorical), [B, C, 1, H, W]
+        (Bernoulli) or [B, C, 3K, H, W] (logistic mixture: K logits, means and
+        log scales per channel; ``heads.LogisticMixtureHead``); entry (c, i, j)
+        is computed from the pixel-channels before (c, i, j) only.
         """
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])

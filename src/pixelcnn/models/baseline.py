@@ -42,6 +42,8 @@ class MSEAutoEncoderConfig(ModelConfig):
         super().__post_init__()
         if self.num_classes is not None or self.cond_dim is not None or self.spatial_cond:
             raise ValueError("mse_ae takes no condition; num_classes and cond_dim must be None, spatial_cond False")
+        if (self.head, self.n_mixtures) != (ModelConfig.head, ModelConfig.n_mixtures):
+            raise ValueError("mse_ae has no output distribution; head and n_mixtures must keep their defaults")
         for name in ("bottleneck", "encoder_channels", "decoder_channels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
