@@ -74,6 +74,8 @@ CONFIGS = {
     # A public implementation's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
     "gated-5x32-plain-adam": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
                               dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
+    # PixelCNN++ (Salimans et al., 2017), small enough for a CPU, on the same schedule as the others.
+    "pixelcnnpp-photo": (*preset_options("pixelcnnpp-photo"), False, {}),
     # A check that the script runs, in seconds: one gated layer of 8 maps.
     "tiny-gated": ("gated_pixelcnn", dict(n_layers=1, hidden=8, kernel_size=3), None, {}),
 }

@@ -55,7 +55,9 @@ def dependency_map(model, cond=None, trials: int = 2, seed: int = 0) -> torch.Te
         x = (0.1 + 0.9 * torch.rand(1, channels, height, width, generator=generator, dtype=dtype)).repeat(n, 1, 1, 1)
         x.requires_grad_(True)
         h = model.encode_condition(None if cond is None else cond.expand(n, *cond.shape[1:]))
-        params = model.head.params(model.network(x, h))                     # [n, C, P, H, W]
+        out = model.network(x, h)
+        # PixelCNN++'s mixture couples a pixel's channels after the network, reading x itself.
+        params = model.head_params(out, x) if hasattr(model, "head_params") else model.head.params(out)  # [n, C, P, H, W]
         weights = torch.rand(params.shape, generator=generator, dtype=dtype) + 0.5
         select = torch.zeros(n, channels, 1, height, width, dtype=dtype)
         select.view(n, -1)[torch.arange(n), torch.arange(n)] = 1             # copy k reads output k

@@ -60,8 +60,8 @@ def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condi
                     flat = i * 3 + j
                     partial[:, c:, flat] = torch.randint(0, 7, (2, 3 - c))
                     partial[:, :, flat + 1:] = torch.randint(0, 7, (2, 3, 8 - flat))
-                    logits = model(partial.view(2, 3, 3, 3), cond)[:, c, :, i, j]      # [2, 7]
-                    total += torch.log_softmax(logits, -1).gather(1, x[:, c, i, j, None]).squeeze(1)
+                    params = model(partial.view(2, 3, 3, 3), cond)[:, c:c + 1, :, i:i + 1, j:j + 1]  # [2, 1, P, 1, 1]
+                    total += model.head.log_prob(params, x[:, c:c + 1, i:i + 1, j:j + 1]).flatten()
         assert torch.allclose(model.log_prob(x, cond), total, atol=1e-10)
 
 

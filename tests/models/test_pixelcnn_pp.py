@@ -31,19 +31,27 @@ def _other_pixels(image_shape) -> torch.Tensor:
 def test_any_image_size_works(shape):
     model = tiny("pixelcnn_pp", image_shape=shape, levels=5, hidden=4, n_layers=1)
     x = torch.randint(0, 5, (2, *shape))
-    assert model(x).shape == (2, shape[0], 5, *shape[1:])
+    assert model(x).shape == (2, shape[0], model.head.params_per_channel, *shape[1:])
     assert torch.isfinite(model.log_prob(x)).all()
 
 
 @pytest.mark.parametrize("condition", ["none", "class", "spatial"])
 @pytest.mark.parametrize("shape", [(1, 6, 5), (3, 4, 4)])
-def test_every_earlier_pixel_is_seen(shape, condition):
-    # Two blocks per stage and three resolutions reach the whole of these images: no blind spot.
+def test_every_earlier_pixel_channel_is_seen(shape, condition):
+    # Two blocks per stage and three resolutions reach the whole of these images: no blind spot; the
+    # mixture's coupling gives G the pixel's R, and B its R and G.
     model = tiny("pixelcnn_pp", image_shape=shape, levels=4, hidden=4, n_layers=2, **CONDITIONS[condition])
     seen = dependency_map(model, make_cond(model, 1))
     assert not (seen & ~causal_allowed(shape)).any()
-    missing = _other_pixels(shape) & ~seen
+    missing = causal_allowed(shape) & ~seen
     assert not missing.any(), f"blind spot at {missing.nonzero()[:5].tolist()}"
+
+
+def test_without_the_mixture_a_pixels_channels_are_independent():
+    # A categorical head has no coupling: each channel sees every earlier pixel, none of its own pixel.
+    model = tiny("pixelcnn_pp", image_shape=(3, 3, 3), levels=4, hidden=4, n_layers=1, head="categorical")
+    seen = dependency_map(model)
+    assert torch.equal(seen, _other_pixels((3, 3, 3)))
 
 
 def test_the_causality_test_catches_a_missing_shift(monkeypatch):
@@ -120,7 +128,7 @@ def test_the_paper_preset():
     assert count(model) == PRESET_PARAMETERS["pixelcnnpp-cifar10"]
 
 
-PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53767296, "tiny-pixelcnnpp": 36345}
+PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53659080, "tiny-pixelcnnpp": 36606}
 
 
 def test_tiny_preset_count():
@@ -146,3 +154,18 @@ def test_the_step_test_catches_a_cache_that_skips_the_upsampling(monkeypatch):
     model = tiny("pixelcnn_pp", image_shape=(1, 4, 4), levels=4, hidden=4, n_layers=1).eval()
     with pytest.raises(AssertionError):
         _check_every_step(model, torch.zeros(1, 1, 4, 4, dtype=torch.long), 0, None, rtol=0, atol=1e-9)
+
+
+def test_train_takes_the_presets_schedule_unless_a_flag_says_otherwise():
+    from pixelcnn.cli import build_parser
+    from pixelcnn.cli.train import train_config_from_args
+
+    parser = build_parser()
+    given = ["train", "--preset", "pixelcnnpp-cifar10", "--data", "cifar10", "--epochs", "1", "--lr", "2e-3"]
+    config, _ = train_config_from_args(parser.parse_args(given))
+    paper = (config.optimizer, config.beta1, config.beta2, config.lr_decay, config.decay_rate, config.decay_every,
+             config.ema_decay, config.grad_clip, config.batch_size)
+    assert paper == ("adam", 0.95, 0.9995, "exponential", 0.999995, 1, 0.9995, None, 16)
+    assert config.lr == 2e-3                                                # the flag wins over the preset
+    other, _ = train_config_from_args(parser.parse_args(["train", "--preset", "gated-cifar10", "--epochs", "1"]))
+    assert (other.beta1, other.lr_decay) == (0.9, "none")                   # presets without a schedule: defaults

@@ -56,6 +56,7 @@ from torch import nn
 from ..nn.shifted import (ConvTransposeWindow, DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
                           DownShiftedConv2d, DownShiftedConvTranspose2d, GatedResNet, GatedResNetCache, PaddedMap,
                           ShiftedConvWindow, down_shift, right_shift)
+from ..heads import LogisticMixtureHead, couple_channels
 from .base import AutoregressiveModel, ModelConfig, Preset
 
 STAGES = 3                                  # resolutions: H, H/2, H/4 ([1] Figure 2)
@@ -67,6 +68,7 @@ class PixelCNNPPConfig(ModelConfig):
     hidden: int = 160                       # F: maps of both streams at every resolution (nr_filters)
     dropout: float = 0.0                    # in every block; the paper's CIFAR-10 model: 0.5 (its preset)
     weight_norm: bool = False               # weight-normalize every convolution ([2]); the paper does
+    head: str = "logistic_mixture"          # the paper's discretized logistic mixture (channels coupled, [1] §2.2)
 
     def __post_init__(self):
         super().__post_init__()
@@ -232,12 +234,27 @@ class PixelCNNPP(AutoregressiveModel):
             self.output = nn.utils.parametrizations.weight_norm(self.output)
 
     @property
+    def coupled(self) -> bool:
+        """Whether the head is the logistic mixture, whose K components a pixel's channels share ([1] §2.2)."""
+        return isinstance(self.head, LogisticMixtureHead)
+
+    @property
     def network_channels(self) -> int:
-        """Maps of the network's output: the head's parameters."""
+        """Maps of the network's output: the joint mixture's K (1 + 2C + C(C-1)/2), else the head's parameters."""
+        channels = self.image_shape[0]
+        if self.coupled:
+            return self.config.n_mixtures * (1 + 2 * channels + channels * (channels - 1) // 2)
         return self.head.out_channels
 
     def head_params(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The network's output [B, P, H, W] (and the scaled image [B, C, H, W]) -> head parameters [B, C, P', H, W]."""
+        """The network's output [B, P, H, W] and the scaled image [B, C, H, W] -> head parameters [B, C, P', H, W].
+
+        The network's output at (i, j) sees no channel of pixel (i, j); with the mixture head,
+        ``couple_channels`` brings in the pixel's earlier channels (G's means linear in R, B's in R
+        and G), making each channel's exact conditional. Other heads: channels independent.
+        """
+        if self.coupled:
+            return couple_channels(raw, x, self.levels)
         return self.head.params(raw)
 
     def _params(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
@@ -291,10 +308,13 @@ PAPER_SCHEDULE = dict(optimizer="adam", lr=1e-3, beta1=0.95, beta2=0.9995, lr_de
 
 PRESETS = {
     "pixelcnnpp-cifar10": Preset(PixelCNNPP.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=5, hidden=160,
-                                                       dropout=0.5, weight_norm=True),
+                                                       dropout=0.5, weight_norm=True, n_mixtures=10),
                                  "PixelCNN++ paper, CIFAR-10: 5 blocks per stage, 160 maps, dropout 0.5 "
                                  "(2.92 bits/dim); its Adam / decay / Polyak recipe as the training defaults",
                                  schedule=PAPER_SCHEDULE),
+    "pixelcnnpp-photo": Preset(PixelCNNPP.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=1, hidden=32),
+                               "ours: a small PixelCNN++ (1 block per stage, 32 maps, 10 mixtures) that trains on "
+                               "photo-patches on a CPU (benchmarks/train_curves.py)"),
     "tiny-pixelcnnpp": Preset(PixelCNNPP.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=1, hidden=8),
-                              "36 thousand parameters, for tests and smoke runs"),
+                              "37 thousand parameters, for tests and smoke runs"),
 }
