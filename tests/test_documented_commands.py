@@ -39,6 +39,7 @@ MODEL_SIZE = {                                       # what each documented mode
     "gated-cifar10": ["--n-layers", "2", "--hidden", "8"],
     "pixelcnn_ae": ["--n-layers", "1", "--hidden", "4", "--encoder-channels", "4"],
     "mse_ae": ["--encoder-channels", "4", "--decoder-channels", "4"],
+    "pixelcnnpp-photo": ["--n-layers", "1", "--hidden", "4", "--n-mixtures", "2"],
 }
 
 

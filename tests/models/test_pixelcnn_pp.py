@@ -128,11 +128,12 @@ def test_the_paper_preset():
     assert count(model) == PRESET_PARAMETERS["pixelcnnpp-cifar10"]
 
 
-PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53659080, "tiny-pixelcnnpp": 36606}
+PRESET_PARAMETERS = {"pixelcnnpp-cifar10": 53659080, "tiny-pixelcnnpp": 9422, "pixelcnnpp-photo": 576356}
 
 
-def test_tiny_preset_count():
-    assert count(pixelcnn.build("tiny-pixelcnnpp")) == PRESET_PARAMETERS["tiny-pixelcnnpp"]
+@pytest.mark.parametrize("name", ["tiny-pixelcnnpp", "pixelcnnpp-photo"])
+def test_small_preset_counts(name):
+    assert count(pixelcnn.build(name)) == PRESET_PARAMETERS[name]
 
 
 @pytest.mark.parametrize("shape, start_row", [((1, 7, 6), 3), ((3, 2, 9), 1)])

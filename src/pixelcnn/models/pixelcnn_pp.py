@@ -315,6 +315,6 @@ PRESETS = {
     "pixelcnnpp-photo": Preset(PixelCNNPP.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=1, hidden=32),
                                "ours: a small PixelCNN++ (1 block per stage, 32 maps, 10 mixtures) that trains on "
                                "photo-patches on a CPU (benchmarks/train_curves.py)"),
-    "tiny-pixelcnnpp": Preset(PixelCNNPP.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=1, hidden=8),
-                              "37 thousand parameters, for tests and smoke runs"),
+    "tiny-pixelcnnpp": Preset(PixelCNNPP.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=1, hidden=4),
+                              "9 thousand parameters, for tests and smoke runs"),
 }
