@@ -20,6 +20,7 @@ FAMILIES = {
     "row_lstm": "tiny-rowlstm",
     "diagonal_bilstm": "tiny-diagbilstm",
     "multiscale_pixelrnn": "tiny-multiscale",
+    "pixelcnn_pp": "tiny-pixelcnnpp",
 }
 # (C, H, W), levels: binary images (a Bernoulli head) and 8-bit colour images (a 256-way softmax).
 IMAGES = {"binary": ((1, 6, 6), 2), "colour": ((3, 4, 4), 256)}
