@@ -53,10 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..heads import LogisticMixtureHead, couple_channels
 from ..nn.shifted import (ConvTransposeWindow, DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
                           DownShiftedConv2d, DownShiftedConvTranspose2d, GatedResNet, GatedResNetCache, PaddedMap,
                           ShiftedConvWindow, down_shift, right_shift)
-from ..heads import LogisticMixtureHead, couple_channels
 from .base import AutoregressiveModel, ModelConfig, Preset
 
 STAGES = 3                                  # resolutions: H, H/2, H/4 ([1] Figure 2)
