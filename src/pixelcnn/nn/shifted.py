@@ -119,7 +119,8 @@ class DownShiftedConvTranspose2d(nn.Module):
 
 
 class DownRightShiftedConvTranspose2d(nn.Module):
-    """Stride-2 transposed 2 x 2 kernel: coarse [B, in, h, w] -> fine [B, out, H, W]; fine (r, c) = coarse (r//2, c//2)."""
+    """Stride-2 transposed 2 x 2 kernel: coarse [B, in, h, w] -> fine [B, out, H, W]; fine (r, c) = coarse (r//2, c//2).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, *, weight_norm: bool = False):
         super().__init__()
@@ -232,7 +233,7 @@ class ConvTransposeWindow:
         self.crop = 1 if isinstance(layer, DownShiftedConvTranspose2d) else 0      # columns cropped on the left
 
     def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
-        out = F.conv_transpose2d(source.at(row, start, stop), self.weight, self.bias, stride=2)  # [B, F, 2, 2n + kw - 2]
+        out = F.conv_transpose2d(source.at(row, start, stop), self.weight, self.bias, stride=2)  # [B, F, 2, 2n+kw-2]
         rows = min(2, target.height - 2 * row)
         first = 2 * start - self.crop                                       # fine column of out[..., 0]
         low, high = max(0, -first), min(out.shape[-1], target.width - first)
