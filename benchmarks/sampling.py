@@ -41,7 +41,7 @@ CONFIGS = {
     "tiny-gated": ("tiny-gated", {}),                                # 8x8 binary: checks the script in seconds
     "tiny-pixelcnnpp": ("tiny-pixelcnnpp", {}),                      # 8x8 binary PixelCNN++: checks its cache
 }
-DEFAULT = [name for name in CONFIGS if not name.startswith("tiny")]
+DEFAULT = [name for name in CONFIGS if not name.startswith(("tiny", "pixelcnnpp"))]   # PixelCNN++: --only
 
 
 def _sync(device):
@@ -74,11 +74,9 @@ def bench(name: str, batch: int, naive_rows: int, naive_full_limit_s: float, dev
 
     # Naive: every step is one full forward pass of the batch and a draw, whatever pixel it draws,
     # so the time of the last rows ([B, C, rows, W] pixel-channels) extrapolates linearly.
-    # --naive-rows 0: C * H * W forward passes (the draws not counted), for models too slow to sample a row.
     rows = min(H, naive_rows)
-    if rows:
-        rows_s = _timed(lambda: model.complete(x, known_rows=H - rows, generator=generator, method="naive"), device)
-    naive_s = rows_s * H / rows if rows else forward_s * C * H * W
+    rows_s = _timed(lambda: model.complete(x, known_rows=H - rows, generator=generator, method="naive"), device)
+    naive_s = rows_s * H / rows
     extrapolated = rows < H
     if extrapolated and naive_s < naive_full_limit_s:
         naive_s = _timed(lambda: model.sample(batch, generator=generator, method="naive"), device)
@@ -105,8 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
                         help=f"configurations (default: {' '.join(DEFAULT)}; tiny-gated checks the script)")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64], help="batch sizes (default: 1 16 64)")
-    parser.add_argument("--naive-rows", type=int, default=1,
-                        help="rows of naive sampling timed to extrapolate (0: C*H*W forward passes' time)")
+    parser.add_argument("--naive-rows", type=int, default=1, help="rows of naive sampling timed to extrapolate")
     parser.add_argument("--naive-full-limit", type=float, default=30.0,
                         help="run naive sampling fully when it would take less than this many seconds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
