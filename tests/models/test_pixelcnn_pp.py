@@ -170,3 +170,13 @@ def test_train_takes_the_presets_schedule_unless_a_flag_says_otherwise():
     assert config.lr == 2e-3                                                # the flag wins over the preset
     other, _ = train_config_from_args(parser.parse_args(["train", "--preset", "gated-cifar10", "--epochs", "1"]))
     assert (other.beta1, other.lr_decay) == (0.9, "none")                   # presets without a schedule: defaults
+
+
+def test_save_and_load_keep_a_weight_normalized_conditional_model(tmp_path):
+    model = pixelcnn.build("pixelcnn_pp", image_shape=(3, 6, 6), levels=16, n_layers=1, hidden=4, weight_norm=True,
+                           num_classes=3).eval()
+    x, labels = torch.randint(0, 16, (2, 3, 6, 6)), torch.tensor([0, 2])
+    pixelcnn.save(model, tmp_path / "model")
+    loaded = pixelcnn.load(tmp_path / "model").eval()
+    assert (loaded.config.head, loaded.config.weight_norm) == ("logistic_mixture", True)
+    assert torch.equal(loaded.log_prob(x, labels), model.log_prob(x, labels))
