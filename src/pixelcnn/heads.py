@@ -310,7 +310,8 @@ def couple_channels(raw: torch.Tensor, x_scaled: torch.Tensor, levels: int) -> t
             pair += 1
         channel_logits.append(log_weights)
         channel_means.append(mean)
-        log_weights = log_weights + discretized_logistic_log_mass(values[:, c], mean, log_scales[:, c], levels)
+        if c + 1 < channels:                      # the posterior of k given channels 0..c, for channel c + 1
+            log_weights = log_weights + discretized_logistic_log_mass(values[:, c], mean, log_scales[:, c], levels)
     return torch.cat([torch.stack(channel_logits, 1), torch.stack(channel_means, 1), log_scales], dim=2)
 
 

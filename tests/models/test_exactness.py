@@ -83,8 +83,9 @@ def test_samples_follow_the_model_distribution(name):
     assert chi2 < 37.7, f"chi-square {chi2:.1f} over 15 degrees of freedom (p < 0.001)"
 
 
-def test_samples_follow_a_categorical_colour_model():
-    model = tiny("gated_pixelcnn", image_shape=(3, 1, 1), levels=3, hidden=6, n_layers=2)
+@pytest.mark.parametrize("head", ["categorical", "logistic_mixture"])
+def test_samples_follow_a_colour_model(head):
+    model = tiny("gated_pixelcnn", image_shape=(3, 1, 1), levels=3, hidden=6, n_layers=2, head=head)
     with torch.no_grad():
         for param in model.parameters():
             param.mul_(3)
