@@ -88,6 +88,19 @@ class MaskedConv2d(nn.Module):
                 f"mask_type={self.mask_type}")
 
 
+def _group_rows(conv: MaskedConv2d) -> tuple[list[slice], list[torch.Tensor]]:
+    """Each colour group's units within one block of outputs, and its output rows in every block.
+
+    A convolution with ``group_repeats`` r has r blocks of outputs (e.g. a gated layer's tanh and
+    sigmoid halves), each split into the colour groups; group g's rows of all blocks, in block
+    order, feed one matrix product per step."""
+    block = conv.out_channels // conv.group_repeats
+    slices = group_slices(block, conv.color_channels)
+    index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
+             for units in slices]
+    return slices, index
+
+
 class PointConv:
     """A ``MaskedConv2d`` at one position, for the output units of one colour group per call.
 
@@ -102,12 +115,7 @@ class PointConv:
     def __init__(self, conv: MaskedConv2d):
         self.rows = conv.center[0] + 1
         weight = (conv.weight * conv.mask).detach()[:, :, : self.rows]            # [out, in, rows, k_w]
-        out_channels = weight.shape[0]
-        block = out_channels // conv.group_repeats
-        self.slices = group_slices(block, conv.color_channels)
-        # Per group: its rows in every block (e.g. the tanh and sigmoid halves), together for one matmul.
-        self.index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
-                      for units in self.slices]
+        self.slices, self.index = _group_rows(conv)
         flat = weight.flatten(1)                                                   # [out, in * rows * k_w]
         self.weight = [flat[rows].contiguous() for rows in self.index]
         self.weight_t = [weight.t() for weight in self.weight]                   # [in * rows * k_w, n_g], for addmm
@@ -127,14 +135,14 @@ class RowSplitConv:
     for a whole row at once [B, W, out] (channels last), from the input
     padded as ``forward`` pads it [B, in, H + top, W + left + right];
     ``weight_t[g]`` [(left + 1) * in, n_g]: the second part for colour group
-    g's outputs, to multiply with the window of row i's taps j - left .. j,
-    channels last ([B, left + 1, in] flattened). The masked weights are copied
-    when it is built (for one sampling run, with the weights fixed).
+    g's outputs (its rows ``index[g]``, in every block when the convolution
+    has ``group_repeats`` blocks), to multiply with the window of row i's
+    taps j - left .. j, channels last ([B, left + 1, in] flattened). The
+    masked weights are copied when it is built (for one sampling run, with
+    the weights fixed).
     """
 
     def __init__(self, conv: MaskedConv2d):
-        if conv.group_repeats != 1:
-            raise ValueError("RowSplitConv serves convolutions with one block of outputs (group_repeats=1)")
         self.top, self.left = conv.center
         weight = (conv.weight * conv.mask).detach()                                # [out, in, k_h, k_w]
         self.above_weight = weight[:, :, : self.top].contiguous()                  # [out, in, top, k_w]
@@ -142,8 +150,8 @@ class RowSplitConv:
         self.out_channels = weight.shape[0]
         # The centre row's taps up to the centre (those right of it are masked), tap-major like the window.
         centre = weight[:, :, self.top, : self.left + 1].permute(0, 2, 1).flatten(1)  # [out, (left + 1) * in]
-        self.slices = group_slices(self.out_channels, conv.color_channels)
-        self.weight_t = [centre[units].t() for units in self.slices]
+        self.slices, self.index = _group_rows(conv)
+        self.weight_t = [centre[rows].t() for rows in self.index]
 
     def above(self, padded: torch.Tensor, row: int) -> torch.Tensor:
         """The rows above ``row``'s part of the outputs of image row ``row``: [B, W, out]."""
