@@ -121,6 +121,10 @@ class PointConv:
         self.weight_t = [weight.t() for weight in self.weight]                   # [in * rows * k_w, n_g], for addmm
         self.bias = [flat.new_zeros(len(rows)) if conv.bias is None else conv.bias.detach()[rows].contiguous()
                      for rows in self.index]
+        # The bias as one more input row, for an input with a constant one appended: then the
+        # product alone (mm) or with a residual as its addend (addmm) gives the output, bias included.
+        self.weight_bias_t = [torch.cat([weight, bias[:, None]], dim=1).t()      # [in * rows * k_w + 1, n_g]
+                              for weight, bias in zip(self.weight, self.bias)]
 
     def __call__(self, window: torch.Tensor, group: int) -> torch.Tensor:
         return torch.addmm(self.bias[group], window, self.weight_t[group])
@@ -215,18 +219,20 @@ class PointOutputLayers:
     groups <= g -> group g's head parameters [B, P_g]. The hidden units of the
     groups before g, computed by earlier calls at this pixel, are kept. Each
     call is four torch calls into preallocated buffers (ReLU, one matrix
-    product with the bias, ReLU, one matrix product): at sampling time the
-    cost of a step is the number of calls, not their arithmetic.
+    product, ReLU, one matrix product; the biases ride in the products as
+    constant-one inputs): at sampling time the cost of a step is the number
+    of calls, not their arithmetic.
     """
 
     def __init__(self, output: OutputLayers, *, batch: int, like: torch.Tensor):
         self.hidden, self.out = PointConv(output.hidden), PointConv(output.out)
-        self.hidden_units = like.new_zeros(batch, output.hidden.out_channels)    # [B, hidden], filled by group
-        self.features = like.new_zeros(batch, output.hidden.in_channels)         # ReLU of the input features
-        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]
+        # The ReLU of the input features and the hidden units, each with a constant one appended.
+        self.features = torch.cat([like.new_zeros(batch, output.hidden.in_channels), like.new_ones(batch, 1)], 1)
+        self.features_relu = self.features[:, :-1]                                # [B, in]
+        self.hidden_units = torch.cat([like.new_zeros(batch, output.hidden.out_channels), like.new_ones(batch, 1)], 1)
+        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]   # filled by group
 
     def __call__(self, features: torch.Tensor, group: int) -> torch.Tensor:
-        torch.clamp(features, min=0, out=self.features)
-        units = self.hidden_views[group]
-        torch.addmm(self.hidden.bias[group], self.features, self.hidden.weight_t[group], out=units).relu_()
-        return torch.addmm(self.out.bias[group], self.hidden_units, self.out.weight_t[group])
+        torch.clamp(features, min=0, out=self.features_relu)
+        torch.mm(self.features, self.hidden.weight_bias_t[group], out=self.hidden_views[group]).relu_()
+        return torch.mm(self.hidden_units, self.out.weight_bias_t[group])

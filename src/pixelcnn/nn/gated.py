@@ -161,9 +161,7 @@ class GatedLayerCache:
             # The gated units with a constant one appended: the residual's bias rides in its matrix product.
             self.gated = torch.cat([like.new_zeros(batch, channels), like.new_ones(batch, 1)], dim=1)
             gated_rows = [self.gated[:, :channels]] * width
-        if residual:
-            out = PointConv(layer.horizontal_out)
-            out_weight = [torch.cat([out.weight[g], out.bias[g][:, None]], dim=1).t() for g in range(len(units))]
+        out_weight = PointConv(layer.horizontal_out).weight_bias_t if residual else None
         # The first layer writes the skips with the bias of every layer's skip at once, the others add to them.
         self.skip_bias = [bias if after is None else bias + after.skip_bias[g] for g, bias in enumerate(skip.bias)]
         pre = [like.new_zeros(batch, offsets[g + 1] - offsets[g]) for g in range(len(units))]   # [B, 2 n_g]
