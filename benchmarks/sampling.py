@@ -62,38 +62,48 @@ def _timed(fn, device) -> float:
 
 
 @torch.no_grad()
-def bench(name: str, batch: int, naive_rows: int, naive_full_limit_s: float, device: torch.device) -> dict:
-    """Forward, naive and fast sampling times (seconds of ``clock``) of one configuration at one batch size."""
+def bench(name: str, batch: int, naive_rows: int, naive_full_limit_s: float, device: torch.device,
+          repeats: int = 1) -> dict:
+    """Forward, naive and fast sampling times (seconds of ``clock``) of one configuration at one batch size.
+
+    ``repeats`` > 1: the forward pass and fast sampling are each the least of that many runs (the
+    forward pass of three times as many), the least disturbed by other jobs; 1: the median of three
+    forward passes and one fast run."""
     model_name, overrides = CONFIGS[name]
     model = pixelcnn.build(model_name, **overrides).to(device).eval()
     C, H, W = model.image_shape
     x = torch.zeros(batch, C, H, W, dtype=torch.long, device=device)
     model(x)                                                              # warm-up
-    forward_s = statistics.median(_timed(lambda: model(x), device) for _ in range(3))
+    forward_runs = [_timed(lambda: model(x), device) for _ in range(3 * repeats)]
+    forward_s = statistics.median(forward_runs) if repeats == 1 else min(forward_runs)
     generator = torch.Generator(device).manual_seed(0)
 
     # Naive: every step is one full forward pass of the batch and a draw, whatever pixel it draws,
     # so the time of the last rows ([B, C, rows, W] pixel-channels) extrapolates linearly.
-    rows = min(H, naive_rows)
-    rows_s = _timed(lambda: model.complete(x, known_rows=H - rows, generator=generator, method="naive"), device)
-    naive_s = rows_s * H / rows
-    extrapolated = rows < H
-    if extrapolated and naive_s < naive_full_limit_s:
-        naive_s = _timed(lambda: model.sample(batch, generator=generator, method="naive"), device)
-        extrapolated = False
+    naive_s, extrapolated = None, False
+    if naive_rows > 0:
+        rows = min(H, naive_rows)
+        rows_s = _timed(lambda: model.complete(x, known_rows=H - rows, generator=generator, method="naive"), device)
+        naive_s = rows_s * H / rows
+        extrapolated = rows < H
+        if extrapolated and naive_s < naive_full_limit_s:
+            naive_s = _timed(lambda: model.sample(batch, generator=generator, method="naive"), device)
+            extrapolated = False
 
     try:
-        fast_s = _timed(lambda: model.sample(batch, generator=generator, method="fast"), device)
+        fast_s = min(_timed(lambda: model.sample(batch, generator=generator, method="fast"), device)
+                     for _ in range(repeats))
     except ValueError:                                                    # no cached sampler for this model
         fast_s = None
     return {
         "config": name, "clock": "cpu" if clock is time.process_time else "wall",
         "model": model.name, "image_shape": list(model.image_shape), "levels": model.levels,
         "parameters": sum(p.numel() for p in model.parameters()), "batch": batch, "device": str(device),
-        "forward_s": round(forward_s, 4), "naive_s_per_image": round(naive_s / batch, 3),
+        "repeats": repeats,
+        "forward_s": round(forward_s, 4), "naive_s_per_image": None if naive_s is None else round(naive_s / batch, 3),
         "naive_extrapolated": extrapolated,
         "fast_s_per_image": None if fast_s is None else round(fast_s / batch, 4),
-        "naive_over_fast": None if fast_s is None else round(naive_s / fast_s, 1),
+        "naive_over_fast": None if fast_s is None or naive_s is None else round(naive_s / fast_s, 1),
         "fast_over_forward": None if fast_s is None else round(fast_s / forward_s, 2),
     }
 
@@ -103,9 +113,14 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
                         help=f"configurations (default: {' '.join(DEFAULT)}; tiny-gated checks the script)")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64], help="batch sizes (default: 1 16 64)")
-    parser.add_argument("--naive-rows", type=int, default=1, help="rows of naive sampling timed to extrapolate")
+    parser.add_argument("--naive-rows", type=int, default=1,
+                        help="rows of naive sampling timed to extrapolate (0: no naive sampling, only fast "
+                             "against one forward pass)")
     parser.add_argument("--naive-full-limit", type=float, default=30.0,
                         help="run naive sampling fully when it would take less than this many seconds")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time the forward pass and fast sampling this many times and keep the least "
+                             "(steadier on a shared machine; default 1: the median of 3 forward passes, one fast run)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -130,9 +145,10 @@ def main(argv=None) -> int:
     print(f"seconds of {args.clock} time\n" + header + "\n" + "-" * len(header), flush=True)
     runs = [(name, batch) for name in names for batch in args.batches]
     for name, batch in tqdm(runs, desc="sampling", unit="run"):
-        row = bench(name, batch, args.naive_rows, args.naive_full_limit, device)
+        row = bench(name, batch, args.naive_rows, args.naive_full_limit, device, args.repeats)
         rows.append(row)
-        naive = f"{row['naive_s_per_image']:.2f}{'*' if row['naive_extrapolated'] else ' '}"
+        naive = ("- " if row["naive_s_per_image"] is None
+                 else f"{row['naive_s_per_image']:.2f}{'*' if row['naive_extrapolated'] else ' '}")
         fast = "-" if row["fast_s_per_image"] is None else f"{row['fast_s_per_image']:.3f}"
         ratio = "-" if row["naive_over_fast"] is None else f"{row['naive_over_fast']:.0f}x"
         floor = "-" if row["fast_over_forward"] is None else f"{row['fast_over_forward']:.2f}"

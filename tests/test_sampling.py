@@ -94,3 +94,14 @@ def test_callback_sees_every_pixel_in_order():
         seen = []
         model.sample(1, method=method, callback=lambda row, col, x: seen.append((row, col)))
         assert seen == [(r, c) for r in range(3) for c in range(2)]
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_gated_cache_with_one_or_two_layers_in_rgb(n_layers):
+    """The first layer writes the skips and, with no residual, its gated units straight into the next
+    layer's input row; a single layer is first and last at once (its stacks' outputs are not read)."""
+    model = tiny("gated_pixelcnn", image_shape=(3, 3, 4), levels=4, hidden=6, n_layers=n_layers, kernel_size=3,
+                 **CONDITIONS["spatial"])
+    x = torch.randint(0, 4, (2, 3, 3, 4))
+    for start_row in (0, 1):
+        _check_every_step(model, x.clone(), start_row, make_cond(model, 2), rtol=0, atol=1e-9)

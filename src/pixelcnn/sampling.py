@@ -90,24 +90,27 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
     leaves row ``row`` (in raster order: the row is complete).
 
     A step is a few dozen small torch calls, so what surrounds them counts:
-    the loop runs under ``torch.inference_mode`` and scales each drawn value
-    with ``model.scale_input`` in the dtype it looked up once.
+    the loop runs under ``torch.inference_mode``, scales each drawn value by
+    looking it up in ``model.scale_input`` of every level (computed once, so
+    the same numbers as scaling it) and writes it into x through views
+    prepared once.
     """
     order = model.generation_order(start_row)
     choose = choose or _draw_from_head(model, temperature, generator)
     scaled_x = model.scale_input(x)
-    dtype = scaled_x.dtype
+    scaled_levels = model.scale_input(torch.arange(model.levels, device=x.device), scaled_x.dtype)   # [levels]
     cache = model.fast_cache(scaled_x, h, start_row)
     step, write_value, channels = cache.step, cache.write_value, range(model.image_shape[0])
-    images = [x[:, channel] for channel in channels]                        # [B, H, W] views
+    pixels = [[x[:, channel, row, col] for channel in channels] for row, col in order]      # [B] views of x
     bar = progress_bar(len(order), progress, f"sampling {model.name} (fast)")
     rows = [row for row, _ in order] + [None]
     for index, (row, col) in enumerate(order):
+        pixel = pixels[index]
         for channel in channels:
             params = step(row, col, channel)                                # [B, P]
             value = choose(params, row, col, channel)                       # [B]
-            images[channel][:, row, col] = value
-            write_value(row, col, channel, model.scale_input(value, dtype))
+            pixel[channel].copy_(value)
+            write_value(row, col, channel, torch.index_select(scaled_levels, 0, value))
         bar.update(1)
         if callback is not None:
             callback(row, col, x)

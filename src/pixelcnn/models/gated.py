@@ -62,7 +62,8 @@ class GatedPixelCNNConfig(ModelConfig):
 class GatedPixelCNNCache:
     """Cached generation state of a ``GatedPixelCNN`` (the protocol of ``sampling.cached_generate``).
 
-    One ``GatedLayerCache`` per layer. Step (row, col, group g) runs group g's
+    One ``GatedLayerCache`` per layer, each writing into the next one's
+    inputs and into the summed skips. Step (row, col, group g) runs group g's
     units at one pixel through every layer's horizontal stack and the output
     layers; ``finish_row`` runs every vertical stack on the completed row. The
     known rows above ``start_row`` go through ``finish_row`` only: no later
@@ -70,42 +71,37 @@ class GatedPixelCNNCache:
     """
 
     def __init__(self, model: GatedPixelCNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
-        batch, _, height, width = x.shape
-        n_layers = len(model.layers)
-        self.layers = [GatedLayerCache(layer, h, batch=batch, height=height, width=width, like=x,
-                                       last=index == n_layers - 1) for index, layer in enumerate(model.layers)]
-        self.feeds = list(zip(self.layers, self.layers[1:] + [None]))        # (layer, the layer it feeds or None)
-        self.output = PointOutputLayers(model.output, batch=batch, like=x)
-        self.skip_slices = self.layers[0].skip_out.slices
+        batch, channels, height, width = x.shape
         self.skips = x.new_zeros(batch, model.output.hidden.in_channels)  # this pixel's summed skips, by group
+        after = None
+        self.layers = []
+        for layer in reversed(model.layers):                                # each layer needs the one it feeds
+            after = GatedLayerCache(layer, h, batch=batch, height=height, width=width, like=x, after=after,
+                                    skips=self.skips)
+            self.layers.insert(0, after)
+        self.output = PointOutputLayers(model.output, batch=batch, like=x)
         image = self.layers[0]
-        image.vertical_input[:, :, :start_row] = x[:, :, :start_row]
-        image.horizontal_input[:, :, :start_row] = x[:, :, :start_row]
+        # The image's current row [B, W + k//2, C]: one view per (column, channel) for the drawn values.
+        self.values = [[image.row_input[:, col + image.half, channel] for channel in range(channels)]
+                       for col in range(width)]
         for row in range(start_row):
+            image.row_input[:, image.half:] = x[:, :, row].transpose(1, 2)
             self.finish_row(row)
 
     def finish_row(self, row: int) -> None:
         """Row ``row`` of the image is complete: every layer's vertical stack on it, feeding the next layer's."""
-        for layer, after in self.feeds:
-            vertical = layer.finish_row(row)                                # [B, p, W] or None (last layer)
-            if after is not None:
-                after.vertical_input[:, :, row] = vertical
+        for layer in self.layers:
+            layer.finish_row(row)
 
     def step(self, row: int, col: int, group: int) -> torch.Tensor:
         """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
-        skip = 0.0
-        for layer, after in self.feeds:
-            horizontal, layer_skip = layer.step(row, col, group)            # [B, n_g] or None, [B, s_g]
-            skip = skip + layer_skip
-            if after is not None:
-                after.horizontal_input[:, layer.units[group], row, col] = horizontal
-        self.skips[:, self.skip_slices[group]] = skip
+        for layer in self.layers:
+            layer.step(col, group)
         return self.output(self.skips, group)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
-        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters both stacks of the first layer."""
-        self.layers[0].vertical_input[:, channel, row, col] = value
-        self.layers[0].horizontal_input[:, channel, row, col] = value
+        """The drawn (scaled) value [B] of ``channel`` at (row, col) enters the first layer's input row."""
+        self.values[col][channel].copy_(value)
 
 
 class GatedPixelCNN(AutoregressiveModel):

@@ -95,8 +95,8 @@ class PixelCNNCache:
     row i in one convolution when row i - 1 is finished (``finish_row``);
     a step adds the current row's taps, one matrix product. So a block costs
     a step six torch calls (ReLU, 1x1, ReLU, the row taps, ReLU, 1x1 plus the
-    residual, the expansion's bias folded in as a constant-one input), every
-    one writing into a buffer view prepared once per (column, group).
+    residual; the 1x1s' biases folded in as constant-one inputs), every one
+    writing into a buffer view prepared once per (column, group).
 
     Buffers: the image and each block's k x k convolution input as maps
     padded as the convolutions pad them, with only the rows they read (those
@@ -132,17 +132,19 @@ class PixelCNNCache:
 
         # The current row of every convolution's input, channels last, left-padded: [B, W + k//2, ch].
         self.image_row = x.new_zeros(batch, width + self.input_half, channels)
+        self.values = [[self.image_row[:, col + self.input_half, channel] for channel in range(channels)]
+                       for col in range(width)]                                        # [B] views, for write_value
         self.block_row = [x.new_zeros(batch, width + half, inner_width) for half in self.block_half]
         # What the rows above give each output of the current row, bias and condition included: [B, W, out].
         self.input_above = x.new_zeros(batch, width, stream_width)
         self.block_above = [x.new_zeros(batch, width, inner_width) for _ in self.blocks]
         stream = [x.new_zeros(batch, stream_width) for _ in range(len(self.blocks) + 1)]
         self.stream_out = stream[-1]
-        relu_stream = [x.new_zeros(batch, stream_width) for _ in self.blocks]
-        # The inner units with a constant one appended: the expansion's bias rides in its matrix product.
+        # The ReLU of the stream and the inner units, each with a constant one appended: the reduction's
+        # and the expansion's biases ride in their matrix products (``PointConv.weight_bias_t``).
+        relu_stream = [torch.cat([x.new_zeros(batch, stream_width), x.new_ones(batch, 1)], dim=1)
+                       for _ in self.blocks]
         inner = [torch.cat([x.new_zeros(batch, inner_width), x.new_ones(batch, 1)], dim=1) for _ in self.blocks]
-        expand_weight = [[torch.cat([e.weight[g], e.bias[g][:, None]], dim=1).t() for g in range(channels)]
-                         for e in expand]                                               # [h + 1, n_g]
 
         # Per (column, group): every argument of every call of a step, views prepared once.
         self.plan = []
@@ -153,11 +155,11 @@ class PixelCNNCache:
                 blocks = []
                 for k, half in enumerate(self.block_half):
                     blocks.append((
-                        stream[k], relu_stream[k],
-                        reduce[k].bias[g], reduce[k].weight_t[g], self.block_row[k][:, col + half, i_g],
+                        stream[k], relu_stream[k][:, :-1], relu_stream[k],
+                        reduce[k].weight_bias_t[g], self.block_row[k][:, col + half, i_g],
                         self.block_above[k][:, col, i_g], self.block_row[k][:, col: col + half + 1].flatten(1),
                         self.masked[k].weight_t[g], inner[k][:, i_g],
-                        stream[k][:, s_g], inner[k], expand_weight[k][g], stream[k + 1][:, s_g],
+                        stream[k][:, s_g], inner[k], expand[k].weight_bias_t[g], stream[k + 1][:, s_g],
                     ))
                 per_group.append((self.input_above[:, col, s_g],
                                   self.image_row[:, col: col + self.input_half + 1].flatten(1),
@@ -208,17 +210,17 @@ class PixelCNNCache:
         """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
         above, window, weight, stream_out, blocks = self.plan[col][group]
         torch.addmm(above, window, weight, out=stream_out)
-        for (stream, relu_stream, reduce_bias, reduce_weight, reduced, above, window, masked_weight, inner_g,
+        for (stream, relu_stream, relu_stream_one, reduce_weight, reduced, above, window, masked_weight, inner_g,
              stream_g, inner, expand_weight, stream_next_g) in blocks:
             torch.clamp(stream, min=0, out=relu_stream)
-            torch.addmm(reduce_bias, relu_stream, reduce_weight, out=reduced).relu_()     # [B, n_g], the k x k input
+            torch.mm(relu_stream_one, reduce_weight, out=reduced).relu_()                 # [B, n_g], the k x k input
             torch.addmm(above, window, masked_weight, out=inner_g).relu_()                # [B, n_g]
             torch.addmm(stream_g, inner, expand_weight, out=stream_next_g)                # the residual add
         return self.output(self.stream_out, group)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
         """The drawn (scaled) value [B] of ``channel`` at (row, col) enters the input layer's current row."""
-        self.image_row[:, col + self.input_half, channel] = value
+        self.values[col][channel].copy_(value)
 
 
 class PixelCNN(AutoregressiveModel):

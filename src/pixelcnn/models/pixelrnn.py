@@ -161,6 +161,8 @@ class PixelRNNCache:
         self.input_conv = RowSplitConv(conv)
         self.image = x_scaled.new_zeros(batch, channels, self.top + height, left + width + right)  # rows above
         self.image_row = x_scaled.new_zeros(batch, left + width, channels)  # this row, channels last
+        self.values = [[self.image_row[:, left + col, channel] for channel in range(channels)]
+                       for col in range(width)]                             # [B] views, for write_value
         self.input_above = x_scaled.new_zeros(batch, width, conv.out_channels)
         self.layers = [layer.cache(cond, context, batch=batch, height=height, width=width, like=x_scaled)
                        for layer in network.layers]
@@ -193,7 +195,7 @@ class PixelRNNCache:
         return self.output(self.skips, channel)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:
-        self.image_row[:, self.left + col, channel] = value
+        self.values[col][channel].copy_(value)
 
     def read_pixel(self, row: int, col: int, values: torch.Tensor) -> None:
         """A pixel whose scaled values [B, C] are given, not drawn: update the states, skip the output layers."""

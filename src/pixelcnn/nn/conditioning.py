@@ -98,19 +98,3 @@ class ConditionBias(nn.Module):
             return self.proj(h)                                             # [B, out, H, W]
         return self.proj(h)[:, :, None, None]                               # [B, out, 1, 1]
 
-
-# For cached generation: a layer's condition bias, split by colour group and read at one pixel.
-def bias_per_group(bias: torch.Tensor | None, index: list) -> list:
-    """A condition bias [B, out, H|1, W|1] -> per colour group its channels ``index[g]``: [B, n_g, H|1, W|1]."""
-    if bias is None:
-        return [None] * len(index)
-    return [bias[:, rows] for rows in index]
-
-
-def bias_at(bias: torch.Tensor | None, row: int, col: int):
-    """One group's condition bias at (row, col): [B, n_g]; 0.0 when there is none."""
-    if bias is None:
-        return 0.0
-    if bias.shape[-2] == 1 and bias.shape[-1] == 1:                     # a vector condition: the same everywhere
-        return bias[:, :, 0, 0]
-    return bias[:, :, row, col]

@@ -88,6 +88,19 @@ class MaskedConv2d(nn.Module):
                 f"mask_type={self.mask_type}")
 
 
+def _group_rows(conv: MaskedConv2d) -> tuple[list[slice], list[torch.Tensor]]:
+    """Each colour group's units within one block of outputs, and its output rows in every block.
+
+    A convolution with ``group_repeats`` r has r blocks of outputs (e.g. a gated layer's tanh and
+    sigmoid halves), each split into the colour groups; group g's rows of all blocks, in block
+    order, feed one matrix product per step."""
+    block = conv.out_channels // conv.group_repeats
+    slices = group_slices(block, conv.color_channels)
+    index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
+             for units in slices]
+    return slices, index
+
+
 class PointConv:
     """A ``MaskedConv2d`` at one position, for the output units of one colour group per call.
 
@@ -102,17 +115,16 @@ class PointConv:
     def __init__(self, conv: MaskedConv2d):
         self.rows = conv.center[0] + 1
         weight = (conv.weight * conv.mask).detach()[:, :, : self.rows]            # [out, in, rows, k_w]
-        out_channels = weight.shape[0]
-        block = out_channels // conv.group_repeats
-        self.slices = group_slices(block, conv.color_channels)
-        # Per group: its rows in every block (e.g. the tanh and sigmoid halves), together for one matmul.
-        self.index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
-                      for units in self.slices]
+        self.slices, self.index = _group_rows(conv)
         flat = weight.flatten(1)                                                   # [out, in * rows * k_w]
         self.weight = [flat[rows].contiguous() for rows in self.index]
         self.weight_t = [weight.t() for weight in self.weight]                   # [in * rows * k_w, n_g], for addmm
         self.bias = [flat.new_zeros(len(rows)) if conv.bias is None else conv.bias.detach()[rows].contiguous()
                      for rows in self.index]
+        # The bias as one more input row, for an input with a constant one appended: then the
+        # product alone (mm) or with a residual as its addend (addmm) gives the output, bias included.
+        self.weight_bias_t = [torch.cat([weight, bias[:, None]], dim=1).t()      # [in * rows * k_w + 1, n_g]
+                              for weight, bias in zip(self.weight, self.bias)]
 
     def __call__(self, window: torch.Tensor, group: int) -> torch.Tensor:
         return torch.addmm(self.bias[group], window, self.weight_t[group])
@@ -127,14 +139,14 @@ class RowSplitConv:
     for a whole row at once [B, W, out] (channels last), from the input
     padded as ``forward`` pads it [B, in, H + top, W + left + right];
     ``weight_t[g]`` [(left + 1) * in, n_g]: the second part for colour group
-    g's outputs, to multiply with the window of row i's taps j - left .. j,
-    channels last ([B, left + 1, in] flattened). The masked weights are copied
-    when it is built (for one sampling run, with the weights fixed).
+    g's outputs (its rows ``index[g]``, in every block when the convolution
+    has ``group_repeats`` blocks), to multiply with the window of row i's
+    taps j - left .. j, channels last ([B, left + 1, in] flattened). The
+    masked weights are copied when it is built (for one sampling run, with
+    the weights fixed).
     """
 
     def __init__(self, conv: MaskedConv2d):
-        if conv.group_repeats != 1:
-            raise ValueError("RowSplitConv serves convolutions with one block of outputs (group_repeats=1)")
         self.top, self.left = conv.center
         weight = (conv.weight * conv.mask).detach()                                # [out, in, k_h, k_w]
         self.above_weight = weight[:, :, : self.top].contiguous()                  # [out, in, top, k_w]
@@ -142,8 +154,8 @@ class RowSplitConv:
         self.out_channels = weight.shape[0]
         # The centre row's taps up to the centre (those right of it are masked), tap-major like the window.
         centre = weight[:, :, self.top, : self.left + 1].permute(0, 2, 1).flatten(1)  # [out, (left + 1) * in]
-        self.slices = group_slices(self.out_channels, conv.color_channels)
-        self.weight_t = [centre[units].t() for units in self.slices]
+        self.slices, self.index = _group_rows(conv)
+        self.weight_t = [centre[rows].t() for rows in self.index]
 
     def above(self, padded: torch.Tensor, row: int) -> torch.Tensor:
         """The rows above ``row``'s part of the outputs of image row ``row``: [B, W, out]."""
@@ -207,18 +219,20 @@ class PointOutputLayers:
     groups <= g -> group g's head parameters [B, P_g]. The hidden units of the
     groups before g, computed by earlier calls at this pixel, are kept. Each
     call is four torch calls into preallocated buffers (ReLU, one matrix
-    product with the bias, ReLU, one matrix product): at sampling time the
-    cost of a step is the number of calls, not their arithmetic.
+    product, ReLU, one matrix product; the biases ride in the products as
+    constant-one inputs): at sampling time the cost of a step is the number
+    of calls, not their arithmetic.
     """
 
     def __init__(self, output: OutputLayers, *, batch: int, like: torch.Tensor):
         self.hidden, self.out = PointConv(output.hidden), PointConv(output.out)
-        self.hidden_units = like.new_zeros(batch, output.hidden.out_channels)    # [B, hidden], filled by group
-        self.features = like.new_zeros(batch, output.hidden.in_channels)         # ReLU of the input features
-        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]
+        # The ReLU of the input features and the hidden units, each with a constant one appended.
+        self.features = torch.cat([like.new_zeros(batch, output.hidden.in_channels), like.new_ones(batch, 1)], 1)
+        self.features_relu = self.features[:, :-1]                                # [B, in]
+        self.hidden_units = torch.cat([like.new_zeros(batch, output.hidden.out_channels), like.new_ones(batch, 1)], 1)
+        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]   # filled by group
 
     def __call__(self, features: torch.Tensor, group: int) -> torch.Tensor:
-        torch.clamp(features, min=0, out=self.features)
-        units = self.hidden_views[group]
-        torch.addmm(self.hidden.bias[group], self.features, self.hidden.weight_t[group], out=units).relu_()
-        return torch.addmm(self.out.bias[group], self.hidden_units, self.out.weight_t[group])
+        torch.clamp(features, min=0, out=self.features_relu)
+        torch.mm(self.features, self.hidden.weight_bias_t[group], out=self.hidden_views[group]).relu_()
+        return torch.mm(self.hidden_units, self.out.weight_bias_t[group])

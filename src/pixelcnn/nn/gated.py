@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conditioning import ConditionBias, bias_at, bias_per_group
-from .conv import MaskedConv2d, PointConv, VerticalStackConv2d, shift_down
+from .conditioning import ConditionBias
+from .conv import MaskedConv2d, PointConv, RowSplitConv, VerticalStackConv2d, shift_down
 from .masks import group_slices
 
 
@@ -112,59 +112,118 @@ class GatedLayerCache:
     time once the row is complete (``finish_row``); through the 1x1 link it
     feeds the horizontal stack of the next row, the one-row shift of Figure 2.
 
-    The caller writes the layer's inputs in image coordinates into
-    ``vertical_input`` and ``horizontal_input`` [B, in, H, W], views of buffers
-    padded (with zeros) as the layer's convolutions pad:
-    [B, in, H + k//2, W + 2 (k//2)] and [B, in, H, W + k//2]. ``last``: the
-    stacks' outputs are not read (the last layer): only the skip is computed.
+    Buffers: ``vertical_padded`` [B, in, H + k//2, W + 2 (k//2)], the vertical
+    stack's input padded as its convolution pads it; ``row_input`` [B, W + k//2,
+    in], the current row of the horizontal stack's input, channels last and
+    left-padded, so that the window a step reads is a view. The caller writes
+    the first layer's inputs (the image) into ``row_input``; every layer writes
+    its outputs straight into the inputs of ``after``, the layer it feeds (None:
+    the last layer, whose stacks' outputs are not read), and adds its skip
+    output into ``skips`` [B, s] at the pixel's group.
+
+    A step is five or six torch calls into views prepared once per (column,
+    group): one matrix product for the horizontal convolution (its addend,
+    ``link`` [B, W, 2p], holds the vertical stack's part, the bias and the
+    condition for the whole row, computed by ``finish_row``), tanh, sigmoid,
+    their product, the skip's matrix product and the residual's (its bias
+    folded in as a constant-one input).
     """
 
     def __init__(self, layer: GatedLayer, h: torch.Tensor | None, *, batch: int, height: int, width: int,
-                 like: torch.Tensor, last: bool):
-        self.layer, self.last = layer, last
+                 like: torch.Tensor, after: GatedLayerCache | None, skips: torch.Tensor):
+        self.layer, self.after = layer, after
         self.half = half = layer.vertical_conv.half
-        in_channels = layer.vertical_conv.in_channels
+        self.height, self.width = height, width
+        in_channels, channels = layer.vertical_conv.in_channels, layer.skip_out.in_channels
         self.vertical_padded = like.new_zeros(batch, in_channels, height + half, width + 2 * half)
-        self.horizontal_padded = like.new_zeros(batch, in_channels, height, width + half)
-        self.vertical_input = self.vertical_padded[:, :, half:, half: half + width]      # [B, in, H, W] views
-        self.horizontal_input = self.horizontal_padded[:, :, :, half:]
-        self.horizontal_conv = PointConv(layer.horizontal_conv)     # per group: [B, in * (k//2+1)] -> [B, 2 n_g]
-        self.skip_out = PointConv(layer.skip_out)
-        self.horizontal_out = None if layer.first or last else PointConv(layer.horizontal_out)
-        self.gate_rows = self.horizontal_conv.index                 # per group: its tanh and sigmoid rows
-        self.units = group_slices(layer.skip_out.in_channels, layer.skip_out.color_channels)  # its gated units
+        self.row_input = like.new_zeros(batch, width + half, in_channels)
+        horizontal = RowSplitConv(layer.horizontal_conv)            # per group: [(k//2+1) * in, 2 n_g]
+        # The link's channels in group-major order (group g's tanh rows, then its sigmoid rows):
+        # group g's addend is then one contiguous slice of a row of the link.
+        self.gate_order = torch.cat(horizontal.index)
+        offsets = [0]
+        for rows in horizontal.index:
+            offsets.append(offsets[-1] + len(rows))
         conditioned = h is not None and layer.horizontal_cond is not None
-        self.horizontal_cond = bias_per_group(layer.horizontal_cond(h) if conditioned else None, self.gate_rows)
-        self.vertical_cond = layer.vertical_cond(h) if conditioned else None             # [B, 2p, H|1, W|1]
-        self.gated = like.new_zeros(batch, layer.skip_out.in_channels)                   # this pixel's, by group
-        # Above the first row the shifted vertical stack is zeros: only the link's bias reaches row 0.
-        bias = layer.vertical_to_horizontal.bias.detach()[None, :, None].expand(batch, -1, width)  # [B, 2p, W]
-        self.link = [bias[:, rows].contiguous() for rows in self.gate_rows]
+        cond = layer.horizontal_cond(h) if conditioned else None                            # [B, 2p, H|1, W|1]
+        bias = (layer.horizontal_conv.bias.detach() + layer.vertical_to_horizontal.bias.detach())[None, :, None, None]
+        self.link_bias = bias if cond is None else bias + cond                             # [B|1, 2p, H|1, W|1]
+        self.vertical_cond = layer.vertical_cond(h) if conditioned else None               # [B, 2p, H|1, W|1]
+        self.link = like.new_zeros(batch, width, len(self.gate_order))                     # [B, W, 2p]
+        self.set_link(None, 0)
 
-    def finish_row(self, row: int) -> torch.Tensor | None:
-        """Row ``row`` of the vertical input is complete: the vertical stack's output row [B, p, W] (None if last)."""
+        skip = PointConv(layer.skip_out)
+        units = group_slices(channels, layer.skip_out.color_channels)         # each group's gated units
+        residual = not (layer.first or after is None)
+        if layer.first and after is not None:
+            gated_rows = [after.row_input[:, col + after.half] for col in range(width)]       # [B, p] views
+        else:
+            # The gated units with a constant one appended: the residual's bias rides in its matrix product.
+            self.gated = torch.cat([like.new_zeros(batch, channels), like.new_ones(batch, 1)], dim=1)
+            gated_rows = [self.gated[:, :channels]] * width
+        out_weight = PointConv(layer.horizontal_out).weight_bias_t if residual else None
+        # The first layer writes the skips with the bias of every layer's skip at once, the others add to them.
+        self.skip_bias = [bias if after is None else bias + after.skip_bias[g] for g, bias in enumerate(skip.bias)]
+        pre = [like.new_zeros(batch, offsets[g + 1] - offsets[g]) for g in range(len(units))]   # [B, 2 n_g]
+        self.plan = []
+        for col in range(width):
+            per_group = []
+            for g, unit in enumerate(units):
+                n = unit.stop - unit.start
+                per_group.append((
+                    self.link[:, col, offsets[g]: offsets[g + 1]],
+                    self.row_input[:, col: col + half + 1].flatten(1), horizontal.weight_t[g], pre[g],
+                    pre[g][:, :n], pre[g][:, n:], gated_rows[col][:, unit], gated_rows[col],
+                    skips[:, skip.slices[g]], skip.weight_t[g], self.skip_bias[g] if layer.first else None,
+                    (self.row_input[:, col + half, unit], self.gated, out_weight[g],
+                     after.row_input[:, col + after.half, unit]) if residual else None,
+                ))
+            self.plan.append(per_group)
+
+    def set_link(self, vertical_pre: torch.Tensor | None, row: int) -> None:
+        """The horizontal stack's addend for row ``row``: the link from the vertical stack's
+        output of the row above (``vertical_pre`` [B, 2p, W], None above the first row), the
+        biases and the condition, channels last and group-major: [B, W, 2p]."""
+        bias = self.link_bias
+        bias = bias[:, :, 0] if bias.shape[-2] == 1 else bias[:, :, row]                   # [B|1, 2p, W|1]
+        link = bias if vertical_pre is None else F.conv1d(
+            vertical_pre, self.layer.vertical_to_horizontal.weight[:, :, 0]) + bias        # [B, 2p, W]
+        self.link.copy_(link[:, self.gate_order].transpose(1, 2))
+
+    def finish_row(self, row: int) -> None:
+        """Row ``row`` of the inputs is complete: the vertical stack on it, for the next row and layer."""
+        if row + 1 == self.height:            # nothing reads the vertical stack of the last row
+            return
+        if self.layer.first:                  # the image's row enters the vertical stack's input
+            self.vertical_padded[:, :, row + self.half, self.half: self.half + self.width] = \
+                self.row_input[:, self.half:].transpose(1, 2)
         window = self.vertical_padded[:, :, row: row + self.half + 1]           # [B, in, k//2 + 1, W + 2 half]
         conv = self.layer.vertical_conv
-        vertical_pre = F.conv2d(window, conv.weight, conv.bias)                 # [B, 2p, 1, W]
+        vertical_pre = F.conv2d(window, conv.weight, conv.bias)[:, :, 0]        # [B, 2p, W]
         # This row of the vertical stack feeds the horizontal stack of the next row (the shift).
-        link = self.layer.vertical_to_horizontal(vertical_pre)[:, :, 0]         # [B, 2p, W]
-        self.link = [link[:, rows].contiguous() for rows in self.gate_rows]
-        if self.last:
-            return None
+        self.set_link(vertical_pre, row + 1)
+        after = self.after
+        if after is None:
+            return
         cond = self.vertical_cond
         if cond is not None:
-            vertical_pre = vertical_pre + (cond if cond.shape[-2] == 1 else cond[:, :, row: row + 1])
-        return gated_activation(vertical_pre)[:, :, 0]
+            vertical_pre = vertical_pre + (cond[:, :, 0] if cond.shape[-2] == 1 else cond[:, :, row])
+        after.vertical_padded[:, :, row + after.half, after.half: after.half + self.width] = \
+            gated_activation(vertical_pre)
 
-    def step(self, row: int, col: int, group: int) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Group ``group``'s units at (row, col): (horizontal output [B, n_g], None if last; skip [B, s_g])."""
-        window = self.horizontal_padded[:, :, row, col: col + self.half + 1].flatten(1)   # [B, in * (k//2 + 1)]
-        pre = (self.horizontal_conv(window, group) + self.link[group][:, :, col]
-               + bias_at(self.horizontal_cond[group], row, col))                       # [B, 2 n_g]
-        gated = gated_activation(pre)                                                  # [B, n_g]
-        units = self.units[group]
-        self.gated[:, units] = gated
-        skip = self.skip_out(self.gated, group)
-        if self.last or self.layer.first:
-            return (None if self.last else gated), skip
-        return self.horizontal_input[:, units, row, col] + self.horizontal_out(self.gated, group), skip
+    def step(self, col: int, group: int) -> None:
+        """Group ``group``'s units at the current row's column ``col``: its outputs into the next
+        layer's input row, its skip into the skips."""
+        (link, window, weight, pre, value, gate, gated_g, gated, skip, skip_weight, skip_bias,
+         residual) = self.plan[col][group]
+        torch.addmm(link, window, weight, out=pre)                              # [B, 2 n_g]
+        value.tanh_()
+        gate.sigmoid_()
+        torch.mul(value, gate, out=gated_g)                                     # [B, n_g], the gated units
+        if skip_bias is None:
+            skip.addmm_(gated, skip_weight)                                     # [B, s_g]
+        else:
+            torch.addmm(skip_bias, gated, skip_weight, out=skip)
+        if residual is not None:
+            layer_input, gated_one, out_weight, out = residual
+            torch.addmm(layer_input, gated_one, out_weight, out=out)            # input + 1x1(gated) + bias

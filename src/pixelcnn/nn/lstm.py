@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conditioning import ConditionBias
-from .conv import MaskedConv2d, shift_down
+from .conv import MaskedConv2d, PointConv, shift_down
 from .masks import group_slices
 
 
@@ -298,12 +298,6 @@ def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor]:
             for units in group_slices(hidden, color_channels)]
 
 
-def _with_bias(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """[out, in] and its bias -> [in + 1, out], for inputs that end with a constant one."""
-    bias = weight.new_zeros(weight.shape[0]) if bias is None else bias
-    return torch.cat([weight, bias[:, None]], dim=1).t()
-
-
 def _cell_into(pre: torch.Tensor, c_prev: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor,
                scratch: torch.Tensor) -> None:
     """``lstm_cell`` written into c_out and h_out [B, n] from pre [B, 4n] ([o, f, i, g]); pre is overwritten."""
@@ -353,13 +347,10 @@ class _LSTMLayerCache:
         channels = layer.to_residual.out_channels
         self.input_slices = group_slices(channels, color_channels)
         self.inputs = like.new_zeros(batch, width + pad, channels)          # this row's inputs, left-padded
-        residual, skip = layer.to_residual, layer.to_skip
-        residual_weight = (residual.weight * residual.mask).detach().flatten(1)        # [2h, h]
-        skip_weight = (skip.weight * skip.mask).detach().flatten(1)                    # [s, h]
-        self.residual_weight = [_with_bias(residual_weight[rows], residual.bias.detach()[rows])
-                                for rows in self.input_slices]
-        self.skip_slices = group_slices(skip.out_channels, color_channels)
-        self.skip_weight = [_with_bias(skip_weight[rows], skip.bias.detach()[rows]) for rows in self.skip_slices]
+        # Per group [h + 1, n_g]: for the hidden units with a constant one appended, the bias included.
+        self.residual_weight = PointConv(layer.to_residual).weight_bias_t
+        self.skip_slices = group_slices(layer.to_skip.out_channels, color_channels)
+        self.skip_weight = PointConv(layer.to_skip).weight_bias_t
         self.pre = [like.new_zeros(batch, len(rows)) for rows in self.gates]          # per group [B, 4 n_g]
         self.scratch = [like.new_zeros(batch, units.stop - units.start) for units in self.units]
 
