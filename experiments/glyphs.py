@@ -52,7 +52,8 @@ def fonts_report() -> dict:
     return {"fonts": len(fonts), "families": len({f["family"] for f in fonts}),
             "held_out_fonts": [f["name"] for f in fonts if f["held_out"]],
             "held_out_families": sorted({f["family"] for f in fonts if f["held_out"]}),
-            "train_images": len(train), "test_images": len(test), "dropped": train.extra["dropped"]}
+            "train_images": len(train), "test_images": len(test),
+            "dropped": [{"file": Path(d["file"]).name, "reason": d["reason"]} for d in train.extra["dropped"]]}
 
 
 def main(argv=None) -> None:
@@ -94,11 +95,14 @@ def main(argv=None) -> None:
         if pixelcnn_command(command) != 0:
             raise SystemExit(f"pixelcnn {command[0]} failed")
     saved = read_identity(args.out)
+
+    def here(command: list[str]) -> str:              # as typed in the repository root
+        return "pixelcnn " + " ".join(command).replace(f"{REPO}/", "")
+
     report = {"machine": {**machine, "load_average_1_5_15_min_before": load_before,
                           "load_average_1_5_15_min_after": os.getloadavg()},
               "threads": args.threads, "fonts": fonts_report(), **saved,
-              "commands": {"run": "pixelcnn " + " ".join(identity),
-                           **{name: "pixelcnn " + " ".join(command) for name, command in pictures.items()}},
+              "commands": {"run": here(identity), **{name: here(command) for name, command in pictures.items()}},
               "total_minutes_this_call": (time.perf_counter() - started) / 60}
     (args.docs / "glyphs.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.docs / 'glyphs.json'}")
