@@ -571,7 +571,6 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
     See the module docstring. ``progress``: a progress bar (with the time
     left) for each stage instead of log lines.
     """
-    from . import data
     from .serialization import save
 
     say = log or (lambda message: None)
@@ -600,9 +599,10 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
 
     measurements = {"triplet": triplet, "decoder": decoder, "training_classes": list(seen),
                     "unseen_classes": list(unseen)}
-    for name, split_set, classes in (("seen", test_all, seen), ("seen", train_all, seen), ("unseen", test_all, unseen)):
-        members = torch.isin(split_set.labels, torch.tensor(classes)) if classes else torch.zeros(0, dtype=bool)
-        if not members.any() or f"{name}" in measurements:
+    # The seen identities' test images where the split has some (digits 0-6), else their training images (glyphs).
+    seen_split = test_all if torch.isin(test_all.labels, torch.tensor(seen)).any() else train_all
+    for name, split_set, classes in (("seen", seen_split, seen), ("unseen", test_all, unseen)):
+        if not classes:
             continue
         subset = class_subset(split_set, classes)
         embeddings = embed(model, subset)

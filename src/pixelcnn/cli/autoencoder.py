@@ -20,7 +20,7 @@ from .common import (UsageError, add_command, add_data_flags, add_device_flag, a
 EXAMPLES = {
     "interpolate": """
   pixelcnn interpolate runs/ae --from 0 --to 700 --steps 8 --out interp.png
-  pixelcnn interpolate runs/identity --from 700 --to 900 --rows 3 --out interp.png
+  pixelcnn interpolate runs/identity --from 0 --to 62 --rows 3 --out interp.png       # two held-out fonts' A
 
 Each row: test image A, --steps decodings of the codes on the line from A's code
 to B's (ends included), test image B. A row's samples all use the same seed, so
@@ -29,7 +29,7 @@ the row varies only through the code; --rows N draws N rows with seeds
     "reconstruct": """
   pixelcnn reconstruct runs/ae --n 8 --out recon.png
   pixelcnn reconstruct runs/ae --mse-run runs/mse --n 8 --samples 4 --out recon.png
-  pixelcnn reconstruct runs/identity --classes 7-9 --per-class 2 --out sevens_to_nines.png
+  pixelcnn reconstruct runs/identity --n 4 --out held_out_glyphs.png
 
 Each row: the test image | its MSE auto-encoder reconstruction (with --mse-run, or
 when RUN is an mse_ae) | --samples PixelCNN auto-encoder decodings of its code.
