@@ -3,10 +3,8 @@
 The PixelCNN auto-encoder is van den Oord et al., 2016, "Conditional Image
 Generation with PixelCNN Decoders", section 2.4 (experiments in section 3.4):
 a convolutional encoder maps the image to a code, and a conditional Gated
-PixelCNN, the decoder, models the image given that code. The identity
-experiment follows its section 3.3: a triplet-loss embedding (Schroff et al.,
-2015, "FaceNet") of some identities, and a PixelCNN conditioned on it that
-draws new images of identities it never saw.
+PixelCNN, the decoder, models the image given that code. (The paper's
+identity experiment, new images of an unseen identity, is experiments/glyphs.py.)
 
 Trains, each for a fixed number of minutes with ``pixelcnn.train``:
 
@@ -14,8 +12,6 @@ Trains, each for a fixed number of minutes with ``pixelcnn.train``:
   the unconditional Gated PixelCNN, the PixelCNN auto-encoder with a
   10- and a 100-dimensional code (the same Gated PixelCNN as decoder), and
   the MSE auto-encoder (same encoder, deconvolutional decoder; its MSE);
-- the identity experiment (``pixelcnn.embedding``): a triplet embedding
-  network and a PixelCNN on it, trained on digits 0-6, drawing 7, 8 and 9;
 
 then draws the pictures with the ``pixelcnn`` commands and writes every
 number to autoencoder.json in ``--docs`` (default: the repository's docs/):
@@ -23,21 +19,19 @@ number to autoencoder.json in ``--docs`` (default: the repository's docs/):
     recon.png        pixelcnn reconstruct (mnist5k): test digit | MSE AE | 4 PixelCNN AE samples (long run)
     recon-photo.png  the same on photo-patches (code size 100, 5-minute runs)
     interp.png       pixelcnn interpolate (mnist5k, code size 10, long run): 3 rows, one seed each
-    identity.png     pixelcnn identity-sample (long run): unseen 7, 8, 9, then 8 new images of each
 
 Budget: --minutes-mnist (default 5) per MNIST model, --minutes-photo
-(default 5) per photo-patches model, --minutes-identity (default 5) for the
-identity PixelCNN, and --minutes-long (default 20) for a second MNIST
-auto-encoder (code size 10) and a second identity PixelCNN, which draw
-recon.png, interp.png and identity.png (the 5-minute decoders barely use
-their codes yet). About 1 h 45 min in all on 2 CPU cores. These are short
+(default 5) per photo-patches model, and --minutes-long (default 20) for a
+second MNIST auto-encoder (code size 10), which draws recon.png and
+interp.png (the 5-minute decoders barely use their codes yet). About
+1 h 20 min in all on 2 CPU cores. These are short
 runs (2-3 epochs of mnist5k in 5 minutes, one of photo-patches): the numbers
 compare models at equal, small budgets, far from convergence. One torch
 thread (--threads): on 2 cores that other processes keep busy, two threads
 made a training step 6x slower (2.6 s against 15.6 s for the MNIST Gated
 PixelCNN here). Finished runs in --out are reused.
 
-    python experiments/autoencoder.py --minutes-mnist 1 --minutes-photo 1 --minutes-identity 1 --out runs/ae-quick
+    python experiments/autoencoder.py --minutes-mnist 1 --minutes-photo 1 --minutes-long 1 --out runs/ae-quick
 """
 from __future__ import annotations
 
@@ -52,8 +46,6 @@ import torch
 
 from pixelcnn import data, load
 from pixelcnn.cli import main as pixelcnn_command
-from pixelcnn.embedding import (IdentityConfig, class_centroids, class_subset, embed, identity_agreement,
-                                read_identity, train_identity)
 from pixelcnn.train import TrainConfig, train
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -74,8 +66,6 @@ RUNS = {
     "photo-mse100": ("mse_ae", PHOTO, {**ENCODER, "bottleneck": 100, "decoder_channels": 64}, "photo"),
     "mnist-ae10-long": ("pixelcnn_ae", MNIST, {**DECODER, **ENCODER, "bottleneck": 10}, "long"),
 }
-IDENTITY = dict(train_classes=(0, 1, 2, 3, 4, 5, 6), embedding_dim=16, per_class=8,
-                n_layers=DECODER["n_layers"], hidden=DECODER["hidden"])
 
 
 def train_run(name: str, out: Path, minutes: float, threads: int, eval_images: int | None) -> dict:
@@ -113,57 +103,16 @@ def code_nats(model, test_set, images: int = 200) -> float:
     return float((model.log_prob(x, codes) - model.log_prob(x, codes.roll(1, 0))).mean())
 
 
-def identity_experiment(folder: Path, minutes: float, triplet_steps: int, per_class: int,
-                        eval_images: int | None) -> dict:
-    """The triplet network + PixelCNN on digits 0-6; how much identity survives in draws for 7-9."""
-    from sklearn.neighbors import KNeighborsClassifier
-
-    if not (folder / "identity.json").exists():
-        train_identity(IdentityConfig(**IDENTITY, triplet_steps=triplet_steps, decoder_minutes=minutes), folder)
-    measurements = read_identity(folder)["measurements"]
-    model = load(folder / "model")
-    test = data.load("mnist5k", "test", binarize="dynamic")
-    train_all = data.load("mnist5k", "train", binarize="dynamic")
-    all_classes = list(range(10))
-    centroids = class_centroids(embed(model, test), test.labels, all_classes)
-    # An independent judge: 3-nearest neighbours on raw pixels over all 4,000 training digits (all 10 classes).
-    judge = KNeighborsClassifier(n_neighbors=3).fit(
-        train_all.prepare_batch(train_all.images, torch.Generator().manual_seed(0)).flatten(1).numpy(),
-        train_all.labels.numpy())
-    draws = {}
-    for group, classes in (("seen", IDENTITY["train_classes"]), ("unseen", (7, 8, 9))):
-        subset = class_subset(test, classes)
-        index = torch.cat([torch.nonzero(subset.labels == c).flatten()[:per_class] for c in classes])
-        images, labels = subset.images[index], subset.labels[index]
-        samples = model.reconstruct(images, 4, generator=torch.Generator().manual_seed(0))   # [B, 4, 1, 28, 28]
-        judged = torch.from_numpy(judge.predict(samples.flatten(0, 1).flatten(1).numpy()))
-        expected = labels.repeat_interleave(4)
-        draws[group] = {
-            "classes": list(classes), "source_images": len(images), "samples_per_image": 4,
-            **identity_agreement(model, samples, labels, centroids, all_classes),
-            "pixel_knn_agreement": float((judged == expected).float().mean()),
-            "pixel_knn_on_the_source_images": float((torch.from_numpy(judge.predict(
-                images.flatten(1).numpy())) == labels).float().mean()),
-            "pixel_knn_assigned": {c: int((judged == c).sum()) for c in all_classes},
-        }
-    return {"config": read_identity(folder)["config"], "measurements": measurements, "draws": draws,
-            "code_nats": code_nats(model, test, images=min(200, eval_images or 200))}
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes-mnist", type=float, default=5.0, help="training minutes per MNIST model")
     parser.add_argument("--minutes-photo", type=float, default=5.0, help="training minutes per photo-patches model")
-    parser.add_argument("--minutes-identity", type=float, default=5.0, help="training minutes, identity PixelCNN")
     parser.add_argument("--minutes-long", type=float, default=20.0,
-                        help="training minutes of the longer MNIST auto-encoder and identity PixelCNN (pictures)")
+                        help="training minutes of the longer MNIST auto-encoder (pictures)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the docstring)")
-    parser.add_argument("--triplet-steps", type=int, default=300, help="steps of the triplet stage")
     parser.add_argument("--n-layers", type=int, default=5, help="gated layers of every PixelCNN (default: 5)")
     parser.add_argument("--hidden", type=int, default=32, help="maps per gated layer (default: 32)")
     parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
-    parser.add_argument("--draws-per-class", type=int, default=10,
-                        help="test images per class whose identity the identity PixelCNN draws (default: 10)")
     parser.add_argument("--picture-images", type=int, default=8,
                         help="size of the pictures: images per row of recon.png and interp.png (default: 8)")
     parser.add_argument("--out", default="runs/ae-experiment", help="run folders (reused when finished)")
@@ -171,7 +120,6 @@ def main(argv=None) -> None:
                                                                 "(default: the repository's docs/)")
     args = parser.parse_args(argv)
     DECODER.update(n_layers=args.n_layers, hidden=args.hidden)     # the RUNS share this dict
-    IDENTITY.update(n_layers=args.n_layers, hidden=args.hidden)
     out, docs = Path(args.out), args.docs
     torch.set_num_threads(args.threads)
     docs.mkdir(parents=True, exist_ok=True)
@@ -181,9 +129,6 @@ def main(argv=None) -> None:
 
     results = {name: train_run(name, out, minutes[RUNS[name][3]], args.threads, args.eval_images)
                for name in tqdm(RUNS, desc="training runs", unit="run")}
-    identity = {name: identity_experiment(out / name, budget, args.triplet_steps, args.draws_per_class,
-                                           args.eval_images)
-                for name, budget in (("identity", args.minutes_identity), ("identity-long", args.minutes_long))}
 
     k = max(2, args.picture_images)                  # the default 8 draws the committed pictures
     half = str(max(1, k // 2))
@@ -196,8 +141,6 @@ def main(argv=None) -> None:
         "interp.png": ["interpolate", str(out / "mnist-ae10-long"), "--from", "20", "--to", "750", "--steps", str(k),
                        "--rows", str(max(1, k * 3 // 8)), "--scale", "2", "--device", "cpu",
                        "--out", str(docs / "interp.png")],
-        "identity.png": ["identity-sample", str(out / "identity-long"), "--per-class", str(max(1, k // 4)),
-                         "--samples", str(k), "--scale", "2", "--device", "cpu", "--out", str(docs / "identity.png")],
     }
     for name, command in pictures.items():
         print("pixelcnn " + " ".join(command), flush=True)
@@ -211,9 +154,8 @@ def main(argv=None) -> None:
                             "pessimistic and steps per minute vary between runs"},
         "threads": args.threads, "decoder": dict(DECODER), "eval_images": args.eval_images,
         "budget_minutes": {"mnist": args.minutes_mnist, "photo": args.minutes_photo,
-                           "identity": args.minutes_identity, "long": args.minutes_long,
-                           "triplet_steps": args.triplet_steps},
-        "runs": results, "identity": identity,
+                           "long": args.minutes_long},
+        "runs": results,
         "pictures": {name: "pixelcnn " + " ".join(command) for name, command in pictures.items()},
         "total_minutes": (time.perf_counter() - started) / 60,
     }

@@ -1,4 +1,6 @@
 """The auto-encoder commands: interpolate, reconstruct, identity, identity-sample (shapes, contents, errors)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,7 @@ def test_reconstruct_reads_the_data_set_of_a_training_run(tmp_path):
     (["reconstruct", "{ae}", "--data", "digits", "--n", "0"], "--n must be a positive integer"),
     (["identity-sample", "{ae}"], "not a run of pixelcnn identity"),
     (["identity", "--classes", "3", "--out", "{tmp}/x"], "at least 2 distinct classes"),
+    (["identity", "--data", "photo-patches", "--binarize", "none", "--out", "{tmp}/x"], "has no labels"),
 ])
 def test_errors_are_one_line_and_exit_status_2(models, tmp_path, capsys, argv, message):
     argv = [a.format(**models, tmp=tmp_path) for a in argv] + ["--out", str(tmp_path / "x.png")] \
@@ -131,21 +134,43 @@ def test_a_bad_command_line_exits_2():
     assert exit_info.value.code == 2
 
 
+def grouped_cells(path, rows: int, groups: list[int], size: int = 28, padding: int = 2) -> list[np.ndarray]:
+    """A ``viz.grouped_rows`` PNG (scale 1) cut into its groups: grey uint8 [rows, n, size, size] each.
+
+    The row names' margin on the left (its width: whatever the picture has beyond the cells) is cut off.
+    """
+    columns = sum(groups) + len(groups) - 1                                  # one empty column between groups
+    picture = np.asarray(Image.open(path).convert("L"))
+    margin = picture.shape[1] - (columns * (size + padding) + padding)
+    assert margin >= 0 and picture.shape[0] == rows * (size + padding) + padding
+    Image.fromarray(picture[:, margin:]).save(path.with_suffix(".cells.png"))
+    grid = cells(path.with_suffix(".cells.png"), rows=rows, columns=columns, size=size, padding=padding)
+    starts = np.cumsum([0] + [n + 1 for n in groups[:-1]])
+    return [grid[:, start:start + n] for start, n in zip(starts, groups)]
+
+
 def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, capsys):
     run = tmp_path / "identity"
-    argv = ["identity", "--classes", "0-6", "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2",
-            "--n-layers", "1", "--hidden", "4", "--batch-size", "4", "--per-class", "1", "--samples", "2",
-            "--scale", "1", "--device", "cpu", "--no-progress", "--out", str(run)]
+    argv = ["identity", "--data", "mnist5k", "--binarize", "dynamic", "--classes", "0-6", "--identity-images", "0",
+            "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2", "--n-layers", "1", "--hidden", "4",
+            "--batch-size", "4", "--judge-steps", "2", "--judge-samples", "1", "--samples", "2", "--scale", "1",
+            "--device", "cpu", "--no-progress", "--out", str(run)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "the same for the unseen classes [7, 8, 9]" in out and "nearest class centroid" in out
+    assert "the same for the 3 unseen identities" in out and "chance 0.333" in out and "control" in out
     test = data.load("mnist5k", "test", binarize="dynamic")
-    grid = cells(run / "identity.png", rows=3, columns=3, size=28)           # a 7, an 8, a 9; 2 draws each
+    sources, drawn = grouped_cells(run / "identity.png", rows=3, groups=[1, 2])     # a 7, an 8, a 9; 2 draws each
     sevens = torch.nonzero(test.labels == 7).flatten()
-    assert np.array_equal(grid[0, 0], shown(test.images[sevens[0]], levels=2))
-    assert main(["identity-sample", str(run), "--classes", "8", "--per-class", "2", "--samples", "1",
+    assert np.array_equal(sources[0, 0], shown(test.images[sevens[0]], levels=2))
+    grouped_cells(run / "interpolation.png", rows=3, groups=[1, 8, 1])
+    assert main(["identity-sample", str(run), "--classes", "8,9", "--sources", "2", "--samples", "1",
                  "--scale", "1", "--out", str(tmp_path / "eights.png")]) == 0
-    cells(tmp_path / "eights.png", rows=2, columns=2, size=28)
+    sources, _ = grouped_cells(tmp_path / "eights.png", rows=2, groups=[2, 1])
+    eights = torch.nonzero(test.labels == 8).flatten()
+    assert np.array_equal(sources[0, 1], shown(test.images[eights[-1]], levels=2))
+    assert main(["identity-sample", str(run), "--classes", "7,8", "--interpolate", "--steps", "3", "--rows", "2",
+                 "--scale", "1", "--out", str(tmp_path / "line.png")]) == 0
+    grouped_cells(tmp_path / "line.png", rows=2, groups=[1, 3, 1])
     # The run is an ordinary pixelcnn_ae: the other commands read it too.
     assert main(["interpolate", str(run), "--from", "700", "--to", "800", "--steps", "2", "--scale", "1",
                  "--out", str(tmp_path / "i.png")]) == 0
@@ -156,3 +181,21 @@ def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, caps
     assert "reusing its model" in capsys.readouterr().out and (run / "identity.png").is_file()
     assert main([*argv, "--steps", "3"]) == 2
     assert "other settings (decoder_steps differ)" in capsys.readouterr().err
+
+
+def test_identity_on_glyphs_holds_out_whole_fonts(tmp_path, capsys):
+    run = tmp_path / "glyphs"
+    assert main(["identity", "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2", "--n-layers", "1",
+                 "--hidden", "4", "--batch-size", "4", "--judge-steps", "2", "--judge-samples", "1",
+                 "--identities", "3", "--samples", "2", "--scale", "1", "--no-progress", "--out", str(run)]) == 0
+    saved = json.loads((run / "identity.json").read_text())
+    test = data.load("glyphs", "test", binarize="threshold")
+    unseen = saved["measurements"]["unseen_classes"]
+    assert saved["config"]["data"] == "glyphs" and unseen == sorted(set(test.labels.tolist()))
+    assert set(unseen).isdisjoint(saved["measurements"]["training_classes"])
+    judge = saved["measurements"]["judge"]
+    assert judge["chance"] == pytest.approx(1 / len(unseen)) and judge["generated"]["images"] == len(unseen)
+    sources, drawn = grouped_cells(run / "identity.png", rows=3, groups=[4, 2])     # 4 glyphs of a font | 2 new
+    first = torch.nonzero(test.labels == unseen[0]).flatten()                      # A, U, p, 9 of the first font
+    assert np.array_equal(sources[0, 0], shown(test.images[first[0]], levels=2))
+    assert "wrong identity's code" in capsys.readouterr().out

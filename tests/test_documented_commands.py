@@ -67,8 +67,10 @@ SHRINK = {
     ("interpolate",): ["--steps", "2", "--rows", "1"],
     ("reconstruct",): ["--samples", "1", "--n", "2", "--per-class", "1"],
     ("identity",): ["--steps", "2", "--triplet-steps", "2", "--n-layers", "1", "--hidden", "4", "--embedding-dim",
-                    "3", "--batch-size", "4", "--per-class", "1", "--samples", "1", "--no-progress"],
-    ("identity-sample",): ["--samples", "1", "--per-class", "1"],
+                    "3", "--batch-size", "4", "--judge-steps", "2", "--judge-samples", "1", "--identities", "2",
+                    "--samples", "1", "--no-progress"],
+    ("identity-sample",): lambda args: ["--samples", "1", "--identities", "2"] + (
+        ["--steps", "2", "--rows", "1"] if "--interpolate" in args else []),
     ("viz",): [],
     ("viz", "receptive-field"): _receptive_field_shrink,
     ("viz", "softmax"): [],
@@ -258,7 +260,20 @@ def help_folder(tmp_path_factory, readme_folder, trained):
     (folder / "runs").mkdir()
     for run in ("gated", "ae", "mse", "identity"):
         (folder / "runs" / run).symlink_to(readme_folder / "runs" / run, target_is_directory=True)
+    _faces(folder / "faces")
     return folder
+
+
+def _faces(folder: Path) -> None:
+    """A stand-in for a folder of faces by identity (pixelcnn identity --data folder:faces): random 40x40 RGB
+    images, 4 of each of 4 people in train/ and of 2 others in test/."""
+    generator = torch.Generator().manual_seed(0)
+    for split, people in (("train", ("ann", "bob", "cy", "dee")), ("test", ("eve", "fay"))):
+        for person in people:
+            (folder / split / person).mkdir(parents=True)
+            for i in range(4):
+                pixels = torch.randint(0, 256, (40, 40, 3), generator=generator, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / split / person / f"{i}.png")
 
 
 # ------------------------------------------------------------------------------------- the tests

@@ -7,9 +7,9 @@ import torch
 
 import pixelcnn
 from pixelcnn.data import ImageDataset
-from pixelcnn.embedding import (IdentityConfig, class_centroids, class_subset, identity_agreement,
-                                nearest_neighbour_accuracy, parse_classes, train_identity, train_triplet_encoder,
-                                triplet_loss)
+from pixelcnn.embedding import (IdentityConfig, class_centroids, class_subset, identity_agreement, identity_codes,
+                                judged_fraction, nearest_neighbour_accuracy, parse_classes, train_identity,
+                                train_judge, train_triplet_encoder, triplet_loss)
 
 
 def test_parse_classes():
@@ -109,19 +109,57 @@ def test_identity_config_errors():
         IdentityConfig(per_class=1)
     with pytest.raises(ValueError, match="say when the decoder stage stops"):
         IdentityConfig(decoder_steps=None, decoder_minutes=None)
+    with pytest.raises(ValueError, match="identity_images must be an integer >= 0"):
+        IdentityConfig(identity_images=-1)
+    with pytest.raises(ValueError, match="classes_per_batch must be >= 2"):
+        IdentityConfig(classes_per_batch=1)
+
+
+def test_identity_codes_average_other_images_of_the_same_identity():
+    embeddings = torch.eye(6)                                  # image i's embedding: the unit vector e_i
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    codes = identity_codes(embeddings, labels, torch.arange(6), k=50, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(codes.norm(dim=1), torch.ones(6))
+    for i in range(6):
+        others = [j for j in range(6) if labels[j] == labels[i] and j != i] or [i]
+        assert codes[i, i] == 0 or others == [i]               # never its own embedding (unless it is alone)
+        assert set(torch.nonzero(codes[i]).flatten().tolist()) == set(others)
+
+
+def test_the_judge_figures_count_per_identity_with_a_standard_error():
+    assigned = torch.tensor([[0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]])           # 3 identities, 4 images each
+    figure = judged_fraction(assigned, torch.tensor([0, 1, 2]))
+    per_identity = torch.tensor([0.75, 1.0, 0.0], dtype=torch.float64)
+    assert figure["fraction"] == pytest.approx(float(per_identity.mean()))
+    assert figure["standard_error"] == pytest.approx(float(per_identity.std() / 3 ** 0.5))
+    assert figure["identities"] == 3 and figure["images"] == 12
+
+
+def test_the_judge_learns_real_identities_and_never_sees_generated_images():
+    bars = _striped_digits(per_class=16)
+    test = ImageDataset(bars.images[:0], bars.labels[:0], name="bars", split="test", levels=2, num_classes=4)
+    config = IdentityConfig(judge_steps=60, seed=0)
+    judge, images, labels, stats = train_judge([bars, test], config)
+    assert stats["steps"] == 60 and len(labels) == 3 * 4                          # one in 4 of each identity
+    assert (judge.assign(images, [0, 1, 2]) == labels).float().mean() == 1.0
+    assert set(judge.assign(images, [1, 2]).tolist()) <= {1, 2}                   # deciding among some only
 
 
 def test_the_pipeline_end_to_end_on_mnist5k(tmp_path):
-    config = IdentityConfig(train_classes=(0, 1, 2, 3, 4, 5, 6), embedding_dim=3, encoder_channels=4,
-                            triplet_steps=3, per_class=2, n_layers=1, hidden=4, decoder_steps=3,
-                            decoder_minutes=None, batch_size=4)
+    config = IdentityConfig(data="mnist5k", binarize="dynamic", train_classes=(0, 1, 2, 3, 4, 5, 6),
+                            embedding_dim=3, encoder_channels=4, triplet_steps=3, per_class=2, n_layers=1, hidden=4,
+                            decoder_steps=3, decoder_minutes=None, batch_size=4, judge_steps=2, judge_samples=2)
     result = train_identity(config, tmp_path / "identity", log=None)
     model = pixelcnn.load(result.model_path)
     saved = json.loads((tmp_path / "identity" / "identity.json").read_text())
     assert saved["config"]["train_classes"] == [0, 1, 2, 3, 4, 5, 6]
-    assert saved["measurements"]["unseen_classes"] == [7, 8, 9]
-    assert saved["measurements"]["test_unseen"]["images"] == 300
-    assert saved["measurements"]["decoder"]["steps"] == 3
+    measured = saved["measurements"]
+    assert measured["unseen_classes"] == [7, 8, 9] and measured["training_classes"] == list(range(7))
+    assert measured["unseen"]["images"] == 300 and measured["seen"]["split"] == "test"
+    assert measured["decoder"]["steps"] == 3
+    judge = measured["judge"]
+    assert judge["chance"] == pytest.approx(1 / 3) and judge["generated"]["images"] == 3 * 2
+    assert 0 <= judge["real_held_out_accuracy"] <= 1 and judge["real_held_out_images"] == 375   # 1 in 4 of both splits
     assert model.config.freeze_encoder and model.config.normalize_code and model.config.bottleneck == 3
     x = torch.randint(0, 2, (2, 1, 28, 28))
     assert torch.allclose(model.encode(x).norm(dim=1), torch.ones(2))
@@ -135,14 +173,15 @@ def test_the_decoder_stage_leaves_the_embedding_untouched(tmp_path, monkeypatch)
     trained = {}
     original = embedding.train_triplet_encoder
 
-    def remember(model, train_set, config, *, log=None):
-        stats = original(model, train_set, config, log=log)
+    def remember(model, train_set, config, **kwargs):
+        stats = original(model, train_set, config, **kwargs)
         trained.update({k: v.clone() for k, v in model.encoder.state_dict().items()})
         return stats
 
     monkeypatch.setattr(embedding, "train_triplet_encoder", remember)
-    config = IdentityConfig(train_classes=(0, 1), embedding_dim=3, encoder_channels=4, triplet_steps=2,
-                            per_class=2, n_layers=1, hidden=4, decoder_steps=3, decoder_minutes=None, batch_size=4)
+    config = IdentityConfig(data="mnist5k", train_classes=(0, 1), embedding_dim=3, encoder_channels=4,
+                            triplet_steps=2, per_class=2, n_layers=1, hidden=4, decoder_steps=3, decoder_minutes=None,
+                            batch_size=4, judge_steps=0)
     result = train_identity(config, tmp_path / "identity", log=None)
     saved = pixelcnn.load(result.model_path).encoder.state_dict()
     assert trained and all(torch.equal(saved[k], trained[k]) for k in trained)

@@ -59,10 +59,13 @@ SCRIPTS = {
          "--out", "figures"],
         "--out", None, ("receptive_field.png", "softmax.png", "nll_map.png", "sampling.gif")),
     "experiments/autoencoder.py": Script(
-        ["--minutes-mnist", "0.005", "--minutes-photo", "0.005", "--minutes-identity", "0.005",
-         "--minutes-long", "0.005", "--triplet-steps", "2", "--n-layers", "1", "--hidden", "4",
-         "--eval-images", "16", "--draws-per-class", "1", "--picture-images", "2", "--docs", "pictures"],
-        "--docs", None, ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png", "identity.png")),
+        ["--minutes-mnist", "0.005", "--minutes-photo", "0.005", "--minutes-long", "0.005", "--n-layers", "1",
+         "--hidden", "4", "--eval-images", "16", "--picture-images", "2", "--docs", "pictures"],
+        "--docs", None, ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png")),
+    "experiments/glyphs.py": Script(
+        ["--minutes", "0.005", "--triplet-steps", "2", "--judge-steps", "2", "--judge-samples", "1", "--n-layers",
+         "1", "--hidden", "4", "--rows", "2", "--docs", "pictures"],
+        "--docs", None, ("glyphs.json", "identity.png", "identity-interpolation.png")),
 }
 
 

@@ -231,6 +231,38 @@ def completion_grid(originals: torch.Tensor, completions: torch.Tensor, *, known
     return Image.fromarray(canvas)
 
 
+def grouped_rows(groups: list[torch.Tensor], *, levels: int, scale: int = 1, padding: int = 2,
+                 row_names: list[str] | None = None):
+    """Rows of image groups side by side, one empty column between groups.
+
+    groups: tensors [R, n_i, C, H, W] (the same R rows in each). The identity
+    figures of the Conditional PixelCNN paper: its Figure 4 is [source images,
+    new images] per identity, its Figure 5 [image A, decodings from A's code
+    to B's, image B]. ``row_names``: a label left of each row.
+    """
+    from PIL import Image, ImageDraw
+
+    _check_layout(scale, padding)
+    if not groups or any(g.dim() != 5 or g.shape[0] != groups[0].shape[0] or g.shape[2:] != groups[0].shape[2:]
+                         for g in groups):
+        raise ValueError(f"expected groups of images [R, n, C, H, W] with the same R, C, H, W; got "
+                         f"{[list(g.shape) for g in groups]}")
+    rows = groups[0].shape[0]
+    cells = [to_rgb_array(g.flatten(0, 1), levels=levels).reshape(rows, g.shape[1], *g.shape[3:], 3)
+             for g in groups]                                                          # [R, n_i, H, W, 3] each
+    gap = np.empty((rows, 1, *cells[0].shape[2:]), dtype=np.uint8)                    # [R, 1, H, W, 3]
+    gap[:] = BACKGROUND
+    laid = np.concatenate([part for cell in cells for part in (gap, cell)][1:], axis=1)   # [R, columns, H, W, 3]
+    margin = 0 if row_names is None else 8 + 7 * max(len(name) for name in row_names)
+    canvas = Image.fromarray(tile(laid.reshape(-1, *laid.shape[2:]), rows, laid.shape[1], scale=scale,
+                                  padding=padding, left_margin=margin))
+    if row_names is not None:
+        draw, cell_height = ImageDraw.Draw(canvas), laid.shape[2] * scale
+        for row, name in enumerate(row_names):
+            draw.text((4, padding + row * (cell_height + padding) + cell_height // 2 - 5), name, fill=(255, 255, 255))
+    return canvas
+
+
 # ------------------------------------------------------------------------------- drawing helpers
 def font(size: int):
     """Pillow's built-in font at ``size`` points (the bitmap font on an old Pillow)."""

@@ -7,7 +7,7 @@ from pixelcnn import data
 
 
 def test_list_datasets_names_every_set():
-    assert data.list_datasets() == ["mnist5k", "digits", "photo-patches", "lfw-faces", "mnist", "fashion-mnist",
+    assert data.list_datasets() == ["mnist5k", "digits", "photo-patches", "lfw-faces", "glyphs", "mnist", "fashion-mnist",
                                     "binarized-mnist", "cifar10", "imagenet32", "imagenet64", "folder:PATH"]
 
 

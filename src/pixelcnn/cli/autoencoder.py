@@ -1,5 +1,5 @@
 """Auto-encoder commands: ``interpolate`` (Fig. 5 of [1]), ``reconstruct`` (Fig. 6), ``identity`` and
-``identity-sample`` (new images of an unseen identity from its embedding, [1] Section 3.2).
+``identity-sample`` (new images of an unseen identity from its embedding, [1] Section 3.2, Figures 4 and 5).
 
 RUN is a run folder of ``pixelcnn train`` or ``pixelcnn identity``, or a model
 folder written by ``pixelcnn.save`` (then give ``--data``). Test images are
@@ -10,6 +10,7 @@ or spread evenly over the split.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
@@ -19,7 +20,7 @@ from .common import (UsageError, add_command, add_data_flags, add_device_flag, a
 EXAMPLES = {
     "interpolate": """
   pixelcnn interpolate runs/ae --from 0 --to 700 --steps 8 --out interp.png
-  pixelcnn interpolate runs/identity --from 700 --to 900 --rows 3 --out interp.png
+  pixelcnn interpolate runs/identity --from 0 --to 62 --rows 3 --out interp.png       # two held-out fonts' A
 
 Each row: test image A, --steps decodings of the codes on the line from A's code
 to B's (ends included), test image B. A row's samples all use the same seed, so
@@ -28,37 +29,49 @@ the row varies only through the code; --rows N draws N rows with seeds
     "reconstruct": """
   pixelcnn reconstruct runs/ae --n 8 --out recon.png
   pixelcnn reconstruct runs/ae --mse-run runs/mse --n 8 --samples 4 --out recon.png
-  pixelcnn reconstruct runs/identity --classes 7-9 --per-class 2 --out sevens_to_nines.png
+  pixelcnn reconstruct runs/identity --n 4 --out held_out_glyphs.png
 
 Each row: the test image | its MSE auto-encoder reconstruction (with --mse-run, or
 when RUN is an mse_ae) | --samples PixelCNN auto-encoder decodings of its code.
 --mse-run must model the same images as RUN (train both with the same --binarize).""",
     "identity": """
-  pixelcnn identity --classes 0-6 --minutes 5 --out runs/identity5
-  pixelcnn identity --data mnist5k --classes 0-4 --triplet-steps 1000 --steps 2000 --out runs/identity04
+  pixelcnn identity --minutes 10 --out runs/glyphs
+  pixelcnn identity --data mnist5k --binarize dynamic --classes 0-6 --identity-images 0 --minutes 5 --out runs/digits
+  pixelcnn identity --data folder:faces --binarize none --image-size 32 --minutes 60 --out runs/faces
 
-Trains an embedding network with a triplet loss on the training images of
---classes only, then a conditional PixelCNN on (image, embedding) pairs of
-those classes (a pixelcnn_ae whose encoder is the frozen embedding network);
-writes RUN/model, RUN/identity.json and RUN/identity.png: images of the
-classes neither network saw, each followed by new images drawn from its
-embedding. Run again with the same flags, it reuses the trained model and
-draws the picture again.""",
+Trains an embedding network with a triplet loss on the training identities
+only (--classes, or by default those of the train split: for glyphs every font
+outside the held-out families), then a conditional PixelCNN on (image, code of
+its identity) pairs of those (a pixelcnn_ae whose encoder is the frozen
+embedding network), then a judge (an identity classifier of real images of all
+identities) that scores new images of the unseen ones against chance. Writes
+RUN/model, RUN/identity.json, RUN/identity.png (each row: source images of an
+unseen identity | new images drawn from their code) and RUN/interpolation.png
+(from one unseen identity's code to another's). folder:PATH with one
+sub-folder per identity works too, e.g. faces (LFW, CelebA by identity): put
+the people held out in faces/test/NAME/ and the others in faces/train/NAME/.
+Run again with the same flags, it reuses the trained model and draws the
+pictures again.""",
     "identity-sample": """
-  pixelcnn identity-sample runs/identity --out identity.png          # the unseen classes
-  pixelcnn identity-sample runs/identity --classes 0-9 --per-class 1 --samples 6 --out all.png""",
+  pixelcnn identity-sample runs/identity --out identity.png          # the unseen identities
+  pixelcnn identity-sample runs/identity --classes 0-3 --sources 2 --samples 6 --out seen.png
+  pixelcnn identity-sample runs/identity --interpolate --steps 8 --rows 3 --out interpolation.png""",
 }
 
 # identity flag -> (IdentityConfig field, type, help); the defaults are the config's
 IDENTITY_FLAGS = {
     "--embedding-dim": ("embedding_dim", int, "size of the embedding"),
     "--triplet-steps": ("triplet_steps", int, "steps of the triplet stage"),
+    "--identity-images": ("identity_images", int, "the PixelCNN's code: mean embedding of this many other images of "
+                                                  "the identity (0: the image's own, an auto-encoder)"),
     "--margin": ("margin", float, "triplet margin"),
     "--minutes": ("decoder_minutes", float, "minutes of PixelCNN training"),
     "--steps": ("decoder_steps", int, "steps of PixelCNN training; the first of --steps and --minutes stops it"),
     "--n-layers": ("n_layers", int, "the PixelCNN's gated layers"),
     "--hidden": ("hidden", int, "the PixelCNN's maps per layer"),
     "--batch-size": ("batch_size", int, "images per PixelCNN step"),
+    "--judge-steps": ("judge_steps", int, "steps of the judge's training (0: no judge)"),
+    "--judge-samples": ("judge_samples", int, "new images per unseen identity that the judge scores"),
 }
 
 
@@ -105,16 +118,19 @@ def add_parsers(sub) -> None:
 
     defaults = IdentityConfig()
     identity = add_command(sub, "identity", "train a triplet embedding network and a PixelCNN on it, on some "
-                                            "classes; draw new images of the others", EXAMPLES["identity"])
+                                            "identities; draw new images of the others and judge them",
+                           EXAMPLES["identity"])
     identity.add_argument("--data", default=defaults.data, help=f"labelled data set (default: {defaults.data})")
     identity.add_argument("--binarize", choices=["dynamic", "threshold", "none"], default=defaults.binarize,
                           help=f"binarization (default: {defaults.binarize})")
-    identity.add_argument("--classes", default="0-6", help="the classes both networks train on (default: 0-6)")
+    identity.add_argument("--classes", help="the identities both networks train on, e.g. 0-6 (default: those of "
+                                            "the train split)")
+    identity.add_argument("--image-size", type=int, help="folder:PATH only: resize and centre-crop every image to "
+                                                         "N x N")
     for flag, (field, kind, text) in IDENTITY_FLAGS.items():
         default = getattr(defaults, field)
         identity.add_argument(flag, dest=field, type=kind, default=default, help=f"{text} (default: {default})")
-    identity.add_argument("--per-class", type=int, default=2, help="unseen images of each class drawn (default: 2)")
-    identity.add_argument("--samples", type=int, default=8, help="new images of each (default: 8)")
+    _add_identity_picture_flags(identity)
     identity.add_argument("--out", required=True,
                           help="run folder to write (one that holds an identity run of the same flags is reused)")
     identity.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -122,17 +138,29 @@ def add_parsers(sub) -> None:
     add_draw_flags(identity)
     identity.set_defaults(handler=cmd_identity)
 
-    identity_sample = add_command(sub, "identity-sample", "new images of the identity of test images, from their "
-                                                          "embedding (default: the classes not trained on)",
+    identity_sample = add_command(sub, "identity-sample", "new images of identities from the code of a few of their "
+                                                          "images (default: the unseen identities)",
                                   EXAMPLES["identity-sample"])
     identity_sample.add_argument("run", metavar="RUN", help="a run folder of pixelcnn identity")
-    identity_sample.add_argument("--samples", type=int, default=8, help="new images of each (default: 8)")
-    _add_choice_of_images(identity_sample, per_class_default=2)
+    identity_sample.add_argument("--classes", metavar="LIST", help="the identities, e.g. 7-9 or 1,7 (default: the "
+                                                                   "unseen ones, spread, --identities of them)")
+    identity_sample.add_argument("--sources", type=int, help="images of each identity whose code draws "
+                                                             "(default: the run's --identity-images, at least 1)")
+    _add_identity_picture_flags(identity_sample)
+    identity_sample.add_argument("--interpolate", action="store_true",
+                                 help="draw the line from the first identity's code to the second's instead")
+    identity_sample.add_argument("--steps", type=int, default=8, help="--interpolate: codes on the line (default: 8)")
+    identity_sample.add_argument("--rows", type=int, default=3, help="--interpolate: rows, one seed each (default: 3)")
     identity_sample.add_argument("--out", required=True, help="PNG file to write")
     add_device_flag(identity_sample)
     add_draw_flags(identity_sample)
     add_force_flag(identity_sample)
     identity_sample.set_defaults(handler=cmd_identity_sample)
+
+
+def _add_identity_picture_flags(parser) -> None:
+    parser.add_argument("--identities", type=int, default=8, help="rows: unseen identities drawn (default: 8)")
+    parser.add_argument("--samples", type=int, default=8, help="new images of each (default: 8)")
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -221,76 +249,143 @@ def cmd_reconstruct(args) -> str:
     return f"wrote {path}: {len(images)} rows of " + " | ".join(parts)
 
 
-def _identity_picture(model, test_set, images, labels, args, out) -> tuple:
-    """Rows of [test image | ``args.samples`` new images from its embedding] -> (PNG path, identity agreement)."""
+def _identity_sets(config: dict):
+    """(test split, train split) of a run's data: source images come from the test split, else the train split."""
+    from ..embedding import load_identity_data
+
+    return load_identity_data(config, ("test", "train"))
+
+
+def _spread(identities, n: int) -> list[int]:
+    """``n`` of ``identities`` spread evenly over them (all when fewer)."""
     import torch
 
-    from ..embedding import class_centroids, embed, identity_agreement
-    from ..viz import display_values
+    identities = list(identities)
+    if n >= len(identities):
+        return identities
+    return [identities[i] for i in torch.linspace(0, len(identities) - 1, n).round().long().tolist()]
 
-    drawn = model.reconstruct(images, args.samples, temperature=args.temperature, method=args.method,
-                              generator=torch.Generator().manual_seed(args.seed))      # [B, samples, C, H, W]
-    table = torch.cat([display_values(images, model.levels)[:, None], display_values(drawn, model.levels)], dim=1)
-    path = _save_table(table, out, args.scale)
-    all_classes = list(range(test_set.num_classes))
-    centroids = class_centroids(embed(model, test_set), test_set.labels, all_classes)
-    agreement = identity_agreement(model, drawn, labels, centroids, all_classes)
-    return path, (f"new images whose nearest class centroid (in the embedding) is their source's class: "
-                  f"{agreement['agreement']:.3f}; assigned classes: {agreement['assigned']}")
+
+def _names(datasets, identities) -> list[str] | None:
+    names = datasets[0].class_names
+    return None if names is None else [names[c] for c in identities]
+
+
+def identity_figure(model, datasets, identities, *, sources: int, args, out) -> Path:
+    """[1] Figure 4: each row, ``sources`` images of an identity | ``args.samples`` new images from their code."""
+    from .. import viz
+    from ..embedding import draw_identities
+
+    shown, drawn = draw_identities(model, datasets, identities, sources=sources, samples=args.samples,
+                                   seed=args.seed, temperature=args.temperature, method=args.method)
+    picture = viz.grouped_rows([shown, drawn], levels=model.levels, scale=scale_for(model.image_shape, args.scale),
+                               row_names=_names(datasets, identities))
+    return viz.save(picture, out)
+
+
+def interpolation_figure(model, datasets, identity_from: int, identity_to: int, *, sources: int, steps: int,
+                         rows: int, args, out) -> Path:
+    """[1] Figure 5: each row, an image of A | decodings from A's code to B's (one seed per row) | an image of B."""
+    from .. import viz
+    from ..embedding import interpolate_identities, source_images
+
+    line = interpolate_identities(model, datasets, identity_from, identity_to, sources=sources, steps=steps,
+                                  rows=rows, seed=args.seed, temperature=args.temperature, method=args.method)
+    ends = [source_images(datasets, c, 1)[None].expand(rows, -1, -1, -1, -1) for c in (identity_from, identity_to)]
+    picture = viz.grouped_rows([ends[0], line, ends[1]], levels=model.levels,
+                               scale=scale_for(model.image_shape, args.scale))
+    return viz.save(picture, out)
+
+
+def _judge_lines(measurements: dict) -> list[str]:
+    """The judge's figures of RUN/identity.json, one line each."""
+    judge = measurements.get("judge")
+    if judge is None:
+        return []
+
+    def figure(name):
+        value = judge[name]
+        return (f"{value['fraction']:.3f} +- {value['standard_error']:.3f} ({value['fraction'] / judge['chance']:.1f}x "
+                f"chance, {value['images']} images)")
+
+    return [f"judge (an identity classifier of real images, {judge['unseen_identities']} unseen identities, chance "
+            f"{judge['chance']:.3f}): accuracy on real held-out images {judge['real_held_out_accuracy']:.3f}",
+            f"  new images assigned to the identity whose code drew them: {figure('generated')}",
+            f"  control, drawn from a wrong identity's code, assigned to the first: {figure('wrong_identity_control')}"]
 
 
 def cmd_identity(args) -> str:
     args.out = str(output_path(args.out, args, kind="run"))
-    from .. import data
     from ..embedding import IdentityConfig, finished_identity, parse_classes, train_identity
     from ..serialization import load
 
-    _check_draws(args, "samples", "per_class")
+    _check_draws(args, "samples", "identities")
     config = IdentityConfig(data=args.data, binarize=None if args.binarize == "none" else args.binarize,
-                            train_classes=parse_classes(args.classes), seed=args.seed,
-                            **{field: getattr(args, field) for field, _, _ in IDENTITY_FLAGS.values()})
+                            train_classes=None if args.classes is None else parse_classes(args.classes),
+                            image_size=args.image_size,
+                            seed=args.seed, **{field: getattr(args, field) for field, _, _ in IDENTITY_FLAGS.values()})
     result = finished_identity(config, args.out)
     if result is not None:
         print(f"identity: {args.out} holds a finished run of these settings: reusing its model")
     else:
         result = train_identity(config, args.out, device=resolve_device(args.device), log=print,
                                 progress=args.progress)
-    seen = result.measurements["test_seen"]
-    lines = [f"embedding 1-NN accuracy on the test images of the training classes: "
-             f"{seen['nearest_neighbour_accuracy']:.3f}; test NLL given the embedding: "
-             f"{seen['nll_given_embedding']:.2f} nats"]
-    unseen = result.measurements["unseen_classes"]
+    measured = result.measurements
+    lines = [f"embedding 1-NN accuracy on {measured['seen']['split']} images of the training identities: "
+             f"{measured['seen']['nearest_neighbour_accuracy']:.3f}; NLL given the code: "
+             f"{measured['seen']['nll_given_code']:.2f} nats"]
+    unseen = measured["unseen_classes"]
     if not unseen:
-        return "\n".join(lines + [f"trained on every class of {config.data}: no unseen class to draw"])
-    never = result.measurements["test_unseen"]
-    lines.append(f"the same for the unseen classes {unseen}: {never['nearest_neighbour_accuracy']:.3f}; "
-                 f"{never['nll_given_embedding']:.2f} nats")
+        return "\n".join(lines + [f"trained on every identity of {config.data}: no unseen identity to draw"])
+    lines.append(f"the same for the {len(unseen)} unseen identities: {measured['unseen']['nearest_neighbour_accuracy']:.3f}"
+                 f"; {measured['unseen']['nll_given_code']:.2f} nats")
+    lines += _judge_lines(measured)
     model = load(result.model_path, map_location=resolve_device(args.device))
-    test_set = data.load(config.data, "test", binarize=config.binarize)
-    images, labels = pick_images(test_set, classes=",".join(map(str, unseen)), per_class=args.per_class)
-    path, agreement = _identity_picture(model, test_set, images, labels, args, Path(args.out) / "identity.png")
-    return "\n".join(lines + [agreement, f"wrote {path}: each row an unseen test image, then {args.samples} new "
-                                         f"images from its embedding"])
+    datasets = _identity_sets(asdict(config))
+    sources = max(1, config.identity_images)
+    rows = _spread(unseen, args.identities)
+    path = identity_figure(model, datasets, rows, sources=sources, args=args, out=Path(args.out) / "identity.png")
+    lines.append(f"wrote {path}: each row {sources} image(s) of an unseen identity | {args.samples} new images "
+                 f"from their code")
+    if len(rows) >= 2:
+        path = interpolation_figure(model, datasets, rows[0], rows[1], sources=sources, steps=8, rows=3, args=args,
+                                    out=Path(args.out) / "interpolation.png")
+        lines.append(f"wrote {path}: from the code of unseen identity {rows[0]} to that of {rows[1]}, 3 seeds")
+    return "\n".join(lines)
 
 
 def cmd_identity_sample(args) -> str:
     args.out = output_path(args.out, args)
-    from .. import data
-    from ..embedding import read_identity
+    from ..embedding import parse_classes, read_identity
 
-    _check_draws(args, "samples")
+    _check_draws(args, "samples", "identities", "rows")
     try:
-        config = read_identity(args.run)["config"]
+        saved = read_identity(args.run)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
+    config = saved["config"]
     model = open_run(args.run, args.device).model
-    test_set = data.load(config["data"], "test", binarize=config["binarize"])
-    classes = args.classes
-    if classes is None and args.index is None:
-        classes = ",".join(str(c) for c in range(test_set.num_classes) if c not in config["train_classes"])
-        if not classes:
-            raise UsageError("the run trained on every class: give --classes or --index")
-    images, labels = pick_images(test_set, indices=args.index, classes=classes, per_class=args.per_class)
-    path, agreement = _identity_picture(model, test_set, images, labels, args, args.out)
-    return "\n".join([agreement, f"wrote {path}: each row a test image (classes {sorted(set(labels.tolist()))}), "
-                                 f"then {args.samples} new images from its embedding"])
+    datasets = _identity_sets(config)
+    if args.classes is not None:
+        identities = list(parse_classes(args.classes))
+        known = datasets[0].num_classes
+        if any(c >= known for c in identities):
+            raise UsageError(f"{config['data']} has identities 0..{known - 1}; got {args.classes}")
+    else:
+        identities = _spread(saved["measurements"]["unseen_classes"], args.identities)
+        if not identities:
+            raise UsageError("the run trained on every identity: give --classes")
+    sources = max(1, config.get("identity_images") or 0) if args.sources is None else args.sources
+    positive("--sources", sources)
+    if args.interpolate:
+        if len(identities) < 2:
+            raise UsageError("--interpolate needs two identities (--classes A,B)")
+        if args.steps < 2:
+            raise UsageError(f"--steps must be >= 2 (both ends are included), got {args.steps}")
+        path = interpolation_figure(model, datasets, identities[0], identities[1], sources=sources, steps=args.steps,
+                                    rows=args.rows, args=args, out=args.out)
+        return (f"wrote {path}: each row an image of identity {identities[0]} | {args.steps} decodings from its code "
+                f"to that of {identities[1]} | an image of {identities[1]}; {args.rows} seeds")
+    path = identity_figure(model, datasets, identities, sources=sources, args=args, out=args.out)
+    return (f"wrote {path}: each row {sources} image(s) of an identity ({', '.join(map(str, identities))}) | "
+            f"{args.samples} new images from their code")

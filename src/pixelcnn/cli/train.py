@@ -213,7 +213,7 @@ def cmd_data(args) -> str:
 
     lines = []
     for name, source in data.SOURCES.items():
-        where = "bundled, offline" if source.bundled else f"downloaded once into {data.default_root()}"
+        where = "bundled, offline" if source.bundled else source.where or f"downloaded once into {data.default_root()}"
         if args.details and source.bundled:
             train, test = data.load(name, "train"), data.load(name, "test")
             classes = f"{train.num_classes} classes" if train.num_classes else "no labels"

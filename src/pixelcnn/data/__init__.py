@@ -9,6 +9,8 @@
 
 Bundled, offline (``pip install 'pixelcnn[data]'``): ``mnist5k``, ``digits``,
 ``photo-patches``, ``lfw-faces`` (see ``bundled.py`` for their fixed splits).
+Rendered: ``glyphs``, A-Z, a-z, 0-9 of every text font found, the font as the
+label, split by font family (see ``glyphs.py``).
 Standard, downloaded once into ``root`` (default ``$PIXELCNN_DATA`` or
 ``~/.cache/pixelcnn``) with a SHA-256 check: ``mnist``, ``fashion-mnist``,
 ``binarized-mnist``, ``cifar10``, ``imagenet32``, ``imagenet64`` (see
@@ -27,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import bundled, standard
+from . import bundled, glyphs, standard
 from .dataset import BINARIZE_CHOICES, SPLITS, ImageDataset, SplitData, fixed_binary_draw, threshold_binarize
 from .download import DownloadError, download_file
 from .folder import FOLDER_PREFIX, IMAGE_SUFFIXES, read_folder, read_image
@@ -42,6 +44,7 @@ ROOT_ENV = "PIXELCNN_DATA"
 class DataSource:
     read: Callable[..., SplitData]   # bundled: read(split); standard: read(split, folder=, download=)
     bundled: bool                    # ships inside a pip package (no download, no root)
+    where: str | None = None         # where it comes from, when it is neither bundled nor downloaded
 
 
 SOURCES: dict[str, DataSource] = {
@@ -49,6 +52,8 @@ SOURCES: dict[str, DataSource] = {
     "digits": DataSource(bundled.digits, bundled=True),
     "photo-patches": DataSource(bundled.photo_patches, bundled=True),
     "lfw-faces": DataSource(bundled.lfw_faces, bundled=True),
+    "glyphs": DataSource(glyphs.glyphs, bundled=False,
+                         where="rendered from the fonts of matplotlib, the system and ROOT/glyphs/"),
     "mnist": DataSource(standard.mnist, bundled=False),
     "fashion-mnist": DataSource(standard.fashion_mnist, bundled=False),
     "binarized-mnist": DataSource(standard.binarized_mnist, bundled=False),

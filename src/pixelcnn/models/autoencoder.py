@@ -175,7 +175,16 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         uniforms drive each step, so the row varies only through the code.
         ``kwargs`` go to ``sample`` (temperature, method).
         """
-        codes = code_line(self.encode(x_from), self.encode(x_to), steps, normalize=self.config.normalize_code)
+        return self.decode_line(self.encode(x_from), self.encode(x_to), steps, seed=seed, **kwargs)
+
+    @torch.no_grad()
+    def decode_line(self, code_from: torch.Tensor, code_to: torch.Tensor, steps: int = 8, *, seed: int = 0,
+                    **kwargs) -> torch.Tensor:
+        """One decoding per code on the line from code_from [1, D] to code_to [1, D]: int64 [steps, C, H, W].
+
+        Each step is drawn with a generator seeded with ``seed`` (see ``interpolate``).
+        """
+        codes = code_line(code_from, code_to, steps, normalize=self.config.normalize_code)
         return torch.cat([self.sample(1, code[None], generator=torch.Generator().manual_seed(seed), **kwargs)
                           for code in codes])                               # [steps, C, H, W]
 
