@@ -97,6 +97,22 @@ def add_device_flag(parser) -> None:
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
+def add_precision_flag(parser) -> None:
+    """--precision: what the network runs in (the head always scores and draws in float32 or better)."""
+    from ..hardware import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="network precision: auto (bf16 on a GPU or a CPU with bf16 units, else fp32), fp32, "
+                             "bf16, fp16 (CUDA); the head is float32 (default: auto)")
+
+
+def precision_for(requested: str, model):
+    """The precision ``requested`` on the model's device (``str()`` says which and why, for the report)."""
+    from ..hardware import choose_precision
+
+    return choose_precision(requested, next(model.parameters()).device)
+
+
 def add_data_flags(parser, *, split: bool = True) -> None:
     """--data, --binarize (and --split): which images a command reads (default: those the run trained on)."""
     parser.add_argument("--data", help="data set (default: the run's); needed for a bare model folder")

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, output_path,
-                     pick_images, positive, resolve_device)
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_precision_flag, dataset_for,
+                     open_run, output_path, pick_images, positive, resolve_device)
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -125,6 +125,7 @@ def model_option_help() -> dict:
 
 def add_parsers(sub) -> None:
     from .. import list_models, presets
+    from ..hardware import COMPILE_CHOICES, PRECISIONS
     from ..train.config import BINARIZE, LR_DECAYS, ON_NAN, OPTIMIZERS, TrainConfig
 
     info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
@@ -150,7 +151,8 @@ def add_parsers(sub) -> None:
                             "budget flags (--max-minutes, --max-steps, --epochs, ...) may change")
     group = train.add_argument_group("training options (TrainConfig)")
     comments = field_comments(TrainConfig)
-    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN}
+    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN,
+               "precision": PRECISIONS, "compile": COMPILE_CHOICES}
     for f in dataclasses.fields(TrainConfig):
         if f.name not in ("model", "model_options"):
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -166,6 +168,7 @@ def add_parsers(sub) -> None:
                            EXAMPLES["eval"])
     evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
     add_device_flag(evaluate)
+    add_precision_flag(evaluate)
     add_data_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     evaluate.add_argument("--max-images", type=int, help="score only the first N images of the split")
@@ -280,7 +283,7 @@ def cmd_eval(args) -> str:
     run = open_run(args.run, args.device)
     dataset = dataset_for(run, args, args.split)
     result = evaluate(run.model, dataset, batch_size=args.batch_size, max_images=args.max_images,
-                      progress=not args.json and sys.stderr.isatty())
+                      progress=not args.json and sys.stderr.isatty(), precision=args.precision)
     return json.dumps(result.to_dict()) if args.json else str(result)
 
 

@@ -16,6 +16,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..hardware import choose_precision
 from ..heads import make_head
 from ..nn.conditioning import ConditionEncoder
 
@@ -141,7 +142,8 @@ class AutoregressiveModel(nn.Module):
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])
         params = self._params(x, self.condition_for(x, cond))
-        return self.head.log_prob(params, x).flatten(1).sum(1)
+        with torch.autocast(params.device.type, enabled=False):     # the network may run in bf16; the head never
+            return self.head.log_prob(params, x).flatten(1).sum(1)
 
     def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What training minimizes and evaluation reports, per image [B]: -log p(x | cond) in nats."""
@@ -180,6 +182,7 @@ class AutoregressiveModel(nn.Module):
         method: str = "auto",
         progress: bool = False,
         callback: Callable | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Draw ``n`` images, one pixel-channel at a time: int64 [n, C, H, W].
 
@@ -195,12 +198,14 @@ class AutoregressiveModel(nn.Module):
             progress: show a progress bar.
             callback: called as ``callback(row, col, x)`` after each pixel is
                 drawn, x being the batch so far (for animations).
+            precision: what the network runs in: "fp32", "bf16", "fp16" or
+                "auto" (``pixelcnn.hardware``); the head draws in float64.
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer, got {_describe(n)}")
         cond = self.check_cond(self._broadcast_cond(cond, n), n)
         x = torch.zeros((n, *self.image_shape), dtype=torch.long, device=self._device())
-        return self._generate(x, 0, cond, temperature, generator, method, progress, callback)
+        return self._generate(x, 0, cond, temperature, generator, method, progress, callback, precision)
 
     @torch.no_grad()
     def complete(
@@ -214,6 +219,7 @@ class AutoregressiveModel(nn.Module):
         method: str = "auto",
         progress: bool = False,
         callback: Callable | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Keep the top ``known_rows`` rows of ``x`` and sample the rest: int64 [B, C, H, W]."""
         x = self.check_images(x)
@@ -223,9 +229,10 @@ class AutoregressiveModel(nn.Module):
         cond = self.check_cond(self._broadcast_cond(cond, x.shape[0]), x.shape[0])
         x = x.clone().long()
         x[:, :, known_rows:] = 0  # never read before being sampled; zeroed so nothing depends on it
-        return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback)
+        return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback, precision)
 
-    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None):
+    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None,
+                  precision: str = "fp32"):
         if not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
             raise ValueError(f"temperature must be a positive number, got {_describe(temperature)}")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -238,12 +245,14 @@ class AutoregressiveModel(nn.Module):
                 f"unknown sampling method {method!r} for {self.name}; available: "
                 f"{', '.join(['auto', *methods])}"
             )
+        autocast = choose_precision(precision, self._device()).autocast
         was_training = self.training
         self.eval()
         try:
-            return methods[method](self, x, start_row, self.encode_condition(cond),
-                                   temperature=float(temperature), generator=generator, progress=progress,
-                                   callback=callback)
+            with autocast():
+                return methods[method](self, x, start_row, self.encode_condition(cond),
+                                       temperature=float(temperature), generator=generator, progress=progress,
+                                       callback=callback)
         finally:
             self.train(was_training)
 
