@@ -97,12 +97,18 @@ class Precision:
         return f"precision {self.name}: {self.reason}"
 
 
-def choose_precision(requested: str, device: torch.device | str) -> Precision:
-    """The precision for ``requested`` ("auto", "fp32", "bf16" or "fp16") on ``device``; ValueError if impossible."""
+def choose_precision(requested: str, device: torch.device | str, *, cached_sampler: bool = False) -> Precision:
+    """The precision for ``requested`` ("auto", "fp32", "bf16" or "fp16") on ``device``; ValueError if impossible.
+
+    ``cached_sampler``: the job is the cached (fast) sampler, whose steps are a few dozen tiny products:
+    on a CPU, ``auto`` keeps it in float32 (measured: bf16 autocast made it 2x slower, the casts costing
+    more than the products)."""
     device = torch.device(device)
     kind = device.type
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested == "auto" and cached_sampler and kind == "cpu":
+        return Precision("fp32", kind, "auto: the cached sampler's steps are too small for bf16 to pay on a CPU")
     if kind not in ("cpu", "cuda", "mps"):
         if requested in ("auto", "fp32"):
             return Precision("fp32", kind, f"{requested}: float32 on {kind}")

@@ -101,8 +101,8 @@ def cmd_sample(args) -> str:
         folder = output_path(args.folder, args, option="--folder", kind="folder")
         for name in names:
             output_path(folder / name, args, option="--folder")
-    precision = precision_for(args.precision, model)
-    images = model.sample(count, labels, temperature=args.temperature, method=args.method, precision=precision.name,
+    precision = precision_for(args.precision, model, args.method)
+    images = model.sample(count, labels, temperature=args.temperature, method=args.method, precision=args.precision,
                           generator=torch.Generator().manual_seed(args.seed), progress=sys.stderr.isatty())
     written = []
     if args.folder is not None:
@@ -146,9 +146,9 @@ def cmd_complete(args) -> str:
     check_temperature(args.temperature)
     run = open_run(args.run, args.device)
     images, labels = pick_images(dataset_for(run, args, args.split), n=args.n)
-    precision = precision_for(args.precision, run.model)
+    precision = precision_for(args.precision, run.model, args.method)
     done = complete_images(run.model, images, labels, rows=args.rows, samples=args.samples,
-                           temperature=args.temperature, seed=args.seed, method=args.method, precision=precision.name)
+                           temperature=args.temperature, seed=args.seed, method=args.method, precision=args.precision)
     grid = viz.completion_grid(images, done, known_rows=args.rows, levels=run.model.levels,
                                    scale=scale_for(run.model.image_shape, args.scale))
     return (f"wrote {viz.save(grid, args.out)} ({args.n} images x {args.samples} completions, "

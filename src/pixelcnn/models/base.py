@@ -245,7 +245,7 @@ class AutoregressiveModel(nn.Module):
                 f"unknown sampling method {method!r} for {self.name}; available: "
                 f"{', '.join(['auto', *methods])}"
             )
-        autocast = choose_precision(precision, self._device()).autocast
+        autocast = choose_precision(precision, self._device(), cached_sampler=method == "fast").autocast
         was_training = self.training
         self.eval()
         try:

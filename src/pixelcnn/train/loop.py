@@ -629,8 +629,9 @@ class Trainer:
         self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
         if self.dist.is_main:
             started = time.perf_counter()
+            # (in float32 whatever the training precision: the NLL in the log is the model's exact one)
             result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
-                              batch_size=max(64, c.batch_size), precision=self.precision.name)
+                              batch_size=max(64, c.batch_size))
             self.final_eval = result
             record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                       "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
