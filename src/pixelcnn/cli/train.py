@@ -334,7 +334,8 @@ def cmd_demo(args) -> str:
         device=args.device, seed=args.seed, progress=args.progress, **DEMO_SCHEDULE)
     print(f"pixelcnn demo: training a class-conditional Gated PixelCNN on binarized mnist5k "
           f"(4,000 train / 1,000 test digits) for {args.minutes:g} minutes in {out}", flush=True)
-    result = Trainer(config).run()
+    trainer = Trainer(config)
+    result = trainer.run()
     if result.interrupted:
         raise KeyboardInterrupt
     model = load(result.model_path, map_location=resolve_device(args.device))
@@ -354,7 +355,8 @@ def cmd_demo(args) -> str:
     return "\n".join([
         "",
         f"trained   {result.step} steps ({result.epoch:.1f} epochs) in {result.train_minutes:.1f} minutes, "
-        f"{result.images_per_second:.0f} images/s on {device}",
+        f"{result.images_per_second:.0f} images/s on {device} ({trainer.precision.name}"
+        f"{', compiled' if trainer.compiled else ''})",
         f"test NLL  {ev.nll:.2f} +- {ev.nll_stderr:.2f} nats per image ({ev.bits_per_dim:.4f} bits/dim) "
         f"on the {ev.images} binarized mnist5k test digits",
         f"samples   {samples_path}  (one row per digit 0-9, {args.per_class} each)",

@@ -60,6 +60,12 @@ class Preset:
     any_data: bool = False              # sizes for any data set: training may change its levels too
 
 
+@torch.compiler.disable
+def _value_range(x: torch.Tensor) -> tuple[int, int]:
+    """(min, max) of x as Python ints, outside any torch.compile graph (a data-dependent check, not math)."""
+    return int(x.min()), int(x.max())
+
+
 def _describe(t) -> str:
     if isinstance(t, torch.Tensor):
         return f"a {t.dtype} tensor of shape {list(t.shape)}"
@@ -285,7 +291,7 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"expected {expected}, got {_describe(x)}")
         if x.dtype == torch.bool:
             x = x.long()
-        low, high = int(x.min()), int(x.max())
+        low, high = _value_range(x)
         if low < 0 or high > self.levels - 1:
             raise ValueError(f"expected {expected}, got values in {low}..{high}")
         return x.to(self._device())
@@ -318,7 +324,7 @@ class AutoregressiveModel(nn.Module):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
             if tuple(cond.shape) != (batch,):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
-            low, high = int(cond.min()), int(cond.max())
+            low, high = _value_range(cond)
             if low < 0 or high >= num_classes:
                 raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")
             return cond.long().to(self._device())
