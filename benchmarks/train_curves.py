@@ -23,6 +23,12 @@ image and, in the JSON, in bits/dim too. Two ways to count minutes:
   makes such a run less sensitive to the other jobs; the losses do not depend
   on the thread count.
 
+``--precision`` and ``--compile`` are the training switches (``pixelcnn
+train --precision / --compile``; default auto, auto): bf16 on a CPU with bf16
+units, and ``torch.compile`` for a run of at least 1,000 steps or 3 minutes
+(the compile time counts as training time). The JSON key of a run names them
+(``...@10min-steps-bf16-compile-off``; older keys without them are float32 eager runs).
+
 Runs go one after the other. Prints a table and writes JSON to ``--out``
 (default runs/train_curves.json; results of earlier runs of other
 configurations in that file are kept). How the configurations were chosen is
@@ -159,7 +165,8 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
 
 
 def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed: int, threads: int | None,
-            budget: str, step_ms: float | None, eval_images: int | None = None) -> dict:
+            budget: str, step_ms: float | None, eval_images: int | None = None, precision: str = "auto",
+            compile: str = "auto") -> dict:
     """Train one configuration for ``minutes`` (real, or as steps), evaluating at each mark; its JSON row."""
     import torch
 
@@ -181,12 +188,13 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
             model=model, model_options=options, class_conditional=conditional, data=data_name,
             binarize="dynamic" if data_name in BINARIZED else None,
             out=str(Path(folder) / name), sample_images=0, checkpoint_every=10**9, progress=True,
-            eval_images=eval_images,
+            eval_images=eval_images, precision=precision, compile=compile,
             tensorboard=False, seed=seed, threads=threads, **stop, **{**SCHEDULE, **changes},
         )
         load_before = os.getloadavg()[0]
         started = time.time()
-        result = Trainer(config, log=lambda message: None).run()
+        said = []
+        result = Trainer(config, log=said.append).run()
         records = [json.loads(line) for line in open(Path(folder) / name / "metrics.jsonl")]
     evals = [r for r in records if r["kind"] == "eval"]
     curve = {}
@@ -203,6 +211,9 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
     return {
         "name": name, "data": data_name, "model": model, "options": options, "class_conditional": conditional,
         "schedule": {**SCHEDULE, **changes}, "parameters": parameters, "minutes": minutes, "budget": budget,
+        "precision": precision, "compile": compile,
+        "precision_chosen": next((m for m in said if m.startswith("precision ")), None),
+        "compile_warning": next((m for m in said if "torch.compile failed" in m), None),
         "quiet_timing": timing, "train_minutes_measured": round(result.train_minutes, 2),
         "steps": result.step, "epochs": round(result.epoch, 2),
         "images_per_second": round(result.images_per_second, 1), "curve": curve,
@@ -242,6 +253,10 @@ def main(argv=None) -> int:
                         help="count real minutes, or steps at the quiet machine's speed (see above)")
     parser.add_argument("--step-ms", type=float, help="--budget steps: milliseconds per step instead of timing it")
     parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="training precision (default: auto)")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile the training step (default: auto)")
     parser.add_argument("--out", type=Path, default=default_out("train_curves.json"),
                         help="JSON file (default: %(default)s; the committed results are "
                              "benchmarks/results/train_curves.json)")
@@ -269,10 +284,11 @@ def main(argv=None) -> int:
 
     for name in tqdm(names, desc="configurations", unit="run"):
         row = run_one(name, args.data, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms,
-                      args.eval_images)
+                      args.eval_images, args.precision, args.compile)
         row["command"] = command_line()
         data_tag = "" if args.data == "mnist5k" else f"-{args.data}"
-        runs[f"{name}{data_tag}@{args.minutes:g}min-{args.budget}"] = row
+        switches = f"-{args.precision}" + (f"-compile-{args.compile}" if args.compile != "auto" else "")
+        runs[f"{name}{data_tag}@{args.minutes:g}min-{args.budget}{switches}"] = row
         cells = "".join(f"{row['curve'].get(f'{m:g}', {}).get(unit, float('nan')):>10.{2 if unit == 'nll' else 3}f}"
                         for m in marks)
         tqdm.write(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"

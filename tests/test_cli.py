@@ -53,12 +53,12 @@ def test_every_training_option_is_a_flag(capsys):
     for option in ("--n-layers", "--hidden", "--kernel-size", "--output-hidden", "--preset", "--resume"):
         assert option in out
     args = cli.build_parser().parse_args(
-        ["train", "--preset", "gated-mnist", "--lr", "3e-4", "--grad-clip", "none", "--no-amp", "--binarize",
+        ["train", "--preset", "gated-mnist", "--lr", "3e-4", "--grad-clip", "none", "--precision", "fp32", "--binarize",
          "dynamic", "--n-layers", "3", "--spatial-cond", "--epochs", "2.5", "--out", "r"])
     config, resume = cli.train_config_from_args(args)
     assert not resume
-    assert (config.model, config.lr, config.grad_clip, config.amp, config.binarize, config.epochs) == \
-        ("gated-mnist", 3e-4, None, False, "dynamic", 2.5)
+    assert (config.model, config.lr, config.grad_clip, config.precision, config.binarize, config.epochs) == \
+        ("gated-mnist", 3e-4, None, "fp32", "dynamic", 2.5)
     assert config.model_options == {"n_layers": 3, "spatial_cond": True}
     assert config.batch_size == TrainConfig().batch_size                      # flags not given keep defaults
 

@@ -41,7 +41,8 @@ SCRIPTS = {
     "benchmarks/sampling.py": Script(
         ["--only", "tiny-gated", "--batches", "2", "--naive-full-limit", "0"], "--out", "runs/sampling.json"),
     "benchmarks/train_speed.py": Script(
-        ["--only", "tiny-gated", "--steps", "1", "--warmup", "0", "--in-process"], "--out", "runs/train_speed.json"),
+        ["--only", "tiny-gated", "--steps", "1", "--warmup", "0", "--in-process", "--settings", "fp32", "bf16"],
+        "--out", "runs/train_speed.json"),
     "benchmarks/pixelrnn_speed.py": Script(
         ["--only", "tiny-rowlstm", "--steps", "1", "--warmup", "0", "--in-process", "--eval-images", "16",
          "--step-ms", "300"],

@@ -5,6 +5,11 @@
     print(result.nll, "+-", result.nll_stderr, "nats;", result.bits_per_dim, "bits/dim")
     result.to_dict()     # {"data", "split", "images", "nll_nats", "nll_nats_stderr", "bits_per_dim", ...}
 
+``precision`` ("fp32" by default; "auto", "bf16" or "fp16" as in
+``pixelcnn.hardware``) is what the network runs in; the head's log-likelihood
+is computed in float32 whatever it is, and the result says which
+(``result.precision``: "network in bf16 (autocast), head in float32").
+
 The standard error is that of a mean over images: std(NLL per image) / sqrt(N).
 Images go through ``dataset.prepare_batch`` with a fixed generator, so a
 binarized training split is scored on one reproducible draw (the test split of
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .hardware import choose_precision
 from .metrics import bits_per_dim
 
 EVAL_SEED = 0  # the generator of prepare_batch during evaluation: the same draw every time
@@ -36,16 +42,18 @@ class EvalResult:
     nll_stderr: float           # its standard error, nats
     bits_per_dim: float         # the same mean in bits per dimension
     bits_per_dim_stderr: float  # its standard error
+    precision: str = "network and head in float32"   # what the NLL was computed in
 
     def to_dict(self) -> dict:
         """As JSON: every key says its unit (``nll_nats``, ``nll_nats_stderr``, ``bits_per_dim``, ...)."""
         return {"data": self.data, "split": self.split, "images": self.images, "nll_nats": self.nll,
                 "nll_nats_stderr": self.nll_stderr, "bits_per_dim": self.bits_per_dim,
-                "bits_per_dim_stderr": self.bits_per_dim_stderr}
+                "bits_per_dim_stderr": self.bits_per_dim_stderr, "precision": self.precision}
 
     def __str__(self) -> str:
         return (f"{self.data} {self.split} ({self.images} images): NLL {self.nll:.2f} +- {self.nll_stderr:.2f} "
-                f"nats/image, {self.bits_per_dim:.4f} +- {self.bits_per_dim_stderr:.4f} bits/dim")
+                f"nats/image, {self.bits_per_dim:.4f} +- {self.bits_per_dim_stderr:.4f} bits/dim "
+                f"({self.precision})")
 
 
 @dataclass
@@ -68,16 +76,17 @@ class LossResult:
 
 @torch.no_grad()
 def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-                  progress: bool = False) -> torch.Tensor:
+                  progress: bool = False, precision: str = "fp32") -> torch.Tensor:
     """``model.loss`` of the first ``max_images`` images of ``dataset``: float64 [N].
 
     For a likelihood model (``loss_name == "nll"``) that is -log p(x | label)
     in nats; the model is conditioned on the labels when it was built with
-    ``num_classes``.
+    ``num_classes``. ``precision``: what the network runs in (the head scores in float32).
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     check_compatible(model, dataset)
+    autocast = choose_precision(precision, next(model.parameters()).device).autocast
     total = len(dataset) if max_images is None else min(int(max_images), len(dataset))
     if total < 1:
         raise ValueError(f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images "
@@ -95,19 +104,21 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
             stop = min(start + batch_size, total)
             images = dataset.prepare_batch(dataset.images[start:stop], generator)      # uint8 [b, C, H, W]
             labels = dataset.labels[start:stop] if conditional else None
-            scores.append(model.loss(images, labels).double().cpu())
+            with autocast():
+                scores.append(model.loss(images, labels).double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(scores)
 
 
 def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-             progress: bool = False) -> EvalResult | LossResult:
+             progress: bool = False, precision: str = "fp32") -> EvalResult | LossResult:
     """Mean NLL of ``model`` over ``dataset`` (nats per image and bits/dim) with standard errors.
 
-    A model whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
+    ``precision`` ("fp32", "auto", "bf16", "fp16"): what the network runs in; the head is float32. A model whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
     """
-    losses = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress)
+    losses = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress,
+                           precision=precision)
     mean = float(losses.mean())
     stderr = float(losses.std(unbiased=True)) / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     if model.loss_name != "nll":
@@ -117,6 +128,7 @@ def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = 
         data=dataset.name, split=dataset.split, images=len(losses), nll=mean, nll_stderr=stderr,
         bits_per_dim=float(bits_per_dim(mean, model.image_shape)),
         bits_per_dim_stderr=float(bits_per_dim(stderr, model.image_shape)),
+        precision=choose_precision(precision, next(model.parameters()).device).nll_note,
     )
 
 

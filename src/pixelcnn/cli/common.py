@@ -97,6 +97,24 @@ def add_device_flag(parser) -> None:
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
+def add_precision_flag(parser, default: str = "auto") -> None:
+    """--precision: what the network runs in (the head always scores and draws in float32 or better)."""
+    from ..hardware import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default=default,
+                        help=f"network precision: auto (bf16 on a GPU or a CPU with bf16 units, else fp32), fp32, "
+                             f"bf16, fp16 (CUDA); the head is float32 (default: {default})")
+
+
+def precision_for(requested: str, model, method: str = "auto"):
+    """The precision ``requested`` for sampling with ``method`` on the model's device (``str()`` says which
+    and why, for the report); the model's ``sample`` / ``complete`` choose the same from the same words."""
+    from ..hardware import choose_precision
+
+    cached = method == "fast" or (method == "auto" and "fast" in model.sampling_methods())
+    return choose_precision(requested, next(model.parameters()).device, cached_sampler=cached)
+
+
 def add_data_flags(parser, *, split: bool = True) -> None:
     """--data, --binarize (and --split): which images a command reads (default: those the run trained on)."""
     parser.add_argument("--data", help="data set (default: the run's); needed for a bare model folder")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
-                     check_temperature, dataset_for, open_run, output_path, pick_images, positive, scale_for)
+                     add_precision_flag, check_temperature, dataset_for, open_run, output_path, pick_images, positive,
+                     precision_for, scale_for)
 
 EXAMPLES = {
     "sample": """
@@ -36,6 +37,7 @@ def add_parsers(sub) -> None:
     where.add_argument("--folder", help="folder to write each image to, as its own PNG at its own size "
                                         "(NNNN.png, or NNNN_class_K.png; e.g. for viz nll-map --folder)")
     add_device_flag(sample)
+    add_precision_flag(sample)
     add_force_flag(sample)
     sample.set_defaults(handler=cmd_sample)
 
@@ -48,6 +50,7 @@ def add_parsers(sub) -> None:
     add_draw_flags(complete)
     complete.add_argument("--out", required=True, help="PNG file to write")
     add_device_flag(complete)
+    add_precision_flag(complete)
     add_data_flags(complete)
     add_force_flag(complete)
     complete.set_defaults(handler=cmd_complete)
@@ -98,7 +101,8 @@ def cmd_sample(args) -> str:
         folder = output_path(args.folder, args, option="--folder", kind="folder")
         for name in names:
             output_path(folder / name, args, option="--folder")
-    images = model.sample(count, labels, temperature=args.temperature, method=args.method,
+    precision = precision_for(args.precision, model, args.method)
+    images = model.sample(count, labels, temperature=args.temperature, method=args.method, precision=args.precision,
                           generator=torch.Generator().manual_seed(args.seed), progress=sys.stderr.isatty())
     written = []
     if args.folder is not None:
@@ -106,7 +110,7 @@ def cmd_sample(args) -> str:
             viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), folder / name)
         written.append(f"{folder}/ ({count} PNG files)")
     if args.out is None:
-        return f"wrote {written[0]}"
+        return f"wrote {written[0]}; {precision}"
     scale = scale_for(model.image_shape, args.scale)
     if labels is not None and args.label is None:
         grid = viz.class_grid(images, labels, levels=model.levels, scale=scale)
@@ -115,11 +119,11 @@ def cmd_sample(args) -> str:
                  else f": classes 0..{classes - 1} in turn, a row per class")
     else:
         grid, which = viz.image_grid(images, levels=model.levels, scale=scale), ""
-    return f"wrote {' and '.join([*written, str(viz.save(grid, args.out))])} ({count} images{which})"
+    return f"wrote {' and '.join([*written, str(viz.save(grid, args.out))])} ({count} images{which}); {precision}"
 
 
 def complete_images(model, images, labels, *, rows: int, samples: int, temperature: float, seed: int,
-                    method: str = "auto"):
+                    method: str = "auto", precision: str = "fp32"):
     """``samples`` completions of each image below its top ``rows`` rows: [B, samples, C, H, W]."""
     import torch
 
@@ -128,7 +132,7 @@ def complete_images(model, images, labels, *, rows: int, samples: int, temperatu
         raise UsageError(f"--rows must be in 0..{height} (the images have {height} rows), got {rows}")
     repeated = images.repeat_interleave(samples, dim=0)                              # [B*S, C, H, W]
     cond = labels.repeat_interleave(samples) if model.config.num_classes is not None else None
-    done = model.complete(repeated, rows, cond, temperature=temperature, method=method,
+    done = model.complete(repeated, rows, cond, temperature=temperature, method=method, precision=precision,
                           generator=torch.Generator().manual_seed(seed))
     return done.view(len(images), samples, *done.shape[1:]).cpu()                   # [B, S, C, H, W]
 
@@ -142,9 +146,10 @@ def cmd_complete(args) -> str:
     check_temperature(args.temperature)
     run = open_run(args.run, args.device)
     images, labels = pick_images(dataset_for(run, args, args.split), n=args.n)
+    precision = precision_for(args.precision, run.model, args.method)
     done = complete_images(run.model, images, labels, rows=args.rows, samples=args.samples,
-                           temperature=args.temperature, seed=args.seed, method=args.method)
+                           temperature=args.temperature, seed=args.seed, method=args.method, precision=args.precision)
     grid = viz.completion_grid(images, done, known_rows=args.rows, levels=run.model.levels,
                                    scale=scale_for(run.model.image_shape, args.scale))
     return (f"wrote {viz.save(grid, args.out)} ({args.n} images x {args.samples} completions, "
-            f"top {args.rows} rows kept)")
+            f"top {args.rows} rows kept); {precision}")

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from ..heads import HEADS
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, dataset_for, open_run, output_path,
-                     pick_images, positive, resolve_device)
+from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_precision_flag, dataset_for,
+                     open_run, output_path, pick_images, positive, resolve_device)
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -33,14 +33,18 @@ EXAMPLES = {
                  --n-layers 5 --hidden 32 --max-minutes 10 --lr-decay cosine --out runs/mnist
   pixelcnn train --preset gated-cifar10 --data photo-patches --epochs 20 --out runs/photos
   pixelcnn train --resume runs/mnist --max-minutes 30        # continue, with a longer budget
+  pixelcnn train --model gated_pixelcnn --data mnist5k --binarize dynamic --max-steps 3000 \\
+                 --precision fp32 --compile off --out runs/f32     # float32 eager whatever the hardware
 
 Several GPUs (DDP): torchrun --nproc_per_node 4 -m pixelcnn train ... (the same flags).
+The first lines say which precision and compile setting were chosen, and why.
 The run folder gets config.json, checkpoint.safetensors, model/ (pixelcnn.load),
 metrics.jsonl, samples/*.png and, if tensorboard is installed, tensorboard/.
 Ctrl-C or SIGTERM saves a checkpoint and exits; --resume continues exactly.""",
     "eval": """
   pixelcnn eval runs/mnist                      # test NLL (nats/image and bits/dim) +- standard error
   pixelcnn eval runs/mnist --split train --json
+  pixelcnn eval runs/mnist --precision auto     # faster: the network in bf16 where the chip has it
   pixelcnn eval runs/mnist/model --data mnist5k --binarize dynamic""",
     "demo": """
   pixelcnn demo                     # about 5 minutes of training on 2 CPU cores, then numbers and pictures
@@ -134,6 +138,7 @@ def model_option_help() -> dict:
 
 def add_parsers(sub) -> None:
     from .. import list_models, presets
+    from ..hardware import COMPILE_CHOICES, PRECISIONS
     from ..train.config import BINARIZE, LR_DECAYS, ON_NAN, OPTIMIZERS, TrainConfig
 
     info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
@@ -160,7 +165,8 @@ def add_parsers(sub) -> None:
     group = train.add_argument_group("training options (TrainConfig; a preset's schedule, such as "
                                      "pixelcnnpp-cifar10's, replaces these defaults)")
     comments = field_comments(TrainConfig)
-    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN}
+    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN,
+               "precision": PRECISIONS, "compile": COMPILE_CHOICES}
     for f in dataclasses.fields(TrainConfig):
         if f.name not in ("model", "model_options"):
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -176,6 +182,7 @@ def add_parsers(sub) -> None:
                            EXAMPLES["eval"])
     evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
     add_device_flag(evaluate)
+    add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
     add_data_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     evaluate.add_argument("--max-images", type=int, help="score only the first N images of the split")
@@ -298,7 +305,7 @@ def cmd_eval(args) -> str:
     run = open_run(args.run, args.device)
     dataset = dataset_for(run, args, args.split)
     result = evaluate(run.model, dataset, batch_size=args.batch_size, max_images=args.max_images,
-                      progress=not args.json and sys.stderr.isatty())
+                      progress=not args.json and sys.stderr.isatty(), precision=args.precision)
     return json.dumps(result.to_dict()) if args.json else str(result)
 
 
@@ -345,17 +352,19 @@ def cmd_demo(args) -> str:
         device=args.device, seed=args.seed, progress=args.progress, **DEMO_SCHEDULE)
     print(f"pixelcnn demo: training a class-conditional Gated PixelCNN on binarized mnist5k "
           f"(4,000 train / 1,000 test digits) for {args.minutes:g} minutes in {out}", flush=True)
-    result = Trainer(config).run()
+    trainer = Trainer(config)
+    result = trainer.run()
     if result.interrupted:
         raise KeyboardInterrupt
     model = load(result.model_path, map_location=resolve_device(args.device))
     started = time.perf_counter()
     labels = torch.arange(10).repeat_interleave(args.per_class)
-    samples = model.sample(len(labels), labels, generator=torch.Generator().manual_seed(args.seed))
+    samples = model.sample(len(labels), labels, generator=torch.Generator().manual_seed(args.seed), precision="auto")
     grid = viz.class_grid(samples, labels, levels=2, scale=2)
     samples_path = viz.save(grid, out / "per_class_samples.png")
     images, test_labels = pick_images(data.load("mnist5k", "test", binarize="dynamic"), n=10)
-    done = complete_images(model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed)
+    done = complete_images(model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed,
+                           precision="auto")
     completion_path = viz.save(viz.completion_grid(images, done, known_rows=14, levels=2, scale=2),
                                        out / "completions.png")
     drawing = time.perf_counter() - started
@@ -364,7 +373,8 @@ def cmd_demo(args) -> str:
     return "\n".join([
         "",
         f"trained   {result.step} steps ({result.epoch:.1f} epochs) in {result.train_minutes:.1f} minutes, "
-        f"{result.images_per_second:.0f} images/s on {device}",
+        f"{result.images_per_second:.0f} images/s on {device} ({trainer.precision.name}"
+        f"{', compiled' if trainer.compiled else ''})",
         f"test NLL  {ev.nll:.2f} +- {ev.nll_stderr:.2f} nats per image ({ev.bits_per_dim:.4f} bits/dim) "
         f"on the {ev.images} binarized mnist5k test digits",
         f"samples   {samples_path}  (one row per digit 0-9, {args.per_class} each)",

@@ -16,6 +16,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..hardware import choose_precision
 from ..heads import check_head, make_head
 from ..nn.conditioning import ConditionEncoder
 
@@ -64,6 +65,12 @@ class Preset:
     description: str = ""               # which paper and table, or "ours" and why
     any_data: bool = False              # sizes for any data set: training may change its levels too
     schedule: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields: the defaults of a training run of it
+
+
+@torch.compiler.disable
+def _value_range(x: torch.Tensor) -> tuple[int, int]:
+    """(min, max) of x as Python ints, outside any torch.compile graph (a data-dependent check, not math)."""
+    return int(x.min()), int(x.max())
 
 
 def _describe(t) -> str:
@@ -149,7 +156,8 @@ class AutoregressiveModel(nn.Module):
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])
         params = self._params(x, self.condition_for(x, cond))
-        return self.head.log_prob(params, x).flatten(1).sum(1)
+        with torch.autocast(params.device.type, enabled=False):     # the network may run in bf16; the head never
+            return self.head.log_prob(params, x).flatten(1).sum(1)
 
     def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What training minimizes and evaluation reports, per image [B]: -log p(x | cond) in nats."""
@@ -188,6 +196,7 @@ class AutoregressiveModel(nn.Module):
         method: str = "auto",
         progress: bool = False,
         callback: Callable | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Draw ``n`` images, one pixel-channel at a time: int64 [n, C, H, W].
 
@@ -203,12 +212,14 @@ class AutoregressiveModel(nn.Module):
             progress: show a progress bar.
             callback: called as ``callback(row, col, x)`` after each pixel is
                 drawn, x being the batch so far (for animations).
+            precision: what the network runs in: "fp32", "bf16", "fp16" or
+                "auto" (``pixelcnn.hardware``); the head draws in float64.
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer, got {_describe(n)}")
         cond = self.check_cond(self._broadcast_cond(cond, n), n)
         x = torch.zeros((n, *self.image_shape), dtype=torch.long, device=self._device())
-        return self._generate(x, 0, cond, temperature, generator, method, progress, callback)
+        return self._generate(x, 0, cond, temperature, generator, method, progress, callback, precision)
 
     @torch.no_grad()
     def complete(
@@ -222,6 +233,7 @@ class AutoregressiveModel(nn.Module):
         method: str = "auto",
         progress: bool = False,
         callback: Callable | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Keep the top ``known_rows`` rows of ``x`` and sample the rest: int64 [B, C, H, W]."""
         x = self.check_images(x)
@@ -231,9 +243,10 @@ class AutoregressiveModel(nn.Module):
         cond = self.check_cond(self._broadcast_cond(cond, x.shape[0]), x.shape[0])
         x = x.clone().long()
         x[:, :, known_rows:] = 0  # never read before being sampled; zeroed so nothing depends on it
-        return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback)
+        return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback, precision)
 
-    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None):
+    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None,
+                  precision: str = "fp32"):
         if not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
             raise ValueError(f"temperature must be a positive number, got {_describe(temperature)}")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -246,12 +259,14 @@ class AutoregressiveModel(nn.Module):
                 f"unknown sampling method {method!r} for {self.name}; available: "
                 f"{', '.join(['auto', *methods])}"
             )
+        autocast = choose_precision(precision, self._device(), cached_sampler=method == "fast").autocast
         was_training = self.training
         self.eval()
         try:
-            return methods[method](self, x, start_row, self.encode_condition(cond),
-                                   temperature=float(temperature), generator=generator, progress=progress,
-                                   callback=callback)
+            with autocast():
+                return methods[method](self, x, start_row, self.encode_condition(cond),
+                                       temperature=float(temperature), generator=generator, progress=progress,
+                                       callback=callback)
         finally:
             self.train(was_training)
 
@@ -284,7 +299,7 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"expected {expected}, got {_describe(x)}")
         if x.dtype == torch.bool:
             x = x.long()
-        low, high = int(x.min()), int(x.max())
+        low, high = _value_range(x)
         if low < 0 or high > self.levels - 1:
             raise ValueError(f"expected {expected}, got values in {low}..{high}")
         return x.to(self._device())
@@ -317,7 +332,7 @@ class AutoregressiveModel(nn.Module):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
             if tuple(cond.shape) != (batch,):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
-            low, high = int(cond.min()), int(cond.max())
+            low, high = _value_range(cond)
             if low < 0 or high >= num_classes:
                 raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")
             return cond.long().to(self._device())

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hardware import COMPILE_CHOICES, PRECISIONS
+
 OPTIMIZERS = ("adam", "rmsprop")
 LR_DECAYS = ("none", "cosine", "linear", "exponential")
 BINARIZE = (None, "dynamic", "threshold")
@@ -29,7 +31,10 @@ DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine",
 RESUMABLE_FIELDS = (
     "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
     "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan", "checkpoint_every_minutes",
+    "precision", "compile",
 )
+# Fields of older configs and what they mean now: amp (mixed precision on CUDA only) and compile (a bool).
+LEGACY_FIELDS = {"amp": ("precision", {True: "auto", False: "fp32"}), "compile": ("compile", {True: "on", False: "off"})}
 
 
 @dataclass
@@ -68,8 +73,8 @@ class TrainConfig:
 
     # --- hardware and reproducibility
     device: str = "auto"                    # auto, cpu, cuda, cuda:N or mps
-    amp: bool = True                        # mixed precision (bfloat16 / float16), on CUDA only
-    compile: bool = False                   # torch.compile the model, on CUDA only
+    precision: str = "auto"                 # auto (bf16 on a GPU or a CPU with bf16 units, else fp32), fp32, bf16, fp16
+    compile: str = "auto"                   # torch.compile the training step: auto (runs of >= 1000 steps or 3 minutes), on, off
     threads: int | None = None              # CPU threads for torch; None: torch's default
     seed: int = 0                           # model init, batch order and binarization draws
 
@@ -91,6 +96,10 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.lr_decay not in LR_DECAYS:
             problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.compile not in COMPILE_CHOICES:
+            problems.append(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {self.compile!r}")
         if self.on_nan not in ON_NAN:
             problems.append(f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
         if self.binarize not in BINARIZE:
@@ -149,6 +158,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        for old, (new, meaning) in LEGACY_FIELDS.items():     # a config saved before precision / compile were words
+            if isinstance(values.get(old), bool):
+                values[new] = meaning[values.pop(old)]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

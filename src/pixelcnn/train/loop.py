@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..evaluate import check_compatible
+from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
@@ -351,10 +352,8 @@ class Trainer:
         self.ema = EMA(self.model, c.ema_decay) if c.ema_decay is not None else None
 
         cuda = self.device.type == "cuda"
-        self.amp_dtype = None
-        if cuda and c.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.precision = choose_precision(c.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaling else None
         loss_module = TrainingLoss(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -363,15 +362,15 @@ class Trainer:
             # whose output nothing reads), so DDP must look for them each step.
             loss_module = DistributedDataParallel(loss_module, device_ids=[self.device.index] if cuda else None,
                                                   find_unused_parameters=True)
-        if cuda and c.compile:
-            loss_module = torch.compile(loss_module)
-        self.loss_module = loss_module
+        self.eager_loss_module = self.loss_module = loss_module
+        self.compiled = False
 
         self.step, self.train_seconds, self.sample_grid = 0, 0.0, None
         self.last_eval_step, self.last_eval_seconds = -1, 0.0
         self.final_eval = None
         if checkpoint is not None:
             self._restore(checkpoint)
+        self._choose_compile()
         # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
         self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
                         if self.dist.is_main else None)
@@ -382,11 +381,28 @@ class Trainer:
         if not self.resume and self._preset_note():
             self.say(self._preset_note())
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
-        extras = [f"amp {str(self.amp_dtype).replace('torch.', '')}" if self.amp_dtype else "",
-                  "compiled" if cuda and c.compile else "",
-                  f"{self.dist.world_size} processes" if self.dist.enabled else ""]
+        extras = [f"{self.dist.world_size} processes" if self.dist.enabled else ""]
         self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
                  + (f"; resuming at step {self.step}" if self.resume else ""))
+        self.say(f"{self.precision}; {self.compile_reason}")
+
+    def _choose_compile(self) -> None:
+        """torch.compile the loss module when --compile says so (auto: for a long enough rest of the run)."""
+        c = self.config
+        planned = self.planned_steps
+        minutes = c.max_minutes - self.train_seconds / 60 if c.max_minutes is not None else None
+        compile_on, self.compile_reason = choose_compile(
+            c.compile, self.device, planned_steps=planned - self.step if planned is not None else None,
+            planned_minutes=minutes)
+        if compile_on:
+            self.loss_module, self.compiled = torch.compile(self.eager_loss_module, dynamic=False), True
+
+    def _compile_failed(self, error: Exception) -> None:
+        """A compile (or a compiled step) that fails: one warning, and the run goes on in eager mode."""
+        self.loss_module, self.compiled = self.eager_loss_module, False
+        self.compile_reason = "compile failed, eager"
+        self.say(f"warning: torch.compile failed ({first_line(error)}); training continues without compiling "
+                 f"(--compile off skips the attempt)")
 
     def _take_folder(self) -> None:
         """Lock the run folder (process 0), creating it if needed; remove temporary files a killed job left."""
@@ -536,17 +552,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss = self.loss_module(images, labels).mean()
+        loss = self._eager_on_failure(self._forward, images, labels)
+        if loss is None:                      # the compiled step failed: the step again, in eager mode
+            return self._train_step(images, labels)
         value = float(distributed.mean_over_processes(loss.detach(), self.dist))   # the global batch's mean
         if not math.isfinite(value):
             return self._not_finite("loss", value, lr)
         self.optimizer.zero_grad(set_to_none=True)
+        if self._eager_on_failure(self._backward, loss) is None:
+            return self._train_step(images, labels)
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
         if c.grad_clip:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
         else:
@@ -565,6 +581,27 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         return value, grad_norm, lr
+
+    def _forward(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The mean loss of the batch, the network under the run's precision (autocast)."""
+        with self.precision.autocast():
+            return self.loss_module(images, labels).mean()
+
+    def _backward(self, loss: torch.Tensor) -> bool:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        return True
+
+    def _eager_on_failure(self, work, *args):
+        """``work(*args)``; when a compiled step raises (compiling happens in the first forward and backward),
+        warn once, switch to eager and return None for the caller to redo the step."""
+        try:
+            return work(*args)
+        except Exception as error:      # (torch raises many kinds while compiling: any of them means eager)
+            if not self.compiled:
+                raise
+            self._compile_failed(error)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
 
     def _not_finite(self, what: str, value: float, lr: float) -> tuple[float, float, float]:
         """A NaN / inf loss or gradient: skip the step (on_nan="skip") or stop; the weights are untouched."""
@@ -592,6 +629,7 @@ class Trainer:
         self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
         if self.dist.is_main:
             started = time.perf_counter()
+            # (in float32 whatever the training precision: the NLL in the log is the model's exact one)
             result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
                               batch_size=max(64, c.batch_size))
             self.final_eval = result
