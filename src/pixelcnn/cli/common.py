@@ -167,8 +167,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     or a folder with one inside it: a run's ``model/`` (``pixelcnn train``,
     ``pixelcnn identity``) or its only saved model.
     """
-    import json
-
+    from ..serialization import read_json
     from ..train.loop import MODEL_DIR
 
     folder = Path(path).expanduser()
@@ -184,7 +183,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     if inside:
         raise UsageError(f"{folder} holds several saved models ({', '.join(inside)}); give one of them")
     try:
-        saved = json.loads((folder / "config.json").read_text())
+        saved = read_json(folder / "config.json")
     except (OSError, ValueError):
         saved = None
     if isinstance(saved, dict) and "data" in saved:

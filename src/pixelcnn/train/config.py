@@ -164,13 +164,13 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
+        from ..serialization import read_json
+
         path = Path(path)
         try:
-            values = json.loads(path.read_text())
+            values = read_json(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"no training config at {path}: not a run folder written by pixelcnn train") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} is not a training config (expected a JSON object)")
         try:
