@@ -126,6 +126,28 @@ def _resolve_folder(path: Path) -> Path:
                      f"and {WEIGHTS_FILE} written by pixelcnn.save")
 
 
+def model_from_config(name, fields, source) -> torch.nn.Module:
+    """A fresh model of the registry name ``name`` with config ``fields`` (a dict read from ``source``).
+
+    Only names of the registry are built, never a class or module named in a file; wrong or
+    missing fields, wrong types and sizes that would not fit in memory are one ValueError naming
+    ``source``. Nothing is allocated before the config is checked."""
+    from .models.registry import check_fits_in_memory, model_class
+
+    try:
+        cls = model_class(name)
+    except ValueError as err:
+        raise ValueError(f"{source} names a model this version of pixelcnn does not have: {err}") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"{source} has no {name} config (expected a JSON object of its fields)")
+    try:
+        config = cls.config_class(**fields)
+        check_fits_in_memory(name, config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source} has an invalid {name} config: {' '.join(str(err).split())}") from None
+    return cls(config)
+
+
 def read_config(path: str | os.PathLike) -> dict:
     """The JSON config of a saved model folder, checked."""
     from .models.registry import model_class
@@ -154,17 +176,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = None
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models.registry import check_fits_in_memory, model_class
-
     saved = read_config(path)
     folder = _resolve_folder(Path(path))
-    cls = model_class(saved["model"])
-    try:
-        config = cls.config_class(**saved["config"])
-        check_fits_in_memory(saved["model"], config)
-        model = cls(config)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{folder / CONFIG_FILE} has an invalid {saved['model']} config: {err}") from None
+    model = model_from_config(saved["model"], saved["config"], folder / CONFIG_FILE)
 
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():

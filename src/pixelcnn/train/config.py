@@ -123,6 +123,13 @@ class TrainConfig:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
         if not 0 <= self.perturb < 1:
             problems.append(f"perturb must be in [0, 1), got {self.perturb}")
+        from ..models.registry import model_class, presets
+
+        if self.model not in presets:          # only names of the registry are ever built
+            try:
+                model_class(self.model)
+            except ValueError as err:
+                problems.append(str(err))
         if not isinstance(self.model_options, dict):
             problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
         if problems:
