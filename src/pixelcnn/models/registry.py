@@ -76,7 +76,7 @@ def _check_size(model_name: str, config_json: str) -> None:
     try:
         with torch.device("meta"):
             probe = cls(config)
-    except (RuntimeError, OverflowError, MemoryError) as err:       # sizes torch cannot even represent
+    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:    # sizes torch cannot even represent
         raise ValueError(f"cannot build {model_name} with these sizes ({' '.join(str(err).split())[:200]})") from None
     tensors = list(itertools.chain(probe.parameters(), probe.buffers()))
     count = sum(t.numel() for t in probe.parameters())

@@ -121,6 +121,8 @@ class TrainConfig:
             problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not 0 <= self.seed < 2 ** 64:         # torch.manual_seed takes 64 bits
+            problems.append(f"seed must be in 0..2**64-1, got {self.seed}")
         if not 0 <= self.perturb < 1:
             problems.append(f"perturb must be in [0, 1), got {self.perturb}")
         from ..models.registry import model_class, presets
