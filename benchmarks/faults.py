@@ -187,8 +187,10 @@ def run_cases() -> tuple[list, dict]:
     for name, selection in CASES.items():
         _, outcomes = run_pytest(["tests/test_reliability.py", "-k", selection])
         passed = sum(outcome == "passed" for outcome in outcomes.values())
+        skipped = [case for case, outcome in outcomes.items() if outcome == "skipped"]
         results[name] = outcomes
-        rows.append((f"{name} cases passed", f"{passed}/{len(outcomes)}"))
+        rows.append((f"{name}: cases passed / run", f"{passed}/{len(outcomes) - len(skipped)}"
+                     + (f" ({len(skipped)} skipped here: {', '.join(skipped)})" if skipped else "")))
     return rows, results
 
 
