@@ -1,6 +1,6 @@
-"""Kill at any moment: SIGKILL a tiny ``pixelcnn train`` at random moments, resume, compare with an uninterrupted run.
+"""Faults: SIGKILL a tiny ``pixelcnn train`` at random moments and resume; fuzz the API and the CLI; failed writes and locks.
 
-    python benchmarks/faults.py                          # 20 kills of a 300-step run, then the comparison
+    python benchmarks/faults.py                          # 20 kills of a 300-step run, 100 fuzz examples per target
     python benchmarks/faults.py --kills 5 --steps 60     # a quicker look
 
 An uninterrupted reference run trains ``--steps`` steps of a tiny Gated
@@ -14,14 +14,26 @@ folder must hold a loadable model and checkpoint (once the first is written),
 and no more steps may be lost than the checkpoint interval. At the end the
 final weights (model/ and the checkpoint) must equal the reference's bit for bit.
 
+Fuzzing: the property-based tests ``tests/test_fuzz_api.py`` and
+``tests/test_fuzz_cli.py`` (hypothesis) run again with ``--fuzz-examples``
+fresh random examples per test, and every call is counted per target (API
+function or command): a correct result, a clear error (a one-line
+``ValueError``; for a command exit status 2 and one line on stderr), or
+anything else. Failed writes and locks: the cases of
+``tests/test_reliability.py`` that make a write fail (file-size limit, a
+read-only folder, a full disk) and that start a second job in a held folder
+run once more, and their outcomes are counted.
+
 Prints a table (kills, resumes, steps lost per kill, kills that caught a
-checkpoint write in progress, equal or not) and the CPU, and writes JSON to
-``--out`` (default runs/faults.json).
+checkpoint write in progress, equal or not; fuzz cases tried and the rate of
+allowed outcomes per target; write-failure and lock cases passed) and the CPU,
+and writes JSON to ``--out`` (default runs/faults.json).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import signal
@@ -29,11 +41,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import torch
 
-from machine import command_line, default_out, describe, print_machine, write_json
+from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 
 
 def parse_args(argv=None):
@@ -43,12 +56,16 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint-every", type=int, default=10, help="steps between checkpoints (default: 10)")
     parser.add_argument("--eval-every", type=int, default=50, help="steps between evaluations (default: 50)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the kill moments (default: 0)")
+    parser.add_argument("--fuzz-examples", type=int, default=100,
+                        help="random examples per fuzz test (default: 100; 0: no fuzzing)")
+    parser.add_argument("--no-cases", action="store_true", help="skip the write-failure and lock cases")
     parser.add_argument("--work", help="folder for the two runs (default: a temporary folder, removed)")
     parser.add_argument("--out", type=Path, default=default_out("faults.json"), help="JSON to write")
     args = parser.parse_args(argv)
-    for name in ("kills", "steps", "checkpoint_every", "eval_every"):
-        if getattr(args, name) < (0 if name == "kills" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'kills' else 'positive'}, "
+    for name in ("kills", "fuzz_examples", "steps", "checkpoint_every", "eval_every"):
+        zero_ok = name in ("kills", "fuzz_examples")
+        if getattr(args, name) < (0 if zero_ok else 1):
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if zero_ok else 'positive'}, "
                          f"got {getattr(args, name)}")
     return args
 
@@ -119,10 +136,91 @@ def equal(a, b) -> bool:
     return a == b
 
 
+REPO = Path(__file__).resolve().parents[1]
+FUZZ_TESTS = ["tests/test_fuzz_api.py", "tests/test_fuzz_cli.py"]
+# The cases of tests/test_reliability.py that make writes fail and that try a second job in a held folder.
+CASES = {"write failures": "failed_write or nan_weights_are_never_saved",
+         "locks": "lock or two_train_processes"}
+
+
+def run_pytest(arguments: list[str], env: dict | None = None) -> tuple[int, dict[str, str]]:
+    """``pytest ARGUMENTS`` in the repository -> (exit status, {test id: passed / failed / skipped})."""
+    with tempfile.TemporaryDirectory() as folder:
+        junit = Path(folder) / "junit.xml"
+        status = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                                 *arguments], cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL).returncode
+        outcomes = {}
+        if junit.exists():
+            for case in ElementTree.parse(junit).iter("testcase"):
+                failed = case.find("failure") is not None or case.find("error") is not None
+                outcomes[case.get("name")] = ("failed" if failed else
+                                              "skipped" if case.find("skipped") is not None else "passed")
+    return status, outcomes
+
+
+def run_fuzz(examples: int) -> tuple[list, list[dict]]:
+    """The fuzz tests with ``examples`` fresh examples each -> (table rows, per-target counts)."""
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "fuzz.json"
+        started = time.perf_counter()
+        _, outcomes = run_pytest(FUZZ_TESTS, env={"PIXELCNN_FUZZ_EXAMPLES": str(examples), "PIXELCNN_FUZZ_RANDOM": "1",
+                                                  "PIXELCNN_FUZZ_REPORT": str(report)})
+        seconds = time.perf_counter() - started
+        targets = json.loads(report.read_text()) if report.exists() else []
+    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+    tried = sum(t["tried"] for t in targets)
+    allowed = sum(t["tried"] - sum(t["unclear"].values()) for t in targets)
+    print(f"fuzzing: {len(outcomes)} tests, {examples} examples each, {seconds:.0f} s", flush=True)
+    print_cells([["target", "tried", "results", "clear errors", "other", "allowed"]]
+                + [[t["target"], str(t["tried"]), str(t["results"]), str(t["clear_errors"]),
+                    ", ".join(f"{k[len('unclear: '):]} x{v}" for k, v in t["unclear"].items()) or "-",
+                    f"{100 * t['allowed_rate']:.1f}%"] for t in targets])
+    rows = [("fuzz cases tried (API and CLI)", f"{tried:,} over {len(targets)} targets"),
+            ("fuzz outcomes a result or a clear error", f"{allowed:,}/{tried:,} ({100 * allowed / max(1, tried):.1f}%)"
+                                                        + (f"; failing tests: {', '.join(failed)}" if failed else ""))]
+    return rows, targets
+
+
+def run_cases() -> tuple[list, dict]:
+    rows, results = [], {}
+    for name, selection in CASES.items():
+        _, outcomes = run_pytest(["tests/test_reliability.py", "-k", selection])
+        passed = sum(outcome == "passed" for outcome in outcomes.values())
+        skipped = [case for case, outcome in outcomes.items() if outcome == "skipped"]
+        results[name] = outcomes
+        rows.append((f"{name}: cases passed / run", f"{passed}/{len(outcomes) - len(skipped)}"
+                     + (f" ({len(skipped)} skipped here: {', '.join(skipped)})" if skipped else "")))
+    return rows, results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     machine = describe()
     print_machine(machine)
+    payload, rows, ok = {"machine": machine, "command": command_line()}, [], True
+    if args.kills:
+        kill_rows, kill_payload, ok = run_kills(args)
+        rows += kill_rows
+        payload.update(kill_payload)
+    if args.fuzz_examples:
+        fuzz_rows, targets = run_fuzz(args.fuzz_examples)
+        rows += fuzz_rows
+        payload["fuzz"] = {"examples_per_test": args.fuzz_examples, "targets": targets}
+        ok = ok and all(not t["unclear"] for t in targets) and bool(targets)
+    if not args.no_cases:
+        case_rows, results = run_cases()
+        rows += case_rows
+        payload["cases"] = results
+        ok = ok and all(outcome != "failed" for outcomes in results.values() for outcome in outcomes.values())
+    width = max((len(name) for name, _ in rows), default=0)
+    print("\n".join(f"  {name:<{width}}  {value}" for name, value in rows))
+    write_json(args.out, payload)
+    return 0 if ok else 1
+
+
+def run_kills(args) -> tuple[list, dict, bool]:
+    """The kill part (see the module docstring) -> (table rows, JSON, all checks passed)."""
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pixelcnn-faults-"))
     work.mkdir(parents=True, exist_ok=True)
     reference, faulty = work / "reference", work / "faulty"
@@ -217,15 +315,11 @@ def main(argv=None) -> int:
             ("kills during a checkpoint write", str(in_write)),
             ("folder always loadable", "yes" if not broken else f"no: {broken[0]}"),
             ("final weights equal to the uninterrupted run", "yes" if same else "NO")]
-    width = max(len(name) for name, _ in rows)
-    print("\n".join(f"  {name:<{width}}  {value}" for name, value in rows))
-    write_json(args.out, {"machine": machine, "command": command_line(), "steps": args.steps,
-                          "checkpoint_every": args.checkpoint_every, "reference_seconds": round(reference_seconds, 2),
-                          "startup_seconds": round(startup, 2),
-                          "kills": kills, "survived": len(kills) - len(broken), "resumes": resumes,
-                          "fresh_starts": restarts, "max_steps_lost": worst, "broken": broken, "equal": same})
-    ok = same and not broken and worst <= args.checkpoint_every
-    return 0 if ok else 1
+    payload = {"steps": args.steps, "checkpoint_every": args.checkpoint_every,
+               "reference_seconds": round(reference_seconds, 2), "startup_seconds": round(startup, 2),
+               "kills": kills, "survived": len(kills) - len(broken), "resumes": resumes,
+               "fresh_starts": restarts, "max_steps_lost": worst, "broken": broken, "equal": same}
+    return rows, payload, same and not broken and worst <= args.checkpoint_every
 
 
 if __name__ == "__main__":

@@ -122,9 +122,9 @@ def test_image_files_and_their_errors(runs, capsys, tmp_path):
     blob = (tmp_path / "two.pxcz").read_bytes()
     (tmp_path / "cut.pxcz").write_bytes(blob[:-5])
     (tmp_path / "bad.pxcz").write_bytes(blob[:40] + bytes([blob[40] ^ 1]) + blob[41:])
-    cases += [(("decompress", tmp_path / "cut.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 1, "truncated"),
-              (("decompress", tmp_path / "bad.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 1, "corrupted"),
-              (("decompress", tmp_path / "i0.png", "--run", runs["plain"], "--out", tmp_path / "o"), 1,
+    cases += [(("decompress", tmp_path / "cut.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "truncated"),
+              (("decompress", tmp_path / "bad.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "corrupted"),
+              (("decompress", tmp_path / "i0.png", "--run", runs["plain"], "--out", tmp_path / "o"), 2,
                "not a pixelcnn compressed file")]
     for argv, expected, words in cases:
         status, _, err = run(capsys, *argv)

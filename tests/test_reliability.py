@@ -423,3 +423,117 @@ def test_checkpoint_every_minutes_saves_a_slow_run_between_step_checkpoints(tmp_
     assert saved_at == [3, 6, 7]                                # 120 s >= 90 s after 3 steps; and at the end
     with pytest.raises(ValueError, match="checkpoint_every_minutes must be positive or None, got 0"):
         tiny_config(tmp_path, checkpoint_every_minutes=0)
+
+
+# ------------------------------------------------------------------------------------- files cannot run code
+class _TouchOnUnpickle:
+    """Unpickling this object creates ``marker``: the side effect that proves code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def _pickles(marker):
+    """A raw pickle (protocol 2 and 0: the second does not start with the 0x80 byte) and torch.save's zip."""
+    import io
+    import pickle
+
+    payload = {"weight": _TouchOnUnpickle(marker)}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return {"pickle-2": pickle.dumps(payload, protocol=2), "pickle-0": pickle.dumps(payload, protocol=0),
+            "torch.save": buffer.getvalue()}
+
+
+def test_the_crafted_pickles_do_run_code_when_unpickled(tmp_path):
+    """The control: without pixelcnn's refusal these files would create the marker."""
+    import pickle
+
+    for kind, blob in _pickles(tmp_path / "marker").items():
+        if kind != "torch.save":
+            pickle.loads(blob)
+            assert (tmp_path / "marker").exists(), kind
+            (tmp_path / "marker").unlink()
+
+
+@pytest.mark.parametrize("kind", ["pickle-2", "pickle-0", "torch.save"])
+def test_a_pickle_named_model_safetensors_is_refused_without_running_it(capsys, finished_run, tmp_path, kind):
+    marker = tmp_path / "marker"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((finished_run / "model" / "config.json").read_bytes())
+    (folder / "model.safetensors").write_bytes(_pickles(marker)[kind])
+    with pytest.raises(ValueError, match=r"model.safetensors (is a pickle|is corrupt or not a safetensors file)"):
+        pixelcnn.load(folder)
+    status, out, err = run(capsys, "sample", folder, "--n", "1", "--out", tmp_path / "s.png")
+    assert status == 2 and err.count("\n") == 1 and "model.safetensors" in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["pickle-2", "torch.save"])
+def test_a_pickle_named_checkpoint_safetensors_is_refused_without_running_it(capsys, finished_run, tmp_path, kind):
+    import shutil
+
+    marker, run_dir = tmp_path / "marker", tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "checkpoint.safetensors").write_bytes(_pickles(marker)[kind])
+    with pytest.raises(ValueError, match="is corrupt or not a pixelcnn checkpoint"):
+        load_checkpoint(run_dir)
+    status, out, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
+    assert status == 2 and err.count("\n") == 1 and "checkpoint.safetensors" in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["os.system", "builtins.eval", "__import__('os').system('touch {marker}')",
+                                  "pixelcnn.cli.main", "subprocess:Popen", ["gated_pixelcnn"], None])
+def test_a_config_naming_an_unknown_class_or_model_is_refused(capsys, finished_run, tmp_path, name):
+    import shutil
+
+    marker = tmp_path / "marker"
+    name = name.format(marker=marker) if isinstance(name, str) else name
+    model = tmp_path / "model"
+    shutil.copytree(finished_run / "model", model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "model": name}))
+    with pytest.raises(ValueError, match="names a model this version of pixelcnn does not have"):
+        pixelcnn.load(model)
+    # The training config and the checkpoint name models too.
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    train_config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**train_config, "model": name}))
+    status, out, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
+    assert status == 2 and err.count("\n") == 1, err
+    state = load_checkpoint(finished_run)
+    state["model"]["name"] = name
+    from pixelcnn.train.checkpoint import save_checkpoint
+
+    (run_dir / "config.json").write_text(json.dumps(train_config))
+    save_checkpoint(state, run_dir)
+    status, out, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
+    assert status == 2 and err.count("\n") == 1 and "checkpoint.safetensors names a model" in err, err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("out", ["../../elsewhere", "{tmp}/elsewhere"])
+def test_a_path_outside_the_run_folder_in_its_config_is_never_written(capsys, finished_run, tmp_path, out):
+    """A saved config whose "out" points elsewhere (a copied run, or a hostile file): --resume RUN
+    continues in RUN and writes nothing at the other path."""
+    import shutil
+
+    run_dir = tmp_path / "a" / "b" / "run"
+    shutil.copytree(finished_run, run_dir)
+    elsewhere = tmp_path / "elsewhere"
+    config = json.loads((run_dir / "config.json").read_text())
+    config["out"] = out.format(tmp=tmp_path) if out.startswith("{") else str(run_dir / out)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    status, _, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
+    assert status == 0, err
+    assert not elsewhere.exists() and not (tmp_path / "a" / "elsewhere").exists()
+    assert load_checkpoint(run_dir)["step"] == 3
+    assert json.loads((run_dir / "config.json").read_text())["out"] == str(run_dir)

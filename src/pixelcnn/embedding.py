@@ -642,10 +642,10 @@ def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult
 
 def read_identity(run: str | Path) -> dict:
     """RUN/identity.json of a run written by ``train_identity``."""
+    from .serialization import read_json
+
     path = Path(run) / IDENTITY_FILE
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"no {IDENTITY_FILE} in {run}: not a run of pixelcnn identity") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None

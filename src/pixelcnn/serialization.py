@@ -56,6 +56,22 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def parse_json(text: str | bytes, what) -> object:
+    """``json.loads`` whose every failure is one ValueError naming ``what``: not JSON, not UTF-8, nested
+    too deeply for Python's parser (a RecursionError otherwise), or an integer too long to convert."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} is corrupt (not valid JSON: nested too deeply)") from None
+    except ValueError as err:              # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{what} is corrupt (not valid JSON: {' '.join(str(err).split())[:200]})") from None
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """The JSON value in the file ``path`` (see ``parse_json``); OSError when it cannot be read."""
+    return parse_json(Path(path).read_bytes(), path)
+
+
 def _write_error(path: Path, err: Exception) -> OSError:
     """One line: which file could not be written, and why (the errno kept)."""
     reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
@@ -70,6 +86,9 @@ def save(model, path: str | os.PathLike) -> Path:
 
     from .version import __version__
 
+    if not isinstance(model, torch.nn.Module) or not getattr(model, "name", "") or not hasattr(model, "config"):
+        raise ValueError(f"pixelcnn.save saves a model made by pixelcnn.build or pixelcnn.load, got "
+                         f"{type(model).__name__}")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"pixelcnn.save writes a folder; {folder} exists and is a file")
@@ -107,6 +126,28 @@ def _resolve_folder(path: Path) -> Path:
                      f"and {WEIGHTS_FILE} written by pixelcnn.save")
 
 
+def model_from_config(name, fields, source) -> torch.nn.Module:
+    """A fresh model of the registry name ``name`` with config ``fields`` (a dict read from ``source``).
+
+    Only names of the registry are built, never a class or module named in a file; wrong or
+    missing fields, wrong types and sizes that would not fit in memory are one ValueError naming
+    ``source``. Nothing is allocated before the config is checked."""
+    from .models.registry import check_fits_in_memory, model_class
+
+    try:
+        cls = model_class(name)
+    except ValueError as err:
+        raise ValueError(f"{source} names a model this version of pixelcnn does not have: {err}") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"{source} has no {name} config (expected a JSON object of its fields)")
+    try:
+        config = cls.config_class(**fields)
+        check_fits_in_memory(name, config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source} has an invalid {name} config: {' '.join(str(err).split())}") from None
+    return cls(config)
+
+
 def read_config(path: str | os.PathLike) -> dict:
     """The JSON config of a saved model folder, checked."""
     from .models.registry import model_class
@@ -115,10 +156,7 @@ def read_config(path: str | os.PathLike) -> dict:
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a model saved by pixelcnn.save")
-    try:
-        saved = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is corrupt (not valid JSON: {err})") from None
+    saved = read_json(config_path)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(saved.get("config"), dict):
         raise ValueError(f"{config_path} is not a pixelcnn model config "
                          f"(expected keys 'format': '{FORMAT}', 'model', 'config')")
@@ -138,15 +176,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = None
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models.registry import model_class
-
     saved = read_config(path)
     folder = _resolve_folder(Path(path))
-    cls = model_class(saved["model"])
-    try:
-        model = cls(cls.config_class(**saved["config"]))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{folder / CONFIG_FILE} has an invalid {saved['model']} config: {err}") from None
+    model = model_from_config(saved["model"], saved["config"], folder / CONFIG_FILE)
 
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():

@@ -154,3 +154,59 @@ def test_load_offline_is_a_download_error_naming_the_data_set(tmp_path, monkeypa
         data.load("binarized-mnist", "test", root=tmp_path)
     with pytest.raises(DownloadError, match=r"imagenet32: .*image-net.org asks for a free account"):
         data.load("imagenet32", "test", root=tmp_path)
+
+
+class EndsEarly(FakeServer):
+    """Announces the whole length, then closes the connection cleanly after ``cut`` bytes (once)."""
+
+    def __init__(self, files, cut):
+        super().__init__(files)
+        self.cut = cut
+
+    def open(self, request, timeout=None):
+        response = super().open(request, timeout)
+        if self.cut is not None:
+            response.body, self.cut = response.body[: self.cut], None
+        return response
+
+
+def test_a_connection_that_ends_early_is_not_taken_for_the_whole_file_even_without_a_checksum(tmp_path):
+    server = EndsEarly({"https://a/f": PAYLOAD}, cut=4000)
+    with pytest.raises(DownloadError, match=f"stopped after 4000 of {len(PAYLOAD)} bytes"):
+        download_file("https://a/f", tmp_path / "f", opener=server, progress=False)
+    assert not (tmp_path / "f").exists() and (tmp_path / "f.part").read_bytes() == PAYLOAD[:4000]
+    download_file("https://a/f", tmp_path / "f", opener=server, progress=False)        # resumes from byte 4000
+    assert server.requests[-1] == ("https://a/f", "bytes=4000-") and (tmp_path / "f").read_bytes() == PAYLOAD
+
+
+def test_a_wrong_checksum_keeps_the_old_good_file_and_leaves_nothing_behind(tmp_path):
+    source = tmp_path / "served.bin"
+    source.write_bytes(PAYLOAD[::-1])                           # what the mirror now serves: not our file
+    dest = tmp_path / "data" / "f.bin"
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+        download_file(source.as_uri(), dest, sha256=PAYLOAD_SHA, progress=False)
+    assert list((tmp_path / "data").iterdir()) == []           # no file, no .part, no temporary file
+    dest.write_bytes(PAYLOAD)                                   # an old good file (placed by hand or downloaded)
+    assert download_file(source.as_uri(), dest, sha256=PAYLOAD_SHA, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]
+
+
+def test_a_partly_downloaded_data_file_is_never_read_as_complete(tmp_path, monkeypatch):
+    """Killed halfway: only FILE.part exists; loading without download says the file is missing, and the
+    next download resumes it, after which the set loads."""
+    rng = np.random.default_rng(1)
+    files = {"t10k-images-idx3-ubyte.gz": _idx(rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)),
+             "t10k-labels-idx1-ubyte.gz": _idx(rng.integers(0, 10, 3, dtype=np.uint8))}
+    monkeypatch.setattr(standard, "MNIST_FILES", {n: (hashlib.sha256(raw).hexdigest(), len(raw))
+                                                  for n, raw in files.items()})
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images = "t10k-images-idx3-ubyte.gz"
+    (folder / (images + ".part")).write_bytes(files[images][:100])
+    with pytest.raises(FileNotFoundError, match=images):
+        data.load("mnist", "test", root=tmp_path, download=False)
+    server = FakeServer({standard.MNIST_MIRRORS[0] + name: raw for name, raw in files.items()})
+    monkeypatch.setattr("urllib.request.build_opener", lambda *handlers: server)
+    assert len(data.load("mnist", "test", root=tmp_path)) == 3
+    assert (standard.MNIST_MIRRORS[0] + images, "bytes=100-") in server.requests
+    assert not list(folder.glob("*.part"))

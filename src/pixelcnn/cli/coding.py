@@ -249,8 +249,8 @@ def cmd_decompress(args) -> str:
     try:
         records = coding.split_records(blob)
         headers = [coding.read_header(record) for record in records]
-    except ValueError as err:
-        raise CommandError(f"{path}: {err}") from None
+    except ValueError as err:               # truncated, corrupted or not ours: the input is wrong (exit 2)
+        raise UsageError(f"{path}: {err}") from None
     run = open_run(args.run, args.device)
     model = run.model
     for header in headers:

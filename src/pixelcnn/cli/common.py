@@ -125,11 +125,27 @@ def add_data_flags(parser, *, split: bool = True) -> None:
 
 def add_draw_flags(parser, *, scale: bool = True) -> None:
     """--seed, --temperature, --method (and --scale) of the commands that draw samples."""
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the draws (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed of the draws, 0..2**64-1 (default: 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="divides the logits (default: 1.0)")
-    parser.add_argument("--method", default="auto", help="sampler: auto, fast or naive (default: auto)")
+    parser.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
+                        help="sampler: auto, fast or naive (default: auto)")
     if scale:
         parser.add_argument("--scale", type=int, help="screen pixels per image pixel (default: about 56 px an image)")
+
+
+SEED_MAX = 2 ** 64 - 1          # torch.Generator.manual_seed takes 64 bits
+MAX_SCALED_SIDE = 2048          # --scale: screen pixels of one image's longer side, at most
+
+
+def seed(text: str) -> int:
+    """argparse type of --seed: an integer in 0..2**64-1 (larger ones overflowed inside torch)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..2**64-1, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..2**64-1, got {text}")
+    return value
 
 
 def positive(name: str, value) -> None:
@@ -147,7 +163,10 @@ def scale_for(image_shape, requested: int | None) -> int:
     from ..viz import default_scale
 
     if requested is not None:
-        positive("--scale", requested)
+        largest = max(1, MAX_SCALED_SIDE // max(image_shape[1:]))      # a picture that fits in memory and on screen
+        if not 1 <= requested <= largest:
+            raise UsageError(f"--scale must be in 1..{largest} for {image_shape[2]}x{image_shape[1]} images "
+                             f"(at most {MAX_SCALED_SIDE} screen pixels a side), got {requested}")
         return requested
     return default_scale(image_shape)
 
@@ -185,8 +204,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     or a folder with one inside it: a run's ``model/`` (``pixelcnn train``,
     ``pixelcnn identity``) or its only saved model.
     """
-    import json
-
+    from ..serialization import read_json
     from ..train.loop import MODEL_DIR
 
     folder = Path(path).expanduser()
@@ -202,7 +220,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     if inside:
         raise UsageError(f"{folder} holds several saved models ({', '.join(inside)}); give one of them")
     try:
-        saved = json.loads((folder / "config.json").read_text())
+        saved = read_json(folder / "config.json")
     except (OSError, ValueError):
         saved = None
     if isinstance(saved, dict) and "data" in saved:

@@ -60,6 +60,8 @@ def labels_for(model, *, n: int | None, label: int | None, per_class: int | None
     """Labels of the images to draw [count] (None for an unconditional model), from --n / --label / --per-class."""
     import torch
 
+    from ..models.base import check_batch_fits
+
     classes = model.config.num_classes
     if per_class is not None:
         if per_class == 0:                                    # bare --per-class: --n of each class
@@ -69,6 +71,9 @@ def labels_for(model, *, n: int | None, label: int | None, per_class: int | None
         positive("--per-class", per_class)
     n = 16 if n is None else n
     positive("--n", n)
+    # A huge count is refused here, before the labels and file names for it are made.
+    check_batch_fits(model, n if per_class is None else per_class * (classes or 1),
+                     what=f"--per-class {per_class}" if per_class is not None else f"--n {n}")
     if classes is None:
         if label is not None or per_class is not None:
             raise UsageError("this model is unconditional: --label and --per-class need a class-conditional model")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..heads import HEADS
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_precision_flag, dataset_for,
-                     open_run, output_path, pick_images, positive, resolve_device)
+                     open_run, output_path, pick_images, positive, resolve_device, seed)
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -194,7 +194,7 @@ def add_parsers(sub) -> None:
     demo.add_argument("--minutes", type=float, default=5.0, help="minutes of training (default: 5)")
     demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo; runs/demo-2, ... if it exists)")
     add_device_flag(demo)
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**64-1 (default: 0)")
     demo.add_argument("--per-class", type=int, default=8, help="samples of each digit in the grid (default: 8)")
     demo.add_argument("--n-layers", type=int, help=f"gated layers (default: the {DEMO_PRESET} preset's, 4)")
     demo.add_argument("--hidden", type=int, help=f"maps per layer (default: the {DEMO_PRESET} preset's, 32)")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .common import (UsageError, add_command, add_force_flag, check_temperature, dataset_for, open_run, output_path,
-                     pick_images, written_score_table)
+                     pick_images, seed, written_score_table)
 
 COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -138,7 +138,7 @@ def add_parsers(sub) -> None:
     animate.add_argument("--n", type=_positive_int, default=16, help="images (default %(default)s)")
     animate.add_argument("--every", type=_positive_int, help="pixels per frame (default: one image row)")
     animate.add_argument("--label", type=int, help="class of every image (default: image i gets class i mod K)")
-    animate.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    animate.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**64-1 (default %(default)s)")
     animate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1)")
     animate.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
                          help="sampler (default auto: the fast cached one where the model has it)")

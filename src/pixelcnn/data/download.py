@@ -4,8 +4,11 @@
 to ``dest.part``; an interrupted download resumes from there next time (the
 server is asked for the rest with an HTTP Range header; one that ignores it
 sends the whole file again, which we then start over with). The finished
-file's SHA-256 is checked before it is renamed to ``dest``, so ``dest``
-exists only when complete and verified. A failure is a ``DownloadError``
+file's SHA-256 (and its length: the one asked for, and the one the server
+announced, so a connection that ends early without an error is caught even
+without a checksum) is checked before it is renamed to ``dest``, so ``dest``
+exists only when complete and verified: readers open ``dest`` only, never a
+``.part``. A wrong file is removed; an existing ``dest`` is never replaced. A failure is a ``DownloadError``
 with one line that says what, from where, why, and where to put the file by
 hand to work offline.
 """
@@ -57,6 +60,7 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
         part.unlink()
         offset = 0
     digest = sha256_of(part, start_bytes=offset) if offset else hashlib.sha256()
+    announced = None                                 # the whole file's length, when the server says it
     if size is None or offset < size:
         headers = {"User-Agent": USER_AGENT}
         if offset:
@@ -82,7 +86,8 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
                     if start is None or int(start.group(1)) != offset:
                         raise DownloadError(f"asked for bytes from {offset}, the server sent {content_range!r}")
                 length = response.headers.get("Content-Length")
-                total = offset + int(length) if length is not None else size
+                announced = offset + int(length) if length is not None and length.isdigit() else None
+                total = announced if announced is not None else size
                 with open(part, "ab" if offset else "wb") as out, \
                         _progress(total, offset, part.name[: -len(".part")], progress) as bar:
                     while chunk := response.read(CHUNK_BYTES):
@@ -90,6 +95,8 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
                         digest.update(chunk)
                         bar.update(len(chunk))
     got_size = part.stat().st_size
+    if announced is not None and got_size < announced:     # the connection ended early without an error
+        raise DownloadError(f"the transfer stopped after {got_size} of {announced} bytes (run again to resume)")
     if size is not None and got_size != size:
         raise DownloadError(f"got {got_size} bytes, expected {size}")
     if sha256 is not None and digest.hexdigest() != sha256.lower():

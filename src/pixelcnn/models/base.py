@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -35,9 +36,11 @@ class ModelConfig:
     n_mixtures: int = 10                # components per channel of the logistic_mixture head
 
     def __post_init__(self):
-        self.image_shape = tuple(int(s) for s in self.image_shape)
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {self.image_shape}")
+        check_field_types(self)
+        if not isinstance(self.image_shape, (tuple, list)) or len(self.image_shape) != 3 or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.image_shape):
+            raise ValueError(f"image_shape must be (C, H, W) with positive integer sizes, got {_short(self.image_shape)}")
+        self.image_shape = tuple(self.image_shape)
         if int(self.levels) < 2:
             raise ValueError(f"levels must be >= 2, got {self.levels}")
         for name in ("num_classes", "cond_dim"):
@@ -51,6 +54,59 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr(value), cut to ``limit`` characters: a config file may hold a megabyte in one field."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+FIELD_KINDS = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+               "str": ((str,), "a string"), "dict": ((dict,), "a dict"), "tuple": ((tuple, list), "a list")}
+
+
+def check_field_types(config) -> None:
+    """Each field of the dataclass ``config`` holds its declared type (``int``, ``float | None``, ...), or a
+    ValueError names the field, what it must be and what it holds. A config read from JSON may hold
+    anything (a string, a list, NaN, 1e999 where an int belongs); this runs before any range check, so
+    those compare numbers only. bool is not an int here, and an int is a float."""
+    for f in dataclasses.fields(config):
+        annotation = str(f.type)
+        base, optional = annotation.split(" | ")[0], "None" in annotation
+        value = getattr(config, f.name)
+        if (value is None and optional) or base not in FIELD_KINDS:
+            continue
+        kinds, words = FIELD_KINDS[base]
+        if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
+            raise ValueError(f"{f.name} must be {words}{' or None' if optional else ''}, got {_short(value)}")
+
+
+def memory_bytes(device: torch.device | str = "cpu") -> int:
+    """The memory of ``device``: the GPU's, or the machine's physical memory for the CPU (and anything else)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):       # pragma: no cover - not a POSIX system
+        return 2 ** 40
+
+
+def check_batch_fits(model, batch: int, what: str) -> None:
+    """Refuse, before allocating anything, a batch whose output alone (the network's float32 output
+    [B, head.out_channels, H, W] and the int64 images) exceeds the device's memory: a huge n fails at
+    once with a way out, not after minutes of swapping or in the allocator. (A lower bound: the layers
+    need more; the MSE auto-encoder, which borrows ``check_images``, has no head and outputs C channels.)"""
+    channels, height, width = model.image_shape
+    head = getattr(model, "head", None)
+    per_image = ((head.out_channels if head is not None else channels) * 4 + channels * 8) * height * width
+    device = next(model.parameters()).device
+    memory = memory_bytes(device)
+    if batch * per_image > memory:
+        raise ValueError(f"{what} would need at least {batch * per_image / 2 ** 30:,.1f} GiB for the network's "
+                         f"output alone, more than the {memory / 2 ** 30:,.1f} GiB of {device.type}; use batches "
+                         f"of at most {max(1, memory // per_image):,} images (far fewer in practice)")
 
 
 @dataclass(frozen=True)
@@ -217,6 +273,7 @@ class AutoregressiveModel(nn.Module):
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a positive integer, got {_describe(n)}")
+        check_batch_fits(self, n, what=f"n={n} images")
         cond = self.check_cond(self._broadcast_cond(cond, n), n)
         x = torch.zeros((n, *self.image_shape), dtype=torch.long, device=self._device())
         return self._generate(x, 0, cond, temperature, generator, method, progress, callback, precision)
@@ -297,6 +354,7 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"expected {expected}, got {_describe(x)}; add the batch dimension: x.unsqueeze(0)")
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] == 0:
             raise ValueError(f"expected {expected}, got {_describe(x)}")
+        check_batch_fits(self, x.shape[0], what=f"a batch of {x.shape[0]} images")
         if x.dtype == torch.bool:
             x = x.long()
         low, high = _value_range(x)

@@ -54,9 +54,10 @@ class GatedPixelCNNConfig(ModelConfig):
         for name in ("n_layers", "hidden", "kernel_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for k in (self.kernel_size, self.input_kernel_size or self.kernel_size):
-            if k % 2 == 0 or k < 1:
-                raise ValueError(f"kernel sizes must be odd and positive, got {k}")
+        for name in ("kernel_size", "input_kernel_size"):      # named, so the error names the flag
+            k = getattr(self, name)
+            if k is not None and (k % 2 == 0 or k < 1):
+                raise ValueError(f"{name} must be odd and positive, got {k}")
 
 
 class GatedPixelCNNCache:

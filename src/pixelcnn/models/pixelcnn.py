@@ -60,8 +60,9 @@ class PixelCNNConfig(ModelConfig):
         for name in ("n_layers", "hidden", "kernel_size", "input_kernel_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.kernel_size % 2 == 0 or self.input_kernel_size % 2 == 0:
-            raise ValueError(f"kernel sizes must be odd, got {self.kernel_size} and {self.input_kernel_size}")
+        for name in ("kernel_size", "input_kernel_size"):      # named, so the error names the flag
+            if getattr(self, name) % 2 == 0:
+                raise ValueError(f"{name} must be odd, got {getattr(self, name)}")
 
 
 class ResidualBlock(nn.Module):

@@ -15,11 +15,15 @@ arguments override a preset's fields.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
+import json
 
+import torch
 from torch import nn
 
 from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelcnn_pp, pixelrnn
-from .base import AutoregressiveModel, Preset
+from .base import AutoregressiveModel, Preset, memory_bytes
 
 MODELS: dict[str, type[AutoregressiveModel]] = {
     model.name: model for model in (
@@ -37,7 +41,8 @@ presets: dict[str, Preset] = {
     for name, preset in module.PRESETS.items()
 }
 
-__all__ = ["BASELINES", "MODELS", "Preset", "build", "config_for", "list_models", "model_class", "presets"]
+__all__ = ["BASELINES", "MODELS", "Preset", "build", "check_fits_in_memory", "config_for", "list_models",
+           "model_class", "presets"]
 
 
 def list_models() -> list[str]:
@@ -54,6 +59,35 @@ def model_class(name: str) -> type[nn.Module]:
     return found
 
 
+def check_fits_in_memory(model_name: str, config) -> None:
+    """Refuse sizes whose weights would not fit in memory, before allocating them (ValueError).
+
+    The model is first built on PyTorch's "meta" device, which records shapes and allocates
+    nothing, so ``hidden=10**6`` is one clear line at once rather than an allocation of
+    terabytes (or an out-of-memory kill of the whole process). The meta build costs tens of
+    milliseconds even for a tiny model, so each config is checked once per process.
+    """
+    _check_size(model_name, json.dumps(config.to_dict(), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _check_size(model_name: str, config_json: str) -> None:
+    cls = model_class(model_name)
+    config = cls.config_class(**json.loads(config_json))
+    try:
+        with torch.device("meta"):
+            probe = cls(config)
+    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:    # sizes torch cannot even represent
+        raise ValueError(f"cannot build {model_name} with these sizes ({' '.join(str(err).split())[:200]})") from None
+    tensors = list(itertools.chain(probe.parameters(), probe.buffers()))
+    count = sum(t.numel() for t in probe.parameters())
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    if nbytes > memory_bytes("cpu"):
+        raise ValueError(f"{model_name} with these sizes has {count:,} parameters ({nbytes / 2 ** 30:,.1f} GiB), "
+                         f"more than this machine's {memory_bytes('cpu') / 2 ** 30:,.1f} GiB of memory: "
+                         f"choose smaller sizes (n_layers, hidden, levels, image_shape, ...)")
+
+
 def config_for(name: str, **overrides):
     """(model name, its config dataclass) for a model or preset name, with ``overrides`` applied."""
     if name in presets:
@@ -68,7 +102,9 @@ def config_for(name: str, **overrides):
         raise ValueError(
             f"{model_name} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(known))}"
         )
-    return model_name, config_class(**fields)
+    config = config_class(**fields)
+    check_fits_in_memory(model_name, config)
+    return model_name, config
 
 
 def build(name: str, **overrides) -> nn.Module:

@@ -70,6 +70,8 @@ class MaskedConv2d(nn.Module):
         # Kaiming-uniform on the taps that are open, not on the whole kernel:
         # a 7x7 mask-A kernel reads 24 of 49 taps, and a fan-in counted over all
         # 49 would shrink the first layer's output by sqrt(2).
+        if self.weight.is_meta:         # built for its shapes only (models.registry.check_fits_in_memory)
+            return
         fan_in = max(1.0, float(self.mask.sum(dim=(1, 2, 3)).mean()))
         bound = 1.0 / math.sqrt(fan_in)
         nn.init.uniform_(self.weight, -math.sqrt(3) * bound, math.sqrt(3) * bound)

@@ -74,6 +74,8 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict:
     """Read the state written by ``save_checkpoint``; a clear error when missing or corrupt."""
     from safetensors import SafetensorError, safe_open
 
+    from ..serialization import parse_json
+
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint to resume from: {path} does not exist")
@@ -85,7 +87,9 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict:
                 tensors[key] = f.get_tensor(key)
         if metadata.get("format") != FORMAT:
             raise ValueError("not a pixelcnn training checkpoint")
-        structure = json.loads(metadata["state"])
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as err:
-        raise ValueError(f"{path} is corrupt or not a pixelcnn checkpoint ({err})") from None
-    return join_tensors(structure, tensors)
+        state = join_tensors(parse_json(metadata["state"], "its state"), tensors)
+        if not isinstance(state, dict):
+            raise ValueError("its state is not a JSON object")
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"{path} is corrupt or not a pixelcnn checkpoint ({' '.join(str(err).split())[:300]})") from None
+    return state

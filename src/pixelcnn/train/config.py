@@ -130,8 +130,17 @@ class TrainConfig:
             problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not 0 <= self.seed < 2 ** 64:         # torch.manual_seed takes 64 bits
+            problems.append(f"seed must be in 0..2**64-1, got {self.seed}")
         if not 0 <= self.perturb < 1:
             problems.append(f"perturb must be in [0, 1), got {self.perturb}")
+        from ..models.registry import model_class, presets
+
+        if self.model not in presets:          # only names of the registry are ever built
+            try:
+                model_class(self.model)
+            except ValueError as err:
+                problems.append(str(err))
         if not isinstance(self.model_options, dict):
             problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
         if problems:
@@ -177,13 +186,13 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
+        from ..serialization import read_json
+
         path = Path(path)
         try:
-            values = json.loads(path.read_text())
+            values = read_json(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"no training config at {path}: not a run folder written by pixelcnn train") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is corrupt (not valid JSON: {err})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} is not a training config (expected a JSON object)")
         try:

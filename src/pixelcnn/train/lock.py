@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+from ..serialization import read_json
+
 LOCK_FILE = "train.lock"
 
 
@@ -73,7 +75,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
-                    holder = json.loads(self.path.read_text())
+                    holder = read_json(self.path)
                 except FileNotFoundError:           # released meanwhile: try again
                     continue
                 except (OSError, ValueError):       # a lock cut by a crash while being written
@@ -91,7 +93,7 @@ class RunLock:
                 except FileNotFoundError:
                     continue
                 try:
-                    moved = json.loads(aside.read_text())
+                    moved = read_json(aside)
                 except (OSError, ValueError):
                     moved = {}
                 if isinstance(moved, dict) and moved and moved != holder and holder_alive(moved):
@@ -110,7 +112,7 @@ class RunLock:
             return
         self.held = False
         try:
-            holder = json.loads(self.path.read_text())
+            holder = read_json(self.path)
         except (OSError, ValueError):
             return
         if isinstance(holder, dict) and holder.get("pid") == os.getpid():

@@ -325,11 +325,10 @@ class Trainer:
                              f"{len(self.train_set)} training images of {c.data}")
 
         if checkpoint is not None:
-            from ..models.registry import model_class
+            from ..serialization import model_from_config
 
-            saved = checkpoint["model"]
-            cls = model_class(saved["name"])
-            self.model = cls(cls.config_class(**saved["config"]))
+            saved = checkpoint.get("model") if isinstance(checkpoint.get("model"), dict) else {}
+            self.model = model_from_config(saved.get("name"), saved.get("config"), self.run_dir / CHECKPOINT_FILE)
         else:
             self.model = self._build_model(self.train_set)
         check_compatible(self.model, self.train_set)
@@ -369,7 +368,11 @@ class Trainer:
         self.last_eval_step, self.last_eval_seconds = -1, 0.0
         self.final_eval = None
         if checkpoint is not None:
-            self._restore(checkpoint)
+            try:
+                self._restore(checkpoint)
+            except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:   # a hand-edited file
+                raise ValueError(f"{self.run_dir / CHECKPOINT_FILE} is corrupt or not a pixelcnn checkpoint "
+                                 f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
         self._choose_compile()
         # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
         self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
