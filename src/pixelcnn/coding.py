@@ -91,6 +91,7 @@ code of each image is stored the same way (its bits are part of the file size).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -169,9 +170,9 @@ def model_hash(model) -> bytes:
     config = model.config.to_dict()
     # Fields added with the mixture head are left out at their defaults: the models of version 0.1
     # keep their hash, so the files compressed with them still decode.
-    for name, default in (("head", "auto"), ("n_mixtures", 10)):
-        if config.get(name) == default:
-            del config[name]
+    for field in dataclasses.fields(model.config):
+        if field.name in ("head", "n_mixtures") and config[field.name] == field.default:
+            del config[field.name]
     digest.update(json.dumps({"model": model.name, "config": config}, sort_keys=True, default=list).encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().to("cpu").contiguous()
