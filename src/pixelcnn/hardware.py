@@ -55,7 +55,9 @@ def cpu_bf16_units() -> str | None:
 
 
 def _cuda_bf16(device: torch.device) -> bool:
-    return torch.cuda.is_bf16_supported()
+    """Whether the GPU ``device`` (its index; the current one without) computes in bfloat16 natively."""
+    with torch.cuda.device(device) if device.index is not None else contextlib.nullcontext():
+        return torch.cuda.is_bf16_supported()
 
 
 @dataclass(frozen=True)
