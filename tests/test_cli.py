@@ -173,7 +173,7 @@ def test_demo_end_to_end(capsys, tmp_path, monkeypatch):
     (["eval", "{run}", "--batch-size", "0"], "--batch-size must be a positive integer"),
     (["sample", "{run}", "--out", "x.png", "--label", "10"], "--label must be a class in 0..9"),
     (["sample", "{run}", "--out", "x.png", "--temperature", "0"], "--temperature must be a positive number"),
-    (["sample", "{run}", "--out", "x.png", "--method", "magic"], "unknown sampling method 'magic'"),
+    (["sample", "{run}", "--out", "x.png", "--method", "magic"], "argument --method: invalid choice: 'magic'"),
     (["sample", "{run}"], "the following arguments are required: --out"),
     (["complete", "{run}", "--rows", "9", "--out", "x.png"], "--rows must be in 0..8"),
     (["complete", "{run}", "--rows", "2", "--n", "9999", "--out", "x.png"], "is more than the 360 images"),

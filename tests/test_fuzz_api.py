@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import pixelcnn
 from pixelcnn import data
-from pixelcnn.models.registry import config_for, presets
+from pixelcnn.models.registry import presets
 
 from fuzzing import (HUGE_INTS, NON_FINITE, api_call, corrupted_bytes, hostile_json_text, hostile_number,
                      hostile_value, png_bytes, quick)

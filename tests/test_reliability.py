@@ -14,7 +14,7 @@ import torch
 import pixelcnn
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
-from pixelcnn.train.lock import LOCK_FILE, RunLock, RunLocked, process_start
+from pixelcnn.train.lock import LOCK_FILE, RunLock, process_start
 
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0", "--data", "digits", "--eval-images", "16"]
