@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -387,13 +388,32 @@ def test_a_config_file_with_a_wrong_field_names_the_file_and_the_field(capsys, t
     assert status == 2 and str(folder / "config.json") in err and message in err and err.count("\n") == 1
 
 
+def _wait_until_command_runs(process, timeout: float = 120.0) -> None:
+    """Wait until the command catches SIGTERM: ``cli.main`` is inside its handler's ``try`` (Linux: SigCgt).
+
+    A fixed sleep was not enough on a loaded machine, where importing torch alone can take seconds."""
+    status_file = Path(f"/proc/{process.pid}/status")
+    if not status_file.exists():
+        time.sleep(4)                                        # no /proc: the old fixed wait
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the command ended before it could be interrupted"
+        caught = next((line.split()[1] for line in status_file.read_text().splitlines()
+                       if line.startswith("SigCgt:")), "0")
+        if int(caught, 16) & (1 << (15 - 1)):               # SIGTERM (15) has a handler
+            return
+        time.sleep(0.05)
+    raise AssertionError("the command never installed its SIGTERM handler")
+
+
 @pytest.mark.parametrize("sig, status", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_sigterm_and_ctrl_c_exit_with_143_and_130_without_a_traceback(sig, status):
     import signal
 
     process = subprocess.Popen([sys.executable, "-m", "pixelcnn", "models", "--count"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(4)                                            # imported, counting parameters
+    _wait_until_command_runs(process)                        # imported, counting parameters
     process.send_signal(getattr(signal, sig))
     out, err = process.communicate(timeout=60)
     assert process.returncode == status, err
