@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -336,3 +337,18 @@ def test_the_fuzz_rule_itself_fails_on_a_traceback_and_on_a_wrong_result():
         api_call("self-test", lambda: 1, check=lambda result: None if result == 2 else (_ for _ in ()).throw(
             AssertionError("wrong")))
     assert api_call("self-test", lambda: int("x")) is None         # a one-line ValueError is allowed
+
+
+# ----------------------------------------------------------------------------------- found by random fuzzing
+def test_inputs_that_random_fuzzing_found(tmp_path):
+    """Each once escaped as a torch or Pillow error: a class label past int64, and a PNG header claiming 10^10 pixels."""
+    from pixelcnn.data.folder import read_image
+
+    model = pixelcnn.build("gated_pixelcnn", image_shape=(1, 4, 4), levels=2, n_layers=1, hidden=4, num_classes=3)
+    for label in (2 ** 63, 2 ** 70, -1, 3):
+        with pytest.raises(ValueError, match=r"expected cond = a class label in 0\.\.2"):
+            model.sample(1, label)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bytes(100_000, 100_000, body=zlib.compress(b"")))
+    with pytest.raises(ValueError, match="too large to decode"):
+        read_image(bomb, (1, 4, 4), 2)

@@ -83,6 +83,8 @@ def _open(file: Path, what: str):
         raise FileNotFoundError(f"{what}no image file at {file}") from None
     except OSError as err:
         raise ValueError(f"{what}cannot read {file} as an image ({err})") from None
+    except Image.DecompressionBombError as err:     # a header claiming billions of pixels (found by fuzzing)
+        raise ValueError(f"{what}{file} is too large to decode ({err})") from None
     return image
 
 

@@ -368,6 +368,8 @@ class AutoregressiveModel(nn.Module):
             return None
         if self.config.num_classes is not None:
             if isinstance(cond, int) and not isinstance(cond, bool):
+                if not 0 <= cond < self.config.num_classes:     # before torch.full, which overflows on 2**63
+                    raise ValueError(f"expected cond = a class label in 0..{self.config.num_classes - 1}, got {cond}")
                 return torch.full((n,), cond, dtype=torch.long)
             if isinstance(cond, torch.Tensor) and cond.dim() == 0:
                 return cond.expand(n)
