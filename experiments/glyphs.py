@@ -18,11 +18,10 @@ ones included, that never sees a generated glyph), then draws the pictures:
     glyphs.json                the fonts, the measurements, the judge's figures, the budget and the machine
 
 into ``--docs`` (default: the repository's docs/). A finished run in --out is
-reused. One torch thread (--threads). The budget: --triplet-steps, --minutes
-(the PixelCNN), --judge-steps; about 20 minutes on 2 shared CPU cores with the
-defaults.
+reused. One torch thread (--threads). The budget: --triplet-steps, --steps
+(the PixelCNN's, capped by --minutes), --judge-steps.
 
-    python experiments/glyphs.py --minutes 0.5 --triplet-steps 50 --judge-steps 50 --out runs/glyphs-quick
+    python experiments/glyphs.py --steps 20 --triplet-steps 50 --judge-steps 50 --out runs/glyphs-quick
 """
 from __future__ import annotations
 
@@ -58,13 +57,21 @@ def fonts_report() -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=12.0, help="minutes of PixelCNN training (default: 12)")
-    parser.add_argument("--triplet-steps", type=int, default=800, help="steps of the triplet stage (default: 800)")
-    parser.add_argument("--judge-steps", type=int, default=800, help="steps of the judge's training (default: 800)")
+    parser.add_argument("--steps", type=int, default=4500,
+                        help="steps of PixelCNN training, the budget (default: 4500; batch 32)")
+    parser.add_argument("--minutes", type=float, default=90.0,
+                        help="a cap on the PixelCNN's training minutes, whichever of it and --steps comes first "
+                             "(default: 90)")
+    parser.add_argument("--triplet-steps", type=int, default=1500, help="steps of the triplet stage (default: 1500)")
+    parser.add_argument("--judge-steps", type=int, default=1500, help="steps of the judge's training (default: 1500)")
     parser.add_argument("--judge-samples", type=int, default=8,
                         help="new glyphs per held-out font that the judge scores (default: 8)")
-    parser.add_argument("--n-layers", type=int, default=5, help="the PixelCNN's gated layers (default: 5)")
+    parser.add_argument("--n-layers", type=int, default=8, help="the PixelCNN's gated layers (default: 8)")
     parser.add_argument("--hidden", type=int, default=32, help="the PixelCNN's maps per layer (default: 32)")
+    parser.add_argument("--kernel-size", type=int, default=5,
+                        help="the PixelCNN's filter size after its first layer (default: 5)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="the PixelCNN's training precision (default: auto: bf16 where the CPU has bf16 units)")
     parser.add_argument("--rows", type=int, default=8, help="held-out fonts in identity.png (default: 8)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", default="runs/glyphs", help="the run folder (reused when finished)")
@@ -78,10 +85,11 @@ def main(argv=None) -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     common = ["--scale", "2", "--device", "cpu"]
-    identity = ["identity", "--data", "glyphs", "--binarize", "threshold", "--minutes", str(args.minutes),
-                "--triplet-steps", str(args.triplet_steps), "--judge-steps", str(args.judge_steps),
-                "--judge-samples", str(args.judge_samples), "--n-layers", str(args.n_layers),
-                "--hidden", str(args.hidden), "--identities", str(args.rows), "--no-progress", *common,
+    identity = ["identity", "--data", "glyphs", "--binarize", "threshold", "--steps", str(args.steps),
+                "--minutes", str(args.minutes), "--triplet-steps", str(args.triplet_steps),
+                "--judge-steps", str(args.judge_steps), "--judge-samples", str(args.judge_samples),
+                "--n-layers", str(args.n_layers), "--hidden", str(args.hidden), "--kernel-size", str(args.kernel_size),
+                "--precision", args.precision, "--identities", str(args.rows), "--no-progress", *common,
                 "--out", args.out]
     pictures = {
         "identity.png": ["identity-sample", args.out, "--identities", str(args.rows), "--samples", "8", *common,

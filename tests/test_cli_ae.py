@@ -199,3 +199,27 @@ def test_identity_on_glyphs_holds_out_whole_fonts(tmp_path, capsys):
     first = torch.nonzero(test.labels == unseen[0]).flatten()                      # A, U, p, 9 of the first font
     assert np.array_equal(sources[0, 0], shown(test.images[first[0]], levels=2))
     assert "wrong identity's code" in capsys.readouterr().out
+
+
+def test_a_faces_folder_run_at_image_size_n_reconstructs_and_interpolates_at_that_size(tmp_path):
+    """folder:PATH identity runs read the images at --image-size N; reconstruct and interpolate read the
+    run's own images the same way (they once read them at their stored size, and refused the model)."""
+    generator = torch.Generator().manual_seed(0)
+    for split, people in (("train", ("ann", "bob", "cy")), ("test", ("eve", "fay"))):
+        for person in people:
+            (tmp_path / "faces" / split / person).mkdir(parents=True)
+            for i in range(3):
+                pixels = torch.randint(0, 256, (20, 24, 3), generator=generator, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(tmp_path / "faces" / split / person / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["identity", "--data", f"folder:{tmp_path / 'faces'}", "--binarize", "none", "--image-size", "8",
+                 "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2", "--n-layers", "1", "--hidden", "4",
+                 "--batch-size", "4", "--judge-steps", "0", "--identity-images", "2", "--samples", "1",
+                 "--no-progress", "--scale", "1", "--out", str(run)]) == 0
+    assert pixelcnn.load(run / "model").image_shape == (3, 8, 8)
+    assert main(["reconstruct", str(run), "--n", "2", "--samples", "1", "--scale", "1",
+                 "--out", str(tmp_path / "recon.png")]) == 0
+    assert main(["interpolate", str(run), "--from", "0", "--to", "3", "--steps", "3", "--scale", "1",
+                 "--out", str(tmp_path / "interp.png")]) == 0
+    assert Image.open(tmp_path / "recon.png").size == (2 + 2 * 10, 2 + 2 * 10)       # 2 columns, 2 rows of 8x8
+    assert Image.open(tmp_path / "interp.png").size == (2 + 5 * 10, 12)              # image | 3 codes | image

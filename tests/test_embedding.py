@@ -113,6 +113,10 @@ def test_identity_config_errors():
         IdentityConfig(identity_images=-1)
     with pytest.raises(ValueError, match="classes_per_batch must be >= 2"):
         IdentityConfig(classes_per_batch=1)
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16, got 'half'"):
+        IdentityConfig(precision="half")
+    with pytest.raises(ValueError, match="kernel_size must be a positive integer"):
+        IdentityConfig(kernel_size=0)
 
 
 def test_identity_codes_average_other_images_of_the_same_identity():
@@ -185,3 +189,28 @@ def test_the_decoder_stage_leaves_the_embedding_untouched(tmp_path, monkeypatch)
     result = train_identity(config, tmp_path / "identity", log=None)
     saved = pixelcnn.load(result.model_path).encoder.state_dict()
     assert trained and all(torch.equal(saved[k], trained[k]) for k in trained)
+
+
+def test_the_decoder_trains_under_the_asked_precision_with_the_asked_kernel(tmp_path, monkeypatch):
+    """precision="bf16": the PixelCNN stage's network runs under bfloat16 autocast (weights stay float32)
+    and its loss still falls; kernel_size reaches the decoder."""
+    seen = []
+    network = pixelcnn.models.autoencoder.PixelCNNAutoEncoder.network
+
+    def spy(self, x, h):
+        out = network(self, x, h)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(pixelcnn.models.autoencoder.PixelCNNAutoEncoder, "network", spy)
+    config = IdentityConfig(data="mnist5k", train_classes=(0, 1), embedding_dim=3, encoder_channels=4,
+                            triplet_steps=2, per_class=2, n_layers=2, hidden=8, kernel_size=5, decoder_steps=100,
+                            decoder_minutes=None, batch_size=8, lr=5e-3, judge_steps=0, precision="bf16")
+    messages = []
+    result = train_identity(config, tmp_path / "identity", log=messages.append)
+    assert torch.bfloat16 in seen
+    assert any(m.strip().startswith("precision bf16: asked for") for m in messages)
+    model = pixelcnn.load(result.model_path)
+    assert model.config.kernel_size == 5 and all(p.dtype == torch.float32 for p in model.parameters())
+    curve = [float(m.split("NLL (nats) ")[1].split()[0]) for m in messages if "NLL (nats) " in m]
+    assert len(curve) == 2 and curve[1] < curve[0] - 20       # mean NLL of steps 1-50, then of 51-100

@@ -262,3 +262,27 @@ def test_a_bad_compile_value_is_one_line_and_exit_2(capsys):
         cli.main(["train", "--max-steps", "1", "--compile", "yes"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "--compile" in err
+
+
+def test_a_compiled_loss_does_not_recompile_for_each_batch_value_range():
+    """The input checks read each batch's (min, max) as Python ints; inside a compiled graph that made
+    torch.compile specialise on them and recompile for every new range (8 times, then give up and run
+    eager). Under compile those data-dependent checks are skipped: one graph serves every batch."""
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch._dynamo.reset()
+    model = pixelcnn.build("gated_pixelcnn", image_shape=(1, 6, 6), levels=4, num_classes=3, n_layers=1, hidden=4)
+    loss = torch.compile(lambda x, y: -model.log_prob(x, y).mean(), backend=counting_backend, dynamic=False)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 4, (4, *model.image_shape), generator=generator)
+    loss(x, torch.tensor([0, 1, 2, 0]))
+    compiled = len(graphs)
+    assert compiled >= 1
+    for high, label in ((1, 0), (2, 1), (3, 2)):     # new (min, max) of the images and of the labels
+        loss(x.clamp(max=high), torch.full((4,), label))
+    assert len(graphs) == compiled                                   # no new graph for them
+    torch._dynamo.reset()

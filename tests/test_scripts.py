@@ -64,7 +64,7 @@ SCRIPTS = {
          "--hidden", "4", "--eval-images", "16", "--picture-images", "2", "--docs", "pictures"],
         "--docs", None, ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png")),
     "experiments/glyphs.py": Script(
-        ["--minutes", "0.005", "--triplet-steps", "2", "--judge-steps", "2", "--judge-samples", "1", "--n-layers",
+        ["--steps", "2", "--triplet-steps", "2", "--judge-steps", "2", "--judge-samples", "1", "--n-layers",
          "1", "--hidden", "4", "--rows", "2", "--docs", "pictures"],
         "--docs", None, ("glyphs.json", "identity.png", "identity-interpolation.png")),
 }

@@ -62,6 +62,7 @@ loop does not do.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -72,6 +73,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .hardware import PRECISIONS, Precision, choose_precision
 
 IDENTITY_FILE = "identity.json"     # RUN/identity.json: the pipeline's config and measurements
 MODEL_DIR = "model"                 # RUN/model: the pixelcnn_ae, loadable with pixelcnn.load
@@ -97,6 +100,10 @@ class IdentityConfig:
                                             # identity (0: the image's own embedding, an auto-encoder)
     n_layers: int = 5                       # gated layers
     hidden: int = 32                        # p: gated maps per layer
+    kernel_size: int = 3                    # k: the PixelCNN's filter size after its first layer (5 sees
+                                            # twice as many rows above per layer: a glyph's whole height)
+    precision: str = "auto"                 # the PixelCNN stage's autocast (pixelcnn.hardware.choose_precision:
+                                            # bf16 where the CPU or GPU has bf16 units, else float32)
     decoder_steps: int | None = None        # optimizer steps of the decoder stage (None: by minutes only)
     decoder_minutes: float | None = 5.0     # minutes of decoder training (None: by steps only)
     batch_size: int = 32                    # images per decoder step
@@ -113,7 +120,7 @@ class IdentityConfig:
                 raise ValueError(f"train_classes must be at least 2 distinct classes (a triplet needs a negative), "
                                  f"got {self.train_classes}")
         for name in ("embedding_dim", "encoder_channels", "triplet_steps", "classes_per_batch", "per_class",
-                     "n_layers", "hidden", "batch_size", "judge_samples"):
+                     "n_layers", "hidden", "kernel_size", "batch_size", "judge_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("identity_images", "judge_steps"):
@@ -124,6 +131,8 @@ class IdentityConfig:
         if self.classes_per_batch < 2:
             raise ValueError(f"classes_per_batch must be >= 2 (a triplet needs a negative), "
                              f"got {self.classes_per_batch}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.decoder_steps is None and self.decoder_minutes is None:
             raise ValueError("say when the decoder stage stops: decoder_steps, decoder_minutes or both")
         for name in ("decoder_steps", "decoder_minutes"):
@@ -177,13 +186,14 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) 
 
 def fit(parameters, batch_loss: Callable[[int], torch.Tensor], *, lr: float, steps: int | None = None,
         max_minutes: float | None = None, log: Callable[[str], None] | None = None, what: str = "loss",
-        log_every: int = 50, progress: bool = False) -> dict:
+        log_every: int = 50, progress: bool = False, precision: Precision | None = None) -> dict:
     """Minimize ``batch_loss(step)`` with Adam, cosine decay to 0 over the budget, gradients clipped to norm 1.
 
     Stops after ``steps`` steps or ``max_minutes`` minutes, whichever comes
     first. Returns {"steps", "minutes", "last_loss"} (last_loss: the mean of
     the last ``log_every`` steps). ``progress``: a tqdm bar on stderr, in
-    percent of the budget, with the time left.
+    percent of the budget, with the time left. ``precision``: the autocast
+    ``batch_loss`` runs under (float16 with gradient scaling); None: float32.
     """
     import sys
 
@@ -193,6 +203,8 @@ def fit(parameters, batch_loss: Callable[[int], torch.Tensor], *, lr: float, ste
         raise ValueError("fit needs a budget: steps, max_minutes or both")
     parameters = [p for p in parameters if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=lr)
+    autocast = precision.autocast if precision is not None else contextlib.nullcontext
+    scaler = torch.amp.GradScaler(enabled=precision is not None and precision.grad_scaling)
     bar = tqdm(total=100, desc=what, unit="%", disable=not progress, file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
     started, step, recent = time.perf_counter(), 0, []
@@ -205,13 +217,16 @@ def fit(parameters, batch_loss: Callable[[int], torch.Tensor], *, lr: float, ste
             break
         for group in optimizer.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * max(done)))
-        loss = batch_loss(step)
+        with autocast():
+            loss = batch_loss(step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the {what} became {float(loss)} at step {step + 1}; try a lower learning rate")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)                       # clip the true gradients (a no-op when not scaling)
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         step += 1
         recent = (recent + [float(loss.detach())])[-log_every:]
         if step % log_every == 0:
@@ -299,9 +314,13 @@ def train_decoder(model, train_set, config: IdentityConfig, *, log=None, progres
         codes = identity_codes(embeddings, train_set.labels, index, config.identity_images, generator)
         return -model.log_prob(images, codes).mean()
 
+    precision = choose_precision(config.precision, model._device())
+    if log is not None:
+        log(f"  {precision}")
     model.train()
     return fit(model.parameters(), batch_loss, lr=config.lr, steps=config.decoder_steps,
-               max_minutes=config.decoder_minutes, log=log, what="NLL (nats)", progress=progress)
+               max_minutes=config.decoder_minutes, log=log, what="NLL (nats)", progress=progress,
+               precision=precision)
 
 
 # ------------------------------------------------------------------------------------ measuring
@@ -528,7 +547,7 @@ def build_identity_model(config: IdentityConfig, image_shape, levels: int):
     torch.manual_seed(config.seed)
     return build("pixelcnn_ae", image_shape=image_shape, levels=levels, bottleneck=config.embedding_dim,
                  encoder_channels=config.encoder_channels, n_layers=config.n_layers, hidden=config.hidden,
-                 normalize_code=True, freeze_encoder=True)
+                 kernel_size=config.kernel_size, normalize_code=True, freeze_encoder=True)
 
 
 def load_identity_data(config: dict, splits=("train", "test")) -> list:

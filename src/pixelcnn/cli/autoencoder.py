@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
-                     check_temperature, dataset_for, open_run, output_path, pick_images, positive, resolve_device,
-                     scale_for)
+                     add_precision_flag, check_temperature, dataset_for, open_run, output_path, pick_images, positive,
+                     resolve_device, scale_for)
 
 EXAMPLES = {
     "interpolate": """
@@ -69,6 +69,7 @@ IDENTITY_FLAGS = {
     "--steps": ("decoder_steps", int, "steps of PixelCNN training; the first of --steps and --minutes stops it"),
     "--n-layers": ("n_layers", int, "the PixelCNN's gated layers"),
     "--hidden": ("hidden", int, "the PixelCNN's maps per layer"),
+    "--kernel-size": ("kernel_size", int, "the PixelCNN's filter size after its first layer"),
     "--batch-size": ("batch_size", int, "images per PixelCNN step"),
     "--judge-steps": ("judge_steps", int, "steps of the judge's training (0: no judge)"),
     "--judge-samples": ("judge_samples", int, "new images per unseen identity that the judge scores"),
@@ -130,6 +131,7 @@ def add_parsers(sub) -> None:
     for flag, (field, kind, text) in IDENTITY_FLAGS.items():
         default = getattr(defaults, field)
         identity.add_argument(flag, dest=field, type=kind, default=default, help=f"{text} (default: {default})")
+    add_precision_flag(identity, defaults.precision)
     _add_identity_picture_flags(identity)
     identity.add_argument("--out", required=True,
                           help="run folder to write (one that holds an identity run of the same flags is reused)")
@@ -322,7 +324,7 @@ def cmd_identity(args) -> str:
     _check_draws(args, "samples", "identities")
     config = IdentityConfig(data=args.data, binarize=None if args.binarize == "none" else args.binarize,
                             train_classes=None if args.classes is None else parse_classes(args.classes),
-                            image_size=args.image_size,
+                            image_size=args.image_size, precision=args.precision,
                             seed=args.seed, **{field: getattr(args, field) for field, _, _ in IDENTITY_FLAGS.values()})
     result = finished_identity(config, args.out)
     if result is not None:

@@ -189,6 +189,7 @@ class Run:
     data: str | None = None          # the data set the model was trained on (None: a bare model folder)
     binarize: str | None = None
     data_root: str | None = None
+    image_size: int | None = None    # folder:PATH runs made with --image-size N: every image was resized to N x N
 
 
 def _is_model_folder(folder: Path) -> bool:
@@ -242,6 +243,7 @@ def open_run(path: str | Path, device: str = "auto") -> Run:
     if run_folder is not None and (run_folder / IDENTITY_FILE).is_file():
         run.identity = read_identity(run_folder)
         run.data, run.binarize = run.identity["config"]["data"], run.identity["config"]["binarize"]
+        run.image_size = run.identity["config"].get("image_size")
     elif run_folder is not None and (run_folder / CONFIG_FILE).is_file():
         run.train_config = TrainConfig.load(run_folder / CONFIG_FILE)
         run.data, run.binarize = run.train_config.data, run.train_config.binarize
@@ -262,7 +264,9 @@ def dataset_for(run: Run, args, split: str = "test", *, needs: str = ""):
         name, binarize, root = run.data, binarize or run.binarize, run.data_root
     elif binarize is None and run.model.levels == 2 and name == run.data:
         binarize = run.binarize
-    dataset = data.load(name, split, root=root, binarize=binarize)
+    # the run's own images, sized as it saw them (a faces folder read at --image-size N)
+    image_size = run.image_size if name == run.data else None
+    dataset = data.load(name, split, root=root, binarize=binarize, image_size=image_size)
     try:
         check_compatible(run.model, dataset)
     except ValueError as err:

@@ -125,7 +125,7 @@ class Preset:
 
 @torch.compiler.disable
 def _value_range(x: torch.Tensor) -> tuple[int, int]:
-    """(min, max) of x as Python ints, outside any torch.compile graph (a data-dependent check, not math)."""
+    """(min, max) of x as Python ints (a data-dependent check, not math: never inside a compiled graph)."""
     return int(x.min()), int(x.max())
 
 
@@ -354,12 +354,16 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"expected {expected}, got {_describe(x)}; add the batch dimension: x.unsqueeze(0)")
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape or x.shape[0] == 0:
             raise ValueError(f"expected {expected}, got {_describe(x)}")
-        check_batch_fits(self, x.shape[0], what=f"a batch of {x.shape[0]} images")
         if x.dtype == torch.bool:
             x = x.long()
-        low, high = _value_range(x)
-        if low < 0 or high > self.levels - 1:
-            raise ValueError(f"expected {expected}, got values in {low}..{high}")
+        # Inside a torch.compile graph (the training loop's compiled loss) the data-dependent checks are
+        # skipped: their Python ints would make the compiler specialise, and recompile, on every batch's
+        # (min, max); the loop's images come from a data set already checked, and eager calls check.
+        if not torch.compiler.is_compiling():
+            check_batch_fits(self, x.shape[0], what=f"a batch of {x.shape[0]} images")
+            low, high = _value_range(x)
+            if low < 0 or high > self.levels - 1:
+                raise ValueError(f"expected {expected}, got values in {low}..{high}")
         return x.to(self._device())
 
     def _broadcast_cond(self, cond, n: int):
@@ -392,9 +396,10 @@ class AutoregressiveModel(nn.Module):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
             if tuple(cond.shape) != (batch,):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
-            low, high = _value_range(cond)
-            if low < 0 or high >= num_classes:
-                raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")
+            if not torch.compiler.is_compiling():          # data-dependent: see check_images
+                low, high = _value_range(cond)
+                if low < 0 or high >= num_classes:
+                    raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")
             return cond.long().to(self._device())
         expected = f"a float tensor [{batch}, {cond_dim}]"
         if cond is None:
@@ -403,7 +408,7 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
         if tuple(cond.shape) != (batch, cond_dim):
             raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
-        if not torch.isfinite(cond).all():
+        if not torch.compiler.is_compiling() and not torch.isfinite(cond).all():
             raise ValueError("cond contains NaN or infinite values")
         return cond.to(self._device())
 
