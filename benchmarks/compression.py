@@ -13,7 +13,9 @@ steps by ``pixelcnn.train`` (or the ``--run`` folder given):
 - the model's NLL in bits/dim on the same images (what an ideal coder reaches);
 - PNG (Pillow, optimize=True), WebP lossless (Pillow, method 6) and JPEG-XL
   lossless (the ``pillow-jxl-plugin`` package, effort 9; skipped with a note when
-  it is not installed), one file per image, each checked to decode exactly;
+  it is not installed), one file per image, each checked to decode exactly, and
+  one file of the whole set (the images stacked into one tall image: the
+  codec's counterpart of our set file, one header, neighbours across images);
 - encode / decode seconds per image: the cached step on the whole set at once
   and on single images, the naive step (one full forward pass per
   pixel-channel) on ``--naive-images`` images (extrapolated from one forward
@@ -83,6 +85,13 @@ def codec_bytes(images: np.ndarray, levels: int, codec: str) -> list[int]:
             raise RuntimeError(f"{codec} did not decode an image exactly")
         sizes.append(len(buffer.getvalue()))
     return sizes
+
+
+def codec_set_bytes(images: np.ndarray, levels: int, codec: str) -> int:
+    """Bytes of the images [N, C, H, W] stacked into one [C, N * H, W] image in one file of ``codec``."""
+    count, channels, height, width = images.shape
+    tall = images.transpose(1, 0, 2, 3).reshape(1, channels, count * height, width)
+    return codec_bytes(tall, levels, codec)[0]
 
 
 # ------------------------------------------------------------------------------------ our files
@@ -186,10 +195,11 @@ def bench(name: str, args) -> dict:
     images = test.images[:count].numpy()
     for codec in CODECS:
         if codec == "jxl" and not _jxl_available():
-            row["jxl_bits_per_dim"] = None
+            row["jxl_bits_per_dim"] = row["jxl_set_bits_per_dim"] = None
             row["jxl_note"] = "pillow-jxl-plugin is not installed (pip install pillow-jxl-plugin)"
             continue
         row[f"{codec}_bits_per_dim"] = 8 * sum(codec_bytes(images, test.levels, codec)) / (count * dims)
+        row[f"{codec}_set_bits_per_dim"] = 8 * codec_set_bytes(images, test.levels, codec) / (count * dims)
     return row
 
 
@@ -203,6 +213,8 @@ def print_table(rows: list[dict]) -> None:
     columns = [("data", "data", None), ("images", "N", None), ("nll_bits_per_dim", "NLL", 3),
                ("ours_set_bits_per_dim", "ours set", 3), ("ours_per_image_bits_per_dim", "ours/img", 3),
                ("png_bits_per_dim", "PNG", 3), ("webp_bits_per_dim", "WebP", 3), ("jxl_bits_per_dim", "JXL", 3),
+               ("png_set_bits_per_dim", "PNG set", 3), ("webp_set_bits_per_dim", "WebP set", 3),
+               ("jxl_set_bits_per_dim", "JXL set", 3),
                ("encode_s_per_image_set", "enc s/img", 4), ("decode_s_per_image_set", "dec s/img", 4),
                ("encode_s_per_image_batch1", "enc b1", 3), ("decode_s_per_image_batch1", "dec b1", 3),
                ("encode_s_per_image_naive", "enc naive", 2), ("decode_s_per_image_naive", "dec naive", 2)]
@@ -212,7 +224,8 @@ def print_table(rows: list[dict]) -> None:
         if r.get("naive_extrapolated"):
             cells[-1][-2:] = [cell + "*" for cell in cells[-1][-2:]]
     print_cells(cells)
-    print("bits/dim, header included (set: one file for all N images; ours/img: one file per image). "
+    print("bits/dim, header included (set: one file for all N images, for the codecs one tall image; ours/img and "
+          "the codecs' plain columns: one file per image). "
           "Seconds per image: cached step on the whole set, cached at batch 1, naive step (* extrapolated).")
 
 

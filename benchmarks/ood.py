@@ -4,7 +4,7 @@
     python benchmarks/ood.py --train-steps 3 --images 8 --n-layers 1 --hidden 4     # a smoke run: seconds
 
 Two models are trained by ``pixelcnn.train`` on binarized ``mnist5k`` (dynamic
-binarization): the in-distribution model, and a background model with the same
+binarization; with ``--grey``, on its 256 grey levels): the in-distribution model, and a background model with the same
 architecture and budget whose training batches have ``--perturb`` of their
 values replaced at random (``TrainConfig.perturb``; Ren et al. 2019, §3.1).
 Then every image of the in-distribution test digits (the fixed binarization)
@@ -12,10 +12,11 @@ and of each held-out set is scored (``pixelcnn.scores.anomaly_scores``):
 
 - ``nll``: -log p(x) in nats (Nalisnick et al. 2019: this alone can fail);
 - ``likelihood_ratio``: -log p(x) + log p_0(x) with p_0 the background model (Ren et al. 2019);
-- ``complexity``: -log2 p(x) minus the bits of x as a 1-bit PNG (Serra et al. 2020).
+- ``complexity``: -log2 p(x) minus the bits of x as a PNG (1-bit, or 8-bit grey; Serra et al. 2020).
 
 Held-out sets, all offline, each made grey 8-bit 28x28 and then binarized as the
-in-distribution test digits are (one Bernoulli(x / 255) draw, seed 0):
+in-distribution test digits are (one Bernoulli(x / 255) draw, seed 0), or with
+``--grey`` left at 256 levels, where the raw likelihood is known to fail:
 
 - ``digits``: scikit-learn's 8x8 digits (test split), scaled to 28x28 (bilinear);
 - ``inverted``: the mnist5k test digits, 255 - x;
@@ -76,13 +77,14 @@ def held_out_grey(name: str, count: int, seed: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------ the models
 def get_model(args, *, perturb: float):
     kind = f"perturb{perturb:g}" if perturb else "plain"
-    folder = Path(args.work) / f"mnist5k-{kind}-{args.n_layers}x{args.hidden}-{args.train_steps}steps-seed{args.seed}"
+    data_kind = "mnist5k-grey" if args.grey else "mnist5k"
+    folder = Path(args.work) / f"{data_kind}-{kind}-{args.n_layers}x{args.hidden}-{args.train_steps}steps-seed{args.seed}"
     if (folder / "model").is_dir():
         return pixelcnn.load(folder / "model"), f"{folder / 'model'} (reused)", None
     steps = args.train_steps
     config = TrainConfig(
         model="pixelcnn", model_options=dict(n_layers=args.n_layers, hidden=args.hidden, kernel_size=5),
-        data="mnist5k", binarize="dynamic", out=str(folder), perturb=perturb, max_steps=steps, batch_size=16,
+        data="mnist5k", binarize=None if args.grey else "dynamic", out=str(folder), perturb=perturb, max_steps=steps, batch_size=16,
         lr=4e-3, warmup_steps=min(50, steps // 5), lr_decay="cosine", ema_decay=0.998 if steps >= 500 else None,
         eval_every=None, eval_images=min(args.images, 1000), sample_images=0, checkpoint_every=10**9,
         progress=False, tensorboard=False, seed=args.seed, device="cpu", threads=args.threads,
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-layers", type=int, default=4, help="PixelCNN layers (default: 4)")
     parser.add_argument("--hidden", type=int, default=32, help="feature maps per layer (default: 32)")
     parser.add_argument("--sets", nargs="+", choices=HELD_OUT, default=list(HELD_OUT), help="held-out sets")
+    parser.add_argument("--grey", action="store_true",
+                        help="model and score the 256 grey levels instead of binarized images")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/ood", help="folder of the trained runs (reused when there)")
@@ -136,13 +140,14 @@ def main(argv=None) -> int:
     print_machine(machine)
     model, source, trained = get_model(args, perturb=0.0)
     background, background_source, background_trained = get_model(args, perturb=args.perturb)
-    test = data.load("mnist5k", "test", binarize="dynamic")
+    test = data.load("mnist5k", "test", binarize=None if args.grey else "dynamic")
     inside = test.images[:args.images].long()
     scores_in = anomaly_scores(model, inside, background=background)
     rows = []
     for name in args.sets:
         print(f"== {name}", file=sys.stderr, flush=True)
-        outside = data.fixed_binary_draw(held_out_grey(name, args.images, args.seed)).long()
+        outside = held_out_grey(name, args.images, args.seed)
+        outside = (outside if args.grey else data.fixed_binary_draw(outside)).long()
         scores_out = anomaly_scores(model, outside, background=background)
         rows.append({"set": name, "images": len(outside), "mean_nll": float(scores_out["nll"].mean()),
                      "mean_scores": {s: float(scores_out[s].mean()) for s in SCORES},
@@ -153,7 +158,7 @@ def main(argv=None) -> int:
     write_json(Path(args.out), {
         "machine": machine, "command": command_line(), "settings": vars(args),
         "model": source, "background": background_source, "training": {"model": trained, "background": background_trained},
-        "in_distribution": {"set": "mnist5k test (fixed binarization)", "images": len(inside), "mean_nll": in_nll,
+        "in_distribution": {"set": "mnist5k test (256 grey levels)" if args.grey else "mnist5k test (fixed binarization)", "images": len(inside), "mean_nll": in_nll,
                             "mean_scores": {s: float(scores_in[s].mean()) for s in SCORES},
                             "bits_per_dim": in_nll / (math.log(2) * 784)},
         "rows": rows,

@@ -208,6 +208,39 @@ def test_eval_in_bf16_is_close_to_fp32_and_the_head_runs_in_float32(monkeypatch)
     assert "head in float32" in str(low)
 
 
+class CountingCompile:
+    """What torch.compile returns in the eval tests: the function itself, counting calls (or failing)."""
+
+    def __init__(self, function, fail: bool):
+        self.function, self.fail, self.calls = function, fail, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("inductor: C++ compile error\nmore lines")
+        return self.function(*args)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_eval_compiles_when_asked_and_a_failed_compile_scores_the_same_in_eager_mode(monkeypatch, fail):
+    torch.manual_seed(0)
+    model = pixelcnn.build("pixelcnn", image_shape=(1, 28, 28), levels=2, n_layers=1, hidden=4)
+    test = load_data("mnist5k", "test", binarize="dynamic")
+    eager = evaluate(model, test, max_images=40, batch_size=16, compile="off")
+    made = []
+    monkeypatch.setattr(torch, "compile", lambda function, **kw: made.append(CountingCompile(function, fail)) or made[-1])
+    assert evaluate(model, test, max_images=40, batch_size=16, compile="auto") == eager and not made   # 3 batches
+    if fail:
+        with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: inductor: C.. compile error.; "
+                                                 "evaluating without compiling"):
+            compiled = evaluate(model, test, max_images=40, batch_size=16, compile="on")
+        assert made[0].calls == 1                                     # tried once, then eager for every batch
+    else:
+        compiled = evaluate(model, test, max_images=40, batch_size=16, compile="on")
+        assert made[0].calls == 3                                     # every batch through the compiled loss
+    assert compiled == eager
+
+
 def test_fast_equals_naive_under_bf16(tiny_models):
     """The Gated PixelCNN's cached sampler rounds like its full pass in bf16: the same images (64 of 64 here)."""
     model = tiny_models["gated"]

@@ -9,6 +9,10 @@
 ``pixelcnn.hardware``) is what the network runs in; the head's log-likelihood
 is computed in float32 whatever it is, and the result says which
 (``result.precision``: "network in bf16 (autocast), head in float32").
+``compile`` ("auto" by default: on for an evaluation of at least
+``hardware.COMPILE_AUTO_MIN_STEPS`` batches, which few are; "on"; "off") runs the loss through
+``torch.compile``; a compile that fails warns once and the evaluation goes on
+in eager mode, with the same numbers.
 
 The standard error is that of a mean over images: std(NLL per image) / sqrt(N).
 Images go through ``dataset.prepare_batch`` with a fixed generator, so a
@@ -23,11 +27,12 @@ returns a ``LossResult``: the mean of that loss under its name.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 
-from .hardware import choose_precision
+from .hardware import choose_compile, choose_precision, first_line
 from .metrics import bits_per_dim
 
 EVAL_SEED = 0  # the generator of prepare_batch during evaluation: the same draw every time
@@ -76,12 +81,13 @@ class LossResult:
 
 @torch.no_grad()
 def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-                  progress: bool = False, precision: str = "fp32") -> torch.Tensor:
+                  progress: bool = False, precision: str = "fp32", compile: str = "auto") -> torch.Tensor:
     """``model.loss`` of the first ``max_images`` images of ``dataset``: float64 [N].
 
     For a likelihood model (``loss_name == "nll"``) that is -log p(x | label)
     in nats; the model is conditioned on the labels when it was built with
-    ``num_classes``. ``precision``: what the network runs in (the head scores in float32).
+    ``num_classes``. ``precision``: what the network runs in (the head scores in float32);
+    ``compile``: see the module's docstring.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -92,6 +98,9 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
         raise ValueError(f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images "
                          f"and max_images={max_images}")
     conditional = getattr(model.config, "num_classes", None) is not None
+    compile_on, _ = choose_compile(compile, next(model.parameters()).device,
+                                   planned_steps=math.ceil(total / batch_size))
+    loss = torch.compile(model.loss, dynamic=False) if compile_on else model.loss
     generator = torch.Generator().manual_seed(EVAL_SEED)
     was_training = model.training
     model.eval()
@@ -105,20 +114,31 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
             images = dataset.prepare_batch(dataset.images[start:stop], generator)      # uint8 [b, C, H, W]
             labels = dataset.labels[start:stop] if conditional else None
             with autocast():
-                scores.append(model.loss(images, labels).double().cpu())
+                try:
+                    batch_scores = loss(images, labels)
+                except Exception as error:          # noqa: BLE001 - any compile failure: eager, as training does
+                    if loss is model.loss:
+                        raise
+                    warnings.warn(f"torch.compile failed ({first_line(error)}); evaluating without compiling",
+                                  RuntimeWarning, stacklevel=2)
+                    loss = model.loss
+                    batch_scores = loss(images, labels)
+            scores.append(batch_scores.double().cpu())
     finally:
         model.train(was_training)
     return torch.cat(scores)
 
 
 def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-             progress: bool = False, precision: str = "fp32") -> EvalResult | LossResult:
+             progress: bool = False, precision: str = "fp32", compile: str = "auto") -> EvalResult | LossResult:
     """Mean NLL of ``model`` over ``dataset`` (nats per image and bits/dim) with standard errors.
 
-    ``precision`` ("fp32", "auto", "bf16", "fp16"): what the network runs in; the head is float32. A model whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
+    ``precision`` ("fp32", "auto", "bf16", "fp16"): what the network runs in; the head is float32.
+    ``compile`` ("auto", "on", "off"): torch.compile the loss (see the module's docstring). A model
+    whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
     """
     losses = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress,
-                           precision=precision)
+                           precision=precision, compile=compile)
     mean = float(losses.mean())
     stderr = float(losses.std(unbiased=True)) / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     if model.loss_name != "nll":

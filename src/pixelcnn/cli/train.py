@@ -45,6 +45,7 @@ Ctrl-C or SIGTERM saves a checkpoint and exits; --resume continues exactly.""",
   pixelcnn eval runs/mnist                      # test NLL (nats/image and bits/dim) +- standard error
   pixelcnn eval runs/mnist --split train --json
   pixelcnn eval runs/mnist --precision auto     # faster: the network in bf16 where the chip has it
+  pixelcnn eval runs/mnist --split train --compile on   # a long evaluation: compile the scoring first
   pixelcnn eval runs/mnist/model --data mnist5k --binarize dynamic""",
     "demo": """
   pixelcnn demo                     # about 5 minutes of training on 2 CPU cores, then numbers and pictures
@@ -138,7 +139,7 @@ def model_option_help() -> dict:
 
 def add_parsers(sub) -> None:
     from .. import list_models, presets
-    from ..hardware import COMPILE_CHOICES, PRECISIONS
+    from ..hardware import COMPILE_AUTO_MIN_STEPS, COMPILE_CHOICES, PRECISIONS
     from ..train.config import BINARIZE, LR_DECAYS, ON_NAN, OPTIMIZERS, TrainConfig
 
     info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
@@ -183,6 +184,10 @@ def add_parsers(sub) -> None:
     evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
     add_device_flag(evaluate)
     add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
+    evaluate.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
+                          help=f"torch.compile the scoring: auto is on for at least {COMPILE_AUTO_MIN_STEPS} batches "
+                               "(a compile takes tens of seconds on a CPU); a failed compile warns and scores in "
+                               "eager mode (default: auto)")
     add_data_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     evaluate.add_argument("--max-images", type=int, help="score only the first N images of the split")
@@ -305,7 +310,7 @@ def cmd_eval(args) -> str:
     run = open_run(args.run, args.device)
     dataset = dataset_for(run, args, args.split)
     result = evaluate(run.model, dataset, batch_size=args.batch_size, max_images=args.max_images,
-                      progress=not args.json and sys.stderr.isatty(), precision=args.precision)
+                      progress=not args.json and sys.stderr.isatty(), precision=args.precision, compile=args.compile)
     return json.dumps(result.to_dict()) if args.json else str(result)
 
 
