@@ -84,7 +84,7 @@ def measure(name: str, setting: str, batch: int, steps: int, warmup: int, device
     model_name, overrides, _ = CONFIGS[name]
     model = pixelcnn.build(model_name, **overrides).to(device)
     precision = choose_precision(SETTINGS[setting][0], device)
-    compiled, _ = choose_compile(SETTINGS[setting][1], device, planned_steps=LONG_RUN_STEPS)
+    compiled, _ = choose_compile(SETTINGS[setting][1], device, planned_steps=LONG_RUN_STEPS, precision=precision.name)
     C, H, W = model.image_shape
     x = torch.randint(0, model.levels, (batch, C, H, W), device=device)
     y = torch.randint(0, model.config.num_classes, (batch,), device=device) if model.config.num_classes else None

@@ -83,6 +83,12 @@ def test_compile_auto_is_on_for_long_runs_only(monkeypatch):
     assert not choose_compile("auto", MPS, planned_steps=10 * long_steps)[0]
     assert choose_compile("on", CPU, planned_steps=1) == (True, "compile on: asked for")
     assert not choose_compile("off", CPU, planned_steps=10 * long_steps)[0]
+    # float32 on a CPU: compiling does not pay (measured), so auto there is float32 eager
+    on, reason = choose_compile("auto", CPU, planned_steps=10 * long_steps, precision="fp32")
+    assert not on and "float32 on a CPU" in reason
+    assert choose_compile("auto", CPU, planned_steps=long_steps, precision="bf16")[0]
+    assert choose_compile("auto", CUDA, planned_steps=long_steps, precision="fp32")[0]
+    assert choose_compile("on", CPU, planned_steps=1, precision="fp32")[0]
     monkeypatch.setattr(hardware, "compiler_available", lambda: False)
     on, reason = choose_compile("auto", CPU, planned_steps=10 * long_steps)
     assert not on and "no C++ compiler" in reason
@@ -123,6 +129,22 @@ def test_a_bf16_run_trains_under_autocast_and_lowers_the_loss(tmp_path, monkeypa
     curve = losses(result.run_dir)
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 20               # nats per image, from about 540
     assert result.final_eval.precision == "network and head in float32"      # the logged NLL is float32
+
+
+@pytest.mark.parametrize("units, precision, compiled", [(None, "fp32", False), ("AVX512-BF16", "bf16", True)])
+def test_auto_on_a_cpu_without_bf16_units_is_float32_eager(tmp_path, monkeypatch, cpu_units, units, precision,
+                                                            compiled):
+    """A long run under --precision auto --compile auto: bf16 and compiled where the CPU has bf16 units,
+    and float32 eager (never slower than it) where it has none."""
+    cpu_units(units)
+    monkeypatch.setattr(hardware, "compiler_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: module)          # no real compile in a unit test
+    messages = []
+    trainer = Trainer(tiny_config(tmp_path, precision="auto", compile="auto", max_steps=5000), log=messages.append)
+    trainer._setup()                                                            # the choices, without training
+    assert trainer.precision.name == precision and trainer.compiled is compiled
+    assert any(m.startswith(f"precision {precision}: auto") and ("compile auto: on" in m) is compiled
+               for m in messages)
 
 
 class FailingCompile:

@@ -98,8 +98,9 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
         raise ValueError(f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images "
                          f"and max_images={max_images}")
     conditional = getattr(model.config, "num_classes", None) is not None
-    compile_on, _ = choose_compile(compile, next(model.parameters()).device,
-                                   planned_steps=math.ceil(total / batch_size))
+    device = next(model.parameters()).device
+    compile_on, _ = choose_compile(compile, device, planned_steps=math.ceil(total / batch_size),
+                                   precision=choose_precision(precision, device).name)
     loss = torch.compile(model.loss, dynamic=False) if compile_on else model.loss
     generator = torch.Generator().manual_seed(EVAL_SEED)
     was_training = model.training

@@ -40,6 +40,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # step afterwards, so it pays after a few hundred steps (benchmarks/README.md, "Precision and compilation").
 COMPILE_AUTO_MIN_STEPS = 1000
 COMPILE_AUTO_MIN_MINUTES = 3.0
+# In float32 on a CPU compiling does not pay: 1.09x (PixelCNN 6 x 32) and 0.96x (Gated 4 x 32) of eager,
+# after 27-34 s of compiling (AMD EPYC, one thread; benchmarks/README.md). auto leaves it off there, so
+# that on a CPU without bf16 units auto is float32 eager: never slower than it.
 
 
 def cpu_bf16_units() -> str | None:
@@ -146,12 +149,13 @@ def compiler_available() -> bool:
 
 
 def choose_compile(requested: str, device: torch.device | str, *, planned_steps: int | None = None,
-                   planned_minutes: float | None = None) -> tuple[bool, str]:
+                   planned_minutes: float | None = None, precision: str | None = None) -> tuple[bool, str]:
     """Whether to ``torch.compile`` a training step, and why: (on, reason).
 
     ``auto``: on for a run whose budget (steps and / or minutes: it stops at the first) is at least
     ``COMPILE_AUTO_MIN_STEPS`` steps and ``COMPILE_AUTO_MIN_MINUTES`` minutes, on a CPU (with a C++
-    compiler) or a CUDA GPU; off otherwise.
+    compiler) or a CUDA GPU; off otherwise, and off on a CPU whose job runs in float32 (``precision``:
+    the name the job's ``choose_precision`` gave, "fp32" / "bf16" / "fp16"; None: not known).
     """
     kind = torch.device(device).type
     if requested not in COMPILE_CHOICES:
@@ -164,6 +168,8 @@ def choose_compile(requested: str, device: torch.device | str, *, planned_steps:
         return False, f"compile auto: off on {kind}"
     if kind == "cpu" and not compiler_available():
         return False, "compile auto: off, no C++ compiler for torch.compile's CPU backend"
+    if kind == "cpu" and precision == "fp32":
+        return False, "compile auto: off, float32 on a CPU gains too little from compiling to pay for it"
     # A run stops at the first budget it reaches: it is long only when every budget it has is long.
     budgets = [(planned_steps, COMPILE_AUTO_MIN_STEPS), (planned_minutes, COMPILE_AUTO_MIN_MINUTES)]
     given = [(value, minimum) for value, minimum in budgets if value is not None]

@@ -396,7 +396,7 @@ class Trainer:
         minutes = c.max_minutes - self.train_seconds / 60 if c.max_minutes is not None else None
         compile_on, self.compile_reason = choose_compile(
             c.compile, self.device, planned_steps=planned - self.step if planned is not None else None,
-            planned_minutes=minutes)
+            planned_minutes=minutes, precision=self.precision.name)
         if compile_on:
             self.loss_module, self.compiled = torch.compile(self.eager_loss_module, dynamic=False), True
 
