@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -20,12 +21,23 @@ COMMON = ["train", "--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "
                     reason="torch.distributed is not available")
 def test_two_processes_train_like_one_with_the_global_batch(tmp_path):
     single, double = tmp_path / "single", tmp_path / "double"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # One machine: gloo on the loopback interface (not whatever the host name resolves to).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     subprocess.run([sys.executable, "-m", "pixelcnn", *COMMON, "--batch-size", "8", "--out", str(single)],
                    check=True, capture_output=True, env=env, timeout=300)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", "-m", "pixelcnn", *COMMON, "--batch-size", "4",
-                           "--out", str(double)], capture_output=True, text=True, env=env, timeout=300)
+    # --standalone: torchrun picks a free port (a fixed one may be held by another job). Its own
+    # session, so that a hung run is killed whole, workers included, and leaves nothing behind.
+    launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                 "2", "-m", "pixelcnn", *COMMON, "--batch-size", "4", "--out", str(double)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+    try:
+        stdout, stderr = launcher.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        stdout, stderr = launcher.communicate()
+        pytest.fail(f"two processes did not finish in 180 s:\n{stderr[-3000:]}")
+    done = subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes" in done.stdout                                    # said once, by process 0
     # Process r takes images r*4 .. r*4+3 of the same global batch of 8; DDP averages the gradients.
