@@ -77,6 +77,13 @@ CONFIGS = {
     "pixelcnn-6x32-k5": (*preset_options("pixelcnn-6x32-k5"), True, {}),
     "gated-demo-uncond": (*preset_options("gated-demo"), False, {}),
     "pixelcnn-k5-uncond": ("pixelcnn", dict(n_layers=4, hidden=32, kernel_size=5), False, {}),
+    # The 10-minute search at bf16 + compile speed (about three times float32's steps): deeper
+    # PixelCNNs and a deeper Gated PixelCNN; 12 x 32 won (benchmarks/README.md).
+    "pixelcnn-8x32-k5": ("pixelcnn", dict(n_layers=8, hidden=32, kernel_size=5), True, {}),
+    "pixelcnn-10x32-k5": ("pixelcnn", dict(n_layers=10, hidden=32, kernel_size=5), True, {}),
+    "pixelcnn-12x32-k5": (*preset_options("pixelcnn-12x32-k5"), True, {}),
+    "pixelcnn-16x32-k5": ("pixelcnn", dict(n_layers=16, hidden=32, kernel_size=5), True, {}),
+    "gated-8x32-k5": ("gated_pixelcnn", dict(n_layers=8, hidden=32, kernel_size=5), True, {}),
     # A public implementation's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
     "gated-5x32-plain-adam": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
                               dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),

@@ -157,7 +157,7 @@ def test_named_presets_of_the_demo_and_the_best_ten_minute_model():
 
 # Parameter counts of the presets small enough to build in a moment (the README's table lists them all).
 PRESET_PARAMETERS = {
-    "pixelcnn-cifar10": 3503616, "pixelcnn-mnist": 101505, "pixelcnn-6x32-k5": 186369, "tiny-pixelcnn": 2177,
+    "pixelcnn-cifar10": 3503616, "pixelcnn-mnist": 101505, "pixelcnn-6x32-k5": 186369, "pixelcnn-12x32-k5": 365313, "tiny-pixelcnn": 2177,
     "gated-mnist": 3371393, "gated-demo": 144097, "tiny-gated": 3609,
     "diagbilstm-mnist": 68609, "rowlstm-mnist": 60929, "tiny-rowlstm": 1249, "tiny-diagbilstm": 1425,
     "multiscale-mnist": 155970, "tiny-multiscale": 3426,
