@@ -45,6 +45,7 @@ MNIST = dict(image_shape=(1, 28, 28), levels=2)
 CONFIGS = {
     "gated-10x128": ("gated_pixelcnn", dict(**MNIST, n_layers=10, hidden=128, kernel_size=3), 32),
     "pixelcnn-6x32-k5": ("pixelcnn", dict(**MNIST, n_layers=6, hidden=32, kernel_size=5), 16),
+    "pixelcnn-12x32-k5": ("pixelcnn", dict(**MNIST, n_layers=12, hidden=32, kernel_size=5), 16),
     "gated-4x32-k5": ("gated_pixelcnn", dict(**MNIST, n_layers=4, hidden=32, kernel_size=5), 16),
     "gated-15x64": ("gated_pixelcnn", dict(**MNIST, n_layers=15, hidden=64, kernel_size=3), 32),
     "gated-8x64-k5": ("gated_pixelcnn", dict(**MNIST, n_layers=8, hidden=64, kernel_size=5, input_kernel_size=7), 32),

@@ -46,7 +46,7 @@ def _uniform(shape, like: torch.Tensor, generator: torch.Generator | None) -> to
     # gives the same images on any device.
     device = generator.device if generator is not None else like.device
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
-    return u.to(like.device)
+    return u if u.device == like.device else u.to(like.device)
 
 
 def _invert_cdf(cdf: torch.Tensor, levels: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -121,7 +121,9 @@ class BernoulliHead:
     def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """logits [..., 1] -> int64 samples [...] in {0, 1}."""
-        p_one = torch.sigmoid(logits.squeeze(-1).double() / temperature)
+        logits = logits.squeeze(-1).double()
+        # At temperature 1 the division changes nothing; skipped, it is one call less per cached step.
+        p_one = torch.sigmoid(logits if temperature == 1 else logits / temperature)
         u = _uniform(p_one.shape, p_one, generator)
         return (u < p_one).long()
 
