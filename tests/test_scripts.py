@@ -57,6 +57,9 @@ SCRIPTS = {
     "benchmarks/faults.py": Script(
         ["--kills", "2", "--steps", "20", "--checkpoint-every", "5", "--eval-every", "10",
          "--fuzz-examples", "0", "--no-cases"], "--out", "runs/faults.json"),    # (the fuzz tests run in the suite)
+    "benchmarks/sample_quality.py": Script(
+        ["--per-class", "1", "--classifier-epochs", "1"], "--out", "runs/sample_quality.json"),
+    "benchmarks/zoo.py": Script(["--max-images", "8"], "--out", "runs/zoo.json"),
     "docs/make_figures.py": Script(
         ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],

@@ -6,12 +6,14 @@
     bpd = pixelcnn.bits_per_dim(nll, model.image_shape)
     imgs = model.sample(16, cond=y16)                 # int64 [16, C, H, W]
     pixelcnn.save(model, "runs/mnist/model"); model = pixelcnn.load("runs/mnist/model")
+    model = pixelcnn.load("zoo:mnist5k")              # a trained model shipped with the package (pixelcnn.zoo)
 """
 from .version import __version__
 
+from . import zoo
 from .coding import compress, decompress
 from .metrics import bits_per_dim
 from .models import build, list_models, presets
 from .serialization import load, save
 
-__all__ = ["__version__", "bits_per_dim", "build", "compress", "decompress", "list_models", "load", "presets", "save"]
+__all__ = ["__version__", "bits_per_dim", "build", "compress", "decompress", "list_models", "load", "presets", "save", "zoo"]

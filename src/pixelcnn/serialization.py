@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from . import zoo
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "pixelcnn-model"
@@ -168,7 +170,7 @@ def read_config(path: str | os.PathLike) -> dict:
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device | None = None):
-    """Rebuild a model saved by ``pixelcnn.save`` from its folder; returned in eval mode.
+    """Rebuild a model saved by ``pixelcnn.save`` from its folder, or a zoo model (``"zoo:NAME"``); in eval mode.
 
     ``map_location`` is the device to put it on (default: the CPU). Pickle
     files (``.pt``, ``.pth``, ...) are refused with instructions to convert.
@@ -176,6 +178,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = None
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if zoo.is_zoo_name(path):
+        path = zoo.model_folder(path)
     saved = read_config(path)
     folder = _resolve_folder(Path(path))
     model = model_from_config(saved["model"], saved["config"], folder / CONFIG_FILE)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
                      add_precision_flag, check_temperature, dataset_for, open_run, output_path, pick_images, positive,
-                     resolve_device, scale_for)
+                     resolve_device, run_folder, scale_for)
 
 EXAMPLES = {
     "interpolate": """
@@ -89,7 +89,7 @@ def add_parsers(sub) -> None:
 
     interpolate = add_command(sub, "interpolate", "decode codes on the line between two test images' codes (Fig. 5)",
                               EXAMPLES["interpolate"])
-    interpolate.add_argument("run", metavar="RUN", help="pixelcnn_ae or mse_ae: run folder or model folder")
+    interpolate.add_argument("run", metavar="RUN", help="pixelcnn_ae or mse_ae: run folder, model folder or zoo:NAME")
     interpolate.add_argument("--from", dest="from_index", type=int, required=True, metavar="A",
                              help="index of the first test image")
     interpolate.add_argument("--to", dest="to_index", type=int, required=True, metavar="B",
@@ -105,7 +105,7 @@ def add_parsers(sub) -> None:
 
     reconstruct = add_command(sub, "reconstruct", "test images | MSE auto-encoder reconstruction | PixelCNN "
                                                   "auto-encoder samples (Fig. 6)", EXAMPLES["reconstruct"])
-    reconstruct.add_argument("run", metavar="RUN", help="pixelcnn_ae (or mse_ae): run folder or model folder")
+    reconstruct.add_argument("run", metavar="RUN", help="pixelcnn_ae (or mse_ae): run folder, model folder or zoo:NAME")
     reconstruct.add_argument("--mse-run", metavar="RUN2", help="an mse_ae run or model folder: add its reconstructions")
     reconstruct.add_argument("--n", type=int, default=8, help="test images, spread over the split (default: 8)")
     reconstruct.add_argument("--samples", type=int, default=4, help="decodings of each image (default: 4)")
@@ -143,7 +143,7 @@ def add_parsers(sub) -> None:
     identity_sample = add_command(sub, "identity-sample", "new images of identities from the code of a few of their "
                                                           "images (default: the unseen identities)",
                                   EXAMPLES["identity-sample"])
-    identity_sample.add_argument("run", metavar="RUN", help="a run folder of pixelcnn identity")
+    identity_sample.add_argument("run", metavar="RUN", help="a run folder of pixelcnn identity, or zoo:NAME of one")
     identity_sample.add_argument("--classes", metavar="LIST", help="the identities, e.g. 7-9 or 1,7 (default: the "
                                                                    "unseen ones, spread, --identities of them)")
     identity_sample.add_argument("--sources", type=int, help="images of each identity whose code draws "
@@ -362,7 +362,7 @@ def cmd_identity_sample(args) -> str:
 
     _check_draws(args, "samples", "identities", "rows")
     try:
-        saved = read_identity(args.run)
+        saved = read_identity(run_folder(args.run))
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     config = saved["config"]

@@ -61,7 +61,7 @@ LABELS_FILE = "labels.csv"
 def add_parsers(sub) -> None:
     compress = add_command(sub, "compress", "code images losslessly with a model, at about -log2 p(x) bits",
                            EXAMPLES["compress"])
-    compress.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    compress.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
     _add_images(compress)
     compress.add_argument("--out", required=True, help=f"file to write (e.g. images{SUFFIX})")
     compress.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
@@ -76,7 +76,7 @@ def add_parsers(sub) -> None:
     decompress = add_command(sub, "decompress", "decode a file of pixelcnn compress into PNG files",
                              EXAMPLES["decompress"])
     decompress.add_argument("file", metavar="FILE", help="a file written by pixelcnn compress")
-    decompress.add_argument("--run", required=True, help="the run or model folder that compressed it")
+    decompress.add_argument("--run", required=True, help="the run folder, model folder or zoo:NAME that compressed it")
     decompress.add_argument("--out", required=True, help="folder to write the PNG files to")
     decompress.add_argument("--ignore-platform", action="store_true",
                             help="try a file made on another platform anyway (a wrong result is still refused)")
@@ -86,7 +86,7 @@ def add_parsers(sub) -> None:
 
     score = add_command(sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits",
                         EXAMPLES["score"])
-    score.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    score.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
     _add_images(score)
     score.add_argument("--background", metavar="RUN2",
                        help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score")

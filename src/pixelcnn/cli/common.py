@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import zoo
+
 PROG = "pixelcnn"
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: auto)"
 
@@ -230,22 +232,37 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     raise UsageError(f"{folder} is neither a run folder (pixelcnn train --out) nor a model folder (pixelcnn.save)")
 
 
+def run_folder(spec: str | Path) -> Path:
+    """RUN as a folder: ``zoo:NAME`` becomes the entry's folder (an unknown NAME is a usage error)."""
+    if zoo.is_zoo_name(str(spec)):
+        try:
+            return zoo.path(str(spec))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return Path(spec)
+
+
 def open_run(path: str | Path, device: str = "auto") -> Run:
-    """RUN (a run folder of ``pixelcnn train`` or ``pixelcnn identity``, or a model folder) -> ``Run``."""
+    """RUN (a run folder of ``pixelcnn train`` or ``pixelcnn identity``, a model folder, or ``zoo:NAME``) -> ``Run``."""
     from ..embedding import IDENTITY_FILE, read_identity
     from ..serialization import load
     from ..train.config import TrainConfig
     from ..train.loop import CONFIG_FILE
 
-    model_folder, run_folder = find_model_folder(path)
+    folder = run_folder(path)                   # zoo:NAME: a trained model of the package, with its card
+    card = zoo.card(str(path)) if zoo.is_zoo_name(str(path)) else None
+    path = folder
+    model_folder, holder = find_model_folder(path)
     model = load(model_folder, map_location=resolve_device(device))
     run = Run(path=Path(path), model=model)
-    if run_folder is not None and (run_folder / IDENTITY_FILE).is_file():
-        run.identity = read_identity(run_folder)
+    if card is not None:                        # the data set it was trained on is the default --data
+        run.data, run.binarize = card["data"], card["binarize"]
+    if holder is not None and (holder / IDENTITY_FILE).is_file():
+        run.identity = read_identity(holder)
         run.data, run.binarize = run.identity["config"]["data"], run.identity["config"]["binarize"]
         run.image_size = run.identity["config"].get("image_size")
-    elif run_folder is not None and (run_folder / CONFIG_FILE).is_file():
-        run.train_config = TrainConfig.load(run_folder / CONFIG_FILE)
+    elif holder is not None and (holder / CONFIG_FILE).is_file():
+        run.train_config = TrainConfig.load(holder / CONFIG_FILE)
         run.data, run.binarize = run.train_config.data, run.train_config.binarize
         run.data_root = run.train_config.data_root
     return run

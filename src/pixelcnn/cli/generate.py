@@ -24,7 +24,7 @@ then --samples completions of the hidden rows.""",
 
 def add_parsers(sub) -> None:
     sample = add_command(sub, "sample", "draw images from a trained model into a PNG grid", EXAMPLES["sample"])
-    sample.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    sample.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
     sample.add_argument("--n", type=int, help="images (default: 16); a class-conditional model draws classes "
                                               "0, 1, ..., K-1, 0, 1, ... in turn unless --label is given")
     cond = sample.add_mutually_exclusive_group()
@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
 
     complete = add_command(sub, "complete", "hide the bottom of test images and let the model fill it in",
                            EXAMPLES["complete"])
-    complete.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    complete.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
     complete.add_argument("--rows", type=int, required=True, help="rows kept from the top of each image")
     complete.add_argument("--n", type=int, default=8, help="images to complete, spread over the split (default: 8)")
     complete.add_argument("--samples", type=int, default=4, help="completions of each image (default: 4)")

@@ -181,7 +181,7 @@ def add_parsers(sub) -> None:
 
     evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",
                            EXAMPLES["eval"])
-    evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+    evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
     add_device_flag(evaluate)
     add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
     evaluate.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",

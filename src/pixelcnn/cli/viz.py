@@ -56,7 +56,7 @@ def _positive_int(text: str) -> int:
 
 def _add_run(parser, *, optional: bool = False) -> None:
     parser.add_argument("run", nargs="?" if optional else None, metavar="RUN",
-                        help="run folder (pixelcnn train --out) or model folder (pixelcnn.save)")
+                        help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
 
 
 def _add_image_source(parser, *, many: bool) -> None:
