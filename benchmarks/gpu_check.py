@@ -28,9 +28,10 @@ its driver, CUDA, cuDNN and torch versions. Exit status 1 when a check failed.
    ``photo-patches`` images, 3x32x32); and what ``--precision auto --compile auto`` picks
    (``pixelcnn.hardware``).
 3. Sampling seconds per image of the same two presets at batch 1, 16, 64: cached against naive
-   (naive from its last row, cached from its last rows, both extrapolated to the image, as
-   ``sampling.py`` does), in forward passes; the first cached run against the warm one; a
-   CUDA-graph capture of one cached step, checked equal to the eager step, each timed.
+   (naive from its last row, or from C*H*W forward passes where even a row would not fit the
+   budget; cached from its last 4 rows; both extrapolated to the image, as ``sampling.py``
+   does), in forward passes; the first cached run against the warm one; a CUDA-graph capture
+   of one cached step, checked equal to the eager step, each timed.
 4. Projection: hours to train the two presets for the papers' epochs at the measured speed,
    beside the papers' reported time and hardware.
 
@@ -39,11 +40,16 @@ the CUDA-only items report "skipped: no CUDA" on a CPU.
 """
 from __future__ import annotations
 
+import time
+
+STARTED = time.monotonic()              # the budget counts from here: importing torch takes its share
+
 import argparse
 import contextlib
 import copy
 import json
 import math
+import os
 import shutil
 import signal
 import statistics
@@ -51,7 +57,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import torch
@@ -138,15 +143,36 @@ def hard_deadline(seconds: float):
             signal.setitimer(signal.ITIMER_REAL, left, previous_interval)
 
 
+def start_watchdog(report: "Report", deadline: float, grace_s: float) -> threading.Event:
+    """Past ``deadline`` + ``grace_s``, write the report and end the process (os._exit): the last resort
+    when the main thread is inside one long torch operation, which SIGALRM cannot interrupt. Setting the
+    returned event (the run is over) stops the watchdog."""
+    finished = threading.Event()
+
+    def watch():
+        if finished.wait(timeout=max(deadline + grace_s - time.monotonic(), 0)):
+            return
+        with report.lock:
+            report.add("run: stopped at the budget", "cut", f"still inside one operation {grace_s:g} s after "
+                       f"the budget ran out: the JSON holds every row before it")
+            print(f"took {time.monotonic() - report.started:.0f} s of a {deadline - report.started:.0f} s budget",
+                  flush=True)
+            os._exit(1 if report.failures() else 0)
+
+    threading.Thread(target=watch, name="gpu_check watchdog", daemon=True).start()
+    return finished
+
+
 class Report:
     """The rows of the run, printed as they come and written to JSON after each one."""
 
-    def __init__(self, out: Path, header: dict):
+    def __init__(self, out: Path, header: dict, started: float | None = None):
         self.out, self.header = out, header
         self.parts: dict[str, dict] = {}
         self.part = None
         self.part_end = math.inf
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
+        self.lock = threading.RLock()       # the watchdog thread may write the last row
 
     def begin(self, part: str, budget_s: float) -> None:
         self.part = part
@@ -164,9 +190,10 @@ class Report:
 
     def add(self, item: str, status: str, detail: str = "", **values) -> dict:
         row = {"item": item, "status": status, "detail": detail, **values}
-        self.parts[self.part]["rows"].append(row)
-        print(f"{item:<46} {status:<8} {detail}", flush=True)
-        self.write()
+        with self.lock:
+            self.parts[self.part]["rows"].append(row)
+            print(f"{item:<46} {status:<8} {detail}", flush=True)
+            self.write()
         return row
 
     def rows(self, part: str) -> list[dict]:
@@ -175,9 +202,12 @@ class Report:
     def failures(self) -> list[dict]:
         return [row for part in self.parts.values() for row in part["rows"] if row["status"] == "FAIL"]
 
+    def summary(self) -> dict:
+        return {**self.header, "elapsed_s": round(time.monotonic() - self.started, 1),
+                "failures": len(self.failures()), "parts": self.parts}
+
     def write(self) -> None:
-        payload = {**self.header, "elapsed_s": round(time.monotonic() - self.started, 1),
-                   "failures": len(self.failures()), "parts": self.parts}
+        payload = self.summary()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.out.with_name(self.out.name + ".tmp")
         write_json_quietly(tmp, payload)
@@ -422,7 +452,11 @@ def model_checks(report: Report, label: str, cpu_model, device, generator, *, pr
     cond_cpu = make_condition(model, batch, generator)
     x, cond = x_cpu.to(device), on(cond_cpu, device)
     row = report.run(f"{label}: forward/backward finite", lambda: check_forward_backward(model, x, cond))
-    pass_s = row.get("seconds", 1.0) if row else 1.0                 # a forward and backward pass, measured
+    pass_s = row.get("seconds", 1.0) if row else 1.0                 # a first forward and backward pass
+    forward_s = pass_s
+    if preset and row and row["status"] == "pass":                   # a warm forward pass: what a naive step costs
+        with torch.no_grad():
+            forward_s = timed(lambda: model(x, cond), device)[0]
     report.run(f"{label}: log_prob device == CPU", lambda: check_log_prob_matches_cpu(model, cpu_model, x, cond, device),
                estimate_s=2 * pass_s if preset else None)
     report.run(f"{label}: causality on the device",
@@ -435,10 +469,10 @@ def model_checks(report: Report, label: str, cpu_model, device, generator, *, pr
     # hard deadline still holds.)
     rows = report.run(f"{label}: fast == naive sampling",
                       lambda: check_fast_equals_naive(model, x, cond, device, known),
-                      estimate_s=(height - known) * width * channels * pass_s / 2 if preset else None)
+                      estimate_s=1.5 * (height - known) * width * channels * forward_s if preset else None)
     fast_row_s = rows.get("fast_s") if rows else None
     # Coding runs the cached step over the whole image, as sampling does (naive where there is none).
-    estimate = None if not preset else (fast_row_s * height * 3 if fast_row_s else height * width * channels * pass_s)
+    estimate = None if not preset else (fast_row_s * height * 3 if fast_row_s else height * width * channels * forward_s)
     report.run(f"{label}: compress/decompress", lambda: check_round_trip(model, cpu_model, x, cond, cpu_file=not preset),
                estimate_s=estimate)
     report.run(f"{label}: save on device, load on CPU", lambda: check_save_load(model, cpu_model, x, cond),
@@ -475,7 +509,7 @@ def train_speed(spec: tuple[str, dict], setting: str, device: torch.device, batc
             trainer._release_folder()
     step_s = statistics.median(times[warmup:])
     return {"precision": chosen, "compiled": compiled, "compile_reason": reason, "batch": batch,
-            "first_step_s": round(times[0], 3), "step_s": round(step_s, 4), "images_per_s": round(batch / step_s, 1),
+            "first_step_s": round(times[0], 3), "step_s": round(step_s, 4), "images_per_s": round(batch / step_s, 3),
             "peak_mb": None if peak is None else round(peak, 1), "loss": round(loss, 3)}
 
 
@@ -484,17 +518,22 @@ def training(report: Report, device: torch.device, tiny: bool, batch: int | None
     cuda = device.type == "cuda"
     auto = choose_precision("auto", device)
     compile_on, compile_reason = choose_compile("auto", device, planned_steps=LONG_RUN_STEPS, precision=auto.name)
-    auto_setting = f"{auto.name}+compile" if compile_on else auto.name
+    auto_setting = next((setting for setting, (precision, compile_choice) in TRAIN_SETTINGS.items()
+                         if precision == auto.name and (compile_choice == "on") == compile_on), None)
     report.add("--precision auto --compile auto picks", "ok", f"{auto}; {compile_reason}",
                precision=auto.name, compile=compile_on, setting=auto_setting)
     batch = batch or (2 if tiny else 64 if cuda else 4)
     warmup, steps = (3, 10) if cuda and not tiny else (1, 2)
-    for label, spec in (TINY_SPEED_MODELS if tiny else SPEED_MODELS).items():
+    models = TINY_SPEED_MODELS if tiny else SPEED_MODELS
+    if not cuda:                        # said first, so that a part cut short still says it
+        for label in models:
+            report.add(f"{label} train fp16+scaler", "skipped",
+                       "skipped: no CUDA (float16 training needs gradient scaling on a GPU)")
+    for label, spec in models.items():
         fp32_step_s = None
         for setting in TRAIN_SETTINGS:
             item = f"{label} train {setting}"
             if setting.startswith("fp16") and not cuda:
-                report.add(item, "skipped", "skipped: no CUDA (float16 training needs gradient scaling on a GPU)")
                 continue
             if setting.endswith("compile") and tiny:
                 report.add(item, "skipped", "skipped: --tiny (a compile takes tens of seconds)")
@@ -506,7 +545,7 @@ def training(report: Report, device: torch.device, tiny: bool, batch: int | None
             def measure(setting=setting):
                 row = train_speed(spec, setting, device, batch, warmup, steps)
                 memory = "-" if row["peak_mb"] is None else f"{row['peak_mb']:,.0f} MB"
-                detail = (f"{row['images_per_s']:,.1f} images/s (batch {batch}), first step {row['first_step_s']:.1f} s, "
+                detail = (f"{row['images_per_s']:,.3g} images/s (batch {batch}), first step {row['first_step_s']:.1f} s, "
                           f"peak {memory}" + ("" if row["compiled"] or not setting.endswith("compile")
                                               else f"; {row['compile_reason']}"))
                 return None, detail, {"model": label, "setting": setting, **row}
@@ -537,8 +576,11 @@ def graph_step(model, x, cond, device, repeats: int = 200):
                 step()
         torch.cuda.current_stream(device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = step()
+        try:
+            with torch.cuda.graph(graph):
+                captured = step()
+        except RuntimeError as error:       # a step that synchronizes or allocates on the CPU cannot be captured
+            return None, f"not capturable: {first_line(error)}", {"capturable": False}
         graph.replay()
         synchronize(device)
         equal = torch.equal(captured, eager)
@@ -587,20 +629,21 @@ def sample_speed(model, batch: int, device: torch.device, naive_rows: int, fast_
 
 def sampling(report: Report, device: torch.device, tiny: bool) -> None:
     """Part 3: cached against naive sampling at batch 1, 16, 64; a CUDA graph of the cached step."""
-    for label, (name, options) in (TINY_SPEED_MODELS if tiny else SPEED_MODELS).items():
+    models = TINY_SPEED_MODELS if tiny else SPEED_MODELS
+    batches = TINY_SAMPLE_BATCHES if tiny else SAMPLE_BATCHES
+    if device.type != "cuda":           # said first, so that a part cut short still says it
+        for label in models:
+            report.add(f"{label} CUDA graph of a cached step", "skipped", "skipped: no CUDA")
+    for label, (name, options) in models.items():
         torch.manual_seed(0)
-        model = pixelcnn.build(name, **options, **(dict(image_shape=(3, 8, 8), levels=4) if tiny else {}))
+        model = pixelcnn.build(name, **options, **(dict(image_shape=(3, 4, 4), levels=4) if tiny else {}))
         model = model.to(device).eval()
-        height = model.image_shape[1]
-        naive_rows, fast_rows = (height, height) if tiny else (1, 4)
-        for batch in TINY_SAMPLE_BATCHES if tiny else SAMPLE_BATCHES:
+        naive_rows, fast_rows = (1, 2) if tiny else (1, 4)
+        for batch in batches:
             report.run(f"{label} sample batch {batch}", lambda batch=batch: sample_speed(
                 model, batch, device, naive_rows, fast_rows, report.left()))
-        for batch in TINY_SAMPLE_BATCHES if tiny else SAMPLE_BATCHES:
+        for batch in batches if device.type == "cuda" else ():
             item = f"{label} CUDA graph of a cached step, batch {batch}"
-            if device.type != "cuda":
-                report.add(item, "skipped", "skipped: no CUDA")
-                continue
             generator = torch.Generator().manual_seed(batch)
             x = torch.randint(0, model.levels, (batch, *model.image_shape), generator=generator).to(device)
             cond = on(make_condition(model, batch, generator), device)
@@ -637,7 +680,9 @@ def projection(report: Report, tiny: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the run
-def main(argv=None) -> int:
+def main(argv=None, *, started: float | None = None) -> int:
+    """The run; its budget counts from ``started`` (``time.monotonic()``; default: now)."""
+    started = time.monotonic() if started is None else started
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="cuda, cuda:N or cpu (default: cuda when there is one)")
@@ -645,6 +690,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=default_out("gpu_check.json"), help="JSON file (default: %(default)s)")
     parser.add_argument("--tiny", action="store_true", help="tiny models everywhere: checks the script in seconds")
     parser.add_argument("--train-batch", type=int, help="training batch (default: 64 on CUDA, 4 on a CPU, 2 --tiny)")
+    parser.add_argument("--grace", type=float, default=15.0,
+                        help="seconds past the budget after which a run stuck inside one long operation writes its "
+                             "JSON and exits (default: 15; 0: never, for a caller that must not be exited)")
     args = parser.parse_args(argv)
     try:
         device = resolve_device(args.device)
@@ -652,6 +700,8 @@ def main(argv=None) -> int:
         parser.error(f"--device: {error}")
     if not args.minutes > 0:
         parser.error(f"--minutes must be positive, got {args.minutes:g}")
+    if not args.grace >= 0:
+        parser.error(f"--grace must be 0 or more seconds, got {args.grace:g}")
     if args.train_batch is not None and args.train_batch < 1:
         parser.error(f"--train-batch must be a positive integer, got {args.train_batch}")
 
@@ -664,8 +714,17 @@ def main(argv=None) -> int:
     else:
         print(f"device {device}: no CUDA here; the CUDA-only items are skipped", flush=True)
     report = Report(args.out, {"machine": machine, "device": gpu, "command": command_line(), "tiny": args.tiny,
-                               "budget_s": args.minutes * 60})
-    deadline = time.monotonic() + args.minutes * 60
+                               "budget_s": args.minutes * 60}, started)
+    deadline = started + args.minutes * 60
+    finished = start_watchdog(report, deadline, args.grace) if args.grace > 0 else threading.Event()
+    try:
+        return run_parts(report, device, args, deadline)
+    finally:
+        finished.set()
+
+
+def run_parts(report: Report, device: torch.device, args, deadline: float) -> int:
+    """The four parts, each under its share of the time left, then the summary; exit status 1 on a failure."""
     parts = {"correctness": lambda: correctness(report, device, args.tiny),
              "training": lambda: training(report, device, args.tiny, args.train_batch),
              "sampling": lambda: sampling(report, device, args.tiny),
@@ -684,10 +743,10 @@ def main(argv=None) -> int:
     failures = report.failures()
     print(f"\n{len(failures)} check(s) failed" + "".join(f"\n  {row['item']}: {row['detail']}" for row in failures)
           + f"\ntook {time.monotonic() - report.started:.0f} s of a {args.minutes * 60:.0f} s budget", flush=True)
-    write_json(args.out, {**report.header, "elapsed_s": round(time.monotonic() - report.started, 1),
-                          "failures": len(failures), "parts": report.parts})
+    with report.lock:
+        write_json(args.out, report.summary())
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(started=STARTED))

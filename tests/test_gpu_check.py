@@ -47,7 +47,8 @@ def tiny_gated():
 def test_the_tiny_cpu_run_passes_and_skips_what_needs_cuda(gpu_check, tmp_path):
     out = tmp_path / "gpu_check.json"
     started = time.monotonic()
-    code = gpu_check.main(["--device", "cpu", "--tiny", "--minutes", "1", "--out", str(out)])
+    # (--grace 0: a run past its budget must not end this process, the test runner's)
+    code = gpu_check.main(["--device", "cpu", "--tiny", "--minutes", "1", "--grace", "0", "--out", str(out)])
     took = time.monotonic() - started
     result = json.loads(out.read_text())
     rows = {part: result["parts"][part]["rows"] for part in gpu_check.SHARES}
@@ -59,7 +60,7 @@ def test_the_tiny_cpu_run_passes_and_skips_what_needs_cuda(gpu_check, tmp_path):
     assert rows["correctness"][0]["status"] == "pass", rows["correctness"][0]
     assert all(row["status"] in ("pass", "skipped", "cut") for row in rows["correctness"]), rows["correctness"]
     cuda_only = [row for part in rows.values() for row in part if "CUDA graph" in row["item"] or "fp16" in row["item"]]
-    # (each part's rows: unless the part was cut before its CUDA-only rows)
+    assert len(cuda_only) == 4, cuda_only                  # fp16 training and CUDA graphs, for the two models
     assert all(row["status"] == "skipped" and "no CUDA" in row["detail"] for row in cuda_only), cuda_only
     assert rows["training"][0]["item"].startswith("--precision auto"), rows["training"]
 
@@ -137,6 +138,7 @@ def test_an_item_is_skipped_by_its_estimate_and_cut_at_the_deadline(gpu_check, t
 def test_bad_arguments_are_one_line_errors(gpu_check, capsys):
     for argv, message in ((["--minutes", "0"], "--minutes must be positive"),
                           (["--train-batch", "0"], "--train-batch must be a positive integer"),
+                          (["--grace", "-1"], "--grace must be 0 or more seconds"),
                           (["--device", "tpu"], "--device")):
         with pytest.raises(SystemExit) as stop:
             gpu_check.main(argv + ["--device", "cpu"] if argv[0] != "--device" else argv)
