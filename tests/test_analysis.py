@@ -264,3 +264,25 @@ def test_a_model_drawing_in_another_order_is_judged_by_that_order():
         drawn = rank < done
         assert torch.equal(frame.long()[:, :, drawn], frames.images[:, :, drawn])
         assert (frame[:, :, ~drawn] == 0).all()
+
+
+def test_the_dependency_map_is_every_receptive_field_at_once():
+    # PixelCNN++'s mixture head couples a pixel's channels after the network (``head_params``): with
+    # ``head.params`` alone the RGB maps failed (the coupled output has more maps than the head's).
+    torch.manual_seed(0)
+    model = pixelcnn.build("pixelcnn_pp", image_shape=(3, 4, 4), levels=4, n_layers=1, hidden=6)
+    seen = analysis.dependency_map(model)                                        # [C, H, W, C, H, W]
+    assert not (seen & ~analysis.causal_order(model)).any()
+    field = analysis.receptive_field(model, (2, 1), channel=2, split_unseen=False)
+    assert torch.equal(seen[2, 2, 1], field == int(Context.SEEN))
+    assert seen[2, 2, 1, :2, 2, 1].all() and not seen[0, 2, 1, :, 2, 1].any()   # B reads R and G; R nothing
+
+
+def test_causal_order_follows_the_generation_order():
+    model = pixelcnn.build("multiscale_pixelrnn", image_shape=(1, 4, 4), levels=2, n_layers=1, hidden=4)
+    allowed = analysis.causal_order(model)
+    rank = analysis.generation_rank(model)
+    assert rank[0, 2] < rank[0, 1]                          # the subsampled grid is drawn first ...
+    assert allowed[0, 0, 1, 0, 0, 2] and not allowed[0, 0, 2, 0, 0, 1]   # ... so (0, 1) may read (0, 2)
+    raster = pixelcnn.build("pixelcnn", image_shape=(2, 2, 2), levels=2, n_layers=1, hidden=4)
+    assert analysis.causal_order(raster)[1, 0, 0, 0, 0, 0] and not analysis.causal_order(raster)[0, 0, 0, 1, 0, 0]

@@ -60,6 +60,8 @@ SCRIPTS = {
     "benchmarks/sample_quality.py": Script(
         ["--per-class", "1", "--classifier-epochs", "1"], "--out", "runs/sample_quality.json"),
     "benchmarks/zoo.py": Script(["--max-images", "8"], "--out", "runs/zoo.json"),
+    "benchmarks/gpu_check.py": Script(["--device", "cpu", "--tiny", "--minutes", "0.5", "--grace", "0"], "--out",
+                                      "runs/gpu_check.json"),      # (--grace 0: never os._exit the test runner)
     "docs/make_figures.py": Script(
         ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
          "--out", "figures"],

@@ -85,16 +85,16 @@ def default_cond(model, batch: int = 1):
 
 
 # ------------------------------------------------------------------------------- receptive field
-def structural_copy(model, *, seed: int = 0):
-    """A float64 CPU copy of ``model`` whose every parameter is small and positive.
+def structural_copy(model, *, seed: int = 0, device: torch.device | str = "cpu"):
+    """A float64 copy of ``model`` on ``device`` (the CPU by default) whose every parameter is small and positive.
 
     A weight tensor gets values in [0.25, 0.5] / fan_in, so every unit's
     pre-activation stays of the order of its inputs however deep the model or
     wide its layers (no tanh or sigmoid saturates to a gradient of exactly 0);
     a bias gets 0.01.
     """
-    structural = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
-    generator = torch.Generator().manual_seed(seed)
+    structural = copy.deepcopy(model).to(device=device, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)         # drawn on the CPU: the same weights on every device
     with torch.no_grad():
         for param in structural.parameters():
             if param.dim() >= 2:
@@ -162,23 +162,63 @@ def receptive_fields(model, pixels: list[tuple[int, int]], channel: int = 0, *, 
 
 
 def _reads(model, rows: torch.Tensor, cols: torch.Tensor, channel: int, cond, seed: int) -> torch.Tensor:
-    """bool [P, C, H, W]: which inputs output (channel, rows[k], cols[k]) reads, by structural gradient.
+    """bool [P, C, H, W]: which inputs output (channel, rows[k], cols[k]) reads, by structural gradient."""
+    return outputs_read(model, torch.full_like(rows, channel), rows, cols, cond=cond, seed=seed)
 
-    Copy k of the input batch back-propagates only output k. Every weight and
-    input is positive, so no two paths can cancel and one random positive
-    input decides.
+
+def outputs_read(model, channels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, *, cond=None,
+                 seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """bool [P, C, H, W] on the CPU: which inputs output (channels[k], rows[k], cols[k]) reads.
+
+    The structural gradient of the module docstring, computed on ``device``
+    (a ``structural_copy`` there). Copy k of the input batch back-propagates
+    only output k. Every weight and input is positive, so no two paths can
+    cancel and one random positive input decides. ``cond`` defaults to
+    ``default_cond``; the PixelCNN auto-encoder needs its code here.
     """
     count, image_shape = len(rows), tuple(model.image_shape)
-    structural = structural_copy(model, seed=seed)
+    structural = structural_copy(model, seed=seed, device=device)
     cond = structural.check_cond(default_cond(model) if cond is None else cond, 1)
     h = structural.encode_condition(cond.expand(count, *cond.shape[1:]) if cond is not None else None)
     generator = torch.Generator().manual_seed(seed)
     x = 0.1 + 0.9 * torch.rand(1, *image_shape, generator=generator, dtype=torch.float64)  # positive inputs
-    x = x.expand(count, *image_shape).clone().requires_grad_(True)                # [P, C, H, W]
-    params = structural.head.params(structural.network(x, h))                     # [P, C, params, H, W]
-    weights = 0.5 + torch.rand(params.shape[2], generator=generator, dtype=torch.float64)
-    (params[torch.arange(count), channel, :, rows, cols] * weights).sum().backward()   # copy k: output k only
-    return x.grad != 0
+    x = x.expand(count, *image_shape).to(device).clone().requires_grad_(True)     # [P, C, H, W]
+    out = structural.network(x, h)
+    # PixelCNN++'s mixture couples a pixel's channels after the network, reading x itself (head_params).
+    params = structural.head_params(out, x) if hasattr(structural, "head_params") else structural.head.params(out)
+    weights = (0.5 + torch.rand(params.shape[2], generator=generator, dtype=torch.float64)).to(device)
+    copies = torch.arange(count, device=device)
+    picked = params[copies, channels.to(device), :, rows.to(device), cols.to(device)]   # [P, params]
+    (picked * weights).sum().backward()                                           # copy k: output k only
+    return (x.grad != 0).cpu()
+
+
+def dependency_map(model, *, cond=None, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Which inputs each output reads: bool [C, H, W (output), C, H, W (input)], computed on ``device``.
+
+    ``outputs_read`` of every output pixel-channel at once (C*H*W copies of the
+    input in one batch: for small images). ``causal_order`` says which reads
+    are allowed.
+    """
+    channels, height, width = model.image_shape
+    index = torch.arange(channels * height * width)
+    seen = outputs_read(model, index // (height * width), index // width % height, index % width, cond=cond,
+                        seed=seed, device=device)
+    return seen.view(channels, height, width, channels, height, width)
+
+
+def causal_order(model) -> torch.Tensor:
+    """bool [C, H, W (output), C, H, W (input)]: the input comes before the output in the model's order.
+
+    Pixels in ``generation_order`` (raster order but for the Multi-Scale
+    PixelRNN), and inside a pixel R before G before B.
+    """
+    channels, height, width = model.image_shape
+    rank = generation_rank(model)
+    pixel_out, pixel_in = rank.view(1, height, width, 1, 1, 1), rank.view(1, 1, 1, 1, height, width)
+    channel_out = torch.arange(channels).view(channels, 1, 1, 1, 1, 1)
+    channel_in = torch.arange(channels).view(1, 1, 1, channels, 1, 1)
+    return (pixel_in < pixel_out) | ((pixel_in == pixel_out) & (channel_in < channel_out))
 
 
 def earlier_count(counts: dict[str, int]) -> int:
