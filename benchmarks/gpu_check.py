@@ -143,7 +143,7 @@ def hard_deadline(seconds: float):
             signal.setitimer(signal.ITIMER_REAL, left, previous_interval)
 
 
-def start_watchdog(report: "Report", deadline: float, grace_s: float) -> threading.Event:
+def start_watchdog(report: Report, deadline: float, grace_s: float) -> threading.Event:
     """Past ``deadline`` + ``grace_s``, write the report and end the process (os._exit): the last resort
     when the main thread is inside one long torch operation, which SIGALRM cannot interrupt. Setting the
     returned event (the run is over) stops the watchdog."""
@@ -427,7 +427,7 @@ def correctness(report: Report, device: torch.device, tiny: bool) -> None:
         sizes = {**TINY_SIZES, **({} if name == "pixelcnn_ae" else dict(num_classes=3))}
         torch.manual_seed(0)
         model_checks(report, f"{name} (tiny)", pixelcnn.build(name, **sizes), device, generator, preset=False)
-    for name, preset in (TINY_PRESETS if tiny else PAPER_PRESETS).items():
+    for _name, preset in (TINY_PRESETS if tiny else PAPER_PRESETS).items():
         torch.manual_seed(0)
         model = report_build(report, preset)
         if model is not None:

@@ -160,7 +160,7 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
     num_classes = model.config.num_classes
     labels = torch.randint(0, num_classes, (batch,)) if num_classes else None
     times = []
-    for step in range(13):
+    for _ in range(13):
         started = time.perf_counter()
         loss = -model.log_prob(images, labels).mean()
         optimizer.zero_grad()

@@ -97,7 +97,7 @@ def measure(name: str, setting: str, batch: int, steps: int, warmup: int, device
     loss_fn = torch.compile(model.loss, dynamic=False) if compiled else model.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     times = []
-    for step in range(warmup + steps):
+    for _ in range(warmup + steps):
         if device == "cuda":
             torch.cuda.synchronize()
         start = CLOCKS[clock]()

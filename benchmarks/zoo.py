@@ -22,7 +22,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 
 import pixelcnn

@@ -6,7 +6,10 @@ without a language whose lines start with a known program), one per entry,
 with backslash continuations joined, trailing ``# comments`` removed and
 ``a && b`` chains split into their parts; and every inline code span in the
 prose that is a whole command (it starts with ``pixelcnn `` or ``python ``). Each entry is a ``DocCommand`` that
-remembers where it came from, so a failure names the README line.
+remembers where it came from, so a failure names the file and line (``README.md:165``, ``docs/cli.md:12``).
+
+``documentation_files()`` lists the Markdown files whose commands the tests run: README.md, then every
+page of the docs site (docs/*.md) in name order.
 """
 from __future__ import annotations
 
@@ -17,11 +20,25 @@ from pathlib import Path
 
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 PROGRAMS = ("pixelcnn", "python", "pip", "bash", "torchrun")
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def documentation_files() -> list[Path]:
+    """README.md, then the docs site's pages (docs/*.md) in name order: every file whose commands are run."""
+    return [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+
+
+def _where(path: Path) -> str:
+    """``README.md`` or ``docs/cli.md``: the path from the repository root, or the file name outside it."""
+    try:
+        return path.resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return path.name
 
 
 @dataclass(frozen=True)
 class DocCommand:
-    source: str        # file name and line, e.g. "README.md:165"
+    source: str        # file and line, e.g. "README.md:165" or "docs/cli.md:12"
     text: str          # the command as documented, comments and continuations resolved
 
     @property
@@ -88,7 +105,7 @@ def documented_commands(path: str | Path) -> list[DocCommand]:
             pending = ""
             for part in full.split(" && "):
                 if part.strip():
-                    commands.append(DocCommand(f"{path.name}:{pending_line}", part.strip()))
+                    commands.append(DocCommand(f"{_where(path)}:{pending_line}", part.strip()))
             pending_line = None
     commands += _inline_commands(path)
     return commands
@@ -105,5 +122,5 @@ def _inline_commands(path: Path) -> list[DocCommand]:
             continue
         for span in re.findall(r"`([^`]+)`", line):
             if re.match(r"^(pixelcnn|python) [\w./-]", span) and not span.startswith("python -c"):
-                found.append(DocCommand(f"{path.name}:{number}", span.strip()))
+                found.append(DocCommand(f"{_where(path)}:{number}", span.strip()))
     return found

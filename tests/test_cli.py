@@ -1,7 +1,6 @@
 """The ``pixelcnn`` command: every subcommand end to end on tiny models, --help, and one-line errors."""
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from PIL import Image
 import pixelcnn
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, load_checkpoint
+
+pytestmark = pytest.mark.slow          # end to end, SIGTERM / Ctrl-C in subprocesses: the slow tier
 
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0"]

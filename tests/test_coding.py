@@ -311,16 +311,16 @@ def test_concatenated_files_split_into_their_records(small_file):
         coding.split_records(v1 + b"junk")
 
 
-def test_readme_snippet_runs():
+def test_docs_snippet_runs():
     import re
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text.split("## Lossless compression and anomaly scores", 1)[1]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "compression.md").read_text()
+    section = text.split("## From Python", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     model = build("tiny-gated", num_classes=3)
     namespace = {"pixelcnn": pixelcnn, "model": model, "x": random_images(model, 3), "y": torch.tensor([0, 1, 2]),
                  "background": build("tiny-pixelcnn")}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/compression.md", "exec"), namespace)
     assert torch.equal(namespace["x_again"], namespace["x"])
     assert set(namespace["s"]) >= {"nll", "likelihood_ratio", "complexity"}

@@ -1,12 +1,13 @@
-"""Every ``pixelcnn`` command that README.md shows, and every example of every ``--help``, runs and writes what it says.
+"""Every ``pixelcnn`` command that README.md and the docs pages show, and every example of every ``--help``, runs
+and writes what it says.
 
-Each command runs exactly as documented, with only the shrink flags of
-``SHRINK`` appended (fewer steps and minutes, a smaller model, fewer images),
-in a temporary folder, in the order the README gives them: ``runs/gated``
-trained by an earlier command exists for the later ones. The ``--help``
-examples run in a second folder that holds the README's runs. Commands run
-in-process through ``pixelcnn.cli.main`` (fast); those in ``SUBPROCESS`` run as
-``python -m pixelcnn ...`` to prove the entry point.
+The documented commands are those of ``doc_commands.documentation_files()``: README.md, then docs/*.md (every
+``bash`` / ``console`` block and inline command of each). Each runs exactly as documented, with only the shrink
+flags of ``SHRINK`` appended (fewer steps and minutes, a smaller model, fewer images), in one temporary folder,
+every train command first and then the rest in the order the files give them: ``runs/gated`` trained by an
+earlier command exists for the later ones. A command shown twice runs once. The ``--help`` examples run in a
+second folder that holds the documented runs. Commands run in-process through ``pixelcnn.cli.main`` (fast);
+those in ``SUBPROCESS`` run as ``python -m pixelcnn ...`` to prove the entry point.
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import torch
 from PIL import Image
 
 import pixelcnn
+from doc_commands import _strip_comment, documentation_files, documented_commands
 from pixelcnn import cli, coding
-from doc_commands import _strip_comment, documented_commands
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+pytestmark = pytest.mark.slow                       # a training run per documented train command: the slow tier
+DOCUMENTS = documentation_files()
 
 # Shrink flags appended to each subcommand (a list, or a function of the documented arguments). Every
 # documented subcommand must have an entry (test_every_documented_subcommand_has_shrink_flags), so that
@@ -124,9 +125,13 @@ def help_examples() -> list[tuple[str, str]]:
     return found
 
 
-def readme_commands() -> list:
-    commands = [c for c in documented_commands(README) if pixelcnn_args(c) is not None]
-    return sorted(commands, key=lambda c: int(c.source.rsplit(":", 1)[1]))     # README order
+def doc_commands() -> list:
+    """The pixelcnn commands of every documentation file: README.md first, each file in line order."""
+    found = []
+    for document in DOCUMENTS:
+        commands = [c for c in documented_commands(document) if pixelcnn_args(c) is not None]
+        found += sorted(commands, key=lambda c: int(c.source.rsplit(":", 1)[1]))
+    return found
 
 
 def _unique(commands):
@@ -138,8 +143,8 @@ def _unique(commands):
     return kept
 
 
-README_COMMANDS = _unique(readme_commands())
-HELP_EXAMPLES = [(where, text) for where, text in help_examples() if text not in {c.text for c in README_COMMANDS}]
+DOC_COMMANDS = _unique(doc_commands())
+HELP_EXAMPLES = [(where, text) for where, text in help_examples() if text not in {c.text for c in DOC_COMMANDS}]
 
 
 # ------------------------------------------------------------------------------------- running
@@ -189,7 +194,7 @@ def check_outputs(args: list[str], folder: Path, out: str) -> list[str]:
         checked.append(str(run))
     elif words == ("demo",):
         run = folder / (target or "runs/demo")
-        for name in ("per_class_samples.png", "completions.png"):     # the files the README names
+        for name in ("per_class_samples.png", "completions.png"):     # the files the docs name
             _image(run / name, "PNG")
         pixelcnn.load(run / "model")
         checked.append(str(run))
@@ -233,18 +238,18 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def readme_folder(tmp_path_factory):
-    """The folder the README's commands run in; the README's own train commands have run in it first."""
-    return tmp_path_factory.mktemp("readme")
+def docs_folder(tmp_path_factory):
+    """The folder the documented commands run in; the documented train commands have run in it first."""
+    return tmp_path_factory.mktemp("docs")
 
 
 @pytest.fixture(scope="module")
-def trained(readme_folder):
-    """Run every ``pixelcnn train`` command of the README, in README order, in ``readme_folder``: text -> status."""
+def trained(docs_folder):
+    """Run every documented ``pixelcnn train`` command, in document order, in ``docs_folder``: text -> status."""
     results, cwd = {}, os.getcwd()
-    os.chdir(readme_folder)
+    os.chdir(docs_folder)
     try:
-        for command in README_COMMANDS:
+        for command in DOC_COMMANDS:
             args = pixelcnn_args(command)
             if subcommand(args) == ("train",) and "--help" not in args:
                 results[command.text] = cli.main(shrunk(args))
@@ -254,12 +259,12 @@ def trained(readme_folder):
 
 
 @pytest.fixture(scope="module")
-def help_folder(tmp_path_factory, readme_folder, trained):
-    """A folder for the --help examples that holds the README's runs (runs/gated, runs/ae, runs/mse, runs/identity)."""
+def help_folder(tmp_path_factory, docs_folder, trained):
+    """A folder for the --help examples that holds the documented runs (runs/gated, runs/ae, runs/mse, runs/identity)."""
     folder = tmp_path_factory.mktemp("help")
     (folder / "runs").mkdir()
     for run in ("gated", "ae", "mse", "identity"):
-        (folder / "runs" / run).symlink_to(readme_folder / "runs" / run, target_is_directory=True)
+        (folder / "runs" / run).symlink_to(docs_folder / "runs" / run, target_is_directory=True)
     _faces(folder / "faces")
     return folder
 
@@ -278,23 +283,23 @@ def _faces(folder: Path) -> None:
 
 # ------------------------------------------------------------------------------------- the tests
 def test_every_documented_subcommand_has_shrink_flags():
-    documented = {subcommand(pixelcnn_args(c)) for c in README_COMMANDS}
+    documented = {subcommand(pixelcnn_args(c)) for c in DOC_COMMANDS}
     documented |= {subcommand(shlex.split(text)[1:]) for _, text in HELP_EXAMPLES}
     documented |= set(cli.subcommand_parsers())       # every subcommand has --help examples, so is documented
     assert documented - set(SHRINK) == set(), "add shrink flags for these subcommands to SHRINK"
-    assert len(README_COMMANDS) >= 20 and len(HELP_EXAMPLES) >= 25
-    assert SUBPROCESS <= {c.text for c in README_COMMANDS}, "SUBPROCESS names commands the README no longer shows"
+    assert len(DOC_COMMANDS) >= 20 and len(HELP_EXAMPLES) >= 25
+    assert SUBPROCESS <= {c.text for c in DOC_COMMANDS}, "SUBPROCESS names commands the docs no longer show"
 
 
-@pytest.mark.parametrize("command", README_COMMANDS, ids=[c.source for c in README_COMMANDS])
-def test_readme_command_runs(command, readme_folder, trained, capsys):
+@pytest.mark.parametrize("command", DOC_COMMANDS, ids=[c.source for c in DOC_COMMANDS])
+def test_documented_command_runs(command, docs_folder, trained, capsys):
     args = pixelcnn_args(command)
-    if command.text in trained:                       # run by the fixture, in README order
+    if command.text in trained:                       # run by the fixture, in document order
         status, out, err = trained[command.text], "", ""
     else:
-        status, out, err = run_command(args, readme_folder, capsys)
+        status, out, err = run_command(args, docs_folder, capsys)
     assert status == 0, f"{command}\nexit {status}: {err[-2000:]}"
-    check_outputs(args, readme_folder, out)
+    check_outputs(args, docs_folder, out)
 
 
 @pytest.mark.parametrize("where, text", HELP_EXAMPLES, ids=[f"{w}: {t}" for w, t in HELP_EXAMPLES])
@@ -303,3 +308,23 @@ def test_help_example_runs(where, text, help_folder, capsys):
     status, out, err = run_command(args, help_folder, capsys)
     assert status == 0, f"pixelcnn {where} --help: {text}\nexit {status}: {err[-2000:]}"
     check_outputs(args, help_folder, out)
+
+
+NOT_RUN = (["pip", "install"], ["python", "-m", "pytest"])   # shown for people to run: installing, the suite itself
+
+
+def test_every_documented_command_is_run_by_a_test():
+    """A command in a docs page or the README is run here (pixelcnn), by tests/test_scripts.py (python SCRIPT),
+    or is one of NOT_RUN; anything else (a torchrun line, a shell script) would be shown untested."""
+    unrun = []
+    for document in DOCUMENTS:
+        for command in documented_commands(document):
+            argv = command.argv
+            if pixelcnn_args(command) is not None or any(argv[:len(prefix)] == prefix for prefix in NOT_RUN):
+                continue
+            if argv[0] == "python" and len(argv) > 1 and argv[1].endswith(".py"):
+                continue                                 # tests/test_scripts.py runs it
+            unrun.append(str(command))
+    assert not unrun, "documented commands that no test runs:\n" + "\n".join(unrun)
+    pages = {c.source.split(":")[0] for c in DOC_COMMANDS}
+    assert "README.md" in pages and any(page.startswith("docs/") for page in pages)

@@ -15,6 +15,8 @@ from pixelcnn import viz as figures
 from pixelcnn.analysis import Context
 from pixelcnn.cli import main
 
+pytestmark = pytest.mark.slow          # trains and draws every figure, one subprocess: the slow tier
+
 
 def _pixel(image, xy):
     return tuple(image.convert("RGB").getpixel(xy))

@@ -27,6 +27,8 @@ from pixelcnn.models.registry import presets
 from fuzzing import (HUGE_INTS, NON_FINITE, api_call, corrupted_bytes, hostile_json_text, hostile_number,
                      hostile_value, png_bytes, quick)
 
+pytestmark = pytest.mark.slow          # property tests (hypothesis): the slow tier
+
 WORK = Path(tempfile.mkdtemp(prefix="pixelcnn-fuzz-"))
 IMAGE_SHAPE = (1, 4, 4)
 

@@ -11,10 +11,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzing import cli_call, corrupted_bytes, hostile_arg, hostile_json_text, png_bytes, quick
+
+pytestmark = pytest.mark.slow          # property tests (hypothesis) over command lines: the slow tier
 
 WORK = Path(tempfile.mkdtemp(prefix="pixelcnn-fuzz-cli-"))
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--data", "digits", "--batch-size", "8",

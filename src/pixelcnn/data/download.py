@@ -20,7 +20,7 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 CHUNK_BYTES = 1 << 20        # read and hash 1 MiB at a time
 TIMEOUT_S = 30               # per socket operation, not for the whole file
@@ -31,7 +31,7 @@ class DownloadError(OSError):
     """A file could not be downloaded or did not match its checksum (one-line message)."""
 
 
-def sha256_of(path: str | os.PathLike, *, start_bytes: int | None = None) -> "hashlib._Hash":
+def sha256_of(path: str | os.PathLike, *, start_bytes: int | None = None) -> hashlib._Hash:
     """A SHA-256 object fed with the first ``start_bytes`` of ``path`` (the whole file when None)."""
     digest = hashlib.sha256()
     remaining = start_bytes

@@ -38,7 +38,6 @@ import io
 import json
 import os
 import pickle
-import re
 import struct
 import tarfile
 import zipfile

@@ -166,7 +166,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
         for old, (new, meaning) in LEGACY_FIELDS.items():     # a config saved before precision / compile were words
             if isinstance(values.get(old), bool):
@@ -185,7 +185,7 @@ class TrainConfig:
         _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         from ..serialization import read_json
 
         path = Path(path)

@@ -85,7 +85,7 @@ class RunLock:
                 if holder and holder_alive(holder):
                     raise RunLocked(f"{self.path.parent} is in use by another training job ({self._describe(holder)}): "
                                     f"wait for it to finish or stop it, or choose another --out (if that job is "
-                                    f"gone, delete {self.path})")
+                                    f"gone, delete {self.path})") from None
                 # Stale: move it aside under a unique name (only one taker wins), then try again.
                 aside = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}.stale")
                 try:
@@ -118,7 +118,7 @@ class RunLock:
         if isinstance(holder, dict) and holder.get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 
