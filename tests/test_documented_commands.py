@@ -80,6 +80,7 @@ SHRINK = {
     ("compress",): ["--max-images", "4"],
     ("decompress",): [],
     ("score",): ["--max-images", "8"],
+    ("zoo",): [],
 }
 SUBPROCESS = {"pixelcnn data", "pixelcnn eval runs/gated --json"}   # run as python -m pixelcnn: the entry point
 

@@ -10,7 +10,7 @@ EXAMPLES = """
   pixelcnn zoo                                  # the entries with their test NLL
   pixelcnn zoo mnist5k                          # one card: data, command, commit, machine, numbers
   pixelcnn zoo mnist5k --json                   # the card as JSON
-  pixelcnn zoo --markdown > docs/zoo.md         # every card as the docs page
+  pixelcnn zoo --markdown                       # every card as Markdown: the docs page docs/zoo.md
   pixelcnn sample zoo:mnist5k --per-class 8 --out samples.png   # any RUN may be zoo:NAME"""
 
 

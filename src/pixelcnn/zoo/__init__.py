@@ -107,7 +107,7 @@ def render_card(name: str) -> str:
 
 
 def render_markdown() -> str:
-    """Every card as a Markdown page (``docs/zoo.md`` is this text: ``pixelcnn zoo --markdown``)."""
+    """Every card as a Markdown page: ``docs/zoo.md`` is this text (``pixelcnn zoo --markdown``)."""
     parts = ["# Trained models (the zoo)", "",
              "Shipped inside the package (no download): `pixelcnn.load(\"zoo:NAME\")` in Python, `zoo:NAME` as",
              "the RUN of every command (its data set is the default `--data`). Each card's test NLL is over the",
