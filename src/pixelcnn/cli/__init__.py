@@ -5,6 +5,7 @@
     autoencoder.py  interpolate, reconstruct, identity, identity-sample
     viz.py          viz receptive-field / softmax / nll-map / animate
     coding.py       compress, decompress, score
+    app.py          app (the models in a browser)
     common.py       the error types and exit rule, ``open_run`` (RUN -> model, config, data), shared flags
 
 The modules import ``common`` and nothing else of each other (``demo`` borrows
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import autoencoder, coding, generate, train, viz
+from . import app, autoencoder, coding, generate, train, viz
 from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
                      pick_images, terminate_on_sigterm)
 from .generate import complete_images
@@ -26,7 +27,7 @@ from .train import train_config_from_args
 __all__ = ["CommandError", "UsageError", "build_parser", "complete_images", "main", "open_run", "pick_images",
            "train_config_from_args"]
 
-GROUPS = (train, generate, autoencoder, viz, coding)
+GROUPS = (train, generate, autoencoder, viz, coding, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
