@@ -66,7 +66,10 @@ class AppModel:
 
     @property
     def cond_dim(self) -> int | None:
-        return getattr(self.model.config, "cond_dim", None)
+        """Size of the vector the model draws from: its ``cond_dim``, or an auto-encoder's code (``bottleneck``)."""
+        config = self.model.config
+        return getattr(config, "cond_dim", None) or (getattr(config, "bottleneck", None)
+                                                     if hasattr(self.model, "encode") else None)
 
     def describe(self) -> str:
         model = self.model
@@ -300,10 +303,11 @@ def stream_draws(draw, every: int):
 
 
 def _animation_frame(snapshot: torch.Tensor, done: int, rank: torch.Tensor, levels: int, title: str):
+    """One frame of ``viz.sampling_animation``: the pixels of ``rank`` < ``done`` drawn, the others tinted."""
     frames = analysis.SamplingFrames(frames=[snapshot], pixels_done=[done], rank=rank)
     columns = min(len(snapshot), 4)
-    return viz.sampling_animation(frames, levels=levels, scale=screen_scale(snapshot.shape[1:]), columns=columns,
-                                  title=title)[0]
+    scale = max(1, (2 * SCREEN_PIXELS // 3) // max(snapshot.shape[2:]))          # 28 x 28 -> 4 screen pixels
+    return viz.sampling_animation(frames, levels=levels, scale=scale, columns=columns, title=title)[0]
 
 
 def _check_count(n, what: str = "number of images", limit: int = MAX_DRAWS) -> int:
@@ -339,10 +343,12 @@ def complete_stream(entry: AppModel, image: torch.Tensor, known_rows: int, class
         raise ValueError(f"rows kept must be an integer in 0..{height}, got {known_rows}")
     known_rows = int(known_rows)
     cond, said = resolve_class(entry, class_choice, image, rows=known_rows)
-    # When each pixel is drawn, counted from the first one below the kept rows; kept pixels: -1 (always shown).
+    # When each pixel is drawn: the kept ones first (-1, always shown), then the sampler's order.
+    order = model.generation_order(known_rows)
+    kept = height * width - len(order)
     rank = torch.full((height, width), -1, dtype=torch.long)
-    for index, (row, col) in enumerate(model.generation_order(known_rows)):
-        rank[row, col] = index
+    for index, (row, col) in enumerate(order):
+        rank[row, col] = kept + index
     batch = image.expand(n, *image.shape[1:])
 
     def draw(callback):
@@ -350,10 +356,9 @@ def complete_stream(entry: AppModel, image: torch.Tensor, known_rows: int, class
                               callback=callback)
 
     title = f"{n} completions below row {known_rows}" + (f", {said}" if said else "")
-    last = None
     for snapshot, done, result in stream_draws(draw, every=width):
-        last = _animation_frame(snapshot, done, rank, model.levels, title)
-        yield last, result, title
+        yield _animation_frame(snapshot, kept + done, rank, model.levels, f"completing rows {known_rows}.."), \
+            result, title
 
 
 def sample_stream(entry: AppModel, class_choice, n: int, seed: int, temperature: float = 1.0):
@@ -376,7 +381,7 @@ def sample_stream(entry: AppModel, class_choice, n: int, seed: int, temperature:
 
     title = f"{count} samples of {entry.name}" + (f", {said}" if said else "") + f", temperature {temperature:g}"
     for snapshot, done, result in stream_draws(draw, every=width):
-        yield _animation_frame(snapshot, done, rank, model.levels, title), result, title
+        yield _animation_frame(snapshot, done, rank, model.levels, "sampling"), result, title
 
 
 def save_grid(images: torch.Tensor, levels: int, path: Path, *, scale: int = 1) -> Path:
