@@ -124,11 +124,24 @@ def test_the_command_needs_a_run_without_a_zoo_and_check_says_what_fits(tmp_path
 
 # ------------------------------------------------------------------------------- a running app
 @pytest.fixture(scope="module")
-def served(entries):
+def identity_entry(tmp_path_factory):
+    """A tiny ``pixelcnn identity`` run on mnist5k (digits 7, 8, 9 unseen), as the glyphs tab takes it."""
+    from pixelcnn.embedding import IdentityConfig, read_identity, train_identity
+
+    config = IdentityConfig(data="mnist5k", binarize="dynamic", train_classes=(0, 1, 2, 3, 4, 5, 6),
+                            embedding_dim=3, encoder_channels=4, triplet_steps=3, per_class=2, n_layers=1, hidden=4,
+                            decoder_steps=3, decoder_minutes=None, batch_size=4, judge_steps=2, judge_samples=2)
+    result = train_identity(config, tmp_path_factory.mktemp("identity") / "run", log=None)
+    return AppModel("identity-tiny", pixelcnn.load(result.model_path), data="mnist5k", binarize="dynamic",
+                    identity=read_identity(result.run_dir))
+
+
+@pytest.fixture(scope="module")
+def served(entries, identity_entry):
     pytest.importorskip("gradio")
     from gradio_client import Client
 
-    with running_app(entries) as server:
+    with running_app([*entries, identity_entry]) as server:
         yield server, Client(server.url, verbose=False)
 
 
@@ -235,6 +248,22 @@ def test_look_inside_endpoints(served, entries):
     expected = entries[1].model.head.probabilities(entries[1].model(image))[0, 0, :, 4, 3]
     assert np.allclose(probabilities["probabilities"][0], expected.detach().double().numpy())
     assert Image.open(client.predict(2, api_name="/families")).size[0] > 300
+
+
+@pytest.mark.slow
+def test_new_glyphs_of_an_unseen_identity(served, identity_entry):
+    from pixelcnn.embedding import identity_code, source_images
+
+    _, client = served
+    model = identity_entry.model
+    assert tab_reasons(identity_entry)["glyphs"] is None and work.identity_choices(identity_entry) == ["7", "8", "9"]
+    picture, file = client.predict("identity-tiny", "a font it never saw", "8", 2, None, None, 3, 4,
+                                   api_name="/glyphs")
+    code = identity_code(model, source_images(work.identity_sets(identity_entry), 8, 2))
+    expected = model.sample(3, code.expand(3, -1), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(read_row_of_images(file, 3, (1, 28, 28), 2), expected)
+    line = client.predict("identity-tiny", "7", "9", 4, 0, api_name="/interpolate")
+    assert Image.open(line).size[0] > Image.open(line).size[1]             # one row: 7 | 4 steps | 9
 
 
 @pytest.mark.slow

@@ -332,7 +332,7 @@ def build_blocks(page: Page):
         about = gr.Markdown(first.describe(), elem_id="about")
         with gr.Tabs():
             with gr.Tab(work.TAB_TITLES["complete"], id="complete"):
-                reasons_md["complete"] = gr.Markdown(visible=False)
+                reasons_md["complete"] = gr.Markdown(visible=False, elem_id="complete-reason")
                 with gr.Row():
                     with gr.Column():
                         c_source = gr.Radio([DRAWING, UPLOAD, TEST_IMAGE], value=DRAWING, label="Start from")
@@ -351,7 +351,7 @@ def build_blocks(page: Page):
                         c_file = gr.File(label="Completions, one file pixel per image pixel", elem_id="complete-file")
                         c_words = gr.Markdown(elem_id="complete-words")
             with gr.Tab(work.TAB_TITLES["sample"], id="sample"):
-                reasons_md["sample"] = gr.Markdown(visible=False)
+                reasons_md["sample"] = gr.Markdown(visible=False, elem_id="sample-reason")
                 with gr.Row():
                     with gr.Column():
                         class_menus["sample"] = _menu(work.class_choices(first, "sample"), "Class")
@@ -366,7 +366,7 @@ def build_blocks(page: Page):
                         s_file = gr.File(label="Samples, one file pixel per image pixel", elem_id="sample-file")
                         s_words = gr.Markdown(elem_id="sample-words")
             with gr.Tab(work.TAB_TITLES["likelihood"], id="likelihood"):
-                reasons_md["likelihood"] = gr.Markdown(visible=False)
+                reasons_md["likelihood"] = gr.Markdown(visible=False, elem_id="likelihood-reason")
                 with gr.Row():
                     with gr.Column():
                         l_source = gr.Radio([DRAWING, UPLOAD, TEST_IMAGE, INVERTED, NOISE], value=TEST_IMAGE,
@@ -381,7 +381,7 @@ def build_blocks(page: Page):
                         l_words = gr.Markdown(elem_id="likelihood-words")
                         l_numbers = gr.JSON(label="Numbers", elem_id="likelihood-numbers")
             with gr.Tab(work.TAB_TITLES["compress"], id="compress"):
-                reasons_md["compress"] = gr.Markdown(visible=False)
+                reasons_md["compress"] = gr.Markdown(visible=False, elem_id="compress-reason")
                 with gr.Row():
                     with gr.Column():
                         z_source = gr.Radio([TEST_IMAGE, UPLOAD], value=TEST_IMAGE, label="Images")
@@ -396,7 +396,7 @@ def build_blocks(page: Page):
                         z_words = gr.Markdown(elem_id="compress-words")
                         z_numbers = gr.JSON(label="Numbers", elem_id="compress-numbers")
             with gr.Tab(work.TAB_TITLES["glyphs"], id="glyphs"):
-                reasons_md["glyphs"] = gr.Markdown(visible=False)
+                reasons_md["glyphs"] = gr.Markdown(visible=False, elem_id="glyphs-reason")
                 with gr.Row():
                     with gr.Column():
                         g_source = gr.Radio(["a font it never saw", UPLOAD, DRAWING], value="a font it never saw",
@@ -418,7 +418,7 @@ def build_blocks(page: Page):
                         g_file = gr.File(label="New glyphs, one file pixel per image pixel")
                         g_line = _picture("From one font's code to the other's", "interpolate-picture")
             with gr.Tab(work.TAB_TITLES["inside"], id="inside"):
-                reasons_md["inside"] = gr.Markdown(visible=False)
+                reasons_md["inside"] = gr.Markdown(visible=False, elem_id="inside-reason")
                 with gr.Row():
                     with gr.Column():
                         i_row = gr.Slider(0, tallest - 1, value=(3 * first.model.image_shape[1]) // 4, step=1, label="Pixel row")

@@ -1,0 +1,78 @@
+"""``pixelcnn app`` in a real browser: Debian's Chromium driven by Playwright, as a person would use the page.
+
+Skipped when Chromium, Playwright or Gradio is missing, unless PIXELCNN_REQUIRE_BROWSER=1 (CI sets it),
+which turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from app_server import (REQUIRE_BROWSER, SEVEN, VIEWPORT, PageWatch, browser_missing, draw_strokes,
+                        launch_chromium, open_tab, running_app, tiny_entries, wait_for_image, wait_for_text)
+
+pytestmark = pytest.mark.slow
+
+
+def _missing() -> str | None:
+    from pixelcnn.app import gradio_missing
+
+    return browser_missing() or gradio_missing()
+
+
+@pytest.fixture(scope="module")
+def page():
+    missing = _missing()
+    if missing:
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{REQUIRE_BROWSER}=1 but the browser tests cannot run: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with running_app(tiny_entries()) as server, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.watch = PageWatch(page)
+            page.goto(server.url)
+            page.wait_for_selector("#complete-button")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_draw_then_complete(page):
+    draw_strokes(page, "complete-sketch", SEVEN)
+    page.click("#complete-button")
+    wait_for_image(page, "complete-grid")
+    words = wait_for_text(page, "complete-words", "rows kept as given")
+    assert "drawing inverted" in words and "the most likely given the kept rows" in words
+    assert page.locator("#complete-live img").is_visible()
+    assert page.watch.problems == []
+
+
+def test_sample(page):
+    open_tab(page, "Sample")
+    page.click("#sample-button")
+    wait_for_image(page, "sample-grid")
+    assert "done" in wait_for_text(page, "sample-words", "done")
+    assert page.watch.problems == []
+
+
+def test_compress(page):
+    open_tab(page, "Compress")
+    page.click("#compress-button")
+    assert "identical bit for bit" in wait_for_text(page, "compress-words", "identical bit for bit")
+    assert "images\n.pxcz" in page.locator("#compress-file").inner_text()          # the file to download
+    assert page.watch.problems == []
+
+
+def test_an_unfit_tab_is_disabled_with_its_reason(page):
+    open_tab(page, "New glyphs of an unseen font")
+    assert "needs the model of an identity run" in wait_for_text(page, "glyphs-reason", "Not for this model")
+    assert page.locator("#glyphs-button").is_disabled()
+    page.locator("#model input").click()
+    page.get_by_role("option", name="digits-tiny").click()
+    open_tab(page, "Draw and complete")
+    wait_for_text(page, "about", "unconditional")
+    assert page.watch.problems == []
