@@ -113,4 +113,5 @@ def wait_for_text(page, element_id: str, text: str, timeout_s: float = 120) -> s
         if text in found:
             return found
         time.sleep(0.2)
-    raise AssertionError(f"#{element_id} never showed {text!r}; it shows {page.locator(f'#{element_id}').inner_text()!r}")
+    shown = page.locator(f"#{element_id}").inner_text()
+    raise AssertionError(f"#{element_id} never showed {text!r}; it shows {shown!r}")

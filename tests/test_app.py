@@ -175,7 +175,8 @@ def test_complete_endpoint_streams_row_by_row(served):
     job = client.submit("mnist-tiny", "test image", None, None, 0, 20, "3", 2, 0, 1.0, api_name="/complete")
     job.result(timeout=120)
     outputs = job.outputs()
-    assert len(outputs) >= 2 and outputs[0][1] == {'__type__': 'update'} and Path(outputs[-1][1]).is_file()   # frames, grid
+    # live frames first (the other outputs left as they are), the grid last
+    assert len(outputs) >= 2 and outputs[0][1] == {"__type__": "update"} and Path(outputs[-1][1]).is_file()
 
 
 @pytest.mark.slow
@@ -322,3 +323,48 @@ def test_the_command_serves_on_127_0_0_1_and_says_how_to_stop(tmp_path):
         if process.poll() is None:
             process.kill()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]          # wrote nothing where it ran
+
+
+@pytest.mark.slow
+def test_docs_commands_run(tmp_path, monkeypatch, capsys):
+    """Every command of docs/app.md runs, on a tiny run at runs/gated: the serving ones as ``--check`` (a
+    server would not return; the server itself is tested above), the benchmark on one small press.
+    ``pip install`` and the test command itself are not run; the screenshot command runs in
+    test_app_browser.py (it needs the browser)."""
+    import runpy
+
+    from doc_commands import documented_commands
+    from test_documented_commands import TRAIN_BUDGET
+
+    commands = documented_commands(ROOT / "docs" / "app.md")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    assert cli.main(["train", "--model", "gated_pixelcnn", "--data", "mnist5k", "--binarize", "dynamic",
+                     "--out", "runs/gated", "--n-layers", "1", "--hidden", "4", *TRAIN_BUDGET]) == 0
+    has_zoo = cli_app_zoo() is not None
+    ran = []
+    for command in commands:
+        argv = command.argv
+        if argv[0] == "pip" or argv[:3] == ["python", "-m", "pytest"] or argv[1:2] == ["docs/app_screenshots.py"]:
+            continue
+        if argv[0] == "pixelcnn":
+            assert cli.main(argv[1:] + ([] if "--check" in argv else ["--check"])) == 0, command
+            assert "Draw and complete: yes" in capsys.readouterr().out
+        elif argv[1] == "benchmarks/app_latency.py":
+            if len(argv) == 2 and not has_zoo:
+                continue                                  # zoo:mnist5k, where the installation has the zoo
+            shrunk = argv[2:] + ["--repeats", "1", "--completions", "1", "--known-rows", "26",
+                                 "--out", "runs/app_latency.json"]
+            assert runpy.run_path(str(ROOT / argv[1]))["main"](shrunk) == 0
+            result = json.loads(Path("runs/app_latency.json").read_text())
+            assert 0 < result["app_first_row_s"] <= result["app_all_s"] and "machine" in result
+        else:
+            raise AssertionError(f"{command}: a command this test does not know how to run")
+        ran.append(command.text)
+    assert any(text.startswith("pixelcnn app") for text in ran) and any("app_latency" in text for text in ran)
+
+
+def cli_app_zoo():
+    from pixelcnn.cli.app import _zoo
+
+    return _zoo()

@@ -6,10 +6,15 @@ which turns the skip into a failure.
 from __future__ import annotations
 
 import os
+import runpy
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from app_server import (REQUIRE_BROWSER, SEVEN, VIEWPORT, PageWatch, browser_missing, draw_strokes,
                         launch_chromium, open_tab, running_app, tiny_entries, wait_for_image, wait_for_text)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +25,17 @@ def _missing() -> str | None:
     return browser_missing() or gradio_missing()
 
 
-@pytest.fixture(scope="module")
-def page():
+def _need_browser() -> None:
     missing = _missing()
     if missing:
         if os.environ.get(REQUIRE_BROWSER) == "1":
             pytest.fail(f"{REQUIRE_BROWSER}=1 but the browser tests cannot run: {missing}")
         pytest.skip(missing)
+
+
+@pytest.fixture(scope="module")
+def page():
+    _need_browser()
     from playwright.sync_api import sync_playwright
 
     with running_app(tiny_entries()) as server, sync_playwright() as playwright:
@@ -76,3 +85,21 @@ def test_an_unfit_tab_is_disabled_with_its_reason(page):
     open_tab(page, "Draw and complete")
     wait_for_text(page, "about", "unconditional")
     assert page.watch.problems == []
+
+
+def test_the_documented_screenshot_command_writes_its_pictures(tmp_path, monkeypatch):
+    """docs/app.md's ``python docs/app_screenshots.py runs/gated --out docs``, on a tiny model at runs/gated."""
+    import pixelcnn
+    from doc_commands import documented_commands
+
+    _need_browser()
+    (command,) = [c for c in documented_commands(ROOT / "docs" / "app.md")
+                  if c.argv[1:2] == ["docs/app_screenshots.py"]]
+    monkeypatch.chdir(tmp_path)
+    model = pixelcnn.build("pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=1, hidden=4)
+    pixelcnn.save(model, tmp_path / command.argv[2])                        # runs/gated: a model folder here
+    assert runpy.run_path(str(ROOT / command.argv[1]))["main"](command.argv[2:] + ["--data", "digits"]) == 0
+    shots = sorted((tmp_path / "docs").glob("app-*.png"))
+    assert [p.name for p in shots] == sorted(f"app-{name}.png" for name in ("complete", "sample", "likelihood",
+                                                                              "compress", "inside"))
+    assert all(Image.open(p).size == (VIEWPORT["width"], VIEWPORT["height"]) for p in shots)

@@ -141,9 +141,8 @@ class Page:
         entry = self.entry(name)
         self.check_tab(entry, "likelihood")
         folder = self.folder()
-        image, label, notes = self.image(entry, source, drawing, upload, index, folder)
-        if label is not None and class_choice in (None, "", work.UNKNOWN_CLASS):
-            pass                                  # a test image's label is not used: the class is unknown
+        # A test image's label is not used here: "unknown (marginal)" scores it as an image of unknown class.
+        image, _, notes = self.image(entry, source, drawing, upload, index, folder)
         numbers, picture = work.likelihood(entry, image, class_choice)
         numbers["converted"] = notes
         return picture, _likelihood_words(numbers), numbers
@@ -339,7 +338,8 @@ def build_blocks(page: Page):
                         c_sketch = _sketchpad("complete-sketch")
                         c_upload = gr.File(label="Image file", file_types=["image"], type="filepath")
                         c_index = gr.Number(0, label="Test image number", precision=0)
-                        c_rows = gr.Slider(0, tallest, value=first.model.image_shape[1] // 2, step=1, label="Rows kept (from the top)")
+                        c_rows = gr.Slider(0, tallest, value=first.model.image_shape[1] // 2, step=1,
+                                           label="Rows kept (from the top)")
                         class_menus["complete"] = _menu(work.class_choices(first, "complete"), "Class")
                         c_n = gr.Slider(1, 8, value=4, step=1, label="Completions")
                         c_seed = gr.Number(0, label="Seed", precision=0)
@@ -388,7 +388,8 @@ def build_blocks(page: Page):
                         z_count = gr.Number(8, label="How many test images (the first ones)", precision=0)
                         z_upload = gr.File(label="Image files", file_types=["image"], file_count="multiple",
                                            type="filepath")
-                        class_menus["compress"] = _menu(work.class_choices(first, "compress"), "Class (of uploaded images)")
+                        class_menus["compress"] = _menu(work.class_choices(first, "compress"),
+                                                        "Class (of uploaded images)")
                         buttons["compress"] = gr.Button("Compress", variant="primary", elem_id="compress-button")
                     with gr.Column():
                         z_file = gr.File(label="The compressed file (.pxcz)", elem_id="compress-file")
@@ -421,8 +422,10 @@ def build_blocks(page: Page):
                 reasons_md["inside"] = gr.Markdown(visible=False, elem_id="inside-reason")
                 with gr.Row():
                     with gr.Column():
-                        i_row = gr.Slider(0, tallest - 1, value=(3 * first.model.image_shape[1]) // 4, step=1, label="Pixel row")
-                        i_col = gr.Slider(0, widest - 1, value=first.model.image_shape[2] // 2, step=1, label="Pixel column")
+                        i_row = gr.Slider(0, tallest - 1, value=(3 * first.model.image_shape[1]) // 4, step=1,
+                                          label="Pixel row")
+                        i_col = gr.Slider(0, widest - 1, value=first.model.image_shape[2] // 2, step=1,
+                                          label="Pixel column")
                         buttons["inside"] = gr.Button("Receptive field of this pixel", variant="primary",
                                                       elem_id="inside-button")
                         i_layers = gr.Slider(1, 24, value=6, step=1, label="Layers of the fresh models")

@@ -244,7 +244,8 @@ def resolve_class(entry: AppModel, choice, image: torch.Tensor | None = None, ro
         if image is None:
             return 0, "class 0"
         k = most_likely_class(entry, image, rows)
-        return k, f"class {entry.class_names()[k]} (the most likely given the {'kept rows' if rows is not None else 'image'})"
+        given = "kept rows" if rows is not None else "image"
+        return k, f"class {entry.class_names()[k]} (the most likely given the {given})"
     k = _class_index(choice)
     if not 0 <= k < entry.num_classes:
         raise ValueError(f"class must be in 0..{entry.num_classes - 1}, got {k}")

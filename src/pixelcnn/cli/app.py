@@ -45,7 +45,8 @@ def _zoo():
     return zoo
 
 
-def _entries(args) -> list:
+def open_entries(args) -> list:
+    """The ``AppModel`` of every RUN_OR_ZOO of the parsed ``args`` (the zoo's models when none is given)."""
     from ..app import AppModel
 
     zoo = _zoo()
@@ -81,7 +82,7 @@ def cmd_app(args) -> str:
     positive("--reference-images", args.reference_images)
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    entries = _entries(args)
+    entries = open_entries(args)
     missing = gradio_missing()
     if args.check:
         lines = []
