@@ -26,6 +26,7 @@ def shoot(page, path: Path) -> Path:
     """The page as the viewport shows it, in 256 colours (a small PNG)."""
     from PIL import Image
 
+    page.evaluate("window.scrollTo(0, 0)")                  # the top: the tab's inputs and its results
     page.screenshot(path=str(path))
     Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
     return path
@@ -42,7 +43,7 @@ def take(url: str, out: Path, timeout_s: float = 600) -> list[Path]:
             page = browser.new_page(viewport=VIEWPORT)
             watch = PageWatch(page)
             page.goto(url)
-            page.wait_for_selector("#complete-button")
+            page.wait_for_selector("#complete-button", timeout=timeout_s * 1000)
             draw_strokes(page, "complete-sketch", SEVEN)
             page.click("#complete-button")
             wait_for_image(page, "complete-grid", timeout_s)

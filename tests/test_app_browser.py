@@ -44,7 +44,7 @@ def page():
             page = browser.new_page(viewport=VIEWPORT)
             page.watch = PageWatch(page)
             page.goto(server.url)
-            page.wait_for_selector("#complete-button")
+            page.wait_for_selector("#complete-button", timeout=300_000)     # a loaded machine: slow
             yield page
         finally:
             browser.close()
