@@ -55,6 +55,7 @@ def take(url: str, out: Path, timeout_s: float = 600) -> list[Path]:
             open_tab(page, "Likelihood")
             page.click("#likelihood-button")
             wait_for_text(page, "likelihood-words", "NLL", timeout_s)
+            wait_for_image(page, "likelihood-map", timeout_s)
             written.append(shoot(page, out / "app-likelihood.png"))
             open_tab(page, "Compress")
             page.click("#compress-button")
