@@ -28,7 +28,6 @@ JSON to ``--out`` (default runs/compression.json).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -37,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 import pixelcnn
 from pixelcnn import data
 from pixelcnn.coding import read_header
-from pixelcnn.scores import to_pil
+from pixelcnn.scores import LOSSLESS_CODECS as CODECS, codec_available, codec_bytes
 from pixelcnn.train import TrainConfig, train
 
 from machine import describe, print_cells, print_machine
@@ -57,36 +55,6 @@ DATASETS = {
 
 
 # ------------------------------------------------------------------------------------ codecs
-def _jxl_available() -> bool:
-    try:
-        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
-        return True
-    except ImportError:
-        return False
-
-
-CODECS = {
-    "png": ("PNG", dict(optimize=True), True),
-    "webp": ("WEBP", dict(lossless=True, quality=100, method=6), False),
-    "jxl": ("JXL", dict(lossless=True, effort=9), False),
-}
-
-
-def codec_bytes(images: np.ndarray, levels: int, codec: str) -> list[int]:
-    """Bytes of each image [N, C, H, W] in its own file of ``codec``, each checked to decode exactly."""
-    fmt, options, one_bit = CODECS[codec]
-    sizes = []
-    for image in images:
-        pil = to_pil(image, levels, one_bit=one_bit)
-        buffer = io.BytesIO()
-        pil.save(buffer, fmt, **options)
-        back = np.array(Image.open(io.BytesIO(buffer.getvalue())).convert(pil.mode))
-        if not np.array_equal(back, np.array(pil)):
-            raise RuntimeError(f"{codec} did not decode an image exactly")
-        sizes.append(len(buffer.getvalue()))
-    return sizes
-
-
 def codec_set_bytes(images: np.ndarray, levels: int, codec: str) -> int:
     """Bytes of the images [N, C, H, W] stacked into one [C, N * H, W] image in one file of ``codec``."""
     count, channels, height, width = images.shape
@@ -194,7 +162,7 @@ def bench(name: str, args) -> dict:
     row["stream_over_nll"] = 8 * (len(blob) - header.size) / float(nll_bits.sum())
     images = test.images[:count].numpy()
     for codec in CODECS:
-        if codec == "jxl" and not _jxl_available():
+        if not codec_available(codec):
             row["jxl_bits_per_dim"] = row["jxl_set_bits_per_dim"] = None
             row["jxl_note"] = "pillow-jxl-plugin is not installed (pip install pillow-jxl-plugin)"
             continue

@@ -69,6 +69,44 @@ def png_bits(x: torch.Tensor, levels: int) -> torch.Tensor:
     return torch.tensor(bits, dtype=torch.float64)
 
 
+# The lossless codecs pixelcnn's files are measured against (benchmarks/compression.py, ``pixelcnn app``):
+# name -> (Pillow format, save options, whether a binary image is stored at one bit per pixel).
+LOSSLESS_CODECS = {
+    "png": ("PNG", dict(optimize=True), True),
+    "webp": ("WEBP", dict(lossless=True, quality=100, method=6), False),
+    "jxl": ("JXL", dict(lossless=True, effort=9), False),
+}
+CODEC_NAMES = {"png": "PNG", "webp": "WebP", "jxl": "JPEG-XL"}
+
+
+def codec_available(codec: str) -> bool:
+    """Whether Pillow can write ``codec`` here (JPEG-XL needs the ``pillow-jxl-plugin`` package)."""
+    if codec == "jxl":
+        try:
+            import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+        except ImportError:
+            return False
+    return codec in LOSSLESS_CODECS
+
+
+def codec_bytes(images: np.ndarray, levels: int, codec: str) -> list[int]:
+    """Bytes of each image [N, C, H, W] (values 0..levels-1) in its own lossless file of ``codec``
+    (``LOSSLESS_CODECS``), each checked to decode exactly (a RuntimeError if not)."""
+    from PIL import Image
+
+    fmt, options, one_bit = LOSSLESS_CODECS[codec]
+    sizes = []
+    for image in np.asarray(images):
+        pil = to_pil(image, levels, one_bit=one_bit)
+        buffer = io.BytesIO()
+        pil.save(buffer, fmt, **options)
+        back = np.array(Image.open(io.BytesIO(buffer.getvalue())).convert(pil.mode))
+        if not np.array_equal(back, np.array(pil)):
+            raise RuntimeError(f"{codec} did not decode an image exactly")
+        sizes.append(len(buffer.getvalue()))
+    return sizes
+
+
 MARGINAL = "marginal"
 
 

@@ -5,6 +5,7 @@
     autoencoder.py  interpolate, reconstruct, identity, identity-sample
     viz.py          viz receptive-field / softmax / nll-map / animate
     coding.py       compress, decompress, score
+    app.py          app (the models in a browser)
     zoo.py          zoo (the trained models shipped with the package)
     common.py       the error types and exit rule, ``open_run`` (RUN -> model, config, data), shared flags
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import autoencoder, coding, generate, train, viz, zoo
+from . import app, autoencoder, coding, generate, train, viz, zoo
 from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
                      pick_images, terminate_on_sigterm)
 from .generate import complete_images
@@ -27,7 +28,7 @@ from .train import train_config_from_args
 __all__ = ["CommandError", "UsageError", "build_parser", "complete_images", "main", "open_run", "pick_images",
            "train_config_from_args"]
 
-GROUPS = (train, generate, autoencoder, viz, coding, zoo)
+GROUPS = (train, generate, autoencoder, viz, coding, zoo, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
