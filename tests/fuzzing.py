@@ -5,7 +5,9 @@ public API ends in a correct result or a one-line ``ValueError``; a fuzzed
 command ends with exit status 0, or 2 and exactly one line on stderr,
 ``pixelcnn COMMAND: error: ...`` (argparse's own usage errors are one line
 too). Anything else (another exception, a traceback, a second line, a hang on
-a huge allocation) fails the test.
+a huge allocation) fails the test. A clear error is allowed for hostile input
+only: a call marked ``valid=True`` (the test drew a valid input) must give a
+result, so that a change which wrongly refuses valid input fails too.
 
 Every checked call is counted in ``OUTCOMES`` (target -> Counter of outcome),
 which ``benchmarks/faults.py`` prints after running the same tests with more
@@ -54,12 +56,18 @@ class UnclearOutcome(AssertionError):
 
 
 # ----------------------------------------------------------------------------------- outcomes
-def api_call(target: str, call, *, check=None, errors: tuple = (ValueError,)):
+def refused_valid_input(target: str, what: str) -> UnclearOutcome:
+    """Count and describe a clear error given to a valid input: as wrong as a traceback."""
+    OUTCOMES[target]["unclear: valid input refused"] += 1
+    return UnclearOutcome(f"{target}: a valid input was refused: {what}")
+
+
+def api_call(target: str, call, *, check=None, errors: tuple = (ValueError,), valid: bool = False):
     """Run ``call()``; a result (checked by ``check(result)`` when given) or a one-line ValueError is allowed.
 
     ``errors`` widens the allowed errors where the input names a file that is not there
-    (``FileNotFoundError``, naming it). Returns the result, or None after a clear error.
-    Anything else is counted as unclear and raised.
+    (``FileNotFoundError``, naming it). ``valid``: the input is valid, only a result is allowed.
+    Returns the result, or None after a clear error. Anything else is counted as unclear and raised.
     """
     try:
         result = call()
@@ -68,6 +76,8 @@ def api_call(target: str, call, *, check=None, errors: tuple = (ValueError,)):
         if not message.strip() or "\n" in message.strip():
             OUTCOMES[target][f"unclear: {type(err).__name__} of {message.count(chr(10)) + 1} lines"] += 1
             raise UnclearOutcome(f"{target}: a {type(err).__name__} that is not one line: {message!r}") from err
+        if valid:
+            raise refused_valid_input(target, f"{type(err).__name__}: {message}") from err
         OUTCOMES[target][CLEAR_ERROR] += 1
         return None
     except Exception as err:
@@ -83,8 +93,9 @@ def api_call(target: str, call, *, check=None, errors: tuple = (ValueError,)):
     return result
 
 
-def cli_call(target: str, argv: list[str], *, check=None) -> int:
-    """Run ``pixelcnn ARGV`` in this process; exit 0 (then ``check()``) or exit 2 with one error line is allowed."""
+def cli_call(target: str, argv: list[str], *, check=None, valid: bool = False) -> int:
+    """Run ``pixelcnn ARGV`` in this process; exit 0 (then ``check()``) or exit 2 with one error line is allowed
+    (``valid``: the command line is valid, only exit 0 is)."""
     from pixelcnn import cli
 
     out, err = io.StringIO(), io.StringIO()
@@ -109,6 +120,9 @@ def cli_call(target: str, argv: list[str], *, check=None) -> int:
         OUTCOMES[target][RESULT] += 1
         return 0
     errors = [line for line in lines if "error:" in line]
+    if valid:
+        raise refused_valid_input(target, f"pixelcnn {' '.join(map(str, argv))} exited with {status}: "
+                                          f"{err.getvalue()[-600:]!r}")
     if status == 2 and len(errors) == 1 and errors[0] == lines[-1] and "Traceback" not in err.getvalue():
         OUTCOMES[target][CLEAR_ERROR] += 1
         return 2

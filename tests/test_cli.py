@@ -14,20 +14,12 @@ import pixelcnn
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, load_checkpoint
 
+from conftest import run
+
 pytestmark = pytest.mark.slow          # end to end, SIGTERM / Ctrl-C in subprocesses: the slow tier
 
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0"]
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit status, stdout, stderr)."""
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture(scope="module")

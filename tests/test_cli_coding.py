@@ -13,17 +13,10 @@ import pixelcnn
 from pixelcnn import cli, coding, data
 from pixelcnn.scores import anomaly_scores
 
+from conftest import run
+
 TINY = ["--n-layers", "1", "--hidden", "4", "--no-progress", "--no-tensorboard", "--sample-images", "0",
         "--max-steps", "2", "--eval-images", "8", "--batch-size", "8"]
-
-
-def run(capsys, *argv):
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture(autouse=True)

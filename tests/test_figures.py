@@ -13,7 +13,8 @@ import pixelcnn
 from pixelcnn import analysis
 from pixelcnn import viz as figures
 from pixelcnn.analysis import Context
-from pixelcnn.cli import main
+
+from conftest import run
 
 pytestmark = pytest.mark.slow          # trains and draws every figure, one subprocess: the slow tier
 
@@ -130,9 +131,7 @@ def saved(tmp_path_factory):
 
 
 def _run(argv, capsys):
-    code = main(["viz", *(str(a) for a in argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run(capsys, "viz", *argv)
 
 
 def _open_png(path):

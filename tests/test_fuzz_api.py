@@ -150,7 +150,8 @@ def test_build_with_hostile_options(name, overrides):
             x = torch.zeros((1, *model.image_shape), dtype=torch.long)
             assert torch.isfinite(model.log_prob(x)).all()
 
-    api_call("build", lambda: pixelcnn.build(name, **options), check=check)
+    valid = not overrides and (name in pixelcnn.list_models() or name in presets)  # the base sizes, or a preset
+    api_call("build", lambda: pixelcnn.build(name, **options), check=check, valid=valid)
 
 
 # ----------------------------------------------------------------------------------- log_prob, sample, complete
@@ -169,9 +170,11 @@ def test_log_prob_with_hostile_images_and_conditions(kind, x, data_):
 def test_sample_with_hostile_arguments(kind, n, temperature, method, data_):
     cond = data_.draw(conditions(n if isinstance(n, int) and 0 < n < 5 else 1))
     expected = n if isinstance(n, int) and not isinstance(n, bool) else 0
+    valid = (kind == "none" and cond is None and expected in (1, 2) and method in ("auto", "fast", "naive")
+             and type(temperature) in (int, float) and temperature in (1.0, 0.5, 2))
     api_call("sample", lambda: tiny(kind).sample(n, cond, temperature=temperature, method=method,
                                                  generator=torch.Generator().manual_seed(0)),
-             check=good_images(expected))
+             check=good_images(expected), valid=valid)
 
 
 @quick
@@ -339,6 +342,8 @@ def test_the_fuzz_rule_itself_fails_on_a_traceback_and_on_a_wrong_result():
         api_call("self-test", lambda: 1, check=lambda result: None if result == 2 else (_ for _ in ()).throw(
             AssertionError("wrong")))
     assert api_call("self-test", lambda: int("x")) is None         # a one-line ValueError is allowed
+    with pytest.raises(UnclearOutcome, match="valid input was refused"):
+        api_call("self-test", lambda: int("x"), valid=True)       # ... unless the input was valid
 
 
 # ----------------------------------------------------------------------------------- found by random fuzzing

@@ -60,7 +60,9 @@ def test_sample_with_hostile_numbers(n, temperature, seed, method, label, scale)
             "--out", out]
     argv += ["--label", label] if label is not None else []
     argv += ["--scale", scale] if scale is not None else []
-    cli_call("cli sample", argv, check=written(out))
+    valid = ((n, temperature, seed) == ("2", "1.0", "0") and method in ("auto", "fast", "naive")
+             and label is None and scale is None)
+    cli_call("cli sample", argv, check=written(out), valid=valid)
 
 
 @quick

@@ -1,5 +1,6 @@
 """Precision and compilation switches: what ``auto`` picks for each kind of hardware (mocked), bf16 training,
 the compile fallback, sampling and evaluation under bf16, old configs, and bad values on the command line."""
+import functools
 import json
 
 import pytest
@@ -11,6 +12,8 @@ from pixelcnn.data import load as load_data
 from pixelcnn.evaluate import evaluate
 from pixelcnn.hardware import choose_compile, choose_precision
 from pixelcnn.train import TrainConfig, Trainer
+
+import conftest
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 
@@ -97,13 +100,9 @@ def test_compile_auto_is_on_for_long_runs_only(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- training
-def tiny_config(tmp_path, name="run", **changes) -> TrainConfig:
-    values = dict(model="gated_pixelcnn", model_options=dict(n_layers=2, hidden=8), data="mnist5k",
-                  binarize="dynamic", class_conditional=True, batch_size=8, max_steps=30, log_every=1, lr=3e-3,
-                  eval_every=None, eval_images=16, sample_images=0, checkpoint_every=100, progress=False,
-                  tensorboard=False, out=str(tmp_path / name))
-    values.update(changes)
-    return TrainConfig(**values)
+# conftest's tiny run, wider (hidden 8) and longer (30 steps at lr 3e-3): long enough to lower the loss.
+tiny_config = functools.partial(conftest.tiny_config, model_options=dict(n_layers=2, hidden=8), max_steps=30,
+                                lr=3e-3)
 
 
 def losses(run_dir) -> list[float]:

@@ -1,6 +1,7 @@
 """Reliability under faults: outputs that must not be overwritten, two jobs in one folder, diverged training,
 failed writes, out-of-range options. Tiny models, a few steps each."""
 import errno
+import functools
 import json
 import os
 import socket
@@ -17,32 +18,17 @@ from pixelcnn import cli
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.lock import LOCK_FILE, RunLock, process_start
 
+from conftest import quiet_train, run, tiny_config
+
 pytestmark = pytest.mark.slow          # subprocesses, kills and locks: the slow tier
 
 TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0", "--data", "digits", "--eval-images", "16"]
 
 
-def run(capsys, *argv):
-    """main(argv) -> (exit status, stdout, stderr)."""
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def tiny_config(tmp_path, name="run", **changes) -> TrainConfig:
-    values = dict(model="gated_pixelcnn", model_options=dict(n_layers=2, hidden=4), data="digits",
-                  batch_size=8, max_steps=4, log_every=1, eval_every=None, eval_images=16, sample_images=0,
-                  checkpoint_every=2, progress=False, tensorboard=False, out=str(tmp_path / name))
-    values.update(changes)
-    return TrainConfig(**values)
-
-
-def quiet_train(config, **kwargs):
-    return Trainer(config, log=lambda message: None, **kwargs).run()
+# conftest's tiny run, on the digits (unconditional, not binarized), 4 steps, a checkpoint every 2.
+tiny_config = functools.partial(tiny_config, data="digits", binarize=None, class_conditional=False, max_steps=4,
+                                checkpoint_every=2)
 
 
 def snapshot(folder):

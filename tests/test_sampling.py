@@ -1,62 +1,63 @@
-"""Fast (cached) sampling is exact: its logits equal a full forward pass at every step,
-and under the same generator it draws the same images as the naive sampler."""
+"""Fast (cached) sampling is exact for every registry model: its logits equal a full forward pass
+at every step, and under the same generator it draws the same images as the naive sampler."""
 import pytest
 import torch
 
-import pixelcnn
-from conftest import CONDITIONS, make_cond, tiny
+from conftest import make_cond, model_cases, tiny
 
-FAST_MODELS = ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"]
-# 5x5 kernels where a model has a kernel size (PixelCNN++ has fixed 2x3 / 2x2 ones).
-KERNEL_5 = {"pixelcnn": dict(kernel_size=5), "gated_pixelcnn": dict(kernel_size=5), "pixelcnn_pp": {}}
+# Larger than the tiny configurations where a model has the option: three layers of 5x5 kernels for
+# the convolutional models (PixelCNN++ has fixed 2x3 / 2x2 ones); a 3x3 input layer for the LSTMs.
+SIZES = {"pixelcnn": dict(n_layers=3, kernel_size=5), "gated_pixelcnn": dict(n_layers=3, kernel_size=5),
+         "pixelcnn_pp": dict(n_layers=3), "row_lstm": dict(input_kernel_size=3),
+         "diagonal_bilstm": dict(input_kernel_size=3)}
 
 
 def _check_every_step(model, x, start_row, cond, rtol, atol):
-    """Run cached generation by hand; at each step compare with a full forward on the same partial image."""
-    channels, height, width = model.image_shape
+    """Run cached generation by hand, in the model's generation order (``sampling.cached_generate``'s
+    protocol); at each step compare with a full forward pass on the same partial image."""
+    channels = model.image_shape[0]
     h = model.encode_condition(cond)
     cache = model.fast_cache(model.scale_input(x), h, start_row)
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
+    order = model.generation_order(start_row)
     with torch.no_grad():
-        for row in range(start_row, height):
-            for col in range(width):
-                for channel in range(channels):
-                    fast = cache.step(row, col, channel)                                 # [B, P]
-                    full = model._params(x, h)[:, channel, :, row, col]
-                    assert torch.allclose(fast, full, rtol=rtol, atol=atol), (row, col, channel)
-                    worst = max(worst, (fast - full).abs().max().item())
-                    value = model.head.sample(full, generator=generator)
-                    x[:, channel, row, col] = value
-                    cache.write_value(row, col, channel, value.to(fast.dtype) * 2 / (model.levels - 1) - 1)
-            cache.finish_row(row)
+        for index, (row, col) in enumerate(order):
+            for channel in range(channels):
+                fast = cache.step(row, col, channel)                                 # [B, P]
+                full = model._params(x, h)[:, channel, :, row, col]
+                assert torch.allclose(fast, full, rtol=rtol, atol=atol), (row, col, channel)
+                worst = max(worst, (fast - full).abs().max().item())
+                value = model.head.sample(full, generator=generator)
+                x[:, channel, row, col] = value
+                cache.write_value(row, col, channel, value.to(fast.dtype) * 2 / (model.levels - 1) - 1)
+            if index + 1 == len(order) or order[index + 1][0] != row:      # the order leaves the row
+                cache.finish_row(row)
     return worst
 
 
-@pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", FAST_MODELS)
-def test_fast_logits_equal_full_forward_in_float64(name, channels, condition):
-    model = tiny(name, image_shape=(channels, 4, 5), levels=5, hidden=6, n_layers=3, **KERNEL_5[name],
-                 **CONDITIONS[condition])
+@pytest.mark.parametrize("name, condition", model_cases())
+def test_fast_logits_equal_full_forward_in_float64(name, condition, channels):
+    model = tiny(name, condition, image_shape=(channels, 4, 5), levels=5, hidden=6, **SIZES.get(name, {}))
     for start_row in (0, 2):
         x = torch.randint(0, 5, (2, channels, 4, 5))
         _check_every_step(model, x, start_row, make_cond(model, 2), rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", FAST_MODELS)
+@pytest.mark.parametrize("name", [name for name, _ in model_cases(["class"])])
 def test_fast_logits_equal_full_forward_in_float32(name):
-    model = pixelcnn.build(name, image_shape=(3, 4, 4), levels=256, hidden=12, n_layers=3, num_classes=2)
+    model = tiny(name, image_shape=(3, 4, 4), levels=256, hidden=12, n_layers=3, num_classes=2).float()
     x = torch.randint(0, 256, (2, 3, 4, 4))
     _check_every_step(model, x, 1, torch.tensor([0, 1]), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("condition", ["none", "class", "spatial"])
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", FAST_MODELS)
-def test_fast_and_naive_draw_the_same_images(name, channels, condition):
-    model = tiny(name, image_shape=(channels, 5, 4), levels=2 if channels == 1 else 16, hidden=6, n_layers=3,
-                 **CONDITIONS[condition])
+@pytest.mark.parametrize("name, condition", model_cases(["none", "class", "spatial"]))
+def test_fast_and_naive_draw_the_same_images(name, condition, channels):
+    model = tiny(name, condition, image_shape=(channels, 5, 4), levels=2 if channels == 1 else 16, hidden=6,
+                 **SIZES.get(name, {}))
+    assert set(model.sampling_methods()) == {"naive", "fast"}
     cond = make_cond(model, 3)
     draw = lambda method: model.sample(3, cond, generator=torch.Generator().manual_seed(7), method=method)
     assert torch.equal(draw("naive"), draw("fast"))
@@ -100,8 +101,8 @@ def test_callback_sees_every_pixel_in_order():
 def test_gated_cache_with_one_or_two_layers_in_rgb(n_layers):
     """The first layer writes the skips and, with no residual, its gated units straight into the next
     layer's input row; a single layer is first and last at once (its stacks' outputs are not read)."""
-    model = tiny("gated_pixelcnn", image_shape=(3, 3, 4), levels=4, hidden=6, n_layers=n_layers, kernel_size=3,
-                 **CONDITIONS["spatial"])
+    model = tiny("gated_pixelcnn", "spatial", image_shape=(3, 3, 4), levels=4, hidden=6, n_layers=n_layers,
+                 kernel_size=3)
     x = torch.randint(0, 4, (2, 3, 3, 4))
     for start_row in (0, 1):
         _check_every_step(model, x.clone(), start_row, make_cond(model, 2), rtol=0, atol=1e-9)

@@ -11,23 +11,15 @@ import torch
 from safetensors import safe_open
 
 import pixelcnn
-from pixelcnn import cli, data, zoo
+from pixelcnn import data, zoo
 from pixelcnn.evaluate import nll_per_image
+
+from conftest import run
 
 REPO = Path(__file__).resolve().parents[1]
 # The entries the README and the app rely on; a missing one is a packaging bug, not a skip.
 EXPECTED = {"digits", "mnist5k"}
 ZOO_LIMIT_BYTES = 25_000_000
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit status, stdout, stderr)."""
-    try:
-        status = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_the_expected_entries_are_there_and_small():

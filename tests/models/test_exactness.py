@@ -1,12 +1,15 @@
-"""Exactness: normalization by enumeration, log_prob = sequential conditionals, sampler vs log_prob."""
+"""Exactness for every registry model: normalization by enumeration, log_prob = sequential
+conditionals (in the model's generation order), sampler vs log_prob."""
 import math
 
 import pytest
 import torch
 
-from conftest import CONDITIONS, all_images, make_cond, tiny
+from conftest import all_images, make_cond, model_cases, tiny
 
-MODELS = ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"]
+# The auto-encoder is always conditioned on a code: it takes part where a test has a "vector" condition.
+UNCONDITIONAL = [name for name, _ in model_cases(["none"])]
+CLASS_CONDITIONAL = [name for name, _ in model_cases(["class"])]
 
 
 def _total_probability(model, images, cond):
@@ -16,18 +19,17 @@ def _total_probability(model, images, cond):
     return model.log_prob(images, cond).exp().sum().item()
 
 
-@pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("shape", [(1, 3, 3), (3, 2, 2)])
-@pytest.mark.parametrize("name", MODELS)
-def test_probabilities_of_all_binary_images_sum_to_one(name, shape, condition):
-    model = tiny(name, image_shape=shape, levels=2, hidden=6, n_layers=2, **CONDITIONS[condition])
+@pytest.mark.parametrize("name, condition", model_cases())
+def test_probabilities_of_all_binary_images_sum_to_one(name, condition, shape):
+    model = tiny(name, condition, image_shape=shape, levels=2, hidden=6, n_layers=2)
     images = all_images(shape, 2)                                   # 512 or 4096 images
     with torch.no_grad():
         for cond in [make_cond(model, 1), make_cond(model, 1)]:
             assert _total_probability(model, images, cond) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", CLASS_CONDITIONAL)
 def test_probabilities_sum_to_one_with_more_levels(name):
     model = tiny(name, image_shape=(3, 1, 2), levels=5, hidden=6, n_layers=2, num_classes=2)
     images = all_images((3, 1, 2), 5)                              # 5^6 = 15,625 images
@@ -36,36 +38,36 @@ def test_probabilities_sum_to_one_with_more_levels(name):
             assert _total_probability(model, images, torch.tensor([label])) == pytest.approx(1.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", UNCONDITIONAL)
 def test_float32_models_normalize_too(name):
     model = tiny(name, image_shape=(1, 3, 3), levels=2, hidden=8, n_layers=2).float()
     with torch.no_grad():
         assert _total_probability(model, all_images((1, 3, 3), 2), None) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("condition", ["none", "vector"])
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name, condition", model_cases(["none", "vector"]))
 def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condition):
     """Teacher forcing gives what generating pixel-channel by pixel-channel would score."""
-    model = tiny(name, image_shape=(3, 3, 3), levels=7, hidden=6, n_layers=2, **CONDITIONS[condition])
+    model = tiny(name, condition, image_shape=(3, 3, 3), levels=7, hidden=6, n_layers=2)
     x = torch.randint(0, 7, (2, 3, 3, 3))
     cond = make_cond(model, 2)
+    order = [i * 3 + j for i, j in model.generation_order(0)]       # flat pixel indices, the model's order
     total = torch.zeros(2, dtype=torch.float64)
     with torch.no_grad():
-        for i in range(3):
-            for j in range(3):
-                for c in range(3):
-                    # Everything from (c, i, j) on is replaced by noise: the conditional must not care.
-                    partial = x.clone().view(2, 3, 9)
-                    flat = i * 3 + j
-                    partial[:, c:, flat] = torch.randint(0, 7, (2, 3 - c))
-                    partial[:, :, flat + 1:] = torch.randint(0, 7, (2, 3, 8 - flat))
-                    params = model(partial.view(2, 3, 3, 3), cond)[:, c:c + 1, :, i:i + 1, j:j + 1]  # [2, 1, P, 1, 1]
-                    total += model.head.log_prob(params, x[:, c:c + 1, i:i + 1, j:j + 1]).flatten()
+        for rank, flat in enumerate(order):
+            i, j = divmod(flat, 3)
+            for c in range(3):
+                # Everything from (c, i, j) on is replaced by noise: the conditional must not care.
+                partial = x.clone().view(2, 3, 9)
+                partial[:, c:, flat] = torch.randint(0, 7, (2, 3 - c))
+                later = order[rank + 1:]
+                partial[:, :, later] = torch.randint(0, 7, (2, 3, len(later)))
+                params = model(partial.view(2, 3, 3, 3), cond)[:, c:c + 1, :, i:i + 1, j:j + 1]  # [2, 1, P, 1, 1]
+                total += model.head.log_prob(params, x[:, c:c + 1, i:i + 1, j:j + 1]).flatten()
         assert torch.allclose(model.log_prob(x, cond), total, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", UNCONDITIONAL)
 def test_samples_follow_the_model_distribution(name):
     """Chi-square goodness of fit of 6,000 samples over all 16 images of shape 1x2x2."""
     model = tiny(name, image_shape=(1, 2, 2), levels=2, hidden=8, n_layers=2)
@@ -98,7 +100,7 @@ def test_samples_follow_a_colour_model(head):
     assert chi2 < 54.1, f"chi-square {chi2:.1f} over 26 degrees of freedom (p < 0.001)"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", CLASS_CONDITIONAL)
 def test_sample_shapes_ranges_and_reproducibility(name):
     model = tiny(name, image_shape=(3, 3, 4), levels=256, hidden=6, n_layers=2, num_classes=4)
     labels = torch.tensor([0, 3])
@@ -111,7 +113,7 @@ def test_sample_shapes_ranges_and_reproducibility(name):
     assert model.sample(3, cond=2).shape == (3, 3, 3, 4)                 # one label for the batch
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", UNCONDITIONAL)
 def test_complete_keeps_the_known_rows(name):
     model = tiny(name, image_shape=(1, 5, 4), levels=256, hidden=6, n_layers=2)
     x = torch.randint(0, 256, (3, 1, 5, 4), dtype=torch.uint8)

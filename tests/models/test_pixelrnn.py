@@ -1,8 +1,11 @@
-"""PixelRNN (Row LSTM, Diagonal BiLSTM): causality, receptive fields, exactness, fast sampling, save/load.
+"""PixelRNN (Row LSTM, Diagonal BiLSTM): receptive fields, exactness, fast sampling, save/load.
 
-The causality tests use the exact structural Jacobian (``conftest.dependency_map``);
-the negative controls break the layers the way public implementations did and
-check that the tests notice.
+The proofs every registry model passes (no output reads a later pixel-channel, normalization,
+sequential conditionals, the sampler's chi-square, fast == naive, completion) run for these
+models in test_causality.py, test_exactness.py and test_sampling.py. Here: what is particular to
+the LSTMs. The causality tests use the exact structural Jacobian (``conftest.dependency_map``);
+the negative controls break the layers the way public implementations did and check that the
+tests notice.
 """
 import math
 
@@ -13,13 +16,11 @@ import pixelcnn
 from pixelcnn.nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer, skew, unskew
 from pixelcnn.nn.masks import causal_mask
 
-import test_api as shared_api                     # the property tests every model passes, reused by module so
-import test_exactness as shared_exactness         # that pytest does not collect them here a second time
+import test_api as shared_api                     # reused by module, so that pytest does not collect it twice
 from conftest import CONDITIONS, all_images, causal_allowed, dependency_map, make_cond, tiny
 from test_sampling import _check_every_step
 
 MODELS = ["row_lstm", "diagonal_bilstm"]
-SHAPES = {1: (1, 5, 5), 3: (3, 4, 4)}
 
 
 def _model(name, shape, condition="none", **sizes):
@@ -28,16 +29,6 @@ def _model(name, shape, condition="none", **sizes):
 
 
 # ------------------------------------------------------------------------------------------ causality
-@pytest.mark.parametrize("condition", list(CONDITIONS))
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", MODELS)
-def test_no_output_reads_its_own_or_a_later_pixel_channel(name, channels, condition):
-    model = _model(name, SHAPES[channels], condition)
-    seen = dependency_map(model, make_cond(model, 1))
-    leaks = seen & ~causal_allowed(model.image_shape)
-    assert not leaks.any(), f"outputs read later inputs at {leaks.nonzero()[:5].tolist()}"
-
-
 @pytest.mark.parametrize("condition", ["none", "spatial"])
 @pytest.mark.parametrize("shape, input_kernel_size", [((1, 5, 5), 7), ((1, 4, 9), 3), ((3, 4, 7), 3)])
 def test_diagonal_bilstm_sees_the_whole_causal_context(shape, input_kernel_size, condition):
@@ -140,13 +131,6 @@ def test_skew_and_unskew():
 
 
 # ------------------------------------------------------------------------------------------ exactness
-@pytest.mark.parametrize("condition", list(CONDITIONS))
-@pytest.mark.parametrize("shape", [(1, 3, 3), (3, 2, 2)])
-@pytest.mark.parametrize("name", MODELS)
-def test_probabilities_of_all_binary_images_sum_to_one(name, shape, condition):
-    shared_exactness.test_probabilities_of_all_binary_images_sum_to_one(name, shape, condition)
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_float32_models_and_more_levels_normalize_too(name):
     model = pixelcnn.build(name, image_shape=(1, 3, 3), levels=2, hidden=8, n_layers=2)
@@ -157,52 +141,7 @@ def test_float32_models_and_more_levels_normalize_too(name):
         assert model.log_prob(all_images((3, 1, 2), 4)).exp().sum().item() == pytest.approx(1.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("condition", ["none", "vector"])
-@pytest.mark.parametrize("name", MODELS)
-def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condition):
-    shared_exactness.test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condition)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_samples_follow_the_model_distribution(name):
-    # The naive sampler here; the fast one draws the same images (below).
-    shared_exactness.test_samples_follow_the_model_distribution(name)
-
-
 # -------------------------------------------------------------------------------------- fast sampling
-@pytest.mark.parametrize("condition", list(CONDITIONS))
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", MODELS)
-def test_fast_logits_equal_full_forward_at_every_step(name, channels, condition):
-    model = tiny(name, image_shape=(channels, 3, 4), levels=5, hidden=6, n_layers=2, input_kernel_size=3,
-                 **CONDITIONS[condition])
-    for start_row in (0, 2):
-        x = torch.randint(0, 5, (2, channels, 3, 4))
-        _check_every_step(model, x, start_row, make_cond(model, 2), rtol=0, atol=1e-9)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_fast_logits_in_float32(name):
-    model = pixelcnn.build(name, image_shape=(3, 4, 4), levels=256, hidden=12, n_layers=2, num_classes=2)
-    _check_every_step(model, torch.randint(0, 256, (2, 3, 4, 4)), 1, torch.tensor([0, 1]), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("condition", ["none", "spatial"])
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", MODELS)
-def test_fast_and_naive_draw_the_same_images(name, channels, condition):
-    model = tiny(name, image_shape=(channels, 4, 4), levels=2 if channels == 1 else 16, hidden=6, n_layers=2,
-                 **CONDITIONS[condition])
-    assert set(model.sampling_methods()) == {"naive", "fast"}
-    cond = make_cond(model, 3)
-    draw = lambda method: model.sample(3, cond, generator=torch.Generator().manual_seed(7), method=method)
-    assert torch.equal(draw("naive"), draw("fast"))
-    x = torch.randint(0, model.levels, (3, channels, 4, 4))
-    complete = lambda method: model.complete(x, 2, cond, generator=torch.Generator().manual_seed(7), method=method)
-    fast = complete("fast")
-    assert torch.equal(complete("naive"), fast) and torch.equal(fast[:, :, :2], x[:, :, :2])
-
-
 def test_a_broken_cache_is_caught(monkeypatch):
     """Negative control: a Row LSTM cache that forgets the row above fails the step-by-step test."""
     from pixelcnn.nn import lstm
@@ -220,16 +159,6 @@ def test_a_broken_cache_is_caught(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ API and sizes
-@pytest.mark.parametrize("name", MODELS)
-def test_complete_keeps_the_known_rows(name):
-    model = tiny(name, image_shape=(1, 5, 4), levels=256, hidden=6, n_layers=2)
-    x = torch.randint(0, 256, (3, 1, 5, 4), dtype=torch.uint8)
-    done = model.complete(x, known_rows=2, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(done[:, :, :2], x[:, :, :2].long()) and not torch.equal(done[:, :, 2:], x[:, :, 2:].long())
-    again = model.complete(torch.cat([x[:, :, :2], 255 - x[:, :, 2:]], 2), 2, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(done, again)                                         # the hidden rows are never read
-
-
 @pytest.mark.parametrize("name, extra", [
     ("tiny-rowlstm", dict(num_classes=3)),
     ("tiny-diagbilstm", dict(cond_dim=4, spatial_cond=True)),

@@ -11,18 +11,7 @@ import pixelcnn
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.loop import EMA, learning_rate
 
-
-def tiny_config(tmp_path, name="run", **changes) -> TrainConfig:
-    values = dict(model="gated_pixelcnn", model_options=dict(n_layers=2, hidden=4), data="mnist5k",
-                  binarize="dynamic", class_conditional=True, batch_size=8, max_steps=6, log_every=1,
-                  eval_every=None, eval_images=16, sample_images=0, checkpoint_every=100, progress=False,
-                  tensorboard=False, out=str(tmp_path / name))
-    values.update(changes)
-    return TrainConfig(**values)
-
-
-def quiet_train(config, **kwargs):
-    return Trainer(config, log=lambda message: None, **kwargs).run()
+from conftest import quiet_train, tiny_config
 
 
 def train_losses(run_dir) -> dict[int, float]:

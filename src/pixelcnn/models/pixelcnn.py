@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..nn.conditioning import ConditionBias
-from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, RowSplitConv
+from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig, Preset
 
@@ -81,6 +81,36 @@ class ResidualBlock(nn.Module):
         if self.cond is not None:
             out = out + self.cond(h)
         return x + self.expand(torch.relu(out))                             # the one residual add
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PixelCNNBlockStep:
+    """One residual block's part of a ``PixelCNNCache.step`` at (column, group g): views prepared once.
+
+    Named, not positional: a plan whose entries were swapped would still run, and sample wrong.
+    """
+
+    stream: torch.Tensor            # [B, 2h] the residual stream entering the block, every group
+    relu_stream: torch.Tensor       # [B, 2h] where its ReLU goes (relu_stream_one without the one)
+    relu_stream_one: torch.Tensor   # [B, 2h + 1] ReLU(stream) and a constant one (the 1x1's bias)
+    reduce_weight: torch.Tensor     # [2h + 1, n_g] the 1x1 reduction 2h -> h of group g, bias as the last row
+    reduced: torch.Tensor           # [B, n_g] the reduced units at the pixel: the k x k conv's current-row input
+    above: torch.Tensor             # [B, n_g] the k x k conv's part from the rows above (+ bias, condition)
+    window: torch.Tensor            # [B, (k//2 + 1) * h] its current-row window (taps left and centre)
+    masked_weight: torch.Tensor     # [(k//2 + 1) * h, n_g] its masked weights for group g
+    inner_units: torch.Tensor       # [B, n_g] ReLU of the k x k conv, group g's units
+    stream_units: torch.Tensor      # [B, 2 n_g] the stream entering the block, group g's maps
+    inner_one: torch.Tensor         # [B, h + 1] every inner unit and a constant one
+    expand_weight: torch.Tensor     # [h + 1, 2 n_g] the 1x1 expansion h -> 2h of group g, bias as the last row
+    stream_next_units: torch.Tensor  # [B, 2 n_g] the stream leaving the block (the residual add), group g
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PixelCNNStep:
+    """Every argument of one ``PixelCNNCache.step`` at (column, group g): the input layer, then the blocks."""
+
+    input: RowSplitStep             # the mask-A input conv, into the stream entering block 0 [B, 2 n_g]
+    blocks: list[PixelCNNBlockStep]  # one per residual block, in order
 
 
 class PixelCNNCache:
@@ -148,23 +178,27 @@ class PixelCNNCache:
         inner = [torch.cat([x.new_zeros(batch, inner_width), x.new_ones(batch, 1)], dim=1) for _ in self.blocks]
 
         # Per (column, group): every argument of every call of a step, views prepared once.
-        self.plan = []
+        self.plan: list[list[PixelCNNStep]] = []                                # [column][group]
         for col in range(width):
             per_group = []
             for g in range(channels):
                 s_g, i_g = stream_slices[g], (inner_slices[g] if self.blocks else None)
                 blocks = []
                 for k, half in enumerate(self.block_half):
-                    blocks.append((
-                        stream[k], relu_stream[k][:, :-1], relu_stream[k],
-                        reduce[k].weight_bias_t[g], self.block_row[k][:, col + half, i_g],
-                        self.block_above[k][:, col, i_g], self.block_row[k][:, col: col + half + 1].flatten(1),
-                        self.masked[k].weight_t[g], inner[k][:, i_g],
-                        stream[k][:, s_g], inner[k], expand[k].weight_bias_t[g], stream[k + 1][:, s_g],
+                    blocks.append(PixelCNNBlockStep(
+                        stream=stream[k], relu_stream=relu_stream[k][:, :-1], relu_stream_one=relu_stream[k],
+                        reduce_weight=reduce[k].weight_bias_t[g], reduced=self.block_row[k][:, col + half, i_g],
+                        above=self.block_above[k][:, col, i_g],
+                        window=self.block_row[k][:, col: col + half + 1].flatten(1),
+                        masked_weight=self.masked[k].weight_t[g], inner_units=inner[k][:, i_g],
+                        stream_units=stream[k][:, s_g], inner_one=inner[k], expand_weight=expand[k].weight_bias_t[g],
+                        stream_next_units=stream[k + 1][:, s_g],
                     ))
-                per_group.append((self.input_above[:, col, s_g],
-                                  self.image_row[:, col: col + self.input_half + 1].flatten(1),
-                                  self.input_conv.weight_t[g], stream[0][:, s_g], blocks))
+                per_group.append(PixelCNNStep(
+                    input=RowSplitStep(above=self.input_above[:, col, s_g],
+                                       window=self.image_row[:, col: col + self.input_half + 1].flatten(1),
+                                       weight=self.input_conv.weight_t[g], out=stream[0][:, s_g]),
+                    blocks=blocks))
             self.plan.append(per_group)
         if start_row > 0 and self.blocks:
             self._prefill(model, x, h, start_row)
@@ -209,14 +243,14 @@ class PixelCNNCache:
 
     def step(self, row: int, col: int, group: int) -> torch.Tensor:
         """Group ``group``'s units at (row, col) through every layer -> its head parameters [B, P]."""
-        above, window, weight, stream_out, blocks = self.plan[col][group]
-        torch.addmm(above, window, weight, out=stream_out)
-        for (stream, relu_stream, relu_stream_one, reduce_weight, reduced, above, window, masked_weight, inner_g,
-             stream_g, inner, expand_weight, stream_next_g) in blocks:
-            torch.clamp(stream, min=0, out=relu_stream)
-            torch.mm(relu_stream_one, reduce_weight, out=reduced).relu_()                 # [B, n_g], the k x k input
-            torch.addmm(above, window, masked_weight, out=inner_g).relu_()                # [B, n_g]
-            torch.addmm(stream_g, inner, expand_weight, out=stream_next_g)                # the residual add
+        plan = self.plan[col][group]
+        plan.input.run()                                                            # [B, 2 n_g]
+        for block in plan.blocks:
+            torch.clamp(block.stream, min=0, out=block.relu_stream)
+            torch.mm(block.relu_stream_one, block.reduce_weight, out=block.reduced).relu_()  # [B, n_g], k x k input
+            torch.addmm(block.above, block.window, block.masked_weight, out=block.inner_units).relu_()  # [B, n_g]
+            torch.addmm(block.stream_units, block.inner_one, block.expand_weight,
+                        out=block.stream_next_units)                                # the residual add
         return self.output(self.stream_out, group)
 
     def write_value(self, row: int, col: int, channel: int, value: torch.Tensor) -> None:

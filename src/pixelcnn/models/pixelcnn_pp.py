@@ -79,12 +79,30 @@ class PixelCNNPPConfig(ModelConfig):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class CachedLayerRun:
+    """One cached layer of a PixelCNN++ stream and the maps it reads and writes, in ``network``'s order.
+
+    Named, not positional: a program whose maps were swapped would still run, and sample wrong.
+    """
+
+    stage: int                      # the resolution it runs at, H / 2^stage (a transposed layer: its input's)
+    layer: ShiftedConvWindow | ConvTransposeWindow | GatedResNetCache
+    source: PaddedMap               # its input map [B, F, H_s, W_s]
+    target: PaddedMap               # its output map
+    aux: tuple[PaddedMap, ...] = ()  # the auxiliary maps it concatenates (a ul block: the u map, kept maps)
+
+    def run(self, row: int, start: int, stop: int) -> None:
+        """The layer's outputs at (row, start .. stop - 1) of its own grid, into ``target``."""
+        self.layer.run(self.source, self.aux, self.target, row, start, stop)
+
+
 class PixelCNNPPCache:
     """Cached generation state of a ``PixelCNNPP`` (the protocol of ``sampling.cached_generate``).
 
     Every layer of ``network`` keeps its output map (``nn.shifted.PaddedMap``); ``u_program`` and
     ``ul_program`` list the layers in ``network``'s order as (stage, cached layer, input map,
-    auxiliary maps, output map). When image row r - 1 is complete (``finish_row``), the u stream's
+    auxiliary maps, output map: ``CachedLayerRun``). When image row r - 1 is complete (``finish_row``), the u stream's
     row r is computable at every stage where it exists (stage s: rows r / 2^s for r a multiple of
     2^s); before pixel (r, c) is drawn (``step`` of its first channel), the ul stream's position
     (r, c) likewise, then the output layer at (r, c). A transposed layer is listed at its coarse
@@ -121,15 +139,18 @@ class PixelCNNPPCache:
         for s in range(STAGES):
             if s > 0:
                 next_u, next_ul = new_map(s), new_map(s)
-                self.u_program.append((s, ShiftedConvWindow(model.downsample_u[s - 1]), u, (), next_u))
-                self.ul_program.append((s, ShiftedConvWindow(model.downsample_ul[s - 1]), ul, (), next_ul))
+                self.u_program.append(CachedLayerRun(stage=s, layer=ShiftedConvWindow(model.downsample_u[s - 1]),
+                                                     source=u, target=next_u))
+                self.ul_program.append(CachedLayerRun(stage=s, layer=ShiftedConvWindow(model.downsample_ul[s - 1]),
+                                                      source=ul, target=next_ul))
                 u, ul = next_u, next_ul
                 kept_u.append(u)
                 kept_ul.append(ul)
             for u_block, ul_block in zip(model.down_u[s], model.down_ul[s]):
                 next_u, next_ul = new_map(s), new_map(s)
-                self.u_program.append((s, block(u_block, s), u, (), next_u))
-                self.ul_program.append((s, block(ul_block, s), ul, (next_u,), next_ul))
+                self.u_program.append(CachedLayerRun(stage=s, layer=block(u_block, s), source=u, target=next_u))
+                self.ul_program.append(CachedLayerRun(stage=s, layer=block(ul_block, s),
+                                                      source=ul, aux=(next_u,), target=next_ul))
                 u, ul = next_u, next_ul
                 kept_u.append(u)
                 kept_ul.append(ul)
@@ -137,17 +158,22 @@ class PixelCNNPPCache:
         for up, s in enumerate(reversed(range(STAGES))):
             if up > 0:
                 next_u, next_ul = new_map(s), new_map(s)
-                self.u_program.append((s + 1, ConvTransposeWindow(model.upsample_u[up - 1]), u, (), next_u))
-                self.ul_program.append((s + 1, ConvTransposeWindow(model.upsample_ul[up - 1]), ul, (), next_ul))
+                self.u_program.append(CachedLayerRun(stage=s + 1, layer=ConvTransposeWindow(model.upsample_u[up - 1]),
+                                                     source=u, target=next_u))
+                self.ul_program.append(CachedLayerRun(stage=s + 1, layer=ConvTransposeWindow(model.upsample_ul[up - 1]),
+                                                      source=ul, target=next_ul))
                 u, ul = next_u, next_ul
             for u_block, ul_block in zip(model.up_u[up], model.up_ul[up]):
                 next_u, next_ul = new_map(s), new_map(s)
-                self.u_program.append((s, block(u_block, s), u, (kept_u.pop(),), next_u))
-                self.ul_program.append((s, block(ul_block, s), ul, (next_u, kept_ul.pop()), next_ul))
+                self.u_program.append(CachedLayerRun(stage=s, layer=block(u_block, s),
+                                                     source=u, aux=(kept_u.pop(),), target=next_u))
+                self.ul_program.append(CachedLayerRun(stage=s, layer=block(ul_block, s),
+                                                      source=ul, aux=(next_u, kept_ul.pop()), target=next_ul))
                 u, ul = next_u, next_ul
         self.ul_last = ul
         output = model.output
-        self.output = (output.weight.detach().flatten(1).t(), output.bias.detach())   # [F, P], [P]
+        self.output_weight_t = output.weight.detach().flatten(1).t()       # [F, P]
+        self.output_bias = output.bias.detach()                             # [P]
         self.raw = None                                                      # this pixel's network output
         self.rows(0)
         for row in range(start_row):
@@ -159,9 +185,10 @@ class PixelCNNPPCache:
         """The u stream's row r at every stage that has it (image rows < r are complete)."""
         if r > 0:                                                            # row 0: the shift's zeros
             self.u_first.view[:, :, r: r + 1] = self.u_input(self.image, r - 1, 0, self.widths[0])
-        for s, layer, source, aux, target in self.u_program:
+        for entry in self.u_program:
+            s = entry.stage
             if r % 2 ** s == 0:
-                layer.run(source, aux, target, r >> s, 0, self.widths[s])
+                entry.run(r >> s, 0, self.widths[s])
 
     def positions(self, r: int, c: int) -> None:
         """The ul stream at (r, c) at every stage that has it (pixels before (r, c) are complete)."""
@@ -171,10 +198,11 @@ class PixelCNNPPCache:
         if c > 0:
             first = first + self.ul_input_left(self.image, r, c - 1, c)
         self.ul_first.view[:, :, r: r + 1, c: c + 1] = first
-        for s, layer, source, aux, target in self.ul_program:
+        for entry in self.ul_program:
+            s = entry.stage
             step = 2 ** s
             if r % step == 0 and c % step == 0:
-                layer.run(source, aux, target, r >> s, c >> s, (c >> s) + 1)
+                entry.run(r >> s, c >> s, (c >> s) + 1)
 
     def finish_row(self, row: int) -> None:
         if row + 1 < self.ul_last.height:
@@ -184,9 +212,8 @@ class PixelCNNPPCache:
         """Channel ``channel``'s head parameters at (row, col) [B, P]; the network runs at the first channel."""
         if channel == 0:
             self.positions(row, col)
-            weight_t, bias = self.output
             features = F.elu(self.ul_last.view[:, :, row, col])                # [B, F]
-            self.raw = torch.addmm(bias, features, weight_t)[:, :, None, None]  # [B, P, 1, 1]
+            self.raw = torch.addmm(self.output_bias, features, self.output_weight_t)[:, :, None, None]  # [B, P, 1, 1]
         channels = self.image.view.shape[1] - 1
         pixel = self.image.view[:, :channels, row: row + 1, col: col + 1]     # [B, C, 1, 1], earlier channels drawn
         return self.model.head_params(self.raw, pixel)[:, channel, :, 0, 0]

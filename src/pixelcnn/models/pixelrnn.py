@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv
+from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
 from .base import AutoregressiveModel, ModelConfig, Preset
@@ -174,9 +174,11 @@ class PixelRNNCache:
             layer.set_output([[None if after is None else after.input_slot(j, g) for g in range(channels)]
                               for j in range(width)], [(skips[g], index == 0) for g in range(channels)])
         first, slices = self.layers[0], group_slices(conv.out_channels, channels)
-        self.plan = [[(self.input_above[:, j, slices[g]], self.image_row[:, j: j + left + 1].flatten(1),
-                       self.input_conv.weight_t[g], first.input_slot(j, g)) for g in range(channels)]
-                     for j in range(width)]
+        # Per (column, group): the input layer's step, written straight into the first layer's input.
+        self.plan = [[RowSplitStep(above=self.input_above[:, j, slices[g]],
+                                   window=self.image_row[:, j: j + left + 1].flatten(1),
+                                   weight=self.input_conv.weight_t[g], out=first.input_slot(j, g))
+                      for g in range(channels)] for j in range(width)]
         self.input_above.copy_(self.input_conv.above(self.image, 0))
         for row in range(start_row):
             for col in range(width):
@@ -184,8 +186,7 @@ class PixelRNNCache:
             self.finish_row(row)
 
     def _column(self, col: int, group: int) -> None:
-        above, window, weight, first_input = self.plan[col][group]
-        torch.addmm(above, window, weight, out=first_input)                 # the input layer, into layer 1
+        self.plan[col][group].run()                                         # the input layer, into layer 1
         for layer in self.layers:
             layer.step(col, group)                                          # into the next layer and the skips
 

@@ -21,6 +21,7 @@ changes).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -167,6 +168,20 @@ class RowSplitConv:
             return out if self.bias is None else out + self.bias
         window = padded[:, :, row: row + self.top]                                 # [B, in, top, W + k_w - 1]
         return F.conv2d(window, self.above_weight, self.bias)[:, :, 0].transpose(1, 2)   # [B, W, out]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RowSplitStep:
+    """A ``RowSplitConv``'s output at one pixel for colour group g, ``out = above + window @ weight``:
+    views prepared once per (column, group), named so that no two can be swapped unnoticed."""
+
+    above: torch.Tensor             # [B, n_g] the part from the rows above (bias, condition included)
+    window: torch.Tensor            # [B, (left + 1) * in] the current row's taps j - left .. j, channels last
+    weight: torch.Tensor            # [(left + 1) * in, n_g] ``weight_t[g]``
+    out: torch.Tensor               # [B, n_g] where group g's outputs go
+
+    def run(self) -> torch.Tensor:
+        return torch.addmm(self.above, self.window, self.weight, out=self.out)
 
 
 class VerticalStackConv2d(nn.Conv2d):

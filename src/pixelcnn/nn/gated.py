@@ -25,6 +25,8 @@ stack one pixel and colour group at a time, the vertical stack a row at a time.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,6 +104,37 @@ class GatedLayer(nn.Module):
         return vertical_out, horizontal + self.horizontal_out(gated), skip
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class GatedResidualStep:
+    """The residual output of a (non-first) layer's step, for one colour group g: views prepared once."""
+
+    layer_input: torch.Tensor       # [B, n_g] this layer's horizontal input at the pixel, group g's units
+    gated_one: torch.Tensor         # [B, p + 1] every gated unit of the pixel and a constant one (the bias)
+    weight: torch.Tensor            # [p + 1, n_g] the 1x1 horizontal_out of group g, its bias as the last row
+    out: torch.Tensor               # [B, n_g] the next layer's horizontal input at the pixel, group g's units
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GatedStep:
+    """Every argument of one ``GatedLayerCache.step`` at (column, group g): views prepared once.
+
+    Named, not positional: a plan whose entries were swapped would still run, and sample wrong.
+    """
+
+    link: torch.Tensor              # [B, 2 n_g] vertical stack's part + biases + condition, this pixel
+    window: torch.Tensor            # [B, (k//2 + 1) * in] the horizontal convolution's input window
+    weight: torch.Tensor            # [(k//2 + 1) * in, 2 n_g] its masked weights for group g
+    pre: torch.Tensor               # [B, 2 n_g] pre-activations: tanh half, then sigmoid half
+    value: torch.Tensor             # [B, n_g] pre's tanh half (a view)
+    gate: torch.Tensor              # [B, n_g] pre's sigmoid half (a view)
+    gated_units: torch.Tensor       # [B, n_g] where group g's gated units go
+    gated: torch.Tensor             # [B, p] every gated unit of the pixel (what the 1x1 convs read)
+    skip: torch.Tensor              # [B, s_g] group g's slice of the skip sum
+    skip_weight: torch.Tensor       # [p, s_g] the 1x1 skip_out of group g
+    skip_bias: torch.Tensor | None  # [s_g] every layer's skip bias (first layer: it starts the sum), else None
+    residual: GatedResidualStep | None  # None: the first layer, or the last (its output is not read)
+
+
 class GatedLayerCache:
     """A ``GatedLayer`` for cached generation, each of its activations computed once.
 
@@ -165,18 +198,21 @@ class GatedLayerCache:
         # The first layer writes the skips with the bias of every layer's skip at once, the others add to them.
         self.skip_bias = [bias if after is None else bias + after.skip_bias[g] for g, bias in enumerate(skip.bias)]
         pre = [like.new_zeros(batch, offsets[g + 1] - offsets[g]) for g in range(len(units))]   # [B, 2 n_g]
-        self.plan = []
+        self.plan: list[list[GatedStep]] = []                                  # [column][group]
         for col in range(width):
             per_group = []
             for g, unit in enumerate(units):
                 n = unit.stop - unit.start
-                per_group.append((
-                    self.link[:, col, offsets[g]: offsets[g + 1]],
-                    self.row_input[:, col: col + half + 1].flatten(1), horizontal.weight_t[g], pre[g],
-                    pre[g][:, :n], pre[g][:, n:], gated_rows[col][:, unit], gated_rows[col],
-                    skips[:, skip.slices[g]], skip.weight_t[g], self.skip_bias[g] if layer.first else None,
-                    (self.row_input[:, col + half, unit], self.gated, out_weight[g],
-                     after.row_input[:, col + after.half, unit]) if residual else None,
+                per_group.append(GatedStep(
+                    link=self.link[:, col, offsets[g]: offsets[g + 1]],
+                    window=self.row_input[:, col: col + half + 1].flatten(1), weight=horizontal.weight_t[g],
+                    pre=pre[g], value=pre[g][:, :n], gate=pre[g][:, n:], gated_units=gated_rows[col][:, unit],
+                    gated=gated_rows[col], skip=skips[:, skip.slices[g]], skip_weight=skip.weight_t[g],
+                    skip_bias=self.skip_bias[g] if layer.first else None,
+                    residual=GatedResidualStep(
+                        layer_input=self.row_input[:, col + half, unit], gated_one=self.gated,
+                        weight=out_weight[g], out=after.row_input[:, col + after.half, unit],
+                    ) if residual else None,
                 ))
             self.plan.append(per_group)
 
@@ -214,16 +250,15 @@ class GatedLayerCache:
     def step(self, col: int, group: int) -> None:
         """Group ``group``'s units at the current row's column ``col``: its outputs into the next
         layer's input row, its skip into the skips."""
-        (link, window, weight, pre, value, gate, gated_g, gated, skip, skip_weight, skip_bias,
-         residual) = self.plan[col][group]
-        torch.addmm(link, window, weight, out=pre)                              # [B, 2 n_g]
-        value.tanh_()
-        gate.sigmoid_()
-        torch.mul(value, gate, out=gated_g)                                     # [B, n_g], the gated units
-        if skip_bias is None:
-            skip.addmm_(gated, skip_weight)                                     # [B, s_g]
+        plan = self.plan[col][group]
+        torch.addmm(plan.link, plan.window, plan.weight, out=plan.pre)          # [B, 2 n_g]
+        plan.value.tanh_()
+        plan.gate.sigmoid_()
+        torch.mul(plan.value, plan.gate, out=plan.gated_units)                  # [B, n_g], the gated units
+        if plan.skip_bias is None:
+            plan.skip.addmm_(plan.gated, plan.skip_weight)                      # [B, s_g]
         else:
-            torch.addmm(skip_bias, gated, skip_weight, out=skip)
-        if residual is not None:
-            layer_input, gated_one, out_weight, out = residual
-            torch.addmm(layer_input, gated_one, out_weight, out=out)            # input + 1x1(gated) + bias
+            torch.addmm(plan.skip_bias, plan.gated, plan.skip_weight, out=plan.skip)
+        residual = plan.residual
+        if residual is not None:                                                # input + 1x1(gated) + bias
+            torch.addmm(residual.layer_input, residual.gated_one, residual.weight, out=residual.out)

@@ -63,6 +63,7 @@ above / the pixel to the left (each layer's ``cache`` builds its own).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -310,6 +311,54 @@ def _cell_into(pre: torch.Tensor, c_prev: torch.Tensor, c_out: torch.Tensor, h_o
     torch.mul(pre[:, :n], scratch, out=h_out)                               # o * tanh(c)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class LSTMOutputStep:
+    """A step's residual output and skip, for one pixel and colour group g: views prepared once."""
+
+    hidden: torch.Tensor            # [B, h + 1] the pixel's LSTM output (every group so far) and a constant one
+    residual: torch.Tensor          # [B, n_out_g] the layer's input at the pixel (residual) or to_residual's bias
+    residual_weight: torch.Tensor   # [h (+ 1: the bias row, residual only), n_out_g] to_residual of group g
+    output: torch.Tensor | None     # [B, n_out_g] the next layer's input at the pixel; None: the last layer
+    skip: torch.Tensor              # [B, s_g] group g's slice of the skip sum
+    skip_weight: torch.Tensor       # [h + 1, s_g] to_skip of group g, its bias as the last row
+    first_skip: bool                # this layer starts the skip sum (written, not added)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RowLSTMStep:
+    """Every argument of one ``RowLSTMCache.step`` at (column j, group g). Named, not positional: a
+    plan whose entries were swapped would still run, and sample wrong."""
+
+    above: torch.Tensor             # [B, 4 n_g] pre-activations from the row above (state-to-state + biases)
+    window: torch.Tensor            # [B, (k//2 + 1) * 2h] the input-to-state window (taps left and centre)
+    weight: torch.Tensor            # [(k//2 + 1) * 2h, 4 n_g] its masked weights for group g
+    pre: torch.Tensor               # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
+    c_prev: torch.Tensor            # [B, n_g] the cell state above the pixel
+    c_out: torch.Tensor             # [B, n_g] the pixel's cell state
+    h_out: torch.Tensor             # [B, n_g] the pixel's hidden state
+    scratch: torch.Tensor           # [B, n_g] tanh(c)
+    out: LSTMOutputStep             # the residual and skip products
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DiagonalBiLSTMStep:
+    """Every argument of one ``DiagonalBiLSTMCache.step`` at (column j, group g), named like ``RowLSTMStep``."""
+
+    above: torch.Tensor             # [B, 4 n_g] pre-activations from the pixel above (state-to-state + biases)
+    x: torch.Tensor                 # [B, 2h] the layer's input at the pixel (1x1 input-to-state)
+    weight: torch.Tensor            # [2h, 4 n_g] input-to-state weights (mask B) for group g
+    pre: torch.Tensor               # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
+    h_left: torch.Tensor            # [B, h] the left neighbour's hidden state
+    left_weight: torch.Tensor       # [h, 4 n_g] state-to-state weights from the left
+    c_prev: torch.Tensor            # [B, n_g] the left neighbour's cell state
+    c_out: torch.Tensor             # [B, n_g] the pixel's cell state
+    h_out: torch.Tensor             # [B, n_g] the pixel's left-to-right hidden state
+    scratch: torch.Tensor           # [B, n_g] tanh(c)
+    backward: torch.Tensor          # [B, n_g] the right-to-left state of the pixel above (the shift down)
+    out_units: torch.Tensor         # [B, n_g] the layer's LSTM output, group g's units
+    out: LSTMOutputStep             # the residual and skip products
+
+
 class _LSTMLayerCache:
     """What both layers' caches share: the input row, the per-group weights, residual and skip.
 
@@ -317,18 +366,19 @@ class _LSTMLayerCache:
     previous layer's output, or the input convolution's) before ``step``.
     """
 
-    def _residual_and_skip(self, hidden, residual, residual_weight, output, skip, skip_weight, first_skip) -> None:
+    def _residual_and_skip(self, out: LSTMOutputStep) -> None:
         """A step's last two products: the residual output (into the next layer's input) and the skip sum.
 
-        hidden [B, n_g (+1: a constant one that carries the bias)]; output [B, n_out] or None for the
-        last layer; skip [B, s] is the running sum of every layer's skip output."""
-        if output is not None:
-            torch.addmm(residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
-                        residual_weight, out=output)
-        if first_skip:
-            torch.mm(hidden, skip_weight, out=skip)
+        out.hidden [B, n_g (+1: a constant one that carries the bias)]; out.output [B, n_out] or None for
+        the last layer; out.skip [B, s] is the running sum of every layer's skip output."""
+        hidden, residual_weight = out.hidden, out.residual_weight
+        if out.output is not None:
+            torch.addmm(out.residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
+                        residual_weight, out=out.output)
+        if out.first_skip:
+            torch.mm(hidden, out.skip_weight, out=out.skip)
         else:
-            skip.addmm_(hidden, skip_weight)
+            out.skip.addmm_(hidden, out.skip_weight)
 
     def __init__(self, layer: _PixelRNNLayer, cond: torch.Tensor | None, context: torch.Tensor | None, *,
                  batch: int, height: int, width: int, like: torch.Tensor, pad: int):
@@ -369,7 +419,16 @@ class _LSTMLayerCache:
         goes (None: not read, the last layer), ``skips[g]`` the skip sum [B, s_g] (None: this layer
         starts it)."""
         self.plan = [[self._plan(j, g, outputs[j][g], skips[g][0], skips[g][1]) for g in range(self.color_channels)]
-                     for j in range(self.width)]
+                     for j in range(self.width)]                             # [column][group]
+
+    def _output_plan(self, j: int, g: int, hidden: torch.Tensor, output, skip, first_skip) -> LSTMOutputStep:
+        """The residual and skip part of the step at (j, g), reading the LSTM output ``hidden`` [B, h + 1]."""
+        residual = self.layer.residual
+        bias = self.layer.to_residual.bias.detach()[self.input_slices[g]]     # [n_out_g]: no residual
+        return LSTMOutputStep(
+            hidden=hidden, residual=self.input_slot(j, g) if residual else bias,
+            residual_weight=self.residual_weight[g] if residual else self.residual_weight[g][:-1],
+            output=output, skip=skip, skip_weight=self.skip_weight[g], first_skip=first_skip)
 
 
 class RowLSTMCache(_LSTMLayerCache):
@@ -400,21 +459,19 @@ class RowLSTMCache(_LSTMLayerCache):
             bias = bias[..., self.gate_order]
         self.from_above.copy_(above.transpose(1, 2) + self.input_bias + bias)
 
-    def _plan(self, j, g, output, skip, first_skip):
-        units, residual = self.units[g], self.layer.residual
-        return (self.from_above[:, j, self.gate_slices[g]], self.inputs[:, j: j + self.half + 1].flatten(1),
-                self.input_weight[g], self.pre[g], self.c_above[:, j, units], self.c_row[:, j, units],
-                self.h_row[:, j, units], self.scratch[g], self.h_row[:, j],
-                self.input_slot(j, g) if residual else self.layer.to_residual.bias.detach()[self.input_slices[g]],
-                self.residual_weight[g] if residual else self.residual_weight[g][:-1], output,
-                skip, self.skip_weight[g], first_skip)
+    def _plan(self, j, g, output, skip, first_skip) -> RowLSTMStep:
+        units = self.units[g]
+        return RowLSTMStep(
+            above=self.from_above[:, j, self.gate_slices[g]], window=self.inputs[:, j: j + self.half + 1].flatten(1),
+            weight=self.input_weight[g], pre=self.pre[g], c_prev=self.c_above[:, j, units],
+            c_out=self.c_row[:, j, units], h_out=self.h_row[:, j, units], scratch=self.scratch[g],
+            out=self._output_plan(j, g, self.h_row[:, j], output, skip, first_skip))
 
     def step(self, j: int, group: int) -> None:
-        (above, window, weight, pre, c_prev, c_out, h_out, scratch, hidden, residual, residual_weight, output,
-         skip, skip_weight, first_skip) = self.plan[j][group]
-        torch.addmm(above, window, weight, out=pre)
-        _cell_into(pre, c_prev, c_out, h_out, scratch)
-        self._residual_and_skip(hidden, residual, residual_weight, output, skip, skip_weight, first_skip)
+        plan = self.plan[j][group]
+        torch.addmm(plan.above, plan.window, plan.weight, out=plan.pre)
+        _cell_into(plan.pre, plan.c_prev, plan.c_out, plan.h_out, plan.scratch)
+        self._residual_and_skip(plan.out)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         self.h_above.copy_(self.h_row[:, :, :-1])
@@ -441,7 +498,7 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
         self.input_bias = bias[self.gate_order]
         self.above_weight = state[self.gate_order, :, 0].t()                            # [h, 4h group-major]
         self.left_weight = [state[rows, :, 1].t() for rows in self.gates]                # [h, 4 n_g]
-        self.backward_input = (weight[gates:], bias[gates:])                             # [4h, 2h], [4h]
+        self.backward_input_weight, self.backward_input_bias = weight[gates:], bias[gates:]  # [4h, 2h], [4h]
         self.backward_above_weight = state[gates:, :, 0].t()                             # [h, 4h]
         self.backward_right_weight = state[gates:, :, 1].t()  # mirrored, "left" is the right
         self.image_weight = (layer.image_to_backward.weight.detach().flatten(1).t()     # [C, 4h]
@@ -464,30 +521,28 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
             bias = bias[..., self.gate_order]
         self.above.copy_(self.h_above @ self.above_weight + self.input_bias + bias)
 
-    def _plan(self, j, g, output, skip, first_skip):
-        units, residual = self.units[g], self.layer.residual
-        return (self.above[:, j, self.gate_slices[g]], self.inputs[:, j], self.input_weight[g], self.pre[g],
-                self.h_row[:, j], self.left_weight[g], self.c_row[:, j, units], self.c_row[:, j + 1, units],
-                self.h_row[:, j + 1, units], self.scratch[g], self.backward_above[:, j, units],
-                self.lstm_out[:, units], self.lstm_out,
-                self.input_slot(j, g) if residual else self.layer.to_residual.bias.detach()[self.input_slices[g]],
-                self.residual_weight[g] if residual else self.residual_weight[g][:-1], output,
-                skip, self.skip_weight[g], first_skip)
+    def _plan(self, j, g, output, skip, first_skip) -> DiagonalBiLSTMStep:
+        units = self.units[g]
+        return DiagonalBiLSTMStep(
+            above=self.above[:, j, self.gate_slices[g]], x=self.inputs[:, j], weight=self.input_weight[g],
+            pre=self.pre[g], h_left=self.h_row[:, j], left_weight=self.left_weight[g],
+            c_prev=self.c_row[:, j, units], c_out=self.c_row[:, j + 1, units], h_out=self.h_row[:, j + 1, units],
+            scratch=self.scratch[g], backward=self.backward_above[:, j, units], out_units=self.lstm_out[:, units],
+            out=self._output_plan(j, g, self.lstm_out, output, skip, first_skip))
 
     def step(self, j: int, group: int) -> None:
-        (above, x, weight, pre, h_left, left_weight, c_prev, c_out, h_out, scratch, backward, out_units, hidden,
-         residual, residual_weight, output, skip, skip_weight, first_skip) = self.plan[j][group]
-        torch.addmm(above, x, weight, out=pre).addmm_(h_left, left_weight)
-        _cell_into(pre, c_prev, c_out, h_out, scratch)
+        plan = self.plan[j][group]
+        torch.addmm(plan.above, plan.x, plan.weight, out=plan.pre).addmm_(plan.h_left, plan.left_weight)
+        _cell_into(plan.pre, plan.c_prev, plan.c_out, plan.h_out, plan.scratch)
         # Plus the right-to-left state of the row above: the shift down by one row.
-        torch.add(h_out, backward, out=out_units)
-        self._residual_and_skip(hidden, residual, residual_weight, output, skip, skip_weight, first_skip)
+        torch.add(plan.h_out, plan.backward, out=plan.out_units)
+        self._residual_and_skip(plan.out)
 
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
         gates = 4 * self.hidden
-        weight, bias = self.backward_input
-        pre_row = torch.addmm(bias, self.inputs.flatten(0, 1), weight.t()).view(*self.inputs.shape[:2], gates)
+        pre_row = torch.addmm(self.backward_input_bias, self.inputs.flatten(0, 1),
+                              self.backward_input_weight.t()).view(*self.inputs.shape[:2], gates)
         pre_row = pre_row + self.backward_above @ self.backward_above_weight             # [B, W, 4h]
         row_bias = self.bias_row(i)
         if not isinstance(row_bias, float):

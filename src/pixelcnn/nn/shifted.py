@@ -252,17 +252,19 @@ class GatedResNetCache:
     def __init__(self, block: GatedResNet, h: torch.Tensor | None, *, batch: int, height: int, width: int,
                  like: torch.Tensor):
         self.conv_in, self.conv_out = ShiftedConvWindow(block.conv_in), ShiftedConvWindow(block.conv_out)
-        self.aux = None if block.aux is None else (block.aux.weight.detach(), block.aux.bias.detach())
+        # The 1x1 convolution of the auxiliary maps (None: the block has none): [F, 2A, 1, 1], [F].
+        self.aux_weight = None if block.aux is None else block.aux.weight.detach()
+        self.aux_bias = None if block.aux is None else block.aux.bias.detach()
         self.inner = PaddedMap(batch, 2 * block.conv_in.conv.out_channels, height, width, like=like)
         self.cond = None if h is None or block.cond is None else block.cond(h)   # [B, 2F, 1, 1] or [B, 2F, H, W]
         self.vector_cond = h is not None and h.dim() == 2
 
     def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
         inner = self.conv_in(source, row, start, stop, pre=concat_elu)      # [B, F, 1, n]
-        if self.aux is not None:
+        if self.aux_weight is not None:
             aux_in = torch.cat([m.at(row, start, stop) for m in aux], dim=1) if len(aux) > 1 else aux[0].at(
                 row, start, stop)                                           # [B, A, 1, n]
-            inner = inner + F.conv2d(concat_elu(aux_in), *self.aux)
+            inner = inner + F.conv2d(concat_elu(aux_in), self.aux_weight, self.aux_bias)
         self.inner.view[:, :, row: row + 1, start: stop] = concat_elu(inner)
         out = self.conv_out(self.inner, row, start, stop)                   # [B, 2F, 1, n]
         if self.cond is not None:
