@@ -99,7 +99,7 @@ def test_a_signal_at_any_moment_of_training_ends_it_within_seconds(tmp_path, pha
     env = {**os.environ, "PIXELCNN_DATA": str(tmp_path / ".cache")}
     child = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600         # (importing torch alone took minutes on a loaded 2-core machine)
     while not ready.exists():
         assert child.poll() is None, child.communicate()
         assert time.monotonic() < deadline, "the phase was never reached"
