@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn import coding
+from pixelcnn import cli, coding, data
+from pixelcnn.train import load_checkpoint
 
 CAP_BYTES = 1 << 30             # the memory a case may add to the imported process
 TIME_LIMIT_S = 5.0              # the time a case may take once imported (the issue's bound; see ``slack``)
@@ -42,7 +43,7 @@ status, error = 0, None
 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
     try:
         if "argv" in spec:
-            status = pixelcnn.cli.main(spec["argv"])
+            status = cli.main(spec["argv"])
         else:
             exec(spec["python"], {"torch": torch, "pixelcnn": pixelcnn})
     except SystemExit as exit_:
@@ -391,14 +392,14 @@ def test_an_image_drawn_at_the_models_levels_is_read_exactly_without_convert(pla
     from pixelcnn.cli.coding import save_image_file
 
     path = save_image_file(images[0], 17, tmp_path / "x.png")
-    assert torch.equal(pixelcnn.data.read_image(path, (1, 8, 8), 17), images)
+    assert torch.equal(data.read_image(path, (1, 8, 8), 17), images)
     from PIL import Image
 
     Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "red.png")
     with pytest.raises(ValueError, match="colour converted to grey"):
-        pixelcnn.data.read_image(tmp_path / "red.png", (1, 8, 8), 17)
+        data.read_image(tmp_path / "red.png", (1, 8, 8), 17)
     notes = []
-    pixelcnn.data.read_image(tmp_path / "red.png", (1, 8, 8), 17, convert=True, notes=notes)
+    data.read_image(tmp_path / "red.png", (1, 8, 8), 17, convert=True, notes=notes)
     assert notes and "colour converted to grey" in notes[0]
 
 
@@ -431,7 +432,7 @@ def test_an_output_option_pointed_at_a_users_file_never_replaces_it(place, tmp_p
     image = _digits_image(tmp_path)
     run = place / "digits"
     if case.startswith("decompress"):
-        assert pixelcnn.cli.main(["compress", str(run), str(image.parent), "--label", "2",
+        assert cli.main(["compress", str(run), str(image.parent), "--label", "2",
                                   "--out", str(tmp_path / "d.pxcz")]) == 0
         (tmp_path / "decoded").mkdir()
         (tmp_path / "decoded" / "labels.csv").write_text("file,label\nmy.png,7\n")
@@ -460,13 +461,13 @@ def test_an_output_option_pointed_at_a_users_file_never_replaces_it(place, tmp_p
 
 def test_sample_folder_writes_labels_that_compress_and_nll_map_read_back(place, tmp_path):
     run = place / "digits"
-    assert pixelcnn.cli.main(["sample", str(run), "--n", "3", "--folder", str(tmp_path / "drawn")]) == 0
+    assert cli.main(["sample", str(run), "--n", "3", "--folder", str(tmp_path / "drawn")]) == 0
     rows = (tmp_path / "drawn" / "labels.csv").read_text().splitlines()
     assert rows == ["file,label", "0000_class_0.png,0", "0001_class_1.png,1", "0002_class_2.png,2"]
-    assert pixelcnn.cli.main(["compress", str(run), str(tmp_path / "drawn"), "--out", str(tmp_path / "d.pxcz")]) == 0
-    assert pixelcnn.coding.read_condition(pixelcnn.load(run), pixelcnn.coding.split_records(
+    assert cli.main(["compress", str(run), str(tmp_path / "drawn"), "--out", str(tmp_path / "d.pxcz")]) == 0
+    assert coding.read_condition(pixelcnn.load(run), coding.split_records(
         (tmp_path / "d.pxcz").read_bytes())[0]).tolist() == [0, 1, 2]
-    assert pixelcnn.cli.main(["viz", "nll-map", str(run), "--folder", str(tmp_path / "drawn"), "--csv",
+    assert cli.main(["viz", "nll-map", str(run), "--folder", str(tmp_path / "drawn"), "--csv",
                               str(tmp_path / "n.csv"), "--out", str(tmp_path / "n.png")]) == 0
     assert [line.split(",")[1] for line in (tmp_path / "n.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
 
@@ -476,14 +477,14 @@ def test_score_and_nll_map_give_one_score_for_an_unlabelled_image(place, tmp_pat
     marginal over classes by score and by viz nll-map --folder alike."""
     run = place / "digits"
     image = _digits_image(tmp_path)
-    assert pixelcnn.cli.main(["score", str(run), str(image.parent), "--csv", str(tmp_path / "s.csv")]) == 0
-    assert pixelcnn.cli.main(["viz", "nll-map", str(run), "--folder", str(image.parent), "--csv",
+    assert cli.main(["score", str(run), str(image.parent), "--csv", str(tmp_path / "s.csv")]) == 0
+    assert cli.main(["viz", "nll-map", str(run), "--folder", str(image.parent), "--csv",
                               str(tmp_path / "n.csv"), "--out", str(tmp_path / "n.png")]) == 0
     score_row = (tmp_path / "s.csv").read_text().splitlines()[1].split(",")
     map_row = (tmp_path / "n.csv").read_text().splitlines()[1].split(",")
     assert score_row[1] == map_row[1] == "marginal" and score_row[2] == map_row[2]
     model = pixelcnn.load(run)
-    x = pixelcnn.data.read_image(image, (1, 8, 8), 17)
+    x = data.read_image(image, (1, 8, 8), 17)
     with torch.no_grad():
         per_class = torch.stack([model.log_prob(x, torch.tensor([k])).double() for k in range(10)])
     assert float(score_row[2]) == pytest.approx(math.log(10) - float(torch.logsumexp(per_class.flatten(), 0)),
@@ -492,7 +493,7 @@ def test_score_and_nll_map_give_one_score_for_an_unlabelled_image(place, tmp_pat
 
 def test_score_without_csv_or_json_prints_a_table(place, tmp_path, capsys):
     image = _digits_image(tmp_path)
-    assert pixelcnn.cli.main(["score", str(place / "digits"), str(image), "--label", "4"]) == 0
+    assert cli.main(["score", str(place / "digits"), str(image), "--label", "4"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["image", "label", "nll_nats", "bits_per_dim"]
     assert out.splitlines()[1].split()[:2] == ["a.png", "4"] and "scored 1 images" in out
@@ -506,7 +507,7 @@ TINY = ["--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--no-p
 @pytest.fixture(scope="module")
 def finished_run(place) -> Path:
     folder = place / "run"
-    assert pixelcnn.cli.main(["train", *TINY, "--max-steps", "2", "--out", str(folder)]) == 0
+    assert cli.main(["train", *TINY, "--max-steps", "2", "--out", str(folder)]) == 0
     return folder
 
 
@@ -542,7 +543,7 @@ def test_train_force_replaces_the_run_files_and_says_so(finished_run, tmp_path, 
     folder = tmp_path / "run"
     shutil.copytree(finished_run, folder)
     (folder / "notes.txt").write_text("kept")
-    assert pixelcnn.cli.main(["train", *TINY, "--max-steps", "1", "--force", "--out", str(folder)]) == 0
+    assert cli.main(["train", *TINY, "--max-steps", "1", "--force", "--out", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "--force: replacing checkpoint.safetensors, config.json, metrics.jsonl, model" in out and "kept: notes.txt" in out
     assert (folder / "notes.txt").read_text() == "kept"
@@ -568,12 +569,12 @@ def test_resume_budget_flags_mean_more_training_and_a_spent_budget_says_so(finis
 
     folder = tmp_path / "run"
     shutil.copytree(finished_run, folder)
-    assert pixelcnn.cli.main(["train", "--resume", str(folder)]) == 2        # its 2 steps are done
+    assert cli.main(["train", "--resume", str(folder)]) == 2        # its 2 steps are done
     assert "has done its budget (max_steps 2" in capsys.readouterr().err
-    assert pixelcnn.cli.main(["train", "--resume", str(folder), "--max-minutes", "0.001"]) == 0
+    assert cli.main(["train", "--resume", str(folder), "--max-minutes", "0.001"]) == 0
     out = capsys.readouterr().out
     assert "max_minutes 0.001 more" in out
-    state = pixelcnn.train.load_checkpoint(folder)
+    state = load_checkpoint(folder)
     assert state["step"] > 2                     # the old step limit no longer applies: it trained
     assert json.loads((folder / "config.json").read_text())["max_steps"] is None
 
