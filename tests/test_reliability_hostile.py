@@ -43,7 +43,7 @@ status, error = 0, None
 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
     try:
         if "argv" in spec:
-            status = cli.main(spec["argv"])
+            status = pixelcnn.cli.main(spec["argv"])
         else:
             exec(spec["python"], {"torch": torch, "pixelcnn": pixelcnn})
     except SystemExit as exit_:
