@@ -568,7 +568,7 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
                          f"({' '.join(str(err).split())[:200]})") from None
     if _image_crc(x) != header.image_crc:
         here = platform_string(model)
-        why = ("the file is corrupt (made here, on this platform, it would decode exactly)" if header.platform == here
+        why = ("the file is corrupt (a file made here decodes exactly here)" if header.platform == here
                else f"this platform ({here}) computes the model's floats differently from the encoder's "
                     f"({header.platform}), or the file is corrupt")
         raise ValueError(f"the decoded images differ from the ones compressed (their CRC-32 does not match): {why}")
