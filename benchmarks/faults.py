@@ -14,6 +14,12 @@ folder must hold a loadable model and checkpoint (once the first is written),
 and no more steps may be lost than the checkpoint interval. At the end the
 final weights (model/ and the checkpoint) must equal the reference's bit for bit.
 
+The hostile corpus: ``tests/test_reliability_hostile.py`` and
+``tests/test_reliability_signals.py`` (crafted .pxcz files and configs at their extremes, NaN and integer
+weights, users' files next to every output option, signals at every phase of training), each case in a
+child process under a memory cap (RLIMIT_AS, 1 GiB over the imported process) and a time limit; counted
+as tried / handled, with the children's peak memory.
+
 Fuzzing: the property-based tests ``tests/test_fuzz_api.py`` and
 ``tests/test_fuzz_cli.py`` (hypothesis) run again with ``--fuzz-examples``
 fresh random examples per test, and every call is counted per target (API
@@ -59,6 +65,8 @@ def parse_args(argv=None):
     parser.add_argument("--fuzz-examples", type=int, default=100,
                         help="random examples per fuzz test (default: 100; 0: no fuzzing)")
     parser.add_argument("--no-cases", action="store_true", help="skip the write-failure and lock cases")
+    parser.add_argument("--no-hostile", action="store_true",
+                        help="skip the hostile corpus (tests/test_reliability_hostile.py and _signals.py)")
     parser.add_argument("--work", help="folder for the two runs (default: a temporary folder, removed)")
     parser.add_argument("--out", type=Path, default=default_out("faults.json"), help="JSON to write")
     args = parser.parse_args(argv)
@@ -71,10 +79,12 @@ def parse_args(argv=None):
 
 
 def train_command(args, folder: Path, *, resume: bool) -> list[str]:
+    """The run's command: --resume once a checkpoint exists; before that a fresh start, with --force (train
+    starts only in a new or empty folder, and a killed start may have left its config.json and log)."""
     base = [sys.executable, "-m", "pixelcnn", "train"]
     if resume:
         return base + ["--resume", str(folder)]
-    return base + ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "8", "--data", "digits",
+    return base + ["--force", "--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "8", "--data", "digits",
                    "--class-conditional", "--batch-size", "16", "--max-steps", str(args.steps),
                    "--checkpoint-every", str(args.checkpoint_every), "--eval-every", str(args.eval_every),
                    "--eval-images", "64", "--sample-images", "10", "--log-every", "1", "--device", "cpu",
@@ -141,6 +151,8 @@ FUZZ_TESTS = ["tests/test_fuzz_api.py", "tests/test_fuzz_cli.py"]
 # The cases of tests/test_reliability.py that make writes fail and that try a second job in a held folder.
 CASES = {"write failures": "failed_write or nan_weights_are_never_saved",
          "locks": "lock or two_train_processes"}
+# The hostile corpus: crafted files and users' files, each case in a child under a memory cap and a time limit.
+HOSTILE_TESTS = ["tests/test_reliability_hostile.py", "tests/test_reliability_signals.py"]
 
 
 def run_pytest(arguments: list[str], env: dict | None = None) -> tuple[int, dict[str, str]]:
@@ -194,6 +206,30 @@ def run_cases() -> tuple[list, dict]:
     return rows, results
 
 
+def run_hostile() -> tuple[list, dict]:
+    """The hostile-corpus tests -> (table rows, JSON): cases tried and handled (a one-line error or the right
+    result, within the limits, every other file unchanged) and the peak memory of the capped children."""
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "hostile.jsonl"
+        started = time.perf_counter()
+        _, outcomes = run_pytest(HOSTILE_TESTS, env={"PIXELCNN_HOSTILE_REPORT": str(report)})
+        seconds = time.perf_counter() - started
+        children = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    handled = sum(outcome == "passed" for outcome in outcomes.values())
+    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+    grew = max((c["grew"] for c in children), default=0)
+    peak = max((c["peak"] for c in children), default=0)
+    slowest = max(children, key=lambda c: c["seconds"], default=None)
+    rows = [("hostile cases handled / tried", f"{handled}/{len(outcomes)} tests ({len(children)} capped commands, "
+                                              f"{seconds:.0f} s)" + (f"; failing: {', '.join(failed)}" if failed else "")),
+            ("hostile cases: peak memory", f"{grew / 2 ** 20:,.0f} MiB over the imported process (cap 1,024 MiB); "
+                                           f"{peak / 2 ** 20:,.0f} MiB resident in all"),
+            ("hostile cases: slowest", f"{slowest['seconds']:.2f} s ({slowest['case']})" if slowest else "-")]
+    payload = {"tests": outcomes, "handled": handled, "tried": len(outcomes), "children": children,
+               "peak_growth_bytes": grew, "peak_resident_bytes": peak, "seconds": round(seconds, 1)}
+    return rows, payload
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     machine = describe()
@@ -208,6 +244,11 @@ def main(argv=None) -> int:
         rows += fuzz_rows
         payload["fuzz"] = {"examples_per_test": args.fuzz_examples, "targets": targets}
         ok = ok and all(not t["unclear"] for t in targets) and bool(targets)
+    if not args.no_hostile:
+        hostile_rows, hostile = run_hostile()
+        rows += hostile_rows
+        payload["hostile"] = hostile
+        ok = ok and hostile["tried"] > 0 and hostile["handled"] == hostile["tried"]
     if not args.no_cases:
         case_rows, results = run_cases()
         rows += case_rows

@@ -89,9 +89,11 @@ def test_the_file_costs_about_the_nll(runs, capsys, tmp_path):
 
 
 def test_image_files_and_their_errors(runs, capsys, tmp_path):
-    for k in range(2):
-        Image.fromarray((torch.rand(8, 8) * 255).to(torch.uint8).numpy(), "L").save(tmp_path / f"i{k}.png")
+    for k in range(2):      # 8-bit pictures of 17-level images, drawn as pixelcnn draws them: read exactly
+        values = (torch.randint(0, 17, (8, 8)) * 255 / 16).round().to(torch.uint8)
+        Image.fromarray(values.numpy(), "L").save(tmp_path / f"i{k}.png")
     Image.new("L", (9, 9)).save(tmp_path / "big.png")
+    Image.fromarray((torch.rand(8, 8) * 255).to(torch.uint8).numpy(), "L").save(tmp_path / "noise.png")
     status, _, err = run(capsys, "compress", runs["plain"], tmp_path / "i0.png", tmp_path / "i1.png",
                          "--out", tmp_path / "two.pxcz")
     assert status == 0, err
@@ -110,7 +112,8 @@ def test_image_files_and_their_errors(runs, capsys, tmp_path):
          "no compressed file"),
         (("decompress", tmp_path / "two.pxcz", "--run", runs["cond"], "--out", tmp_path / "o"), 2,
          "different model"),
-        (("score", runs["plain"], "digits:test"), 2, "--csv"),
+        (("compress", runs["plain"], tmp_path / "noise.png", "--out", tmp_path / "x"), 2,
+         "would change its pixels (8-bit values rounded to the model's 17 levels); pass --convert"),
     ]
     blob = (tmp_path / "two.pxcz").read_bytes()
     (tmp_path / "cut.pxcz").write_bytes(blob[:-5])
@@ -150,15 +153,19 @@ def test_score_class_conditional_labels_and_marginal(runs, capsys, tmp_path):
     model = pixelcnn.load(runs["cond"] / "model")
     test = data.load("digits", "test")
     Image.fromarray((test.images[0, 0].numpy() * 15).astype("uint8"), "L").save(tmp_path / "a.png")
+    # (values v * 15 are not how pixelcnn draws 17 levels: reading them rounds, so --convert is needed)
     status, _, err = run(capsys, "score", runs["cond"], tmp_path / "a.png", "digits:test", "--max-images", "3",
                          "--json", tmp_path / "s.json")
+    assert status == 2 and "would change its pixels" in err and "--convert" in err
+    status, _, err = run(capsys, "score", runs["cond"], tmp_path / "a.png", "digits:test", "--max-images", "3",
+                         "--json", tmp_path / "s.json", "--convert")
     assert status == 0, err
     rows = json.loads((tmp_path / "s.json").read_text())["images"]
     assert [r["label"] for r in rows] == ["marginal", *test.labels[:2].tolist()]
     x = test.images[:2].long()
     with torch.no_grad():
         assert [r["nll_nats"] for r in rows[1:]] == pytest.approx((-model.log_prob(x, test.labels[:2])).tolist())
-        image = data.read_image(tmp_path / "a.png", (1, 8, 8), 17)
+        image = data.read_image(tmp_path / "a.png", (1, 8, 8), 17, convert=True)
         per_class = torch.stack([model.log_prob(image, torch.tensor([k])) for k in range(10)])
         marginal = math.log(10) - float(torch.logsumexp(per_class.double().flatten(), 0))
     assert rows[0]["nll_nats"] == pytest.approx(marginal)

@@ -543,5 +543,5 @@ def test_a_path_outside_the_run_folder_in_its_config_is_never_written(capsys, fi
     status, _, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
     assert status == 0, err
     assert not elsewhere.exists() and not (tmp_path / "a" / "elsewhere").exists()
-    assert load_checkpoint(run_dir)["step"] == 3
+    assert load_checkpoint(run_dir)["step"] == 2 + 3                    # --max-steps on resume: 3 more steps
     assert json.loads((run_dir / "config.json").read_text())["out"] == str(run_dir)

@@ -94,6 +94,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import struct
 import zlib
@@ -102,6 +103,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .hardware import available_memory
+from .models.base import check_batch_fits
 from .sampling import cached_generate, naive_generate
 
 MAGIC = b"PXCZ"
@@ -319,6 +322,30 @@ def _frame_length(data: bytes) -> tuple:
     return fields, offset, cond_size, names_at, names_size, fixed_end, image_crc, words, expected
 
 
+NAME_COST = 100        # bytes of memory per image name once decoded (a Python str in a list), at least
+
+
+def _check_claimed_size(batch: int, image_shape, *, names: bool) -> None:
+    """Refuse a header whose image count and shape could not be decoded here, before anything is allocated:
+    the int64 images alone (and their names) must fit in the memory this process may still use. A header
+    can claim 2^32 - 1 images in a few hundred bytes (a run of names costs 30 bytes)."""
+    if batch == 0 or 0 in image_shape:
+        raise ValueError(f"corrupted pixelcnn compressed file: it claims {batch} images of shape {tuple(image_shape)}")
+    needed = batch * (8 * math.prod(image_shape) + (NAME_COST if names else 0))
+    available = available_memory()
+    if needed > available:
+        raise ValueError(f"pixelcnn compressed file too large: it claims {batch:,} images of shape "
+                         f"{tuple(image_shape)} (needs {needed / 2 ** 30:,.2f} GB to decode, {available / 2 ** 30:,.2f} "
+                         f"available)")
+
+
+def check_decodable(model, header: "Header") -> None:
+    """Refuse (ValueError "too large (needs N GB, M available)") a file whose batch the model could not decode
+    in the memory this process may still use: decoding runs the batch through the coding step at once."""
+    check_batch_fits(model, header.batch, what=f"decoding this file's {header.batch:,} images together",
+                     cached=header.step == "fast")
+
+
 def read_header(data: bytes) -> Header:
     """Parse and check a compressed file's framing; raises ValueError when it is not one, truncated or corrupted."""
     data = _as_bytes(data)
@@ -332,6 +359,9 @@ def read_header(data: bytes) -> Header:
         raise ValueError("corrupted pixelcnn compressed file: its checksum (CRC-32) does not match its contents")
     if step not in STEPS.values() or precision != PRECISION:
         raise ValueError(f"corrupted pixelcnn compressed file: step {step}, precision {precision}")
+    # (after the checksum: a flipped byte is "corrupted"; a crafted file with a valid checksum that claims
+    # more than can be decoded here is "too large", before its names or anything else is expanded)
+    _check_claimed_size(batch, (channels, height, width), names=version >= 2)
     stream = np.frombuffer(data, dtype="<u4", count=words, offset=fixed_end).astype(np.uint32)
     names = None
     if version >= 2:
@@ -526,15 +556,22 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
     """
     header = read_header(data)
     check_model(model, header, check_platform)
+    check_decodable(model, header)
     coder = _Coder(model.head, stream=header.stream)
     try:
         x = _run(model, read_condition(model, header), header.batch, header.step, coder)
+    except MemoryError:
+        raise ValueError(f"decoding this file's {header.batch:,} images together is too large for the memory "
+                         f"available") from None
     except (RuntimeError, ValueError) as err:           # the range decoder ran off its stream
-        raise ValueError(f"the stream does not decode with this model on this platform ({err})") from None
+        raise ValueError(f"corrupted pixelcnn compressed file: the stream does not decode with this model "
+                         f"({' '.join(str(err).split())[:200]})") from None
     if _image_crc(x) != header.image_crc:
-        raise ValueError("the decoded images differ from the ones compressed (their CRC-32 does not match): "
-                         f"this platform ({platform_string(model)}) computes the model's floats differently "
-                         f"from the encoder's ({header.platform})")
+        here = platform_string(model)
+        why = ("the file is corrupt (a file made here decodes exactly here)" if header.platform == here
+               else f"this platform ({here}) computes the model's floats differently from the encoder's "
+                    f"({header.platform}), or the file is corrupt")
+        raise ValueError(f"the decoded images differ from the ones compressed (their CRC-32 does not match): {why}")
     return x
 
 

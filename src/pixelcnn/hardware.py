@@ -26,6 +26,7 @@ This module imports only torch, so every layer may use it.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from dataclasses import dataclass
 
@@ -185,3 +186,34 @@ def first_line(error: BaseException) -> str:
     """An exception as one short line, for the compile fallback's warning."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes this process may still allocate on ``device``: a GPU's total memory; for the CPU the least of the
+    machine's available memory (/proc/meminfo MemAvailable, else its physical memory) and what the process's
+    address-space limit (``ulimit -v``, RLIMIT_AS) leaves."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):       # pragma: no cover - not a POSIX system
+        available = 2 ** 40
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            available = min(available, max(0, limit - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    return available

@@ -164,6 +164,52 @@ def anomaly_scores(model, x: torch.Tensor, cond=None, *, background=None, comple
     return scores
 
 
+UNLABELLED = -1          # a label that says "class not known" (a folder image without a labels.csv row)
+
+
+def score_images(model, x: torch.Tensor, labels: torch.Tensor | None = None, *, background=None,
+                 complexity: bool = False, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """The one scoring rule of ``pixelcnn score``, ``pixelcnn viz nll-map --folder`` and the app: per-image
+    ``anomaly_scores`` of x [B, C, H, W] (float64 [B] each), every image under its condition.
+
+    A class-conditional model scores an image under its label where ``labels`` [B] gives one (>= 0),
+    and an image whose label is ``UNLABELLED`` (-1) or unknown (``labels=None``) under the marginal,
+    -log (1/K) sum_k p(x | k): the likelihood of the image when its class is not known (a uniform
+    prior over the K classes), never under a class picked for it. Other models ignore ``labels``.
+    """
+    conditional = getattr(model.config, "num_classes", None) is not None
+    if not conditional or (labels is not None and bool((labels >= 0).all())):
+        cond = labels.to(x.device) if conditional else None
+        return anomaly_scores(model, x, cond, background=background, complexity=complexity, batch_size=batch_size)
+    known = labels >= 0 if labels is not None else torch.zeros(len(x), dtype=torch.bool)
+    merged = {}
+    for mask, part_cond in ((known, None if labels is None else labels[known]), (~known, MARGINAL)):
+        if mask.any():
+            cond = part_cond.to(x.device) if isinstance(part_cond, torch.Tensor) else part_cond
+            part = anomaly_scores(model, x[mask.to(x.device)], cond, background=background,
+                                  complexity=complexity, batch_size=batch_size)
+            for key, values in part.items():
+                merged.setdefault(key, torch.zeros(len(x), dtype=torch.float64))[mask] = values
+    return merged
+
+
+SCORE_COLUMNS = {"nll": "nll_nats", "bits_per_dim": "bits_per_dim", "likelihood_ratio": "likelihood_ratio",
+                 "png_bits": "png_bits", "complexity": "complexity"}
+
+
+def score_rows(names: list[str], scores: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> list[dict]:
+    """One row per image for a table: its name, the label it was scored under ("marginal" for an unlabelled
+    image of a class-conditional model; no column for other models) and each score."""
+    rows = []
+    for k, name in enumerate(names):
+        row = {"image": name}
+        if labels is not None:
+            row["label"] = int(labels[k]) if labels[k] >= 0 else MARGINAL
+        row.update({column: float(scores[key][k]) for key, column in SCORE_COLUMNS.items() if key in scores})
+        rows.append(row)
+    return rows
+
+
 def auroc(in_scores: torch.Tensor, out_scores: torch.Tensor) -> float:
     """Area under the ROC curve for telling out-of-distribution (positive) from in-distribution images.
 

@@ -113,12 +113,18 @@ def _looks_like_pickle(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
+RUN_MODEL_DIR = "model"       # a training run's saved model: RUN/model (pixelcnn train --out RUN)
+
+
 def _resolve_folder(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"no saved model at {path}: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE} "
             f"written by pixelcnn.save")
     if path.is_dir():
+        # A run folder of pixelcnn train holds its model in RUN/model: load that (the CLI takes either too).
+        if not (path / WEIGHTS_FILE).is_file() and (path / RUN_MODEL_DIR / WEIGHTS_FILE).is_file():
+            return path / RUN_MODEL_DIR
         return path
     if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
         raise ValueError(f"{path} looks like a pickle / torch.save file. {CONVERT_HINT}")
@@ -169,11 +175,30 @@ def read_config(path: str | os.PathLike) -> dict:
     return saved
 
 
+def check_weights(state: dict, expected: dict, source) -> None:
+    """Refuse, naming the tensor, weights that would load but compute nonsense: a tensor of another kind
+    than the model's (an integer or boolean tensor where the model has floats: ``load_state_dict`` would
+    cast it in silence) and a NaN or infinite value (every score NaN, every sample black)."""
+    for name, tensor in state.items():
+        want = expected.get(name)
+        if want is None:
+            continue                            # (load_state_dict names unexpected keys)
+        if want.is_floating_point() != tensor.is_floating_point() or tensor.is_complex():
+            raise ValueError(f"{source}: tensor {name!r} is {str(tensor.dtype).replace('torch.', '')}; the model "
+                             f"needs {str(want.dtype).replace('torch.', '')} (corrupt or not this model's weights)")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(f"{source}: tensor {name!r} holds {bad:,} NaN or infinite value(s) of {tensor.numel():,}: "
+                             f"these weights cannot score or sample (a diverged run saved by other code?)")
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device | None = None):
     """Rebuild a model saved by ``pixelcnn.save`` from its folder, or a zoo model (``"zoo:NAME"``); in eval mode.
 
-    ``map_location`` is the device to put it on (default: the CPU). Pickle
-    files (``.pt``, ``.pth``, ...) are refused with instructions to convert.
+    ``path`` is the model folder, or a run folder of ``pixelcnn train`` (its
+    ``model/`` is loaded). ``map_location`` is the device to put it on (default:
+    the CPU). Pickle files (``.pt``, ``.pth``, ...) are refused with instructions
+    to convert; weights of the wrong kind or not finite are refused naming the tensor.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -193,6 +218,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = None
         state = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"{weights_path} is corrupt or not a safetensors file ({err})") from None
+    check_weights(state, model.state_dict(), weights_path)
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     if len(dtypes) == 1:
         model = model.to(dtypes.pop())

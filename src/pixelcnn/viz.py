@@ -294,11 +294,14 @@ def save(image, path: str | os.PathLike) -> Path:
     """Write a PIL image as PNG (folders created as needed); returns the path."""
     from PIL.PngImagePlugin import PngInfo
 
+    from .serialization import _atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = PngInfo()
     info.add_text("Software", MARK)
-    image.save(path, format="PNG", optimize=True, pnginfo=info)
+    # (through a temporary file renamed into place: a command stopped mid-write leaves no half a PNG)
+    _atomic_write(path, lambda tmp: image.save(tmp, format="PNG", optimize=True, pnginfo=info))
     return path
 
 
@@ -562,6 +565,8 @@ def save_gif(pictures: list, path: str | os.PathLike, *, frame_ms: int = 60, hol
     reference = reference.quantize(colors=255)
     frames = [p.quantize(palette=reference, dither=Image.Dither.NONE) for p in pictures]
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                   optimize=True, comment=MARK)
+    from .serialization import _atomic_write
+
+    _atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                   duration=durations, loop=0, optimize=True, comment=MARK))
     return path

@@ -16,14 +16,13 @@ A path that exists is a path; anything else must be ``NAME:SPLIT``.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 from .common import (CommandError, UsageError, add_command, add_device_flag, add_force_flag, dataset_for, open_run,
-                     output_path, pick_images, positive, written_by_pixelcnn,
-                     written_score_table)
+                     output_path, pick_images, positive, written_by_pixelcnn)
+from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 
 EXAMPLES = {
     "compress": """
@@ -92,24 +91,15 @@ def add_parsers(sub) -> None:
                        help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score")
     score.add_argument("--complexity", action="store_true",
                        help="add the PNG bits and the complexity-corrected score (NLL bits minus PNG bits)")
-    score.add_argument("--csv", help="CSV file to write, one row per image")
+    score.add_argument("--csv", help="CSV file to write, one row per image (without --csv or --json: a table "
+                                     "is printed)")
     score.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                       help="JSON file to write (bare --json: print the JSON instead of a summary)")
+                       help="JSON file to write (bare --json: print the JSON instead of a table); always valid JSON, "
+                            "a score that is not a finite number is null")
     score.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     add_device_flag(score)
     add_force_flag(score)
     score.set_defaults(handler=cmd_score)
-
-
-def _starts_with(prefix: bytes):
-    """``own`` for output_path: a file whose first bytes show that this command wrote it."""
-    def own(path: Path) -> bool:
-        try:
-            with open(path, "rb") as f:
-                return f.read(len(prefix)) == prefix
-        except OSError:
-            return False
-    return own
 
 
 def _add_images(parser) -> None:
@@ -122,11 +112,16 @@ def _add_images(parser) -> None:
                         help="binarization of a data set split (default: the run's, for its own data set)")
     parser.add_argument("--resize", action="store_true",
                         help="scale and centre-crop image files to the model's size instead of refusing them")
+    parser.add_argument("--convert", action="store_true",
+                        help="accept image files whose pixels change when read for this model (a grey image "
+                             "thresholded for a binary model, colour to grey, 16 bits to 8), instead of refusing "
+                             "them; each conversion is reported")
 
 
 # ------------------------------------------------------------------------------------- reading IMAGES
-def read_images(run, args):
-    """IMAGES -> (int64 images [B, C, H, W], labels int64 [B] (-1: unknown), names [B])."""
+def read_images(run, args, notes: list | None = None):
+    """IMAGES -> (int64 images [B, C, H, W], labels int64 [B] (-1: unknown), names [B]); ``notes`` receives
+    one line per image file whose pixels were converted (--convert, --resize)."""
     import torch
 
     from .. import data
@@ -147,9 +142,10 @@ def read_images(run, args):
             if not files:
                 raise UsageError(f"{source} holds no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
             files = files[:left]
-            parts += [data.read_image(f, model.image_shape, model.levels, resize=args.resize) for f in files]
+            parts += [data.read_image(f, model.image_shape, model.levels, resize=args.resize, convert=args.convert,
+                                      notes=notes) for f in files]
             found = [f.name if f == path else f.relative_to(path).as_posix() for f in files]
-            known = _labels_csv(path / LABELS_FILE) if path.is_dir() else {}
+            known = labels_csv(path / LABELS_FILE) if path.is_dir() else {}
             labels += [known.get(_png_name(name), -1) for name in found]
             names += found
             continue
@@ -169,7 +165,7 @@ def read_images(run, args):
     return torch.cat(parts), torch.tensor(labels, dtype=torch.long), names
 
 
-def _labels_csv(path: Path) -> dict:
+def labels_csv(path: Path) -> dict:
     """file -> label, from a folder's labels.csv (as ``pixelcnn decompress`` writes it); {} when there is none."""
     if not path.is_file():
         return {}
@@ -209,10 +205,11 @@ def cmd_compress(args) -> str:
     from ..scores import nll
 
     positive("--batch-size", args.batch_size)
-    out = output_path(args.out, args, own=_starts_with(coding.MAGIC))
+    out = output_path(args.out, args, own=written_by_us)
     run = open_run(args.run, args.device)
     model = run.model
-    images, labels, names = read_images(run, args)
+    converted = []
+    images, labels, names = read_images(run, args, converted)
     cond = _class_labels(model, labels, args.label)
     if cond is not None and (cond < 0).any():
         first = names[int(torch.nonzero(cond < 0)[0])]
@@ -228,19 +225,36 @@ def cmd_compress(args) -> str:
         part_cond = None if cond is None else cond[start:stop].to(model._device())
         records.append(coding.compress(model, images[start:stop].to(model._device()), part_cond,
                                        method=args.method, names=names[start:stop]))
-    out.parent.mkdir(parents=True, exist_ok=True)
     blob = b"".join(records)
-    out.write_bytes(blob)
+    write_output(out, blob)
     dims = len(images) * math.prod(model.image_shape)
     model_bits = float(nll(model, images.to(model._device()), cond).sum()) / math.log(2)
-    return (f"wrote {out}: {len(images)} images in {len(blob):,} bytes = {8 * len(blob) / dims:.4f} bits/dim "
-            f"(the model's NLL: {model_bits / dims:.4f} bits/dim; {len(records)} part(s), "
-            f"{coding.read_header(records[0]).step} step)")
+    report = (f"wrote {out}: {len(images)} images in {len(blob):,} bytes = {8 * len(blob) / dims:.4f} bits/dim "
+              f"(the model's NLL: {model_bits / dims:.4f} bits/dim; {len(records)} part(s), "
+              f"{coding.read_header(records[0]).step} step)")
+    if converted:       # lossless for the converted pixels only: say which files are not stored as they were
+        report += (f"\nnot lossless for {len(converted)} image file(s): their pixels were converted before coding "
+                   f"(decompress gives the converted images):\n" + "\n".join(f"  {line}" for line in converted))
+    return report
 
 
 # ------------------------------------------------------------------------------------- decompress
+def save_image_file(image, levels: int, path: Path) -> Path:
+    """One image [C, H, W] as a PNG at its own size: grey (L) for one channel, RGB for three, each value v
+    drawn as round(v * 255 / (levels - 1)), which ``data.read_image`` reads back exactly."""
+    from .. import viz
+    from ..scores import to_pil
+
+    return viz.save(to_pil(image.cpu().numpy(), levels, one_bit=False), path)
+
+
+def write_labels(folder: Path, rows: list[tuple[str, int]]) -> Path:
+    """FOLDER/labels.csv (file,label), the file compress reads back; recorded as ours (see ``outputs``)."""
+    return write_table(folder / LABELS_FILE, [{"file": name, "label": label} for name, label in rows])
+
+
 def cmd_decompress(args) -> str:
-    from .. import coding, viz
+    from .. import coding
 
     path = Path(args.file).expanduser()
     if not path.is_file():
@@ -256,12 +270,16 @@ def cmd_decompress(args) -> str:
     for header in headers:
         try:
             coding.check_model(model, header, not args.ignore_platform)
+            coding.check_decodable(model, header)
         except ValueError as err:
             raise UsageError(f"{path}: {err}") from None
     out = output_path(args.out, args, kind="folder")
     targets = [out / _png_name(name) for header in headers for name in (header.names or [])]
-    for target in [*targets, out / LABELS_FILE]:        # refuse before decoding anything, not halfway
-        output_path(target, args, own=_starts_with(b"file,label") if target.name == LABELS_FILE else written_by_pixelcnn)
+    for target in targets:                  # refuse before decoding anything, not halfway
+        output_path(target, args)
+    conditional = any(h.cond_kind in (coding.COND_CLASS_U8, coding.COND_CLASS_U16) for h in headers)
+    if conditional:
+        output_path(out / LABELS_FILE, args, own=written_by_us)
     written, label_rows = 0, []
     for record, header in zip(records, headers):
         try:
@@ -271,50 +289,28 @@ def cmd_decompress(args) -> str:
         names = header.names or [f"{written + k:05d}.png" for k in range(header.batch)]
         cond = coding.read_condition(model, header)
         for k, (image, name) in enumerate(zip(images, names)):
-            target = output_path(out / _png_name(name), args)
-            viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), target)
+            save_image_file(image, model.levels, output_path(out / _png_name(name), args))
             if header.cond_kind in (coding.COND_CLASS_U8, coding.COND_CLASS_U16):
                 label_rows.append((_png_name(name), int(cond[k])))
         written += header.batch
     note = ""
     if label_rows:
-        with open(out / LABELS_FILE, "w", newline="") as f:
-            csv.writer(f).writerows([("file", "label"), *label_rows])
+        write_labels(out, label_rows)
         note = " and labels.csv"
     return f"wrote {written} PNG files{note} to {out}/ ({len(records)} part(s), every image checked by its CRC-32)"
 
 
 # ------------------------------------------------------------------------------------- score
-def _scores(model, background, images, cond, complexity: bool, batch_size: int) -> dict:
-    """anomaly_scores over the images, each under its condition: labels where known, the marginal elsewhere."""
-    import torch
-
-    from ..scores import MARGINAL, anomaly_scores
-
-    if cond is None or bool((cond >= 0).all()):
-        return anomaly_scores(model, images, cond, background=background, complexity=complexity,
-                              batch_size=batch_size)
-    known = cond >= 0
-    merged = {}
-    for mask, part_cond in ((known, cond[known]), (~known, MARGINAL)):
-        if mask.any():
-            part = anomaly_scores(model, images[mask], part_cond, background=background, complexity=complexity,
-                                  batch_size=batch_size)
-            for key, values in part.items():
-                merged.setdefault(key, torch.zeros(len(images), dtype=torch.float64))[mask] = values
-    return merged
-
-
 def cmd_score(args) -> str:
     import torch
 
+    from ..scores import SCORE_COLUMNS, score_images, score_rows
+
     positive("--batch-size", args.batch_size)
-    if args.csv is None and args.json is None:
-        raise UsageError("say where the scores go: --csv FILE, --json FILE or a bare --json (printed)")
     if args.csv:
-        args.csv = output_path(args.csv, args, option="--csv", own=written_score_table)
+        args.csv = output_path(args.csv, args, option="--csv", own=written_by_us)
     if args.json and args.json != "-":
-        args.json = output_path(args.json, args, option="--json", own=_starts_with(b'{\n  "run":'))
+        args.json = output_path(args.json, args, option="--json", own=written_by_us)
     run = open_run(args.run, args.device)
     model = run.model
     background = open_run(args.background, args.device).model if args.background else None
@@ -324,41 +320,28 @@ def cmd_score(args) -> str:
     if background is not None and background._device() != device:
         background = background.to(device)
     try:
-        scores = _scores(model, background, images.to(device), None if cond is None else cond.to(device),
-                         args.complexity, args.batch_size)
+        scores = score_images(model, images.to(device), cond, background=background, complexity=args.complexity,
+                              batch_size=args.batch_size)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    columns = {"nll": "nll_nats", "bits_per_dim": "bits_per_dim", "likelihood_ratio": "likelihood_ratio",
-               "png_bits": "png_bits", "complexity": "complexity"}
-    rows = []
-    for k, name in enumerate(names):
-        row = {"image": name}
-        if cond is not None:
-            row["label"] = int(cond[k]) if cond[k] >= 0 else "marginal"
-        row.update({column: float(scores[key][k]) for key, column in columns.items() if key in scores})
-        rows.append(row)
+    rows = score_rows(names, scores, cond)
+    means = {column: float(torch.as_tensor(scores[key]).mean()) for key, column in SCORE_COLUMNS.items()
+             if key in scores}
     written = []
     if args.csv:
-        target = Path(args.csv)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
-        written.append(str(target))
+        written.append(str(write_table(args.csv, rows)))
     document = {"run": str(run.path), "model": model.name, "background": args.background, "images": rows,
-                "mean": {column: float(torch.as_tensor(scores[key]).mean()) for key, column in columns.items()
-                         if key in scores}}
+                "mean": means}
     if args.json == "-":
-        print(json.dumps(document, indent=2))
+        print(json_text(document))
     elif args.json:
-        target = Path(args.json)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(document, indent=2) + "\n")
-        written.append(str(target))
-    if not written:
+        written.append(str(write_json(args.json, document)))
+    extra = "".join(f", {column} {means[column]:.3f}" for column in ("likelihood_ratio", "complexity")
+                    if column in means)
+    summary = (f"scored {len(rows)} images: mean NLL {means['nll_nats']:.3f} nats ({means['bits_per_dim']:.4f} "
+               f"bits/dim){extra}")
+    if written:
+        return f"{summary}; wrote {' and '.join(written)}"
+    if args.json == "-":
         return ""
-    mean = document["mean"]
-    extra = "".join(f", {column} {mean[column]:.3f}" for column in ("likelihood_ratio", "complexity") if column in mean)
-    return (f"scored {len(rows)} images: mean NLL {mean['nll_nats']:.3f} nats ({mean['bits_per_dim']:.4f} "
-            f"bits/dim){extra}; wrote {' and '.join(written)}")
+    return f"{print_table(rows)}\n{summary}"

@@ -5,7 +5,7 @@ line asks for something that cannot be done: a bad flag or value, a folder
 that is not a run, a model or data set that does not fit the command); 1 for
 a failure at run time (a file that cannot be read or written, a download that
 fails, training that diverges); 130 when stopped with Ctrl-C, 143 with SIGTERM
-(``pixelcnn train`` first saves a checkpoint and then exits with 0). Every error is
+(``pixelcnn train`` first saves a checkpoint when stopped during its steps). Every error is
 one line on stderr, ``pixelcnn COMMAND: error: ...``, without a traceback.
 """
 from __future__ import annotations
@@ -359,26 +359,14 @@ def written_by_pixelcnn(path: Path) -> bool:
     return MARK.encode() in head
 
 
-# The first line of each table of per-image scores that a command writes (score --csv, viz nll-map --csv).
-SCORE_TABLE_HEADERS = ("image,", "file,nll_nats,")
-
-
-def written_score_table(path: Path) -> bool:
-    """True for a CSV of per-image scores that a pixelcnn command wrote (its header says so)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().startswith(SCORE_TABLE_HEADERS)
-    except OSError:
-        return False
-
-
 def output_path(path, args=None, *, option: str = "--out", kind: str = "file", own=written_by_pixelcnn) -> Path:
     """The one check of every path a command writes; returns it as a Path, or raises UsageError.
 
     Rules (README, "Reliability"): never inside a run or model folder's own files (config.json,
     checkpoint.safetensors, model/, metrics.jsonl, samples/, ...); a ``kind="file"`` output never
     replaces a folder, and replaces an existing file only with --force or when the file is the
-    command's own earlier output (``own(path)``: pictures carry pixelcnn's mark); a ``kind="folder"``
+    command's own earlier output (``own(path)``: pictures carry pixelcnn's mark; tables and JSON are
+    recorded when written, ``outputs.written_by_us``); a ``kind="folder"``
     output (a folder of PNG files) must not be a file; a ``kind="run"`` output (the run folder of train
     or identity) must not be a file or a saved model folder.
     """

@@ -35,7 +35,8 @@ def add_parsers(sub) -> None:
     where = sample.add_argument_group("output (one or both)")
     where.add_argument("--out", help="PNG file to write: the images in a grid")
     where.add_argument("--folder", help="folder to write each image to, as its own PNG at its own size "
-                                        "(NNNN.png, or NNNN_class_K.png; e.g. for viz nll-map --folder)")
+                                        "(NNNN.png, or NNNN_class_K.png and labels.csv for a class-conditional "
+                                        "model; e.g. for viz nll-map --folder or compress)")
     add_device_flag(sample)
     add_precision_flag(sample)
     add_force_flag(sample)
@@ -71,9 +72,10 @@ def labels_for(model, *, n: int | None, label: int | None, per_class: int | None
         positive("--per-class", per_class)
     n = 16 if n is None else n
     positive("--n", n)
-    # A huge count is refused here, before the labels and file names for it are made.
+    # A huge count is refused here, before the labels and file names for it are made (the smaller bound, the
+    # cached step's: model.sample checks again for the sampler it runs).
     check_batch_fits(model, n if per_class is None else per_class * (classes or 1),
-                     what=f"--per-class {per_class}" if per_class is not None else f"--n {n}")
+                     what=f"--per-class {per_class}" if per_class is not None else f"--n {n}", cached=True)
     if classes is None:
         if label is not None or per_class is not None:
             raise UsageError("this model is unconditional: --label and --per-class need a class-conditional model")
@@ -103,17 +105,26 @@ def cmd_sample(args) -> str:
     count = (16 if args.n is None else args.n) if labels is None else len(labels)
     names = [f"{k:04d}.png" if labels is None else f"{k:04d}_class_{int(labels[k])}.png" for k in range(count)]
     if args.folder is not None:
+        from .coding import LABELS_FILE
+        from .outputs import written_by_us
+
         folder = output_path(args.folder, args, option="--folder", kind="folder")
         for name in names:
             output_path(folder / name, args, option="--folder")
+        if labels is not None:
+            output_path(folder / LABELS_FILE, args, option="--folder", own=written_by_us)
     precision = precision_for(args.precision, model, args.method)
     images = model.sample(count, labels, temperature=args.temperature, method=args.method, precision=args.precision,
                           generator=torch.Generator().manual_seed(args.seed), progress=sys.stderr.isatty())
     written = []
     if args.folder is not None:
+        from .coding import save_image_file, write_labels
+
         for name, image in zip(names, images):
-            viz.save(viz.image_grid(image[None], levels=model.levels, padding=0), folder / name)
-        written.append(f"{folder}/ ({count} PNG files)")
+            save_image_file(image, model.levels, folder / name)
+        if labels is not None:          # what compress and viz nll-map --folder read back
+            write_labels(folder, [(name, int(label)) for name, label in zip(names, labels)])
+        written.append(f"{folder}/ ({count} PNG files{' and labels.csv' if labels is not None else ''})")
     if args.out is None:
         return f"wrote {written[0]}; {precision}"
     scale = scale_for(model.image_shape, args.scale)

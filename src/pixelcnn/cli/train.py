@@ -32,7 +32,7 @@ EXAMPLES = {
   pixelcnn train --model gated_pixelcnn --data mnist5k --binarize dynamic --class-conditional \\
                  --n-layers 5 --hidden 32 --max-minutes 10 --lr-decay cosine --out runs/mnist
   pixelcnn train --preset gated-cifar10 --data photo-patches --epochs 20 --out runs/photos
-  pixelcnn train --resume runs/mnist --max-minutes 30        # continue, with a longer budget
+  pixelcnn train --resume runs/mnist --max-minutes 30        # continue: 30 more minutes of training
   pixelcnn train --model gated_pixelcnn --data mnist5k --binarize dynamic --max-steps 3000 \\
                  --precision fp32 --compile off --out runs/f32     # float32 eager whatever the hardware
 
@@ -40,7 +40,9 @@ Several GPUs (DDP): torchrun --nproc_per_node 4 -m pixelcnn train ... (the same 
 The first lines say which precision and compile setting were chosen, and why.
 The run folder gets config.json, checkpoint.safetensors, model/ (pixelcnn.load),
 metrics.jsonl, samples/*.png and, if tensorboard is installed, tensorboard/.
-Ctrl-C or SIGTERM saves a checkpoint and exits; --resume continues exactly.""",
+--out must be a new or empty folder (--force replaces the run files of a folder that is not).
+Ctrl-C or SIGTERM during training saves a checkpoint and exits (130 / 143); --resume continues
+exactly. During start-up, data loading, model build or compiling it stops at once.""",
     "eval": """
   pixelcnn eval runs/mnist                      # test NLL (nats/image and bits/dim) +- standard error
   pixelcnn eval runs/mnist --split train --json
@@ -162,7 +164,12 @@ def add_parsers(sub) -> None:
                        help=f"a named configuration: {', '.join(sorted(presets))}")
     which.add_argument("--resume", metavar="RUN", nargs="?", const=True, default=argparse.SUPPRESS,
                        help="continue the run in folder RUN (or in --out) where it stopped, with its config; "
-                            "budget flags (--max-minutes, --max-steps, --epochs, ...) may change")
+                            "budget flags given with it mean MORE training from where it stopped (--max-steps 100: "
+                            "100 more steps; --max-minutes 2: 2 more minutes; they replace the run's budget); "
+                            "without them the run finishes its own budget")
+    train.add_argument("--force", action="store_true",
+                       help="start in a folder that is not empty, replacing the run files it holds (config.json, "
+                            "checkpoint, model/, metrics.jsonl, samples/); without it --out must be new or empty")
     group = train.add_argument_group("training options (TrainConfig; a preset's schedule, such as "
                                      "pixelcnnpp-cifar10's, replaces these defaults)")
     comments = field_comments(TrainConfig)
@@ -237,11 +244,13 @@ def cmd_data(args) -> str:
 
 
 def train_config_from_args(args):
-    """The TrainConfig the flags describe (for --resume: the run's, with the flags given applied)."""
-    from ..train.config import RESUMABLE_FIELDS, TrainConfig
+    """(the TrainConfig the flags describe, resume?): for --resume, the run's config with the flags given applied
+    (refused by the one resume check, ``changed_on_resume``, when one may not change); budget flags given on
+    resume replace the run's budget (``resume_adds_budget``: they count from where it stopped)."""
+    from ..train.config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
     from ..train.loop import CONFIG_FILE
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "handler")}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "handler", "force")}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     train_values = {k: v for k, v in given.items() if k in train_names}
     model_values = {k: v for k, v in given.items() if k not in train_names}
@@ -260,13 +269,25 @@ def train_config_from_args(args):
     if not (run / CONFIG_FILE).is_file():
         raise UsageError(f"nothing to resume at {run}: no {CONFIG_FILE} (not a run folder of pixelcnn train)")
     saved = TrainConfig.load(run / CONFIG_FILE)
-    fixed = sorted([k for k, v in train_values.items() if k not in RESUMABLE_FIELDS and v != getattr(saved, k)]
-                   + [k for k, v in model_values.items() if saved.model_options.get(k, object()) != v])
+    fixed = changed_on_resume(saved, {**train_values, **{f"model_options.{k}": v for k, v in model_values.items()}})
     if fixed:
         raise UsageError(f"--resume continues a run as it was configured; these cannot change: "
-                         f"{', '.join('--' + k.replace('_', '-') for k in fixed)} "
-                         f"(may change: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FIELDS if k != 'out')})")
+                         f"{', '.join(_flag(k) for k in fixed)} "
+                         f"(may change: {', '.join(_flag(k) for k in RESUMABLE_FIELDS if k != 'out')})")
+    if resume_adds_budget(args):    # the budget given replaces the run's: N more steps, M more minutes
+        train_values = {**{k: None for k in BUDGET_FIELDS}, **train_values}
     return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
+
+
+def resume_adds_budget(args) -> bool:
+    """Whether budget flags (--max-steps, --max-minutes, --epochs) were given with --resume: more training."""
+    from ..train.config import BUDGET_FIELDS
+
+    return getattr(args, "resume", None) is not None and any(hasattr(args, k) for k in BUDGET_FIELDS)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.removeprefix("model_options.").replace("_", "-")
 
 
 def preset_schedule(name: str) -> dict:
@@ -286,18 +307,30 @@ def flag_names(message: str, names) -> str:
 def cmd_train(args) -> str:
     from ..train.loop import Trainer
 
+    import signal
+
+    from .common import Terminated
+
     names = {k for k in vars(args) if k not in ("command", "handler")}
+    trainer = None
     try:
         config, resume = train_config_from_args(args)
         if not resume:
             output_path(config.out, option="--out", kind="run")
         if not config.has_budget:
             raise UsageError("say when to stop: --epochs N, --max-steps N or --max-minutes M")
-        result = Trainer(config, resume=resume).run()
+        trainer = Trainer(config, resume=resume, force=args.force, more=resume_adds_budget(args))
+        result = trainer.run()
     except UsageError:
         raise
     except ValueError as err:                 # out-of-range values name the flag: "--lr must be ..., got -1"
         raise UsageError(flag_names(" ".join(str(err).split()), names)) from None
+    except KeyboardInterrupt:                 # stopped at once by a signal (start-up, build, compile): 143 or 130
+        if trainer is not None and trainer.stop_signal == signal.SIGTERM:
+            raise Terminated() from None
+        raise
+    if result.interrupted:                    # stopped by a signal after saving a checkpoint: 143 or 130 as well
+        raise Terminated() if trainer.stop_signal == signal.SIGTERM else KeyboardInterrupt()
     return f"test: {result.final_eval}" if result.final_eval is not None else ""
 
 

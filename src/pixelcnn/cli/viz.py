@@ -6,12 +6,12 @@ config says which data set ``--test-index`` reads.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from .common import (UsageError, add_command, add_force_flag, check_temperature, dataset_for, open_run, output_path,
-                     pick_images, seed, written_score_table)
+                     pick_images, seed)
+from .outputs import written_by_us
 
 COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
 
@@ -27,9 +27,10 @@ EXAMPLES = {
   pixelcnn viz nll-map runs/gated --test-index 0 3 --out nll_map.png
   pixelcnn viz nll-map runs/gated --folder my_images/ --csv scores.csv --out top.png   # see sample --folder
 
-With --folder every image is scored; a class-conditional model scores each image
-under --label, or else under the class that gives it the highest likelihood
-(written to the CSV's label column).""",
+With --folder every image is scored as pixelcnn score scores it: a class-conditional
+model scores each image under --label, or its label in the folder's labels.csv
+(file,label: what sample --folder and decompress write), or else under the marginal
+over classes, -log of the mean of p(x | k) (the CSV's label column says which).""",
     "animate": """
   pixelcnn viz animate runs/gated --n 16 --out sample.gif
   pixelcnn viz animate runs/gated --n 4 --label 3 --every 28 --out threes.gif""",
@@ -67,6 +68,9 @@ def _add_image_source(parser, *, many: bool) -> None:
     parser.add_argument("--label", type=int, help="class of the images for a class-conditional model")
     parser.add_argument("--resize", action="store_true",
                         help="scale and centre-crop image files to the model's size instead of refusing them")
+    parser.add_argument("--convert", action="store_true",
+                        help="accept image files whose pixels change when read for this model (a grey image "
+                             "thresholded for a binary model, colour to grey, 16 bits to 8) instead of refusing them")
     parser.add_argument("--data", help="data set for --test-index (default: the run's)")
     parser.add_argument("--binarize", choices=["dynamic", "threshold"], help="binarize --data (default: the run's)")
 
@@ -189,7 +193,8 @@ def _inputs(run, args):
     if files and indices:
         raise UsageError("give --image or --test-index, not both")
     if files:
-        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize) for p in files])
+        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize,
+                                            convert=args.convert) for p in files])
         return images, _labels(model, args.label, len(images)), [Path(p).name for p in files]
     indices = indices or [0]
     dataset = dataset_for(run, args, "test", needs="--test-index needs a data set: ")
@@ -276,7 +281,7 @@ def cmd_softmax(args) -> str:
 def cmd_nll_map(args) -> str:
     args.out = output_path(args.out, args)
     if args.folder:
-        args.csv = output_path(args.csv, args, option="--csv", own=written_score_table)
+        args.csv = output_path(args.csv, args, option="--csv", own=written_by_us)
     from .. import analysis, viz
 
     run = open_run(args.run)
@@ -305,9 +310,15 @@ def _most_likely_labels(model, images):
 
 
 def _score_folder(run, args) -> str:
+    """--folder: every image scored by ``scores.score_images`` (the rule of ``pixelcnn score``: under its label
+    from --label or the folder's labels.csv, else under the marginal over classes), a CSV of the scores and a
+    figure of the --top highest (their maps drawn under the label, or under the most likely class)."""
     import torch
 
     from .. import analysis, data, viz
+    from ..scores import score_images
+    from .coding import LABELS_FILE, labels_csv
+    from .outputs import write_table
 
     model = run.model
     folder = Path(args.folder).expanduser()
@@ -317,38 +328,47 @@ def _score_folder(run, args) -> str:
     if not files:
         raise UsageError(f"--folder {folder} has no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
     conditional = model.config.num_classes is not None
-    rows, maps = [], []
+    _labels(model, args.label, 0, fallback=torch.zeros(0))           # refuses a --label the model cannot take
+    known = labels_csv(folder / LABELS_FILE) if conditional else {}
+    rows, maps, notes = [], [], []
     for start in range(0, len(files), args.batch_size):
         chunk = files[start: start + args.batch_size]
-        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize) for p in chunk])
-        cond = _labels(model, args.label, len(images),
-                       fallback=_most_likely_labels(model, images) if conditional else None)
-        bits = analysis.nll_bits(model, images, cond)
-        nats, per_dim = analysis.nll_totals(bits, model.image_shape)
-        for k, path in enumerate(chunk):
-            row = {"file": path.relative_to(folder).as_posix(), "nll_nats": float(nats[k]),
-                   "bits_per_dim": float(per_dim[k]), "max_pixel_bits": float(bits[k].sum(0).max())}
+        names = [p.relative_to(folder).as_posix() for p in chunk]
+        images = torch.cat([data.read_image(p, model.image_shape, model.levels, resize=args.resize,
+                                            convert=args.convert, notes=notes) for p in chunk])
+        labels = None
+        if conditional:
+            labels = (torch.full((len(chunk),), args.label, dtype=torch.long) if args.label is not None else
+                      torch.tensor([known.get(name, -1) for name in names], dtype=torch.long))
+        scores = score_images(model, images, labels, batch_size=args.batch_size)
+        drawn_under = None
+        if conditional:          # a per-pixel map needs one class: the label, else the most likely one
+            drawn_under = torch.where(labels >= 0, labels, _most_likely_labels(model, images))
+        bits = analysis.nll_bits(model, images, drawn_under)
+        for k, name in enumerate(names):
+            row = {"file": name}
             if conditional:
-                row["label"] = int(cond[k])
+                row["label"] = int(labels[k]) if labels[k] >= 0 else "marginal"
+            row.update(nll_nats=float(scores["nll"][k]), bits_per_dim=float(scores["bits_per_dim"][k]),
+                       max_pixel_bits=float(bits[k].sum(0).max()))
             rows.append(row)
-            maps.append((float(nats[k]), path, images[k], bits[k]))
-    csv_path = Path(args.csv)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+            maps.append((float(scores["nll"][k]), chunk[k], images[k], bits[k]))
+    csv_path = write_table(args.csv, rows)
     top = sorted(maps, key=lambda m: -m[0])[: args.top]
     figure = viz.nll_figure(torch.stack([m[2] for m in top]), torch.stack([m[3] for m in top]),
                                 levels=model.levels, captions=[m[1].name for m in top],
                                 title=f"Highest NLL of {len(files)} images in {folder.name}/: {_describe(run)}")
     path = viz.save(figure, args.out)
     mean = sum(r["nll_nats"] for r in rows) / len(rows)
-    under = f" (each under {'--label ' + str(args.label) if args.label is not None else 'its most likely class'})" \
-        if conditional else ""
+    under = ""
+    if conditional:
+        labelled = sum(r["label"] != "marginal" for r in rows)
+        under = (f" (under --label {args.label})" if args.label is not None else
+                 f" ({labelled} under their label in {LABELS_FILE}, {len(rows) - labelled} unlabelled under the "
+                 f"marginal over classes)")
+    converted = f"\nconverted: {'; '.join(notes)}" if notes else ""
     return (f"scored {len(rows)} images{under}: mean NLL {mean:.3f} nats; wrote {csv_path} and {path} (the "
-            f"{len(top)} highest: {', '.join(m[1].name for m in top)})")
+            f"{len(top)} highest: {', '.join(m[1].name for m in top)}){converted}")
 
 
 def cmd_animate(args) -> str:

@@ -104,34 +104,69 @@ def decode_image(file: str | Path, *, channels: int, size: tuple[int, int] | Non
 
     with _open(Path(file), what) as image:
         try:
-            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+            image = ImageOps.exif_transpose(image).convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])
         except OSError as err:          # a truncated or corrupt file fails here, when decoded
             raise ValueError(f"{what}cannot decode {file} ({err})") from None
         if size is not None:
             image = ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
         array = np.asarray(image, dtype=np.uint8)                       # [H, W] or [H, W, 3]
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)   # -> [C, H, W]
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)   # -> [C, H, W] (C = 4: RGBA)
 
 
-def read_image(path: str | Path, image_shape, levels: int, *, resize: bool = False):
+def read_image(path: str | Path, image_shape, levels: int, *, resize: bool = False, convert: bool = False,
+               notes: list | None = None):
     """An image file -> the integer image [1, C, H, W] a model of ``image_shape`` and ``levels`` takes.
 
     8-bit values v become round(v * (levels - 1) / 255), which inverts the
-    drawing of ``pixelcnn.viz`` and for levels = 2 is the usual threshold
-    at 128. A file of another size is an error unless ``resize`` (then it is
-    scaled and centre-cropped).
+    drawing of ``pixelcnn.viz`` (and ``pixelcnn decompress``): for such files
+    nothing changes. A file whose pixels would change is refused (ValueError
+    naming the conversion) unless ``convert``: values between the model's
+    levels (a grey image given to a binary model is thresholded at 128),
+    colour given to a grey model (converted to grey), more than 8 bits per
+    channel, a transparent alpha channel (dropped). A file of another size is
+    an error unless ``resize`` (then it is scaled and centre-cropped, which
+    changes values too and so implies ``convert``). The size in the file's
+    header is checked before anything is decoded. ``notes``, a list, receives
+    one line per conversion made.
     """
     import torch
 
     channels, height, width = image_shape
     if channels not in (1, 3):
         raise ValueError(f"image files can feed models of 1 or 3 channels; this model has {channels}")
+    convert = convert or resize
+    changes = []
+    with _open(Path(path), "") as image:                # the header only: nothing decoded yet
+        mode, size = image.mode, image.size
+    wrong_size = f"{path} is {{}} pixels; the model takes {width}x{height} (resize it, or pass --resize / resize=True)"
+    if not resize and size not in ((width, height), (height, width)):     # (an EXIF rotation may swap them)
+        raise ValueError(wrong_size.format(f"{size[0]}x{size[1]}"))
+    if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        changes.append(f"{mode} pixels ({'32-bit' if mode in ('I', 'F') else '16-bit'}) scaled to 8 bits")
+    if "A" in mode or mode == "P":
+        rgba = decode_image(path, channels=4)
+        if (rgba[3] < 255).any():
+            changes.append("its transparency (alpha channel) dropped")
+    if channels == 1 and mode not in GREY_MODES:
+        rgb = decode_image(path, channels=3, size=(width, height) if resize else None)
+        if (rgb[0] != rgb[1]).any() or (rgb[1] != rgb[2]).any():
+            changes.append("colour converted to grey")
     values = decode_image(path, channels=channels, size=(width, height) if resize else None)
     if values.shape[1:] != (height, width):
-        raise ValueError(f"{path} is {values.shape[2]}x{values.shape[1]} pixels; the model takes "
-                         f"{width}x{height} (resize it, or pass --resize / resize=True)")
-    scaled = torch.tensor(values, dtype=torch.float64) * ((levels - 1) / 255)
-    return scaled.round().long().unsqueeze(0)                            # [1, C, H, W]
+        raise ValueError(wrong_size.format(f"{values.shape[2]}x{values.shape[1]}"))
+    quantized = np.rint(values.astype(np.float64) * ((levels - 1) / 255))            # [C, H, W]
+    drawn_back = np.rint(quantized * (255 / (levels - 1)))
+    if (drawn_back != values).any():
+        kind = "thresholded at 128 to the model's 2 levels" if levels == 2 else f"rounded to the model's {levels} levels"
+        changes.append(f"8-bit values {kind}")
+    if resize:
+        changes.insert(0, f"resized from {size[0]}x{size[1]} to {width}x{height}")
+    if changes and not convert:
+        raise ValueError(f"{path}: reading it for this model would change its pixels ({'; '.join(changes)}); "
+                         f"pass --convert / convert=True to accept the conversion")
+    if notes is not None and changes:
+        notes.append(f"{Path(path).name}: {'; '.join(changes)}")
+    return torch.from_numpy(quantized).long().unsqueeze(0)                        # [1, C, H, W]
 
 
 def read_folder(path: str, split: str, *, image_size: int | None = None, channels: int | None = None) -> SplitData:

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..nn.conv import OutputLayers, PointOutputLayers
 from ..nn.gated import GatedLayer, GatedLayerCache
-from .base import AutoregressiveModel, ModelConfig, Preset
+from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
 
 
 @dataclass
@@ -160,7 +160,8 @@ PRESETS = {
     "gated-demo": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=4,
                                                   hidden=32, kernel_size=5),
                          "ours: the class-conditional model of pixelcnn demo (binarized mnist5k, "
-                         "trained with pixelcnn.train.config.DEMO_SCHEDULE)"),
+                         "trained with pixelcnn.train.config.DEMO_SCHEDULE)",
+                         schedule=dict(DEMO_SCHEDULE, class_conditional=True)),
     "tiny-gated": Preset(GatedPixelCNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=3, hidden=8),
                          "a few thousand parameters, for tests and smoke runs"),
 }

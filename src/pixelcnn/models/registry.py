@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelcnn_pp, pixelrnn
-from .base import AutoregressiveModel, Preset, memory_bytes
+from ..hardware import available_memory
+from .base import AutoregressiveModel, Preset
 
 MODELS: dict[str, type[AutoregressiveModel]] = {
     model.name: model for model in (
@@ -59,33 +60,66 @@ def model_class(name: str) -> type[nn.Module]:
     return found
 
 
+# Config fields that repeat a block: the weights grow with each as a polynomial (linear here: a stack of
+# identical layers), so a size check need not build them.
+COUNT_FIELDS = ("n_layers", "small_n_layers")
+PROBE_COUNTS = (2, 3, 4)          # the counts the probes are built with (on the meta device: nothing allocated)
+
+
 def check_fits_in_memory(model_name: str, config) -> None:
     """Refuse sizes whose weights would not fit in memory, before allocating them (ValueError).
 
-    The model is first built on PyTorch's "meta" device, which records shapes and allocates
-    nothing, so ``hidden=10**6`` is one clear line at once rather than an allocation of
-    terabytes (or an out-of-memory kill of the whole process). The meta build costs tens of
-    milliseconds even for a tiny model, so each config is checked once per process.
+    Arithmetic on the config, not a build: the model is built on PyTorch's "meta" device (shapes,
+    no memory) with each count field (``n_layers``, ...) at 2, 3 and 4 only, and the bytes for the
+    real count follow from the quadratic through those three (exact for a stack of identical
+    layers; the counts add up when a model has two). So ``n_layers=10**9`` is one line in
+    milliseconds, not minutes of building layers (and ``hidden=10**6`` one line, not terabytes).
+    Each config is checked once per process.
     """
     _check_size(model_name, json.dumps(config.to_dict(), sort_keys=True))
+
+
+def _meta_bytes(cls, config) -> tuple[int, int]:
+    """(parameters, bytes of parameters and buffers) of ``cls(config)`` built on the meta device."""
+    try:
+        with torch.device("meta"):
+            probe = cls(config)
+    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:    # sizes torch cannot even represent
+        raise ValueError(f"cannot build {cls.name} with these sizes ({' '.join(str(err).split())[:200]})") from None
+    count = sum(t.numel() for t in probe.parameters())
+    nbytes = sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
+    return count, nbytes
+
+
+def model_size(model_name: str, config) -> tuple[int, int]:
+    """(parameters, bytes of parameters and buffers) of the model ``config`` describes, without building it."""
+    cls = model_class(model_name)
+    counts = {f: getattr(config, f) for f in COUNT_FIELDS
+              if isinstance(getattr(config, f, None), int) and getattr(config, f) > max(PROBE_COUNTS)}
+    if not counts:
+        return _meta_bytes(cls, config)
+    small = {f: PROBE_COUNTS[0] for f in counts}
+    base = _meta_bytes(cls, dataclasses.replace(config, **small))
+    total = list(base)
+    for field, count in counts.items():
+        y0, y1, y2 = (_meta_bytes(cls, dataclasses.replace(config, **{**small, field: n})) for n in PROBE_COUNTS)
+        for k in range(2):            # Newton's form of the quadratic through (2, y0), (3, y1), (4, y2), at count
+            t = count - PROBE_COUNTS[0]
+            value = y0[k] + t * (y1[k] - y0[k]) + t * (t - 1) // 2 * (y2[k] - 2 * y1[k] + y0[k])
+            total[k] += value - base[k]
+    return total[0], total[1]
 
 
 @functools.lru_cache(maxsize=256)
 def _check_size(model_name: str, config_json: str) -> None:
     cls = model_class(model_name)
     config = cls.config_class(**json.loads(config_json))
-    try:
-        with torch.device("meta"):
-            probe = cls(config)
-    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:    # sizes torch cannot even represent
-        raise ValueError(f"cannot build {model_name} with these sizes ({' '.join(str(err).split())[:200]})") from None
-    tensors = list(itertools.chain(probe.parameters(), probe.buffers()))
-    count = sum(t.numel() for t in probe.parameters())
-    nbytes = sum(t.numel() * t.element_size() for t in tensors)
-    if nbytes > memory_bytes("cpu"):
-        raise ValueError(f"{model_name} with these sizes has {count:,} parameters ({nbytes / 2 ** 30:,.1f} GiB), "
-                         f"more than this machine's {memory_bytes('cpu') / 2 ** 30:,.1f} GiB of memory: "
-                         f"choose smaller sizes (n_layers, hidden, levels, image_shape, ...)")
+    count, nbytes = model_size(model_name, config)
+    available = available_memory()
+    if nbytes > available:
+        raise ValueError(f"{model_name} with these sizes is too large (needs {nbytes / 2 ** 30:,.1f} GB for "
+                         f"{count:,} parameters, {available / 2 ** 30:,.1f} available): choose smaller sizes "
+                         f"(n_layers, hidden, levels, image_shape, ...)")
 
 
 def config_for(name: str, **overrides):

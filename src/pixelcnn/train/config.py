@@ -20,10 +20,9 @@ BINARIZE = (None, "dynamic", "threshold")
 ON_NAN = ("stop", "skip")
 DEVICES_HINT = "auto, cpu, cuda, cuda:N or mps"
 
-# The schedule of ``pixelcnn demo`` (with the "gated-demo" preset) and of the training curves in
-# benchmarks/train_curves.py: a small batch and a high peak rate with warm-up, cosine decay and EMA weights
-# reach the lowest NLL in a few CPU minutes.
-DEMO_SCHEDULE = dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0)
+# The schedule of ``pixelcnn demo`` and of the training curves in benchmarks/train_curves.py (defined beside
+# the presets that train with it, gated-demo and pixelcnn-12x32-k5).
+from ..models.base import DEMO_SCHEDULE  # noqa: E402
 
 # Fields that may differ when a run is resumed: when to stop, how often to
 # log / evaluate / save, and where to run. Everything else must match the
@@ -33,6 +32,29 @@ RESUMABLE_FIELDS = (
     "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan", "checkpoint_every_minutes",
     "precision", "compile",
 )
+# The budget: on resume, the ones given mean *more* training (``Trainer(..., more=True)``).
+BUDGET_FIELDS = ("epochs", "max_steps", "max_minutes")
+
+
+def changed_on_resume(saved: "TrainConfig", given: dict) -> list[str]:
+    """The one resume check: the names of fields in ``given`` (TrainConfig fields, and model options as
+    ``model_options.NAME`` or in a ``model_options`` dict) that differ from the ``saved`` run's and may not
+    change (everything but ``RESUMABLE_FIELDS``); empty when the run can continue as configured."""
+    changed = []
+    for name, value in given.items():
+        if name == "model_options":
+            options = value or {}
+            changed += [f"model_options.{k}" for k in sorted(set(options) | set(saved.model_options))
+                        if options.get(k, object()) != saved.model_options.get(k, object())]
+        elif name.startswith("model_options."):
+            key = name.split(".", 1)[1]
+            if saved.model_options.get(key, object()) != value:
+                changed.append(name)
+        elif name not in RESUMABLE_FIELDS and getattr(saved, name) != value:
+            changed.append(name)
+    return changed
+
+
 # Fields of older configs and what they mean now: amp (mixed precision on CUDA only) and compile (a bool).
 LEGACY_FIELDS = {"amp": ("precision", {True: "auto", False: "fp32"}), "compile": ("compile", {True: "on", False: "off"})}
 

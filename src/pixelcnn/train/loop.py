@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -41,14 +43,16 @@ from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from .config import RESUMABLE_FIELDS, TrainConfig
-from .lock import RunLock
+from .config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
+from .lock import LOCK_FILE, RunLock
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 MODEL_DIR = "model"
 SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
+# What a run folder holds that train writes (``--force`` replaces these, and only these).
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_DIR, METRICS_FILE, SAMPLES_DIR, "tensorboard")
 MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a row stop the run
 
 
@@ -207,11 +211,20 @@ class TrainResult:
     sample_grid: Path | None      # the last sample grid written
 
 
+class _EvaluationStopped(KeyboardInterrupt):
+    """A signal during an evaluation: the evaluation is dropped, then the run saves and stops."""
+
+
 # ---------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Holds the state of one run; ``run()`` is the loop. ``request_stop()`` ends it after the current step."""
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, log=None):
+    def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False, more: bool = False,
+                 log=None):
+        """``resume``: continue the run in ``config.out`` (one that never reached a checkpoint starts again
+        from step 0). ``force``: start a new run in a folder that is not empty, replacing the files of a run
+        it holds (without it only a new or empty folder is used). ``more``: on resume, ``config``'s budget
+        (epochs, max_steps, max_minutes) counts from where the run stopped (more training), not from step 0."""
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         if not config.has_budget:
@@ -219,6 +232,10 @@ class Trainer:
                              "(--epochs, --max-steps, --max-minutes)")
         self.config = config
         self.resume = resume
+        self.force = force
+        self.more = more
+        self._replacing: list[str] = []     # --force: what the folder held, replaced once set-up has worked
+        self._phase = "start-up"            # what the run is doing: a signal's effect depends on it (_stop_on_signals)
         self.run_dir = Path(config.out)
         self._log = log
         self._stop_requested = False
@@ -246,17 +263,86 @@ class Trainer:
         self._stop_requested = True
 
     # ---- set-up
-    def _check_resume_config(self) -> dict:
-        """The checkpoint to resume from, after checking the config matches the saved one."""
-        saved = TrainConfig.load(self.run_dir / CONFIG_FILE)
-        changed = [name for name, value in saved.to_dict().items()
-                   if name not in RESUMABLE_FIELDS and getattr(self.config, name) != value]
-        if changed:
-            details = ", ".join(f"{n} (run: {getattr(saved, n)!r}, given: {getattr(self.config, n)!r})"
-                                for n in changed)
-            raise ValueError(f"cannot change {details} when resuming {self.run_dir}; only "
-                             f"{', '.join(f for f in RESUMABLE_FIELDS if f != 'out')} may change")
-        return load_checkpoint(self.run_dir)
+    def _replace_run_files(self) -> None:
+        """--force: remove the run files the folder held (``RUN_FILES``; anything else stays) and say so."""
+        ours = [name for name in self._replacing if name in RUN_FILES]
+        for name in ours:
+            path = self.run_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+        kept = [name for name in self._replacing if name not in RUN_FILES]
+        self.say(f"--force: replacing {', '.join(ours) or 'nothing'} in {self.run_dir}"
+                 + (f" (kept: {', '.join(kept)})" if kept else ""))
+        self._replacing = []
+
+    def _resume_state(self) -> dict | None:
+        """The checkpoint to resume from (None: the run never reached one and starts again from step 0), after
+        the one resume check (``config.changed_on_resume``) of this config against the run's config.json and of
+        config.json against the config the checkpoint was trained with (an edited config.json is refused,
+        not printed and then ignored)."""
+        where = self.run_dir / CONFIG_FILE
+        if not where.is_file():
+            raise ValueError(f"nothing to resume at {self.run_dir}: no {CONFIG_FILE} (not a run folder of "
+                             f"pixelcnn train)")
+        saved = TrainConfig.load(where)
+        self._refuse_changes(saved, self.config.to_dict(), "given")
+        if not (self.run_dir / CHECKPOINT_FILE).exists():
+            written = sorted(p.name for p in self.run_dir.iterdir() if p.name in (MODEL_DIR, SAMPLES_DIR))
+            if written and not self.force:
+                raise ValueError(f"{self.run_dir} holds {' and '.join(f + '/' for f in written)} but no "
+                                 f"{CHECKPOINT_FILE} to resume from (deleted?): resuming would replace them with a "
+                                 f"new run; give --force to start it again from step 0, or choose another --out")
+            self.say(f"note: {self.run_dir} never reached a checkpoint: the run starts again from step 0")
+            return None
+        checkpoint = load_checkpoint(self.run_dir)
+        trained = checkpoint.get("config")
+        if isinstance(trained, dict):
+            try:
+                trained_config = TrainConfig.from_dict(trained)
+            except (TypeError, ValueError):
+                trained_config = None
+            if trained_config is not None:
+                self._refuse_changes(trained_config, saved.to_dict(), f"{CONFIG_FILE} says",
+                                     edited=f"{where} was edited after the checkpoint was written")
+        return checkpoint
+
+    def _refuse_changes(self, saved: TrainConfig, given: dict, said: str, edited: str | None = None) -> None:
+        changed = changed_on_resume(saved, given)
+        if not changed:
+            return
+
+        def value(config, name):
+            return (config.get("model_options", {}).get(name.split(".", 1)[1]) if name.startswith("model_options.")
+                    else config.get(name)) if isinstance(config, dict) else None
+
+        details = ", ".join(f"{n} (run: {value(saved.to_dict(), n)!r}, {said}: {value(given, n)!r})" for n in changed)
+        start = f"{edited}: " if edited else ""
+        raise ValueError(f"{start}cannot change {details} when resuming {self.run_dir}; only "
+                         f"{', '.join(f for f in RESUMABLE_FIELDS if f != 'out')} may change (a run with other "
+                         f"settings is a new run: another --out)")
+
+    def _check_fresh_folder(self) -> None:
+        """A new run starts only in a new or empty folder; with ``force``, in any folder, replacing the files
+        of a run there (and saying which). The lock we hold does not count."""
+        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE)
+        if not entries:
+            return
+        if self.force:          # (replaced once the data and the model are known to work: _replace_run_files)
+            self._replacing = entries
+            return
+        listed = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+        if (self.run_dir / CHECKPOINT_FILE).exists():
+            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
+                             f"(pixelcnn train --resume {self.run_dir}), replace it with --force, or choose another --out")
+        if (self.run_dir / CONFIG_FILE).exists():
+            try:
+                TrainConfig.load(self.run_dir / CONFIG_FILE)
+            except (OSError, ValueError, TypeError):
+                raise ValueError(f"{self.run_dir} holds a {CONFIG_FILE} that pixelcnn train did not write: choose "
+                                 f"another --out (or give --force to write into that folder)") from None
+            raise ValueError(f"{self.run_dir} already holds a run ({listed}) without a checkpoint: continue it with "
+                             f"--resume (it starts again from step 0), replace it with --force, or choose another --out")
+        raise ValueError(f"{self.run_dir} is not empty ({listed}): a new run starts in a new or empty folder; choose "
+                         f"another --out, or give --force to write into it")
 
     def _build_model(self, train_set):
         from ..models.registry import config_for, model_class, presets
@@ -306,17 +392,11 @@ class Trainer:
         checkpoint = None
         self._take_folder()
         if self.resume:
-            checkpoint = self._check_resume_config()
-        elif (self.run_dir / CHECKPOINT_FILE).exists():
-            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
-                             f"(pixelcnn train --resume {self.run_dir}) or choose another --out")
-        elif (self.run_dir / CONFIG_FILE).exists():
-            try:      # a run stopped before its first checkpoint may start again; anything else is not ours
-                TrainConfig.load(self.run_dir / CONFIG_FILE)
-            except (OSError, ValueError, TypeError):
-                raise ValueError(f"{self.run_dir} holds a {CONFIG_FILE} that pixelcnn train did not write: "
-                                 f"choose another --out") from None
+            checkpoint = self._resume_state()
+        elif self.dist.is_main:
+            self._check_fresh_folder()
 
+        self._phase = "data loading"
         self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
         self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
         self.steps_per_epoch = len(self.train_set) // (c.batch_size * self.dist.world_size)
@@ -324,6 +404,7 @@ class Trainer:
             raise ValueError(f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
                              f"{len(self.train_set)} training images of {c.data}")
 
+        self._phase = "model build"
         if checkpoint is not None:
             from ..serialization import model_from_config
 
@@ -336,6 +417,8 @@ class Trainer:
         # Nothing is written before the data and the model are known to work.
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self._replacing:
+                self._replace_run_files()
             c.save(self.run_dir / CONFIG_FILE)
         self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
@@ -373,6 +456,12 @@ class Trainer:
             except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:   # a hand-edited file
                 raise ValueError(f"{self.run_dir / CHECKPOINT_FILE} is corrupt or not a pixelcnn checkpoint "
                                  f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+        if self.resume and self.more:
+            self._extend_budget()
+        elif self.resume and self._budget_spent():
+            raise ValueError(f"the run in {self.run_dir} has done its budget ({self._budget_text()}; at step "
+                             f"{self.step}, {self.train_seconds / 60:.2f} minutes of training): give --max-steps N, "
+                             f"--max-minutes M or --epochs E for that much more training")
         self._choose_compile()
         # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
         self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
@@ -388,6 +477,28 @@ class Trainer:
         self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
                  + (f"; resuming at step {self.step}" if self.resume else ""))
         self.say(f"{self.precision}; {self.compile_reason}")
+
+    def _budget_text(self) -> str:
+        c = self.config
+        return ", ".join(f"{name} {getattr(c, name):g}" for name in BUDGET_FIELDS if getattr(c, name) is not None)
+
+    def _extend_budget(self) -> None:
+        """Resume with ``more``: the budget given counts from here (max_steps N: N more steps; max_minutes M:
+        M more minutes of training; epochs E: E more passes), and says so (the new totals are saved)."""
+        c = self.config
+        totals = {}
+        if c.max_steps is not None:
+            totals["max_steps"] = self.step + c.max_steps
+        if c.max_minutes is not None:
+            totals["max_minutes"] = round(self.train_seconds / 60 + c.max_minutes, 6)
+        if c.epochs is not None:
+            totals["epochs"] = round(self.step / self.steps_per_epoch + c.epochs, 6)
+        given = ", ".join(f"{name} {getattr(c, name):g} more" for name in totals)
+        self.config = c = dataclasses.replace(c, **totals)
+        if self.dist.is_main:
+            c.save(self.run_dir / CONFIG_FILE)
+        self.say(f"resuming at step {self.step} ({self.train_seconds / 60:.2f} minutes of training): {given}; "
+                 f"stops at {self._budget_text()} in all")
 
     def _choose_compile(self) -> None:
         """torch.compile the loss module when --compile says so (auto: for a long enough rest of the run)."""
@@ -471,22 +582,26 @@ class Trainer:
 
         Non-finite weights are never written: the last good checkpoint and model stay. A write that
         fails (disk full, read-only folder) leaves the previous files whole and stops the run."""
-        from ..serialization import save
-
         if self.dist.is_main:
-            for name, module in (("model", self.model), ("EMA model", self.eval_model)):
-                if not all(torch.isfinite(p).all() for p in module.state_dict().values() if p.is_floating_point()):
-                    raise FloatingPointError(
-                        f"the {name}'s weights are not finite at step {self.step}: nothing was saved; the last "
-                        f"checkpoint and {self.run_dir / MODEL_DIR} are kept. Try a lower --lr or --grad-clip")
-            try:
-                save(self.eval_model, self.run_dir / MODEL_DIR)
-                save_checkpoint(self._state(), self.run_dir)
-            except OSError as err:
-                raise OSError(f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
-                              f"in {self.run_dir} are intact") from None
+            with self._during("saving"):
+                self._save_files()
         self._last_checkpoint_time = time.monotonic()
         distributed.barrier(self.dist)
+
+    def _save_files(self) -> None:
+        from ..serialization import save
+
+        for name, module in (("model", self.model), ("EMA model", self.eval_model)):
+            if not all(torch.isfinite(p).all() for p in module.state_dict().values() if p.is_floating_point()):
+                raise FloatingPointError(
+                    f"the {name}'s weights are not finite at step {self.step}: nothing was saved; the last "
+                    f"checkpoint and {self.run_dir / MODEL_DIR} are kept. Try a lower --lr or --grad-clip")
+        try:
+            save(self.eval_model, self.run_dir / MODEL_DIR)
+            save_checkpoint(self._state(), self.run_dir)
+        except OSError as err:
+            raise OSError(f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
+                          f"in {self.run_dir} are intact") from None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -626,25 +741,32 @@ class Trainer:
     # ---- evaluation
     def _evaluate(self) -> None:
         """Test NLL of the evaluation model (and a sample grid); process 0 only."""
+        self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
+        if self.dist.is_main:
+            try:
+                with self._during("evaluation"):
+                    self._evaluate_and_log()
+            except _EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
+                pass
+        distributed.barrier(self.dist)
+
+    def _evaluate_and_log(self) -> None:
         from ..evaluate import evaluate
 
         c = self.config
-        self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
-        if self.dist.is_main:
-            started = time.perf_counter()
-            # (in float32 whatever the training precision: the NLL in the log is the model's exact one)
-            result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
-                              batch_size=max(64, c.batch_size))
-            self.final_eval = result
-            record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                      "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
-            if c.sample_images:
-                self.sample_grid = self._write_samples()
-                record["sample_grid"] = str(self.sample_grid)
-            record["eval_seconds"] = round(time.perf_counter() - started, 2)
-            self.metrics.write(record)
-            self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
-        distributed.barrier(self.dist)
+        started = time.perf_counter()
+        # (in float32 whatever the training precision: the NLL in the log is the model's exact one)
+        result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
+                          batch_size=max(64, c.batch_size))
+        self.final_eval = result
+        record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                  "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
+        if c.sample_images:
+            self.sample_grid = self._write_samples()
+            record["sample_grid"] = str(self.sample_grid)
+        record["eval_seconds"] = round(time.perf_counter() - started, 2)
+        self.metrics.write(record)
+        self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
 
     def _write_samples(self) -> Path:
         from .. import viz
@@ -676,18 +798,29 @@ class Trainer:
     # ---- signals
     @contextlib.contextmanager
     def _stop_on_signals(self):
-        """Ctrl-C / SIGTERM: stop after this step and save; a second Ctrl-C aborts at once."""
+        """Ctrl-C / SIGTERM. During training steps: stop after this step and save a checkpoint. While saving:
+        the save completes first (seconds), then the same. During an evaluation: the evaluation is dropped, then
+        the same. At any other moment (start-up, data loading, model build, the first compiled step, which
+        compiles for tens of seconds): stop at once (KeyboardInterrupt; ``stop_signal`` says which signal),
+        releasing the lock and leaving no half-written file. A second signal stops at once, whatever the phase."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum, frame):
-            if self._stop_requested:
+            self.stop_signal = signum
+            name = signal.Signals(signum).name
+            if self._stop_requested or self._phase not in ("steps", "saving", "evaluation"):
+                if not self._stop_requested:
+                    sys.stderr.write(f"\n{name} during {self._phase}: stopping now\n")
                 raise KeyboardInterrupt
             self.request_stop()
-            self.stop_signal = signum
-            sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-                             f"(Ctrl-C again to abort without saving)\n")
+            doing = {"steps": "stopping after this step and saving a checkpoint",
+                     "saving": "stopping once this checkpoint is written",
+                     "evaluation": "dropping this evaluation, saving a checkpoint and stopping"}[self._phase]
+            sys.stderr.write(f"\n{name}: {doing} (Ctrl-C again to abort without saving)\n")
+            if self._phase == "evaluation":
+                raise _EvaluationStopped
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -695,6 +828,15 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+    @contextlib.contextmanager
+    def _during(self, phase: str):
+        """Mark what the run is doing (for the signal handler), then go back to the previous phase."""
+        previous, self._phase = self._phase, phase
+        try:
+            yield
+        finally:
+            self._phase = previous
 
     # ---- the loop
     def run(self) -> TrainResult:
@@ -708,6 +850,7 @@ class Trainer:
 
         with self._stop_on_signals():
             self._setup()
+            self._phase = "steps"
             self._last_checkpoint_time = time.monotonic()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
@@ -721,7 +864,9 @@ class Trainer:
                         break
                     started = time.perf_counter()
                     images, labels = self._batch(self.step)
-                    loss, grad_norm, lr = self._train_step(images, labels)
+                    # (the first compiled step compiles for tens of seconds: a signal then stops at once)
+                    with self._during("compiling" if self.compiled and self.step == start_step else "steps"):
+                        loss, grad_norm, lr = self._train_step(images, labels)
                     seconds = time.perf_counter() - started
                     self.step += 1
                     self.train_seconds += seconds
@@ -741,6 +886,7 @@ class Trainer:
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()
                 self._save()
+                interrupted = self._stop_requested
             finally:
                 self._bar.close()
                 self._bar = None
@@ -802,6 +948,7 @@ class Trainer:
         return min(self.train_seconds, round(60 * self.config.max_minutes))    # the last step ends past the budget
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
-    """Train as ``config`` says (``resume=True``: continue the run in ``config.out``); see the module docstring."""
-    return Trainer(config, resume=resume).run()
+def train(config: TrainConfig, *, resume: bool = False, force: bool = False, more: bool = False) -> TrainResult:
+    """Train as ``config`` says (``resume=True``: continue the run in ``config.out``; ``force``, ``more``: see
+    ``Trainer``); see the module docstring."""
+    return Trainer(config, resume=resume, force=force, more=more).run()
