@@ -17,6 +17,8 @@ import pixelcnn
 from pixelcnn import coding
 from pixelcnn.models.gated import GatedPixelCNNCache
 
+pytestmark = pytest.mark.slow          # the budgeted gpu_check runs: the slow tier
+
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 

@@ -22,6 +22,8 @@ import pixelcnn
 from pixelcnn import cli, coding, data
 from pixelcnn.train import load_checkpoint
 
+pytestmark = pytest.mark.slow    # capped child processes, one per hostile case: the slow tier
+
 CAP_BYTES = 1 << 30             # the memory a case may add to the imported process
 TIME_LIMIT_S = 5.0              # the time a case may take once imported (the bound; see ``slack``)
 REPORT = os.environ.get("PIXELCNN_HOSTILE_REPORT")    # benchmarks/faults.py: one JSON line per case here

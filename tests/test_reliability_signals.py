@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from test_reliability_hostile import REPORT, slack
+
+pytestmark = pytest.mark.slow    # signals to training subprocesses: the slow tier
 
 TINY = ["train", "--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--no-progress", "--no-tensorboard",
         "--sample-images", "0", "--data", "digits", "--eval-images", "16", "--batch-size", "8", "--compile", "off",

@@ -339,7 +339,7 @@ def _check_claimed_size(batch: int, image_shape, *, names: bool) -> None:
                          f"available)")
 
 
-def check_decodable(model, header: "Header") -> None:
+def check_decodable(model, header: Header) -> None:
     """Refuse (ValueError "too large (needs N GB, M available)") a file whose batch the model could not decode
     in the memory this process may still use: decoding runs the batch through the coding step at once."""
     check_batch_fits(model, header.batch, what=f"decoding this file's {header.batch:,} images together",

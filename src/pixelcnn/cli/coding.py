@@ -21,7 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .common import (CommandError, UsageError, add_command, add_device_flag, add_force_flag, dataset_for, open_run,
-                     output_path, pick_images, positive, written_by_pixelcnn)
+                     output_path, pick_images, positive)
 from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 
 EXAMPLES = {

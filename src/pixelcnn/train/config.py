@@ -22,7 +22,7 @@ DEVICES_HINT = "auto, cpu, cuda, cuda:N or mps"
 
 # The schedule of ``pixelcnn demo`` and of the training curves in benchmarks/train_curves.py (defined beside
 # the presets that train with it, gated-demo and pixelcnn-12x32-k5).
-from ..models.base import DEMO_SCHEDULE  # noqa: E402
+from ..models.base import DEMO_SCHEDULE  # noqa: E402, F401 (re-exported: benchmarks and the CLI import it from here)
 
 # Fields that may differ when a run is resumed: when to stop, how often to
 # log / evaluate / save, and where to run. Everything else must match the
@@ -36,7 +36,7 @@ RESUMABLE_FIELDS = (
 BUDGET_FIELDS = ("epochs", "max_steps", "max_minutes")
 
 
-def changed_on_resume(saved: "TrainConfig", given: dict) -> list[str]:
+def changed_on_resume(saved: TrainConfig, given: dict) -> list[str]:
     """The one resume check: the names of fields in ``given`` (TrainConfig fields, and model options as
     ``model_options.NAME`` or in a ``model_options`` dict) that differ from the ``saved`` run's and may not
     change (everything but ``RESUMABLE_FIELDS``); empty when the run can continue as configured."""
