@@ -18,7 +18,7 @@ from conftest import run
 
 REPO = Path(__file__).resolve().parents[1]
 # The entries the README and the app rely on; a missing one is a packaging bug, not a skip.
-EXPECTED = {"digits", "mnist5k"}
+EXPECTED = {"digits", "mnist5k", "photo-patches"}
 ZOO_LIMIT_BYTES = 25_000_000
 
 
