@@ -294,6 +294,9 @@ def run_kills(args) -> tuple[list, dict, bool]:
         while len(kills) < args.kills:
             resume = (faulty / "checkpoint.safetensors").exists()
             saved_before, log_before = (check_folder(faulty) if resume else 0), inode(faulty / "metrics.jsonl")
+            if saved_before >= args.steps:      # the last kill came after the final checkpoint: nothing to resume
+                print("the run finished before the remaining kills; starting it again is not needed", flush=True)
+                break
             resumes += resume
             restarts += not resume
             process = subprocess.Popen(train_command(args, faulty, resume=resume), stdout=subprocess.DEVNULL,
@@ -338,11 +341,14 @@ def run_kills(args) -> tuple[list, dict, bool]:
             print(f"kill {len(kills):>3}: after {delay:5.1f} s ({phase:<8}), step {done:>4} reached, checkpoint at "
                   f"{saved if saved is not None else '-':>4}, {steps_lost} steps lost"
                   + (", during a checkpoint write" if writing else ""), flush=True)
-        finish = subprocess.run(train_command(args, faulty, resume=(faulty / "checkpoint.safetensors").exists()),
-                                capture_output=True, text=True)
-        if finish.returncode != 0:
-            raise SystemExit(f"the last resume failed: {finish.stderr.strip()[-500:]}")
-        resumes += 1
+        # Resume to the end unless the run already got there (a resume of a finished run is refused: its budget
+        # flags would mean more training).
+        if (check_folder(faulty) or 0) < args.steps:
+            finish = subprocess.run(train_command(args, faulty, resume=(faulty / "checkpoint.safetensors").exists()),
+                                    capture_output=True, text=True)
+            if finish.returncode != 0:
+                raise SystemExit(f"the last resume failed: {finish.stderr.strip()[-500:]}")
+            resumes += 1
         same = equal(final_weights(reference), final_weights(faulty))
     finally:
         if not args.work:

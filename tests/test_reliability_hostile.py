@@ -9,6 +9,7 @@ result, in seconds, with every file outside its named output byte for byte uncha
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def snapshot(folder: Path, skip: tuple = ()) -> dict:
 
 def capped(tmp: Path, case: str, *, argv=None, python=None, cap: int = CAP_BYTES, timeout: float = 240) -> dict:
     """Run one case in a capped child (see DRIVER); returns its report."""
-    report = tmp / f".report-{case}.json"
+    report = tmp / f".report-{re.sub(r'[^A-Za-z0-9_.-]', '_', case)}.json"      # a case name may hold a "/"
     spec = {"cap": cap, "report": str(report), **({"argv": [str(a) for a in argv]} if argv else {"python": python})}
     env = {**os.environ, "PIXELCNN_DATA": str(tmp / ".cache")}
     done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=tmp, env=env, timeout=timeout,

@@ -79,12 +79,18 @@ SCRIPTS = {
 }
 
 
+# Scripts whose documented commands another test runs (they need a running app or a browser).
+TESTED_ELSEWHERE = {"benchmarks/app_latency.py": "tests/test_app.py", "docs/app_screenshots.py": "tests/test_app_browser.py"}
+
+
 def script_commands():
-    """The documented ``python SCRIPT`` commands, each once (``python -m ...`` is tested elsewhere)."""
+    """The documented ``python SCRIPT`` commands, each once (``python -m ...`` and ``TESTED_ELSEWHERE`` are
+    tested elsewhere)."""
     seen, commands = set(), []
     for document in DOCUMENTS:
         for command in documented_commands(document):
-            if command.program == "python" and command.argv[1] != "-m" and command.text not in seen:
+            if command.program == "python" and command.argv[1] != "-m" and command.text not in seen \
+                    and command.argv[1] not in TESTED_ELSEWHERE:
                 seen.add(command.text)
                 commands.append(pytest.param(command, id=f"{document.relative_to(REPO)}:{command.source.split(':')[1]}"))
     return commands
