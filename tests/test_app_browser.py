@@ -6,7 +6,8 @@ which turns the skip into a failure.
 from __future__ import annotations
 
 import os
-import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,10 @@ def test_the_documented_screenshot_command_writes_its_pictures(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     model = pixelcnn.build("pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=1, hidden=4)
     pixelcnn.save(model, tmp_path / command.argv[2])                        # runs/gated: a model folder here
-    assert runpy.run_path(str(ROOT / command.argv[1]))["main"](command.argv[2:] + ["--data", "digits"]) == 0
+    # A process of its own: Playwright's sync API refuses to run where another test left an asyncio loop.
+    done = subprocess.run([sys.executable, str(ROOT / command.argv[1]), *command.argv[2:], "--data", "digits"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
     shots = sorted((tmp_path / "docs").glob("app-*.png"))
     assert [p.name for p in shots] == sorted(f"app-{name}.png" for name in ("complete", "sample", "likelihood",
                                                                               "compress", "inside"))

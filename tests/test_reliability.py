@@ -399,8 +399,11 @@ def _wait_until_command_runs(process, timeout: float = 120.0) -> None:
 def test_sigterm_and_ctrl_c_exit_with_143_and_130_without_a_traceback(sig, status):
     import signal
 
+    # SIGINT back to its default in the child: a shell's background job (a CI runner's) starts with it ignored,
+    # and Python then never raises KeyboardInterrupt.
     process = subprocess.Popen([sys.executable, "-m", "pixelcnn", "models", "--count"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_until_command_runs(process)                        # imported, counting parameters
     process.send_signal(getattr(signal, sig))
     out, err = process.communicate(timeout=60)
