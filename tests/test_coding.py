@@ -1,7 +1,10 @@
 """Lossless compression: bit-exact round trips for every model family, sizes at the NLL, clear refusals."""
 from __future__ import annotations
 
+import contextlib
 import math
+import random
+import struct
 import zlib
 
 import numpy as np
@@ -321,3 +324,42 @@ def test_docs_snippet_runs():
     exec(compile(snippet, "docs/compression.md", "exec"), namespace)
     assert torch.equal(namespace["x_again"], namespace["x"])
     assert set(namespace["s"]) >= {"nll", "likelihood_ratio", "complexity"}
+
+
+PEAKED_MODEL = None
+
+
+def peaked_model():
+    """A 28x28 binary model whose untrained probabilities are far from uniform (seed 0)."""
+    global PEAKED_MODEL
+    if PEAKED_MODEL is None:
+        torch.manual_seed(0)
+        PEAKED_MODEL = build("gated_pixelcnn", image_shape=(1, 28, 28), levels=2, n_layers=2, hidden=32)
+    return PEAKED_MODEL
+
+
+def with_stream(data: bytes, stream: bytes) -> bytes:
+    """``data`` (a valid file) with its coded stream replaced by ``stream`` and the CRC-32 made valid again."""
+    words = len(read_header(data).stream)
+    image_crc = data[-4 - 4 * words - 8:-4 - 4 * words - 4]
+    body = data[:-4 - 4 * words - 8] + image_crc + struct.pack("<I", len(stream) // 4) + stream
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_a_stream_the_range_decoder_asserts_on_is_a_clear_error():
+    # CI met this: constriction raises AssertionError ("compressed data that is invalid for the
+    # employed entropy model") for some garbage; it must reach the user as our ValueError.
+    model = peaked_model()
+    data = compress(model, torch.zeros(1, 1, 28, 28, dtype=torch.long))
+    assert decompress(model, with_stream(data, read_header(data).stream.tobytes())).sum() == 0   # the splice is exact
+    with pytest.raises(ValueError, match="corrupted pixelcnn compressed file: .*no encoder writes"):
+        decompress(model, with_stream(data, random.Random(1).randbytes(64)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.binary(min_size=4, max_size=64).map(lambda b: b[:len(b) // 4 * 4]))
+def test_any_stream_is_decoded_or_refused_with_a_value_error(stream):
+    model = peaked_model()
+    data = compress(model, torch.zeros(1, 1, 28, 28, dtype=torch.long))
+    with contextlib.suppress(ValueError):
+        decompress(model, with_stream(data, stream))

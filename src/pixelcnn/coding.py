@@ -478,7 +478,12 @@ class _Coder:
             values = self.image[:, channel, row, col]                          # [B] int32
             self.encoder.encode(values, self.family, table)
         else:
-            values = self.decoder.decode(self.family, table)                   # [B] int32
+            try:
+                values = self.decoder.decode(self.family, table)               # [B] int32
+            except AssertionError as err:
+                # constriction checks its decoder state with an assertion: bytes that no encoder
+                # could have written for these probabilities (a damaged or forged stream).
+                raise ValueError(f"the range decoder met data no encoder writes ({err})") from None
         return torch.from_numpy(np.asarray(values, dtype=np.int64)).to(params.device)
 
 
