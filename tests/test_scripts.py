@@ -61,6 +61,9 @@ SCRIPTS = {
          "--fuzz-examples", "0", "--no-cases", "--no-hostile"], "--out", "runs/faults.json"),  # (they run in the suite)
     "benchmarks/sample_quality.py": Script(
         ["--per-class", "1", "--classifier-epochs", "1"], "--out", "runs/sample_quality.json"),
+    "benchmarks/families.py": Script(
+        ["--only", "row-lstm", "pixelcnn-ae", "mse-ae", "--minutes", "0.005", "--per-class", "1",
+         "--classifier-epochs", "1", "--eval-images", "8"], "--out", "runs/families.json"),
     "benchmarks/zoo.py": Script(["--max-images", "8"], "--out", "runs/zoo.json"),
     "benchmarks/gpu_check.py": Script(["--device", "cpu", "--tiny", "--minutes", "0.5", "--grace", "0"], "--out",
                                       "runs/gpu_check.json"),      # (--grace 0: never os._exit the test runner)
