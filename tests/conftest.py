@@ -69,6 +69,23 @@ def model_cases(conditions=tuple(CONDITIONS)) -> list[tuple[str, str]]:
     return cases
 
 
+# The family every proof keeps in the quick tier (``pytest -m "not slow"``); the sweep over the other
+# registry models is marked slow and runs in the full suite (.ci/run), so a new model is still proven there.
+QUICK_FAMILY = "gated_pixelcnn"
+
+
+def proof_cases(conditions=tuple(CONDITIONS)) -> list:
+    """``model_cases`` as pytest parameters: the quick family's in the quick tier, every other model's slow."""
+    return [pytest.param(name, condition, marks=() if name == QUICK_FAMILY else pytest.mark.slow)
+            for name, condition in model_cases(conditions)]
+
+
+def proof_names(conditions=tuple(CONDITIONS)) -> list:
+    """The registry names of ``model_cases(conditions)`` once each, as pytest parameters marked as above."""
+    names = dict.fromkeys(name for name, _ in model_cases(conditions))
+    return [pytest.param(name, marks=() if name == QUICK_FAMILY else pytest.mark.slow) for name in names]
+
+
 def make_cond(model, batch: int, generator: torch.Generator | None = None):
     """A valid random condition for ``model`` (None when it is unconditional; the auto-encoder: a code)."""
     config = model.config

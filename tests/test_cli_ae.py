@@ -149,6 +149,7 @@ def grouped_cells(path, rows: int, groups: list[int], size: int = 28, padding: i
     return [grid[:, start:start + n] for start, n in zip(starts, groups)]
 
 
+@pytest.mark.slow                                   # trains the three stages of an identity run
 def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, capsys):
     run = tmp_path / "identity"
     argv = ["identity", "--data", "mnist5k", "--binarize", "dynamic", "--classes", "0-6", "--identity-images", "0",
@@ -183,6 +184,7 @@ def test_identity_trains_both_stages_and_draws_the_unseen_classes(tmp_path, caps
     assert "other settings (decoder_steps differ)" in capsys.readouterr().err
 
 
+@pytest.mark.slow                                   # trains the three stages of an identity run
 def test_identity_on_glyphs_holds_out_whole_fonts(tmp_path, capsys):
     run = tmp_path / "glyphs"
     assert main(["identity", "--embedding-dim", "3", "--triplet-steps", "2", "--steps", "2", "--n-layers", "1",

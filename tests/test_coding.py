@@ -17,13 +17,13 @@ import pixelcnn
 from pixelcnn import coding
 from pixelcnn.coding import MAGIC, TOTAL, compress, decompress, quantize, read_condition, read_header
 
-from conftest import model_cases, tiny_model_config
+from conftest import proof_cases, tiny_model_config
 
 # (C, H, W), levels: binary images (a Bernoulli head) and 8-bit colour images (a 256-way softmax).
 IMAGES = {"binary": ((1, 6, 6), 2), "colour": ((3, 4, 4), 256)}
 # Every registry model from its tiny-* preset (conftest.TINY_MODELS), under each of these conditions it
 # takes (the auto-encoder: "vector", its own code, which the file stores).
-FAMILY_CONDITIONS = model_cases(["none", "class", "vector"])
+FAMILY_CONDITIONS = proof_cases(["none", "class", "vector"])
 
 
 @pytest.fixture(autouse=True)
@@ -356,6 +356,7 @@ def test_a_stream_the_range_decoder_asserts_on_is_a_clear_error():
         decompress(model, with_stream(data, random.Random(1).randbytes(64)))
 
 
+@pytest.mark.slow                                   # a property test: 25 decodes of a 28x28 image
 @settings(max_examples=25, deadline=None)
 @given(st.binary(min_size=4, max_size=64).map(lambda b: b[:len(b) // 4 * 4]))
 def test_any_stream_is_decoded_or_refused_with_a_value_error(stream):

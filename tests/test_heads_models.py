@@ -21,7 +21,7 @@ def sharpened(model, factor=3.0):
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 3), (3, 1, 2)])
-@pytest.mark.parametrize("name", ["pixelcnn", "gated_pixelcnn", "pixelcnn_pp"])
+@pytest.mark.parametrize("name", ["pixelcnn", "gated_pixelcnn", pytest.param("pixelcnn_pp", marks=pytest.mark.slow)])
 def test_probabilities_of_all_images_sum_to_one(name, shape):
     model = sharpened(tiny(name, image_shape=shape, levels=4, num_classes=2, **SIZES, **MIXTURE))
     assert isinstance(model.head, LogisticMixtureHead)

@@ -3,7 +3,7 @@ at every step, and under the same generator it draws the same images as the naiv
 import pytest
 import torch
 
-from conftest import make_cond, model_cases, tiny
+from conftest import make_cond, proof_cases, proof_names, tiny
 
 # Larger than the tiny configurations where a model has the option: three layers of 5x5 kernels for
 # the convolutional models (PixelCNN++ has fixed 2x3 / 2x2 ones); a 3x3 input layer for the LSTMs.
@@ -37,7 +37,7 @@ def _check_every_step(model, x, start_row, cond, rtol, atol):
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name, condition", model_cases())
+@pytest.mark.parametrize("name, condition", proof_cases())
 def test_fast_logits_equal_full_forward_in_float64(name, condition, channels):
     model = tiny(name, condition, image_shape=(channels, 4, 5), levels=5, hidden=6, **SIZES.get(name, {}))
     for start_row in (0, 2):
@@ -45,7 +45,7 @@ def test_fast_logits_equal_full_forward_in_float64(name, condition, channels):
         _check_every_step(model, x, start_row, make_cond(model, 2), rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", [name for name, _ in model_cases(["class"])])
+@pytest.mark.parametrize("name", proof_names(["class"]))
 def test_fast_logits_equal_full_forward_in_float32(name):
     model = tiny(name, image_shape=(3, 4, 4), levels=256, hidden=12, n_layers=3, num_classes=2).float()
     x = torch.randint(0, 256, (2, 3, 4, 4))
@@ -53,7 +53,7 @@ def test_fast_logits_equal_full_forward_in_float32(name):
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name, condition", model_cases(["none", "class", "spatial"]))
+@pytest.mark.parametrize("name, condition", proof_cases(["none", "class", "spatial"]))
 def test_fast_and_naive_draw_the_same_images(name, condition, channels):
     model = tiny(name, condition, image_shape=(channels, 5, 4), levels=2 if channels == 1 else 16, hidden=6,
                  **SIZES.get(name, {}))

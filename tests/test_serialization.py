@@ -6,10 +6,10 @@ import torch
 import pixelcnn
 from pixelcnn import serialization
 
-from conftest import make_cond, model_cases, tiny_model_config
+from conftest import make_cond, proof_cases, tiny_model_config
 
 
-@pytest.mark.parametrize("name, condition", model_cases(["none", "class", "spatial"]))
+@pytest.mark.parametrize("name, condition", proof_cases(["none", "class", "spatial"]))
 def test_every_registry_model_saves_and_loads(tmp_path, name, condition):
     """Each registry model, from its ``tiny-*`` preset: the same config, log_prob and samples after loading."""
     tiny_of = tiny_model_config(name)

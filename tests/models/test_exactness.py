@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from conftest import all_images, make_cond, model_cases, tiny
+from conftest import all_images, make_cond, proof_cases, proof_names, tiny
 
 # The auto-encoder is always conditioned on a code: it takes part where a test has a "vector" condition.
-UNCONDITIONAL = [name for name, _ in model_cases(["none"])]
-CLASS_CONDITIONAL = [name for name, _ in model_cases(["class"])]
+UNCONDITIONAL = proof_names(["none"])
+CLASS_CONDITIONAL = proof_names(["class"])
 
 
 def _total_probability(model, images, cond):
@@ -20,7 +20,7 @@ def _total_probability(model, images, cond):
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 3), (3, 2, 2)])
-@pytest.mark.parametrize("name, condition", model_cases())
+@pytest.mark.parametrize("name, condition", proof_cases())
 def test_probabilities_of_all_binary_images_sum_to_one(name, condition, shape):
     model = tiny(name, condition, image_shape=shape, levels=2, hidden=6, n_layers=2)
     images = all_images(shape, 2)                                   # 512 or 4096 images
@@ -45,7 +45,7 @@ def test_float32_models_normalize_too(name):
         assert _total_probability(model, all_images((1, 3, 3), 2), None) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("name, condition", model_cases(["none", "vector"]))
+@pytest.mark.parametrize("name, condition", proof_cases(["none", "vector"]))
 def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condition):
     """Teacher forcing gives what generating pixel-channel by pixel-channel would score."""
     model = tiny(name, condition, image_shape=(3, 3, 3), levels=7, hidden=6, n_layers=2)

@@ -37,6 +37,7 @@ def grid_first_allowed(image_shape, factor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ likelihood
+@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
 @pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("layer", LAYERS)
 def test_probabilities_of_all_binary_images_sum_to_one(layer, condition):
@@ -118,6 +119,7 @@ def _chi_square(model, samples):
     return ((observed - expected) ** 2 / expected).sum().item()
 
 
+@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
 @pytest.mark.parametrize("layer", LAYERS)
 def test_samples_follow_the_model_and_the_raster_order_would_not(layer):
     """1 x 3 images: the order is (0, 0), (0, 2), then (0, 1). 12,000 samples, 7 degrees of freedom."""
@@ -192,6 +194,7 @@ def test_complete_keeps_the_known_rows_and_reads_no_hidden_one():
 
 
 # ------------------------------------------------------------------------------------------ API
+@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
 def test_a_few_training_steps_lower_the_nll():
     shared_api.test_a_few_training_steps_lower_the_nll("tiny-multiscale")
 

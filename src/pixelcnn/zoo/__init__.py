@@ -100,6 +100,17 @@ def render_card(name: str) -> str:
         lines.append(f"  samples      {quality['samples_in_class']:.1%} of {quality['samples']} class-conditional "
                      f"samples are their class to a digit classifier ({quality['classifier_on_real_test']:.1%} right "
                      f"on the real test digits)")
+    identity = entry.get("identity") or {}
+    if identity:
+        lines.append(f"  fonts        trained on {identity['training_fonts']}, NLL above on "
+                     f"{identity['held_out_fonts']} held-out fonts given the code of 4 of their glyphs; "
+                     f"embedding 1-NN font accuracy {identity['embedding_1nn_held_out']:.1%} held out")
+        generated, control = identity.get("judge_new_glyphs_to_their_font"), identity.get("judge_wrong_code_control")
+        if generated and control:
+            lines.append(f"  judge        new glyphs assigned to the held-out font whose code drew them: "
+                         f"{generated['fraction']:.1%} +- {generated['standard_error']:.1%} (chance "
+                         f"{identity['chance']:.1%}; a wrong font's code: {control['fraction']:.1%}); the judge "
+                         f"is right on {identity['judge_on_real_held_out']:.1%} of real held-out glyphs")
     for note in entry.get("notes", []):
         lines.append(f"  note         {note}")
     lines.append(f"  size         {size_bytes(name) / 1e6:.2f} MB")
