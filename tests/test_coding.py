@@ -210,7 +210,7 @@ def test_not_bytes_is_refused():
 
 def test_other_platform_is_refused_unless_asked(small_file, monkeypatch):
     model, x, data = small_file
-    monkeypatch.setattr(coding, "platform_string", lambda model: "torch=9.9.9;cuda=Some GPU;float32")
+    monkeypatch.setattr(coding.codec, "platform_string", lambda model: "torch=9.9.9;cuda=Some GPU;float32")
     with pytest.raises(ValueError, match=r"another platform: torch=.* \(file\) vs torch=9\.9\.9 \(here\)"):
         decompress(model, data)
     assert torch.equal(decompress(model, data, check_platform=False), x)
@@ -221,7 +221,7 @@ def test_decoded_images_are_checked(small_file, monkeypatch):
     # must raise, never return other images.
     model, _, data = small_file
     other = build("tiny-pixelcnn", num_classes=3, image_shape=(1, 4, 4), seed=5)
-    monkeypatch.setattr(coding, "model_hash", lambda m: read_header(data).model_hash)
+    monkeypatch.setattr(coding.codec, "model_hash", lambda m: read_header(data).model_hash)
     with pytest.raises(ValueError, match="differ"):
         decompress(other, data)
 
