@@ -274,7 +274,7 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
         model: a likelihood model (any head: categorical, Bernoulli, logistic mixture); the same
             model (same weights, config, dtype and platform) decodes the file.
         x: the images; the file costs about -log2 p(x | cond) bits plus a small
-            header (see the module docstring).
+            header (its bytes: ``fileformat.py``).
         cond: class labels [B] or vectors [B, cond_dim], as the model was built;
             they are stored in the file. The PixelCNN auto-encoder takes None:
             each image's code is computed and stored.
