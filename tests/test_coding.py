@@ -210,7 +210,7 @@ def test_not_bytes_is_refused():
 
 def test_other_platform_is_refused_unless_asked(small_file, monkeypatch):
     model, x, data = small_file
-    monkeypatch.setattr(coding, "platform_string", lambda model: "torch=9.9.9;cuda=Some GPU;float32")
+    monkeypatch.setattr(coding.codec, "platform_string", lambda model: "torch=9.9.9;cuda=Some GPU;float32")
     with pytest.raises(ValueError, match=r"another platform: torch=.* \(file\) vs torch=9\.9\.9 \(here\)"):
         decompress(model, data)
     assert torch.equal(decompress(model, data, check_platform=False), x)
@@ -221,7 +221,7 @@ def test_decoded_images_are_checked(small_file, monkeypatch):
     # must raise, never return other images.
     model, _, data = small_file
     other = build("tiny-pixelcnn", num_classes=3, image_shape=(1, 4, 4), seed=5)
-    monkeypatch.setattr(coding, "model_hash", lambda m: read_header(data).model_hash)
+    monkeypatch.setattr(coding.codec, "model_hash", lambda m: read_header(data).model_hash)
     with pytest.raises(ValueError, match="differ"):
         decompress(other, data)
 
@@ -309,6 +309,64 @@ def test_concatenated_files_split_into_their_records(small_file):
         coding.split_records(v1 + v2[:-1])
     with pytest.raises(ValueError, match="not a pixelcnn"):
         coding.split_records(v1 + b"junk")
+
+
+# --------------------------------------------------------------------------- the byte layout
+# The fixed header as docs/compression.md ("The .pxcz file format") documents it: offset, size, type, field.
+FIXED_LAYOUT = [
+    (0, 4, "bytes", "magic"), (4, 1, "uint8", "version"), (5, 1, "uint8", "step"), (6, 1, "uint8", "cond_kind"),
+    (7, 1, "uint8", "cond_dtype"), (8, 8, "bytes", "model_hash"), (16, 4, "uint32", "batch"),
+    (20, 2, "uint16", "channels"), (22, 2, "uint16", "height"), (24, 2, "uint16", "width"),
+    (26, 2, "uint16", "levels"), (28, 1, "uint8", "precision"), (29, 2, "uint16", "cond_dim"),
+    (31, 1, "uint8", "platform_length"),
+]
+STRUCT_CODES = {"uint8": "B", "uint16": "H", "uint32": "I"}
+
+
+@pytest.mark.parametrize("names", [None, ["a.png", "b.png"]])
+def test_a_tiny_file_has_the_documented_byte_layout(names):
+    """Each field of the fixed header at its documented offset, then the blocks in their documented order.
+
+    Neighbouring fields hold different values (version 2, naive step 1, vector kind 3, float64 code 4; H 3,
+    W 5), so swapping two of them in the code fails here.
+    """
+    model = build("tiny-pixelcnn", image_shape=(1, 3, 5), levels=7, cond_dim=2).to(torch.float64)
+    x, cond = random_images(model, 2), torch.randn(2, 2, dtype=torch.float64)
+    data = compress(model, x, cond, method="naive", names=names)
+    platform = coding.platform_string(model).encode("ascii")
+    expected = {"magic": b"PXCZ", "version": 1 if names is None else 2, "step": 1, "cond_kind": 3, "cond_dtype": 4,
+                "model_hash": coding.model_hash(model), "batch": 2, "channels": 1, "height": 3, "width": 5,
+                "levels": 7, "precision": 24, "cond_dim": 2, "platform_length": len(platform)}
+    for offset, size, kind, field in FIXED_LAYOUT:
+        code = f"{size}s" if kind == "bytes" else STRUCT_CODES[kind]
+        assert struct.calcsize("<" + code) == size
+        (value,) = struct.unpack_from("<" + code, data, offset)
+        assert value == expected[field], field
+    stream = read_header(data).stream.astype("<u4").tobytes()
+    blocks = [("platform string", platform), ("condition", cond.numpy().astype("<f8").tobytes())]   # B x D float64
+    if names is not None:
+        blocks += [("names length", struct.pack("<I", len(b"a.png\0b.png"))), ("names", b"a.png\0b.png")]
+    blocks += [("image CRC-32", struct.pack("<I", zlib.crc32(x.numpy().astype(np.int64).tobytes()))),
+               ("stream word count", struct.pack("<I", len(stream) // 4)), ("stream words", stream)]
+    at = 32
+    for block, content in blocks:
+        assert data[at:at + len(content)] == content, block
+        at += len(content)
+    assert data[at:] == struct.pack("<I", zlib.crc32(data[:at]))                # file CRC-32, the last 4 bytes
+    assert torch.equal(decompress(model, data), x)
+
+
+def test_the_documented_fixed_header_is_the_one_read_and_written():
+    """docs/compression.md's table, FIXED_LAYOUT above and coding.FixedHeader name the same fields in one order."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "compression.md").read_text()
+    table = text.split("### The fixed header", 1)[1].split("###", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (\w+) \| `(\w+)` \|", table, re.M)
+    assert [(int(offset), int(size), kind, field) for offset, size, kind, field in rows] == FIXED_LAYOUT
+    assert [field.name for field in dataclasses.fields(coding.FixedHeader)] == [row[3] for row in FIXED_LAYOUT]
 
 
 def test_docs_snippet_runs():

@@ -86,12 +86,12 @@ def test_a_broken_coder_fails_the_round_trip_check(gpu_check, tiny_gated, monkey
     assert report.run("intact", lambda: gpu_check.check_round_trip(model, model, x, cond))["status"] == "pass"
 
     # 1. A decoder whose conditionals differ from the encoder's (another platform's floats): refused.
-    real_call = coding._Coder.__call__
+    real_call = coding.codec._Coder.__call__
 
     def decoder_off(self, params, row, col, channel):
         return real_call(self, params if self.decoder is None else params.flip(-1), row, col, channel)
 
-    monkeypatch.setattr(coding._Coder, "__call__", decoder_off)
+    monkeypatch.setattr(coding.codec._Coder, "__call__", decoder_off)
     assert report.run("decoder off", lambda: gpu_check.check_round_trip(model, model, x, cond))["status"] == "FAIL"
     monkeypatch.undo()
 

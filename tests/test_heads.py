@@ -83,7 +83,7 @@ def test_masses_are_the_logistic_mass_of_each_bin(levels):
 
 
 def test_probabilities_read_parameters_along_any_dim():
-    # analysis.py passes [B, C, 3K, H, W] with dim=2; coding.py passes rows [B, 3K] with dim=-1.
+    # analysis.py passes [B, C, 3K, H, W] with dim=2; coding/codec.py passes rows [B, 3K] with dim=-1.
     head = LogisticMixtureHead(3, 9, 4)
     params = random_params(head, seed=2)
     grid = head.probabilities(params)                                                 # [B, C, L, H, W]

@@ -144,9 +144,12 @@ def pxcz(model, *, version=2, step=0, cond_kind=0, cond_dtype=0, batch=1, shape=
     """A compressed file with the fields given (the others right for ``model``) and a valid CRC-32."""
     platform = coding.platform_string(model).encode() if platform is None else platform
     shape = tuple(model.image_shape) if shape is None else shape
-    header = coding._FIXED.pack(coding.MAGIC, version, step, cond_kind, cond_dtype,
-                                coding.model_hash(model) if model_hash is None else model_hash, batch, *shape,
-                                model.levels if levels is None else levels, precision, cond_dim, len(platform))
+    channels, height, width = shape
+    header = coding.FixedHeader(
+        magic=coding.MAGIC, version=version, step=step, cond_kind=cond_kind, cond_dtype=cond_dtype,
+        model_hash=coding.model_hash(model) if model_hash is None else model_hash, batch=batch, channels=channels,
+        height=height, width=width, levels=model.levels if levels is None else levels, precision=precision,
+        cond_dim=cond_dim, platform_length=len(platform)).pack()
     body = header + platform + cond
     if version >= 2:
         block = coding.encode_names([f"{k}.png" for k in range(batch)]) if names is None else names

@@ -9,7 +9,7 @@ subsampled grid first), in that order and, inside a pixel, channel by channel
 after each pixel when given one (for animations). What value a pixel-channel
 takes is the one thing a caller may change: ``choose(params [B, P], row, col,
 channel) -> values [B]`` defaults to a draw from the model's head; lossless
-coding (``coding.py``) passes its entropy coder instead, so encoder, decoder
+coding (``coding/codec.py``) passes its entropy coder instead, so encoder, decoder
 and sampler share one loop.
 
 ``naive_generate`` is the reference: the whole network runs once per
