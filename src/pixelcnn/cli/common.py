@@ -174,7 +174,7 @@ def scale_for(image_shape, requested: int | None) -> int:
 
 
 def resolve_device(name: str):
-    from ..train.loop import resolve_device as resolve
+    from ..train.device import resolve_device as resolve
 
     return resolve(name)
 

@@ -22,10 +22,8 @@ the CPU exactly the losses, of an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import hashlib
-import json
 import math
 import shutil
 import signal
@@ -44,9 +42,11 @@ from ..scores import perturb
 from . import distributed
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from .config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
+from .device import resolve_device
+from .ema import EMA
 from .lock import LOCK_FILE, RunLock
+from .metrics_log import METRICS_FILE, MetricsLog
 
-METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 MODEL_DIR = "model"
 SAMPLES_DIR = "samples"
@@ -57,25 +57,6 @@ MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a ro
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda if available, else mps, else cpu; any other name is checked and returned."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name!r} asked for, but MPS is not available; use --device cpu")
-    return device
-
-
 def seeded_generator(*parts) -> torch.Generator:
     """A CPU generator seeded by a hash of ``parts`` (e.g. (seed, "epoch", 3)): no state to save."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
@@ -106,37 +87,6 @@ def learning_rate(config: TrainConfig, step: int, *, planned_steps: int | None, 
     return config.lr * factor
 
 
-class EMA:
-    """Exponential moving average of a model's weights (Polyak averaging), used for evaluation.
-
-    The decay starts low and rises to ``decay`` ((1 + n) / (10 + n) after n
-    updates), so that the average is useful early in short runs too.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval()
-        for param in self.model.parameters():
-            param.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, param in zip(self.model.parameters(), model.parameters()):
-            average.lerp_(param.detach(), 1 - decay)
-        for average, buffer in zip(self.model.buffers(), model.buffers()):
-            average.copy_(buffer)
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"updates": self.updates, "weights": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.updates = int(state["updates"])
-        self.model.load_state_dict(state["weights"])
-
-
 class TrainingLoss(nn.Module):
     """What training minimizes per image [B]: ``model.loss`` (-log p(x | cond) in nats for a likelihood model).
 
@@ -149,52 +99,6 @@ class TrainingLoss(nn.Module):
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.loss(images, cond)
-
-
-class MetricsLog:
-    """``metrics.jsonl`` (one JSON object per line) plus TensorBoard scalars when it is installed."""
-
-    def __init__(self, run_dir: Path, *, tensorboard: bool, resume_step: int | None = None):
-        self.path = run_dir / METRICS_FILE
-        if resume_step is not None and self.path.exists():
-            self._drop_after(resume_step)
-        self.file = open(self.path, "a")
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:   # tensorboard not installed: the JSON lines are the log
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-    def _drop_after(self, step: int) -> None:
-        """Forget lines logged after the checkpoint we resume from (a crash may have left some)."""
-        from ..serialization import _atomic_write
-
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line)
-            except json.JSONDecodeError:   # a line cut by a crash
-                continue
-        text = "".join(line + "\n" for line in kept)
-        _atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
-
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.writer is not None:
-            prefix = record.get("kind", "train")
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
-                    self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.writer is not None:
-            self.writer.close()
 
 
 @dataclass
