@@ -46,6 +46,7 @@ from .device import resolve_device
 from .ema import EMA
 from .lock import LOCK_FILE, RunLock
 from .metrics_log import METRICS_FILE, MetricsLog
+from .steps import MAX_SKIPPED_IN_A_ROW, OptimizerStep, learning_rate, make_optimizer  # noqa: F401 (re-exported)
 
 CONFIG_FILE = "config.json"
 MODEL_DIR = "model"
@@ -53,7 +54,6 @@ SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
 # What a run folder holds that train writes (``--force`` replaces these, and only these).
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_DIR, METRICS_FILE, SAMPLES_DIR, "tensorboard")
-MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a row stop the run
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -61,30 +61,6 @@ def seeded_generator(*parts) -> torch.Generator:
     """A CPU generator seeded by a hash of ``parts`` (e.g. (seed, "epoch", 3)): no state to save."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-
-
-def learning_rate(config: TrainConfig, step: int, *, planned_steps: int | None, time_fraction: float | None) -> float:
-    """The learning rate of optimizer step ``step + 1`` (``step`` steps done).
-
-    Linear warm-up over ``warmup_steps``, then the decay. Cosine and linear
-    decay run over ``decay_steps`` if set, else over the run's budget: its
-    planned steps and / or its minutes, whichever is further along.
-    """
-    warmup = config.warmup_steps
-    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
-    if config.lr_decay == "exponential":
-        factor *= config.decay_rate ** (max(0, step - warmup) / config.decay_every)
-    elif config.lr_decay in ("cosine", "linear"):
-        fractions = []
-        horizon = config.decay_steps or planned_steps
-        if horizon:
-            fractions.append((step - warmup) / max(1, horizon - warmup))
-        if config.decay_steps is None and time_fraction is not None:
-            fractions.append(time_fraction)
-        t = min(1.0, max(0.0, max(fractions))) if fractions else 0.0
-        shape = 0.5 * (1 + math.cos(math.pi * t)) if config.lr_decay == "cosine" else 1 - t
-        factor *= config.final_lr_ratio + (1 - config.final_lr_ratio) * shape
-    return config.lr * factor
 
 
 class TrainingLoss(nn.Module):
@@ -146,8 +122,6 @@ class Trainer:
         self._bar = None
         self._lock = None
         self._created_folder = False
-        self.skipped_steps = 0
-        self._skipped_in_a_row = 0
         self._last_checkpoint_time = time.monotonic()
         self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
@@ -328,18 +302,18 @@ class Trainer:
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
         self.loss_name = self.model.loss_name                # "nll": nats per image; else the model's own loss
 
-        params = self.model.parameters()
-        if c.optimizer == "adam":
-            self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=(c.beta1, c.beta2),
-                                               weight_decay=c.weight_decay)
-        else:
-            self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=c.beta2, momentum=c.beta1,
-                                                 weight_decay=c.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), c)
         self.ema = EMA(self.model, c.ema_decay) if c.ema_decay is not None else None
 
         cuda = self.device.type == "cuda"
         self.precision = choose_precision(c.precision, self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaling else None
+        advice = "Try a lower --lr, more --warmup-steps or --grad-clip" + (", or --on-nan skip" if c.on_nan == "stop"
+                                                                         else "")
+        self.optimizer_step = OptimizerStep(
+            self.model.parameters(), self.optimizer, self.precision, grad_clip=c.grad_clip, on_nan=c.on_nan,
+            kept=f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept", advice=advice,
+            on_skip=self._log_skipped)
+        self.scaler = self.optimizer_step.scaler            # (float16 only: saved in the checkpoint)
         loss_module = TrainingLoss(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -566,52 +540,19 @@ class Trainer:
         return images, labels
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[float, float, float]:
-        """One optimizer step; returns (mean loss per image (NLL, nats), gradient norm, learning rate)."""
-        c = self.config
+        """One optimizer step (``OptimizerStep.take``: the only one); returns (mean loss per image (NLL, nats),
+        gradient norm, learning rate)."""
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True) if labels is not None else None
-        lr = self._lr(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.model.train()
-        loss = self._eager_on_failure(self._forward, images, labels)
-        if loss is None:                      # the compiled step failed: the step again, in eager mode
-            return self._train_step(images, labels)
-        value = float(distributed.mean_over_processes(loss.detach(), self.dist))   # the global batch's mean
-        if not math.isfinite(value):
-            return self._not_finite("loss", value, lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self._eager_on_failure(self._backward, loss) is None:
-            return self._train_step(images, labels)
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if c.grad_clip:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
-        else:
-            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.model.parameters()
-                                                      if p.grad is not None])))
-        # (with float16 autocast the GradScaler skips non-finite steps itself and lowers its scale)
-        if self.scaler is None and not math.isfinite(grad_norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            return self._not_finite("gradient norm", grad_norm, lr)
-        self._skipped_in_a_row = 0
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if self.ema is not None:
+        # (self.loss_module is read at each try: a compile that fails switches it to eager, then the step again)
+        loss, grad_norm, lr = self.optimizer_step.take(
+            self.step, self._lr(self.step), lambda: self.loss_module(images, labels).mean(),
+            mean=lambda loss: distributed.mean_over_processes(loss, self.dist),       # the global batch's mean
+            guard=self._eager_on_failure)
+        if self.ema is not None and math.isfinite(loss):                      # (not a skipped step)
             self.ema.update(self.model)
-        return value, grad_norm, lr
-
-    def _forward(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The mean loss of the batch, the network under the run's precision (autocast)."""
-        with self.precision.autocast():
-            return self.loss_module(images, labels).mean()
-
-    def _backward(self, loss: torch.Tensor) -> bool:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-        return True
+        return loss, grad_norm, lr
 
     def _eager_on_failure(self, work, *args):
         """``work(*args)``; when a compiled step raises (compiling happens in the first forward and backward),
@@ -625,22 +566,15 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
 
-    def _not_finite(self, what: str, value: float, lr: float) -> tuple[float, float, float]:
-        """A NaN / inf loss or gradient: skip the step (on_nan="skip") or stop; the weights are untouched."""
-        step = self.step + 1
-        kept = f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept"
-        if self.config.on_nan == "skip":
-            self.skipped_steps += 1
-            self._skipped_in_a_row += 1
-            if self._skipped_in_a_row < MAX_SKIPPED_IN_A_ROW:
-                if self.metrics is not None:
-                    self.metrics.write({"kind": "skipped", "step": step, "reason": f"{what} {value}"})
-                return float("nan"), float("nan"), lr
-            raise FloatingPointError(f"the {what} was {value} at {MAX_SKIPPED_IN_A_ROW} steps in a row (up to step "
-                                     f"{step}): training has diverged, stopped; {kept}. Try a lower --lr, more "
-                                     f"--warmup-steps or --grad-clip")
-        raise FloatingPointError(f"the {what} became {value} at step {step}: stopped (--on-nan stop); {kept}. "
-                                 f"Try a lower --lr, more --warmup-steps or --grad-clip, or --on-nan skip")
+    def _log_skipped(self, step: int, reason: str) -> None:
+        """on_nan="skip": a step dropped for a non-finite loss or gradient, in metrics.jsonl."""
+        if self.metrics is not None:
+            self.metrics.write({"kind": "skipped", "step": step, "reason": reason})
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps dropped by on_nan="skip" in this job."""
+        return self.optimizer_step.skipped_steps if hasattr(self, "optimizer_step") else 0
 
     # ---- evaluation
     def _evaluate(self) -> None:
