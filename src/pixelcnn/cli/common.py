@@ -244,7 +244,7 @@ def run_folder(spec: str | Path) -> Path:
 
 def open_run(path: str | Path, device: str = "auto") -> Run:
     """RUN (a run folder of ``pixelcnn train`` or ``pixelcnn identity``, a model folder, or ``zoo:NAME``) -> ``Run``."""
-    from ..embedding import IDENTITY_FILE, read_identity
+    from ..identity import IDENTITY_FILE, read_identity
     from ..serialization import load
     from ..train.config import TrainConfig
     from ..train.loop import CONFIG_FILE
@@ -299,7 +299,7 @@ def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | N
     """
     import torch
 
-    from ..embedding import parse_classes
+    from ..identity import parse_classes
 
     if indices is not None:
         bad = [i for i in indices if not 0 <= i < len(dataset)]
