@@ -208,7 +208,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     ``pixelcnn identity``) or its only saved model.
     """
     from ..serialization import read_json
-    from ..train.loop import MODEL_DIR
+    from ..train.run_folder import MODEL_DIR
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -247,7 +247,7 @@ def open_run(path: str | Path, device: str = "auto") -> Run:
     from ..identity import IDENTITY_FILE, read_identity
     from ..serialization import load
     from ..train.config import TrainConfig
-    from ..train.loop import CONFIG_FILE
+    from ..train.run_folder import CONFIG_FILE
 
     folder = run_folder(path)                   # zoo:NAME: a trained model of the package, with its card
     card = zoo.card(str(path)) if zoo.is_zoo_name(str(path)) else None

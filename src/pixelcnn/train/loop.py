@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import hashlib
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -40,20 +39,15 @@ from ..evaluate import check_compatible
 from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
-from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from .config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
+from .checkpoint import CHECKPOINT_FILE, save_checkpoint
+from .config import BUDGET_FIELDS, TrainConfig
 from .device import resolve_device
 from .ema import EMA
-from .lock import LOCK_FILE, RunLock
-from .metrics_log import METRICS_FILE, MetricsLog
+from .metrics_log import MetricsLog
+from .run_folder import CONFIG_FILE, MODEL_DIR, SAMPLES_DIR, RunFolder
 from .steps import MAX_SKIPPED_IN_A_ROW, OptimizerStep, learning_rate, make_optimizer  # noqa: F401 (re-exported)
 
-CONFIG_FILE = "config.json"
-MODEL_DIR = "model"
-SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
-# What a run folder holds that train writes (``--force`` replaces these, and only these).
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_DIR, METRICS_FILE, SAMPLES_DIR, "tensorboard")
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -114,14 +108,12 @@ class Trainer:
         self.resume = resume
         self.force = force
         self.more = more
-        self._replacing: list[str] = []     # --force: what the folder held, replaced once set-up has worked
         self._phase = "start-up"            # what the run is doing: a signal's effect depends on it (_stop_on_signals)
         self.run_dir = Path(config.out)
+        self.folder = RunFolder(self.run_dir, self.say)
         self._log = log
         self._stop_requested = False
         self._bar = None
-        self._lock = None
-        self._created_folder = False
         self._last_checkpoint_time = time.monotonic()
         self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
@@ -141,87 +133,6 @@ class Trainer:
         self._stop_requested = True
 
     # ---- set-up
-    def _replace_run_files(self) -> None:
-        """--force: remove the run files the folder held (``RUN_FILES``; anything else stays) and say so."""
-        ours = [name for name in self._replacing if name in RUN_FILES]
-        for name in ours:
-            path = self.run_dir / name
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
-        kept = [name for name in self._replacing if name not in RUN_FILES]
-        self.say(f"--force: replacing {', '.join(ours) or 'nothing'} in {self.run_dir}"
-                 + (f" (kept: {', '.join(kept)})" if kept else ""))
-        self._replacing = []
-
-    def _resume_state(self) -> dict | None:
-        """The checkpoint to resume from (None: the run never reached one and starts again from step 0), after
-        the one resume check (``config.changed_on_resume``) of this config against the run's config.json and of
-        config.json against the config the checkpoint was trained with (an edited config.json is refused,
-        not printed and then ignored)."""
-        where = self.run_dir / CONFIG_FILE
-        if not where.is_file():
-            raise ValueError(f"nothing to resume at {self.run_dir}: no {CONFIG_FILE} (not a run folder of "
-                             f"pixelcnn train)")
-        saved = TrainConfig.load(where)
-        self._refuse_changes(saved, self.config.to_dict(), "given")
-        if not (self.run_dir / CHECKPOINT_FILE).exists():
-            written = sorted(p.name for p in self.run_dir.iterdir() if p.name in (MODEL_DIR, SAMPLES_DIR))
-            if written and not self.force:
-                raise ValueError(f"{self.run_dir} holds {' and '.join(f + '/' for f in written)} but no "
-                                 f"{CHECKPOINT_FILE} to resume from (deleted?): resuming would replace them with a "
-                                 f"new run; give --force to start it again from step 0, or choose another --out")
-            self.say(f"note: {self.run_dir} never reached a checkpoint: the run starts again from step 0")
-            return None
-        checkpoint = load_checkpoint(self.run_dir)
-        trained = checkpoint.get("config")
-        if isinstance(trained, dict):
-            try:
-                trained_config = TrainConfig.from_dict(trained)
-            except (TypeError, ValueError):
-                trained_config = None
-            if trained_config is not None:
-                self._refuse_changes(trained_config, saved.to_dict(), f"{CONFIG_FILE} says",
-                                     edited=f"{where} was edited after the checkpoint was written")
-        return checkpoint
-
-    def _refuse_changes(self, saved: TrainConfig, given: dict, said: str, edited: str | None = None) -> None:
-        changed = changed_on_resume(saved, given)
-        if not changed:
-            return
-
-        def value(config, name):
-            return (config.get("model_options", {}).get(name.split(".", 1)[1]) if name.startswith("model_options.")
-                    else config.get(name)) if isinstance(config, dict) else None
-
-        details = ", ".join(f"{n} (run: {value(saved.to_dict(), n)!r}, {said}: {value(given, n)!r})" for n in changed)
-        start = f"{edited}: " if edited else ""
-        raise ValueError(f"{start}cannot change {details} when resuming {self.run_dir}; only "
-                         f"{', '.join(f for f in RESUMABLE_FIELDS if f != 'out')} may change (a run with other "
-                         f"settings is a new run: another --out)")
-
-    def _check_fresh_folder(self) -> None:
-        """A new run starts only in a new or empty folder; with ``force``, in any folder, replacing the files
-        of a run there (and saying which). The lock we hold does not count."""
-        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE)
-        if not entries:
-            return
-        if self.force:          # (replaced once the data and the model are known to work: _replace_run_files)
-            self._replacing = entries
-            return
-        listed = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
-        if (self.run_dir / CHECKPOINT_FILE).exists():
-            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
-                             f"(pixelcnn train --resume {self.run_dir}), replace it with --force, or choose another --out")
-        if (self.run_dir / CONFIG_FILE).exists():
-            try:
-                TrainConfig.load(self.run_dir / CONFIG_FILE)
-            except (OSError, ValueError, TypeError):
-                raise ValueError(f"{self.run_dir} holds a {CONFIG_FILE} that pixelcnn train did not write: choose "
-                                 f"another --out (or give --force to write into that folder)") from None
-            raise ValueError(f"{self.run_dir} already holds a run ({listed}) without a checkpoint: continue it with "
-                             f"--resume (it starts again from step 0), replace it with --force, or choose another --out")
-        raise ValueError(f"{self.run_dir} is not empty ({listed}): a new run starts in a new or empty folder; choose "
-                         f"another --out, or give --force to write into it")
-
     def _build_model(self, train_set):
         from ..models.registry import config_for, model_class, presets
 
@@ -268,11 +179,12 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         checkpoint = None
-        self._take_folder()
+        if self.dist.is_main:          # (lock it, creating it if needed; remove temporary files a killed job left)
+            self.folder.take()
         if self.resume:
-            checkpoint = self._resume_state()
+            checkpoint = self.folder.resume_state(self.config, self.force)
         elif self.dist.is_main:
-            self._check_fresh_folder()
+            self.folder.check_fresh(self.force)
 
         self._phase = "data loading"
         self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
@@ -295,8 +207,8 @@ class Trainer:
         # Nothing is written before the data and the model are known to work.
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self._replacing:
-                self._replace_run_files()
+            if self.folder.replacing:
+                self.folder.replace_run_files()
             c.save(self.run_dir / CONFIG_FILE)
         self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
@@ -396,26 +308,8 @@ class Trainer:
         self.say(f"warning: torch.compile failed ({first_line(error)}); training continues without compiling "
                  f"(--compile off skips the attempt)")
 
-    def _take_folder(self) -> None:
-        """Lock the run folder (process 0), creating it if needed; remove temporary files a killed job left."""
-        if not self.dist.is_main:
-            return
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ValueError(f"--out {self.run_dir} is a file, not a run folder")
-        self._created_folder = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = RunLock(self.run_dir)
-        self._lock.acquire()
-        for folder in (self.run_dir, self.run_dir / MODEL_DIR):
-            for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
-                leftover.unlink(missing_ok=True)
-
     def _release_folder(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._created_folder and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
-            self.run_dir.rmdir()            # set-up failed before anything was written
+        self.folder.release()
 
     # ---- checkpoints
     def _state(self) -> dict:
