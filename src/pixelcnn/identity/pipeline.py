@@ -84,7 +84,7 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
                    log: Callable[[str], None] | None = print, progress: bool = False) -> IdentityResult:
     """The stages on the training identities, then the judge; writes RUN/model and RUN/identity.json.
 
-    See the module docstring. ``progress``: a progress bar (with the time
+    See ``pixelcnn.identity``'s docstring. ``progress``: a progress bar (with the time
     left) for each stage instead of log lines.
     """
     from ..serialization import save

@@ -39,12 +39,14 @@ from ..evaluate import check_compatible
 from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
+from .build import build_model, preset_note
 from .checkpoint import CHECKPOINT_FILE, save_checkpoint
 from .config import BUDGET_FIELDS, TrainConfig
 from .device import resolve_device
 from .ema import EMA
 from .metrics_log import MetricsLog
 from .run_folder import CONFIG_FILE, MODEL_DIR, SAMPLES_DIR, RunFolder
+from .samples import write_samples
 from .steps import MAX_SKIPPED_IN_A_ROW, OptimizerStep, learning_rate, make_optimizer  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 1
@@ -133,42 +135,8 @@ class Trainer:
         self._stop_requested = True
 
     # ---- set-up
-    def _build_model(self, train_set):
-        from ..models.registry import config_for, model_class, presets
-
-        c = self.config
-        options = dict(c.model_options)
-        for name in ("image_shape", "levels", "num_classes"):
-            if name in options:
-                raise ValueError(f"{name} comes from the data set (and --class-conditional); "
-                                 f"remove it from the model options")
-        preset = presets.get(c.model)
-        if preset is not None and not preset.any_data and preset.config.get("levels", train_set.levels) \
-                != train_set.levels:
-            hint = " (add --binarize dynamic)" if preset.config["levels"] == 2 else ""
-            raise ValueError(f"preset {c.model!r} models images with {preset.config['levels']} levels; "
-                             f"{c.data} gives {train_set.levels}{hint}")
-        num_classes = None
-        if c.class_conditional:
-            if not train_set.num_classes:
-                raise ValueError(f"{c.data} has no labels: it cannot train a class-conditional model")
-            num_classes = train_set.num_classes
-        model_name, model_config = config_for(c.model, image_shape=train_set.image_shape,
-                                              levels=train_set.levels, num_classes=num_classes, **options)
-        torch.manual_seed(c.seed)
-        return model_class(model_name)(model_config)
-
-    def _preset_note(self) -> str | None:
-        """A line saying so when the data set gives other images than a preset's (its sizes still apply)."""
-        from ..models.registry import presets
-
-        preset, data = presets.get(self.config.model), self.train_set
-        if preset is None or (tuple(preset.config.get("image_shape", data.image_shape)),
-                              preset.config.get("levels", data.levels)) == (tuple(data.image_shape), data.levels):
-            return None
-        return (f"note: preset {self.config.model} was configured for images {preset.config.get('image_shape')} "
-                f"with {preset.config.get('levels')} levels; its sizes are used for the images of {self.config.data}: "
-                f"{tuple(data.image_shape)} with {data.levels} levels")
+    def _build_model(self, train_set) -> nn.Module:
+        return build_model(self.config, train_set)
 
     def _setup(self) -> None:
         from .. import data
@@ -260,8 +228,9 @@ class Trainer:
         self.say(f"model: {self.model.name}, {count:,d} parameters; "
                  f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}")
         self.say(f"data: {self.train_set!r}; {self.test_set!r}")
-        if not self.resume and self._preset_note():
-            self.say(self._preset_note())
+        note = preset_note(self.config, self.train_set)
+        if not self.resume and note:
+            self.say(note)
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         extras = [f"{self.dist.world_size} processes" if self.dist.enabled else ""]
         self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
@@ -494,38 +463,14 @@ class Trainer:
         record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                   "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
         if c.sample_images:
-            self.sample_grid = self._write_samples()
+            self.sample_grid = write_samples(
+                self.eval_model, self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png", count=c.sample_images,
+                generator=seeded_generator(c.seed, "samples"), test_set=self.test_set, conditional=self.conditional,
+                class_names=getattr(self.train_set, "class_names", None))
             record["sample_grid"] = str(self.sample_grid)
         record["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.metrics.write(record)
         self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
-
-    def _write_samples(self) -> Path:
-        from .. import viz
-
-        c, model = self.config, self.eval_model
-        generator = seeded_generator(c.seed, "samples")
-        path = self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png"
-        scale = viz.default_scale(model.image_shape)
-        if hasattr(model, "preview_rows"):
-            # A model that draws from test images (an auto-encoder): one row per test image.
-            rows = max(1, min(8, c.sample_images // 4))
-            index = torch.linspace(0, len(self.test_set) - 1, rows).round().long()
-            images = self.test_set.prepare_batch(self.test_set.images[index], generator)
-            drawn = model.preview_rows(images, generator=generator)                  # [rows, K, C, H, W]
-            grid = viz.image_grid(drawn.flatten(0, 1), levels=model.levels, columns=drawn.shape[1], scale=scale)
-            return viz.save(grid, path)
-        if self.conditional:
-            classes = self.model.config.num_classes
-            per_class = max(1, c.sample_images // classes)
-            labels = torch.arange(classes).repeat_interleave(per_class)
-            images = model.sample(len(labels), labels, generator=generator)
-            grid = viz.class_grid(images, labels, levels=model.levels, scale=scale,
-                                  class_names=getattr(self.train_set, "class_names", None))
-        else:
-            images = model.sample(c.sample_images, generator=generator)
-            grid = viz.image_grid(images, levels=model.levels, scale=scale)
-        return viz.save(grid, path)
 
     # ---- signals
     @contextlib.contextmanager
