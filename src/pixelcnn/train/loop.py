@@ -18,16 +18,19 @@ permutation drawn from a generator seeded by (seed, e), and the binarization
 draw (and the ``perturb`` replacement) of step s from one seeded by (seed, s, rank). Nothing about the data
 order needs saving, and ``resume`` continues with exactly the batches, and on
 the CPU exactly the losses, of an uninterrupted run.
+
+Its parts, each in its own module: ``steps`` (the one optimizer step and the
+learning-rate schedule), ``run_folder`` (the folder's lock, files and start
+checks), ``build`` (the model a config names), ``ema``, ``metrics_log``,
+``samples`` (the sample grid), ``signals`` (Ctrl-C / SIGTERM), ``device``,
+``checkpoint`` and ``distributed``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,7 @@ from .ema import EMA
 from .metrics_log import MetricsLog
 from .run_folder import CONFIG_FILE, MODEL_DIR, SAMPLES_DIR, RunFolder
 from .samples import write_samples
+from .signals import EvaluationStopped, RunPhase
 from .steps import MAX_SKIPPED_IN_A_ROW, OptimizerStep, learning_rate, make_optimizer  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 1
@@ -87,10 +91,6 @@ class TrainResult:
     sample_grid: Path | None      # the last sample grid written
 
 
-class _EvaluationStopped(KeyboardInterrupt):
-    """A signal during an evaluation: the evaluation is dropped, then the run saves and stops."""
-
-
 # ---------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Holds the state of one run; ``run()`` is the loop. ``request_stop()`` ends it after the current step."""
@@ -110,14 +110,12 @@ class Trainer:
         self.resume = resume
         self.force = force
         self.more = more
-        self._phase = "start-up"            # what the run is doing: a signal's effect depends on it (_stop_on_signals)
+        self.phase = RunPhase()             # what the run is doing: a signal's effect depends on it
         self.run_dir = Path(config.out)
         self.folder = RunFolder(self.run_dir, self.say)
         self._log = log
-        self._stop_requested = False
         self._bar = None
         self._last_checkpoint_time = time.monotonic()
-        self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
     # ---- messages
     def say(self, message: str) -> None:
@@ -132,7 +130,12 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return (what Ctrl-C and SIGTERM do)."""
-        self._stop_requested = True
+        self.phase.stop_requested = True
+
+    @property
+    def stop_signal(self):
+        """The signal (SIGINT / SIGTERM) that stopped the run, if any."""
+        return self.phase.stop_signal
 
     # ---- set-up
     def _build_model(self, train_set) -> nn.Module:
@@ -154,7 +157,7 @@ class Trainer:
         elif self.dist.is_main:
             self.folder.check_fresh(self.force)
 
-        self._phase = "data loading"
+        self.phase.name = "data loading"
         self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
         self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
         self.steps_per_epoch = len(self.train_set) // (c.batch_size * self.dist.world_size)
@@ -162,7 +165,7 @@ class Trainer:
             raise ValueError(f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
                              f"{len(self.train_set)} training images of {c.data}")
 
-        self._phase = "model build"
+        self.phase.name = "model build"
         if checkpoint is not None:
             from ..serialization import model_from_config
 
@@ -324,7 +327,7 @@ class Trainer:
         Non-finite weights are never written: the last good checkpoint and model stay. A write that
         fails (disk full, read-only folder) leaves the previous files whole and stops the run."""
         if self.dist.is_main:
-            with self._during("saving"):
+            with self.phase.during("saving"):
                 self._save_files()
         self._last_checkpoint_time = time.monotonic()
         distributed.barrier(self.dist)
@@ -445,9 +448,9 @@ class Trainer:
         self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
         if self.dist.is_main:
             try:
-                with self._during("evaluation"):
+                with self.phase.during("evaluation"):
                     self._evaluate_and_log()
-            except _EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
+            except EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
                 pass
         distributed.barrier(self.dist)
 
@@ -472,49 +475,6 @@ class Trainer:
         self.metrics.write(record)
         self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
 
-    # ---- signals
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """Ctrl-C / SIGTERM. During training steps: stop after this step and save a checkpoint. While saving:
-        the save completes first (seconds), then the same. During an evaluation: the evaluation is dropped, then
-        the same. At any other moment (start-up, data loading, model build, the first compiled step, which
-        compiles for tens of seconds): stop at once (KeyboardInterrupt; ``stop_signal`` says which signal),
-        releasing the lock and leaving no half-written file. A second signal stops at once, whatever the phase."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            self.stop_signal = signum
-            name = signal.Signals(signum).name
-            if self._stop_requested or self._phase not in ("steps", "saving", "evaluation"):
-                if not self._stop_requested:
-                    sys.stderr.write(f"\n{name} during {self._phase}: stopping now\n")
-                raise KeyboardInterrupt
-            self.request_stop()
-            doing = {"steps": "stopping after this step and saving a checkpoint",
-                     "saving": "stopping once this checkpoint is written",
-                     "evaluation": "dropping this evaluation, saving a checkpoint and stopping"}[self._phase]
-            sys.stderr.write(f"\n{name}: {doing} (Ctrl-C again to abort without saving)\n")
-            if self._phase == "evaluation":
-                raise _EvaluationStopped
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-    @contextlib.contextmanager
-    def _during(self, phase: str):
-        """Mark what the run is doing (for the signal handler), then go back to the previous phase."""
-        previous, self._phase = self._phase, phase
-        try:
-            yield
-        finally:
-            self._phase = previous
-
     # ---- the loop
     def run(self) -> TrainResult:
         try:
@@ -525,9 +485,9 @@ class Trainer:
     def _run(self) -> TrainResult:
         from tqdm.auto import tqdm
 
-        with self._stop_on_signals():
+        with self.phase.stop_on_signals():
             self._setup()
-            self._phase = "steps"
+            self.phase.name = "steps"
             self._last_checkpoint_time = time.monotonic()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
@@ -536,13 +496,14 @@ class Trainer:
             interrupted = False
             try:
                 while True:
-                    if distributed.any_process(self._stop_requested or self._budget_spent(), self.dist, self.device):
-                        interrupted = self._stop_requested
+                    if distributed.any_process(self.phase.stop_requested or self._budget_spent(), self.dist,
+                                               self.device):
+                        interrupted = self.phase.stop_requested
                         break
                     started = time.perf_counter()
                     images, labels = self._batch(self.step)
                     # (the first compiled step compiles for tens of seconds: a signal then stops at once)
-                    with self._during("compiling" if self.compiled and self.step == start_step else "steps"):
+                    with self.phase.during("compiling" if self.compiled and self.step == start_step else "steps"):
                         loss, grad_norm, lr = self._train_step(images, labels)
                     seconds = time.perf_counter() - started
                     self.step += 1
@@ -563,7 +524,7 @@ class Trainer:
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()
                 self._save()
-                interrupted = self._stop_requested
+                interrupted = self.phase.stop_requested
             finally:
                 self._bar.close()
                 self._bar = None
