@@ -27,7 +27,6 @@ checks), ``build`` (the model a config names), ``ema``, ``metrics_log``,
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import sys
@@ -42,9 +41,10 @@ from ..evaluate import check_compatible
 from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
+from .budget import budget_text, extended_budget, planned_steps, time_fraction
 from .build import build_model, preset_note
 from .checkpoint import CHECKPOINT_FILE, save_checkpoint
-from .config import BUDGET_FIELDS, TrainConfig
+from .config import TrainConfig
 from .device import resolve_device
 from .ema import EMA
 from .metrics_log import MetricsLog
@@ -220,7 +220,7 @@ class Trainer:
         if self.resume and self.more:
             self._extend_budget()
         elif self.resume and self._budget_spent():
-            raise ValueError(f"the run in {self.run_dir} has done its budget ({self._budget_text()}; at step "
+            raise ValueError(f"the run in {self.run_dir} has done its budget ({budget_text(self.config)}; at step "
                              f"{self.step}, {self.train_seconds / 60:.2f} minutes of training): give --max-steps N, "
                              f"--max-minutes M or --epochs E for that much more training")
         self._choose_compile()
@@ -240,27 +240,13 @@ class Trainer:
                  + (f"; resuming at step {self.step}" if self.resume else ""))
         self.say(f"{self.precision}; {self.compile_reason}")
 
-    def _budget_text(self) -> str:
-        c = self.config
-        return ", ".join(f"{name} {getattr(c, name):g}" for name in BUDGET_FIELDS if getattr(c, name) is not None)
-
     def _extend_budget(self) -> None:
-        """Resume with ``more``: the budget given counts from here (max_steps N: N more steps; max_minutes M:
-        M more minutes of training; epochs E: E more passes), and says so (the new totals are saved)."""
-        c = self.config
-        totals = {}
-        if c.max_steps is not None:
-            totals["max_steps"] = self.step + c.max_steps
-        if c.max_minutes is not None:
-            totals["max_minutes"] = round(self.train_seconds / 60 + c.max_minutes, 6)
-        if c.epochs is not None:
-            totals["epochs"] = round(self.step / self.steps_per_epoch + c.epochs, 6)
-        given = ", ".join(f"{name} {getattr(c, name):g} more" for name in totals)
-        self.config = c = dataclasses.replace(c, **totals)
+        """Resume with ``more``: the budget given counts from here, and the run says so (the new totals are saved)."""
+        self.config, given = extended_budget(self.config, self.step, self.train_seconds, self.steps_per_epoch)
         if self.dist.is_main:
-            c.save(self.run_dir / CONFIG_FILE)
+            self.config.save(self.run_dir / CONFIG_FILE)
         self.say(f"resuming at step {self.step} ({self.train_seconds / 60:.2f} minutes of training): {given}; "
-                 f"stops at {self._budget_text()} in all")
+                 f"stops at {budget_text(self.config)} in all")
 
     def _choose_compile(self) -> None:
         """torch.compile the loss module when --compile says so (auto: for a long enough rest of the run)."""
@@ -354,17 +340,10 @@ class Trainer:
     # ---- the budget
     @property
     def planned_steps(self) -> int | None:
-        limits = []
-        if self.config.max_steps is not None:
-            limits.append(int(self.config.max_steps))
-        if self.config.epochs is not None:
-            limits.append(math.ceil(self.config.epochs * self.steps_per_epoch))
-        return min(limits) if limits else None
+        return planned_steps(self.config, self.steps_per_epoch)
 
     def _time_fraction(self) -> float | None:
-        if self.config.max_minutes is None:
-            return None
-        return self.train_seconds / (60 * self.config.max_minutes)
+        return time_fraction(self.config, self.train_seconds)
 
     def _budget_spent(self) -> bool:
         planned = self.planned_steps
