@@ -66,7 +66,7 @@ import pixelcnn
 from pixelcnn import analysis, coding
 from pixelcnn.hardware import choose_compile, choose_precision, first_line
 from pixelcnn.train import TrainConfig, Trainer
-from pixelcnn.train.loop import resolve_device
+from pixelcnn.train.device import resolve_device
 
 # Each part's share of the time left when it starts (unused time passes on to the later parts).
 SHARES = {"correctness": 0.35, "training": 0.30, "sampling": 0.25, "projection": 0.10}

@@ -36,7 +36,7 @@ import torch
 
 from pixelcnn import data
 from pixelcnn.cli import main as pixelcnn_command
-from pixelcnn.embedding import read_identity
+from pixelcnn.identity import read_identity
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

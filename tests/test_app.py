@@ -126,7 +126,7 @@ def test_the_command_needs_a_run_without_a_zoo_and_check_says_what_fits(tmp_path
 @pytest.fixture(scope="module")
 def identity_entry(tmp_path_factory):
     """A tiny ``pixelcnn identity`` run on mnist5k (digits 7, 8, 9 unseen), as the glyphs tab takes it."""
-    from pixelcnn.embedding import IdentityConfig, read_identity, train_identity
+    from pixelcnn.identity import IdentityConfig, read_identity, train_identity
 
     config = IdentityConfig(data="mnist5k", binarize="dynamic", train_classes=(0, 1, 2, 3, 4, 5, 6),
                             embedding_dim=3, encoder_channels=4, triplet_steps=3, per_class=2, n_layers=1, hidden=4,
@@ -253,7 +253,7 @@ def test_look_inside_endpoints(served, entries):
 
 @pytest.mark.slow
 def test_new_glyphs_of_an_unseen_identity(served, identity_entry):
-    from pixelcnn.embedding import identity_code, source_images
+    from pixelcnn.identity import identity_code, source_images
 
     _, client = served
     model = identity_entry.model

@@ -7,9 +7,9 @@ import torch
 
 import pixelcnn
 from pixelcnn.data import ImageDataset
-from pixelcnn.embedding import (IdentityConfig, class_centroids, class_subset, identity_agreement, identity_codes,
-                                judged_fraction, nearest_neighbour_accuracy, parse_classes, train_identity,
-                                train_judge, train_triplet_encoder, triplet_loss)
+from pixelcnn.identity import (IdentityConfig, class_centroids, class_subset, identity_agreement, identity_codes,
+                               judged_fraction, nearest_neighbour_accuracy, parse_classes, train_identity,
+                               train_judge, train_triplet_encoder, triplet_loss)
 
 
 def test_parse_classes():
@@ -172,17 +172,17 @@ def test_the_pipeline_end_to_end_on_mnist5k(tmp_path):
 
 
 def test_the_decoder_stage_leaves_the_embedding_untouched(tmp_path, monkeypatch):
-    import pixelcnn.embedding as embedding
+    import pixelcnn.identity.pipeline as pipeline
 
     trained = {}
-    original = embedding.train_triplet_encoder
+    original = pipeline.train_triplet_encoder
 
     def remember(model, train_set, config, **kwargs):
         stats = original(model, train_set, config, **kwargs)
         trained.update({k: v.clone() for k, v in model.encoder.state_dict().items()})
         return stats
 
-    monkeypatch.setattr(embedding, "train_triplet_encoder", remember)
+    monkeypatch.setattr(pipeline, "train_triplet_encoder", remember)
     config = IdentityConfig(data="mnist5k", train_classes=(0, 1), embedding_dim=3, encoder_channels=4,
                             triplet_steps=2, per_class=2, n_layers=1, hidden=4, decoder_steps=3, decoder_minutes=None,
                             batch_size=4, judge_steps=0)
@@ -214,3 +214,24 @@ def test_the_decoder_trains_under_the_asked_precision_with_the_asked_kernel(tmp_
     assert model.config.kernel_size == 5 and all(p.dtype == torch.float32 for p in model.parameters())
     curve = [float(m.split("NLL (nats) ")[1].split()[0]) for m in messages if "NLL (nats) " in m]
     assert len(curve) == 2 and curve[1] < curve[0] - 20       # mean NLL of steps 1-50, then of 51-100
+
+
+def test_the_identity_experiment_trains_through_the_one_optimizer_step_and_keeps_its_old_import_path(monkeypatch):
+    import pixelcnn.embedding as old
+    import pixelcnn.identity as identity
+    import pixelcnn.identity.judge as judge_module
+    from pixelcnn.train import steps
+
+    assert old.train_identity is identity.train_identity and old.IdentityConfig is identity.IdentityConfig
+    assert not hasattr(old, "fit") and not hasattr(identity, "fit")
+    calls = []
+    original = steps.OptimizerStep.take
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(steps.OptimizerStep, "take", counted)
+    bars = _striped_digits(per_class=8)
+    test = ImageDataset(bars.images[:0], bars.labels[:0], name="bars", split="test", levels=2, num_classes=4)
+    judge_module.train_judge([bars, test], IdentityConfig(judge_steps=3))
+    assert len(calls) == 3

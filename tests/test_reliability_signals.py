@@ -24,7 +24,7 @@ DRIVER = r"""
 import json, sys, time
 spec = json.loads(sys.argv[1])
 import torch, pixelcnn, pixelcnn.cli, pixelcnn.data, pixelcnn.evaluate
-from pixelcnn.train import loop
+from pixelcnn.train import lock, loop
 
 
 def pause(seconds=120.0):
@@ -56,7 +56,7 @@ def after(owner, name):
 
 phase = spec["phase"]
 if phase == "start-up":
-    after(loop.RunLock, "acquire")                    # the lock is held, nothing else done yet
+    after(lock.RunLock, "acquire")                    # the lock is held, nothing else done yet
 elif phase == "data loading":
     before(pixelcnn.data, "load")
 elif phase == "model build":

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import analysis, coding, data, embedding, scores, viz
+from .. import analysis, coding, data, identity, scores, viz
 from ..data.folder import GREY_MODES
 from ..evaluate import check_compatible
 
@@ -488,8 +488,8 @@ def identity_sets(entry: AppModel):
     with entry._lock:
         if "identity_sets" not in entry._cache:
             try:
-                entry._cache["identity_sets"] = embedding.load_identity_data(entry.identity["config"],
-                                                                             splits=("test", "train"))
+                entry._cache["identity_sets"] = identity.load_identity_data(entry.identity["config"],
+                                                                            splits=("test", "train"))
             except (ValueError, OSError, ImportError) as error:
                 entry._cache["identity_sets"] = f"the identity run's data cannot be read here: {error}"
     found = entry._cache["identity_sets"]
@@ -513,12 +513,12 @@ def identity_choices(entry: AppModel) -> list[str]:
 def new_glyphs(entry: AppModel, sources: torch.Tensor, n: int, seed: int, temperature: float = 1.0):
     """``n`` new images in the style of ``sources`` [k, C, H, W] (a few glyphs of one font), from their code.
 
-    The code is ``embedding.identity_code`` (the mean embedding of the
+    The code is ``identity.identity_code`` (the mean embedding of the
     sources); the identity model draws from it. Returns (picture, new images).
     """
     model = entry.model
     n, generator, temperature = _check_count(n), _generator(seed), _temperature(temperature)
-    code = embedding.identity_code(model, sources.to(model._device()))                            # [D]
+    code = identity.identity_code(model, sources.to(model._device()))                            # [D]
     drawn = model.sample(n, code.expand(n, -1), temperature=temperature, generator=generator)
     picture = viz.grouped_rows([sources[None].cpu(), drawn[None].cpu()], levels=model.levels,
                                scale=screen_scale(model.image_shape) // 2 or 1)
@@ -527,7 +527,7 @@ def new_glyphs(entry: AppModel, sources: torch.Tensor, n: int, seed: int, temper
 
 def identity_sources(entry: AppModel, choice, k: int) -> torch.Tensor:
     """``k`` images of the identity ``choice`` (a menu entry)."""
-    return embedding.source_images(identity_sets(entry), _class_index(choice), _check_count(k, "sources"))
+    return identity.source_images(identity_sets(entry), _class_index(choice), _check_count(k, "sources"))
 
 
 def interpolate(entry: AppModel, choice_from, choice_to, steps: int, seed: int, sources: int = 4):
@@ -538,9 +538,9 @@ def interpolate(entry: AppModel, choice_from, choice_to, steps: int, seed: int, 
         raise ValueError("steps must be at least 2 (both ends are included)")
     sets = identity_sets(entry)
     a, b = _class_index(choice_from), _class_index(choice_to)
-    line = embedding.interpolate_identities(model, sets, a, b, sources=sources, steps=steps, rows=1,
-                                            seed=_generator(seed).initial_seed())
-    ends = [embedding.source_images(sets, c, 1)[None] for c in (a, b)]
+    line = identity.interpolate_identities(model, sets, a, b, sources=sources, steps=steps, rows=1,
+                                           seed=_generator(seed).initial_seed())
+    ends = [identity.source_images(sets, c, 1)[None] for c in (a, b)]
     return viz.grouped_rows([ends[0], line, ends[1]], levels=model.levels,
                             scale=screen_scale(model.image_shape) // 2 or 1)
 

@@ -85,7 +85,7 @@ def _add_choice_of_images(parser, *, per_class_default: int) -> None:
 
 
 def add_parsers(sub) -> None:
-    from ..embedding import IdentityConfig
+    from ..identity import IdentityConfig
 
     interpolate = add_command(sub, "interpolate", "decode codes on the line between two test images' codes (Fig. 5)",
                               EXAMPLES["interpolate"])
@@ -253,7 +253,7 @@ def cmd_reconstruct(args) -> str:
 
 def _identity_sets(config: dict):
     """(test split, train split) of a run's data: source images come from the test split, else the train split."""
-    from ..embedding import load_identity_data
+    from ..identity import load_identity_data
 
     return load_identity_data(config, ("test", "train"))
 
@@ -276,7 +276,7 @@ def _names(datasets, identities) -> list[str] | None:
 def identity_figure(model, datasets, identities, *, sources: int, args, out) -> Path:
     """[1] Figure 4: each row, ``sources`` images of an identity | ``args.samples`` new images from their code."""
     from .. import viz
-    from ..embedding import draw_identities
+    from ..identity import draw_identities
 
     shown, drawn = draw_identities(model, datasets, identities, sources=sources, samples=args.samples,
                                    seed=args.seed, temperature=args.temperature, method=args.method)
@@ -289,7 +289,7 @@ def interpolation_figure(model, datasets, identity_from: int, identity_to: int, 
                          rows: int, args, out) -> Path:
     """[1] Figure 5: each row, an image of A | decodings from A's code to B's (one seed per row) | an image of B."""
     from .. import viz
-    from ..embedding import interpolate_identities, source_images
+    from ..identity import interpolate_identities, source_images
 
     line = interpolate_identities(model, datasets, identity_from, identity_to, sources=sources, steps=steps,
                                   rows=rows, seed=args.seed, temperature=args.temperature, method=args.method)
@@ -318,7 +318,7 @@ def _judge_lines(measurements: dict) -> list[str]:
 
 def cmd_identity(args) -> str:
     args.out = str(output_path(args.out, args, kind="run"))
-    from ..embedding import IdentityConfig, finished_identity, parse_classes, train_identity
+    from ..identity import IdentityConfig, finished_identity, parse_classes, train_identity
     from ..serialization import load
 
     _check_draws(args, "samples", "identities")
@@ -358,7 +358,7 @@ def cmd_identity(args) -> str:
 
 def cmd_identity_sample(args) -> str:
     args.out = output_path(args.out, args)
-    from ..embedding import parse_classes, read_identity
+    from ..identity import parse_classes, read_identity
 
     _check_draws(args, "samples", "identities", "rows")
     try:

@@ -174,7 +174,7 @@ def scale_for(image_shape, requested: int | None) -> int:
 
 
 def resolve_device(name: str):
-    from ..train.loop import resolve_device as resolve
+    from ..train.device import resolve_device as resolve
 
     return resolve(name)
 
@@ -208,7 +208,7 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     ``pixelcnn identity``) or its only saved model.
     """
     from ..serialization import read_json
-    from ..train.loop import MODEL_DIR
+    from ..train.run_folder import MODEL_DIR
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -244,10 +244,10 @@ def run_folder(spec: str | Path) -> Path:
 
 def open_run(path: str | Path, device: str = "auto") -> Run:
     """RUN (a run folder of ``pixelcnn train`` or ``pixelcnn identity``, a model folder, or ``zoo:NAME``) -> ``Run``."""
-    from ..embedding import IDENTITY_FILE, read_identity
+    from ..identity import IDENTITY_FILE, read_identity
     from ..serialization import load
     from ..train.config import TrainConfig
-    from ..train.loop import CONFIG_FILE
+    from ..train.run_folder import CONFIG_FILE
 
     folder = run_folder(path)                   # zoo:NAME: a trained model of the package, with its card
     card = zoo.card(str(path)) if zoo.is_zoo_name(str(path)) else None
@@ -299,7 +299,7 @@ def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | N
     """
     import torch
 
-    from ..embedding import parse_classes
+    from ..identity import parse_classes
 
     if indices is not None:
         bad = [i for i in indices if not 0 <= i < len(dataset)]

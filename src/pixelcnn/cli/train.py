@@ -248,7 +248,7 @@ def train_config_from_args(args):
     (refused by the one resume check, ``changed_on_resume``, when one may not change); budget flags given on
     resume replace the run's budget (``resume_adds_budget``: they count from where it stopped)."""
     from ..train.config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
-    from ..train.loop import CONFIG_FILE
+    from ..train.run_folder import CONFIG_FILE
 
     given = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "handler", "force")}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}

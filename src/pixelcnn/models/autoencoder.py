@@ -23,7 +23,7 @@ encoder beyond "convolutional"; this one is ours.
 Options beyond the paper's auto-encoder: ``normalize_code`` puts codes on the
 unit sphere and ``freeze_encoder`` keeps the encoder out of training; with
 both, the encoder is a fixed embedding network and the model is the paper's
-PixelCNN conditioned on an embedding of the image (``pixelcnn.embedding``:
+PixelCNN conditioned on an embedding of the image (``pixelcnn.identity``:
 the triplet-trained identity space of its portrait experiment).
 
 The baseline of [1] Figure 6, an auto-encoder trained on the mean squared

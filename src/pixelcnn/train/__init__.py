@@ -10,7 +10,8 @@ The command ``pixelcnn train`` sets every field of ``TrainConfig`` from flags.
 """
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEMO_SCHEDULE, TrainConfig
-from .loop import Trainer, TrainResult, learning_rate, resolve_device, train
+from .device import resolve_device
+from .loop import Trainer, TrainResult, learning_rate, train
 
 __all__ = ["DEMO_SCHEDULE", "TrainConfig", "TrainResult", "Trainer", "learning_rate", "load_checkpoint",
            "resolve_device", "save_checkpoint", "train"]

@@ -18,19 +18,18 @@ permutation drawn from a generator seeded by (seed, e), and the binarization
 draw (and the ``perturb`` replacement) of step s from one seeded by (seed, s, rank). Nothing about the data
 order needs saving, and ``resume`` continues with exactly the batches, and on
 the CPU exactly the losses, of an uninterrupted run.
+
+Its parts, each in its own module: ``steps`` (the one optimizer step and the
+learning-rate schedule), ``run_folder`` (the folder's lock, files and start
+checks), ``build`` (the model a config names), ``ema``, ``metrics_log``,
+``samples`` (the sample grid), ``signals`` (Ctrl-C / SIGTERM), ``device``,
+``checkpoint`` and ``distributed``.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
 import hashlib
-import json
 import math
-import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,99 +41,26 @@ from ..evaluate import check_compatible
 from ..hardware import choose_compile, choose_precision, first_line
 from ..scores import perturb
 from . import distributed
-from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from .config import BUDGET_FIELDS, RESUMABLE_FIELDS, TrainConfig, changed_on_resume
-from .lock import LOCK_FILE, RunLock
+from .budget import budget_text, extended_budget, planned_steps, time_fraction
+from .build import build_model, preset_note
+from .checkpoint import CHECKPOINT_FILE, save_checkpoint
+from .config import TrainConfig
+from .device import resolve_device
+from .ema import EMA
+from .metrics_log import MetricsLog
+from .run_folder import CONFIG_FILE, MODEL_DIR, SAMPLES_DIR, RunFolder
+from .samples import write_samples
+from .signals import EvaluationStopped, RunPhase
+from .steps import MAX_SKIPPED_IN_A_ROW, OptimizerStep, learning_rate, make_optimizer  # noqa: F401 (re-exported)
 
-METRICS_FILE = "metrics.jsonl"
-CONFIG_FILE = "config.json"
-MODEL_DIR = "model"
-SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
-# What a run folder holds that train writes (``--force`` replaces these, and only these).
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_DIR, METRICS_FILE, SAMPLES_DIR, "tensorboard")
-MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a row stop the run
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda if available, else mps, else cpu; any other name is checked and returned."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU; use --device cpu")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name!r} asked for, but MPS is not available; use --device cpu")
-    return device
-
-
 def seeded_generator(*parts) -> torch.Generator:
     """A CPU generator seeded by a hash of ``parts`` (e.g. (seed, "epoch", 3)): no state to save."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-
-
-def learning_rate(config: TrainConfig, step: int, *, planned_steps: int | None, time_fraction: float | None) -> float:
-    """The learning rate of optimizer step ``step + 1`` (``step`` steps done).
-
-    Linear warm-up over ``warmup_steps``, then the decay. Cosine and linear
-    decay run over ``decay_steps`` if set, else over the run's budget: its
-    planned steps and / or its minutes, whichever is further along.
-    """
-    warmup = config.warmup_steps
-    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
-    if config.lr_decay == "exponential":
-        factor *= config.decay_rate ** (max(0, step - warmup) / config.decay_every)
-    elif config.lr_decay in ("cosine", "linear"):
-        fractions = []
-        horizon = config.decay_steps or planned_steps
-        if horizon:
-            fractions.append((step - warmup) / max(1, horizon - warmup))
-        if config.decay_steps is None and time_fraction is not None:
-            fractions.append(time_fraction)
-        t = min(1.0, max(0.0, max(fractions))) if fractions else 0.0
-        shape = 0.5 * (1 + math.cos(math.pi * t)) if config.lr_decay == "cosine" else 1 - t
-        factor *= config.final_lr_ratio + (1 - config.final_lr_ratio) * shape
-    return config.lr * factor
-
-
-class EMA:
-    """Exponential moving average of a model's weights (Polyak averaging), used for evaluation.
-
-    The decay starts low and rises to ``decay`` ((1 + n) / (10 + n) after n
-    updates), so that the average is useful early in short runs too.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval()
-        for param in self.model.parameters():
-            param.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, param in zip(self.model.parameters(), model.parameters()):
-            average.lerp_(param.detach(), 1 - decay)
-        for average, buffer in zip(self.model.buffers(), model.buffers()):
-            average.copy_(buffer)
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"updates": self.updates, "weights": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.updates = int(state["updates"])
-        self.model.load_state_dict(state["weights"])
 
 
 class TrainingLoss(nn.Module):
@@ -151,52 +77,6 @@ class TrainingLoss(nn.Module):
         return self.model.loss(images, cond)
 
 
-class MetricsLog:
-    """``metrics.jsonl`` (one JSON object per line) plus TensorBoard scalars when it is installed."""
-
-    def __init__(self, run_dir: Path, *, tensorboard: bool, resume_step: int | None = None):
-        self.path = run_dir / METRICS_FILE
-        if resume_step is not None and self.path.exists():
-            self._drop_after(resume_step)
-        self.file = open(self.path, "a")
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:   # tensorboard not installed: the JSON lines are the log
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-    def _drop_after(self, step: int) -> None:
-        """Forget lines logged after the checkpoint we resume from (a crash may have left some)."""
-        from ..serialization import _atomic_write
-
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line)
-            except json.JSONDecodeError:   # a line cut by a crash
-                continue
-        text = "".join(line + "\n" for line in kept)
-        _atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
-
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.writer is not None:
-            prefix = record.get("kind", "train")
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
-                    self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
-
-    def close(self) -> None:
-        self.file.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
 @dataclass
 class TrainResult:
     run_dir: Path                 # the run folder
@@ -209,10 +89,6 @@ class TrainResult:
     model_path: Path              # RUN/model: load with pixelcnn.load
     checkpoint_path: Path         # RUN/checkpoint.safetensors: resume with --resume
     sample_grid: Path | None      # the last sample grid written
-
-
-class _EvaluationStopped(KeyboardInterrupt):
-    """A signal during an evaluation: the evaluation is dropped, then the run saves and stops."""
 
 
 # ---------------------------------------------------------------------------------------- trainer
@@ -234,18 +110,12 @@ class Trainer:
         self.resume = resume
         self.force = force
         self.more = more
-        self._replacing: list[str] = []     # --force: what the folder held, replaced once set-up has worked
-        self._phase = "start-up"            # what the run is doing: a signal's effect depends on it (_stop_on_signals)
+        self.phase = RunPhase()             # what the run is doing: a signal's effect depends on it
         self.run_dir = Path(config.out)
+        self.folder = RunFolder(self.run_dir, self.say)
         self._log = log
-        self._stop_requested = False
         self._bar = None
-        self._lock = None
-        self._created_folder = False
-        self.skipped_steps = 0
-        self._skipped_in_a_row = 0
         self._last_checkpoint_time = time.monotonic()
-        self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
     # ---- messages
     def say(self, message: str) -> None:
@@ -260,126 +130,16 @@ class Trainer:
 
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return (what Ctrl-C and SIGTERM do)."""
-        self._stop_requested = True
+        self.phase.stop_requested = True
+
+    @property
+    def stop_signal(self):
+        """The signal (SIGINT / SIGTERM) that stopped the run, if any."""
+        return self.phase.stop_signal
 
     # ---- set-up
-    def _replace_run_files(self) -> None:
-        """--force: remove the run files the folder held (``RUN_FILES``; anything else stays) and say so."""
-        ours = [name for name in self._replacing if name in RUN_FILES]
-        for name in ours:
-            path = self.run_dir / name
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
-        kept = [name for name in self._replacing if name not in RUN_FILES]
-        self.say(f"--force: replacing {', '.join(ours) or 'nothing'} in {self.run_dir}"
-                 + (f" (kept: {', '.join(kept)})" if kept else ""))
-        self._replacing = []
-
-    def _resume_state(self) -> dict | None:
-        """The checkpoint to resume from (None: the run never reached one and starts again from step 0), after
-        the one resume check (``config.changed_on_resume``) of this config against the run's config.json and of
-        config.json against the config the checkpoint was trained with (an edited config.json is refused,
-        not printed and then ignored)."""
-        where = self.run_dir / CONFIG_FILE
-        if not where.is_file():
-            raise ValueError(f"nothing to resume at {self.run_dir}: no {CONFIG_FILE} (not a run folder of "
-                             f"pixelcnn train)")
-        saved = TrainConfig.load(where)
-        self._refuse_changes(saved, self.config.to_dict(), "given")
-        if not (self.run_dir / CHECKPOINT_FILE).exists():
-            written = sorted(p.name for p in self.run_dir.iterdir() if p.name in (MODEL_DIR, SAMPLES_DIR))
-            if written and not self.force:
-                raise ValueError(f"{self.run_dir} holds {' and '.join(f + '/' for f in written)} but no "
-                                 f"{CHECKPOINT_FILE} to resume from (deleted?): resuming would replace them with a "
-                                 f"new run; give --force to start it again from step 0, or choose another --out")
-            self.say(f"note: {self.run_dir} never reached a checkpoint: the run starts again from step 0")
-            return None
-        checkpoint = load_checkpoint(self.run_dir)
-        trained = checkpoint.get("config")
-        if isinstance(trained, dict):
-            try:
-                trained_config = TrainConfig.from_dict(trained)
-            except (TypeError, ValueError):
-                trained_config = None
-            if trained_config is not None:
-                self._refuse_changes(trained_config, saved.to_dict(), f"{CONFIG_FILE} says",
-                                     edited=f"{where} was edited after the checkpoint was written")
-        return checkpoint
-
-    def _refuse_changes(self, saved: TrainConfig, given: dict, said: str, edited: str | None = None) -> None:
-        changed = changed_on_resume(saved, given)
-        if not changed:
-            return
-
-        def value(config, name):
-            return (config.get("model_options", {}).get(name.split(".", 1)[1]) if name.startswith("model_options.")
-                    else config.get(name)) if isinstance(config, dict) else None
-
-        details = ", ".join(f"{n} (run: {value(saved.to_dict(), n)!r}, {said}: {value(given, n)!r})" for n in changed)
-        start = f"{edited}: " if edited else ""
-        raise ValueError(f"{start}cannot change {details} when resuming {self.run_dir}; only "
-                         f"{', '.join(f for f in RESUMABLE_FIELDS if f != 'out')} may change (a run with other "
-                         f"settings is a new run: another --out)")
-
-    def _check_fresh_folder(self) -> None:
-        """A new run starts only in a new or empty folder; with ``force``, in any folder, replacing the files
-        of a run there (and saying which). The lock we hold does not count."""
-        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE)
-        if not entries:
-            return
-        if self.force:          # (replaced once the data and the model are known to work: _replace_run_files)
-            self._replacing = entries
-            return
-        listed = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
-        if (self.run_dir / CHECKPOINT_FILE).exists():
-            raise ValueError(f"{self.run_dir} already holds a run: continue it with --resume "
-                             f"(pixelcnn train --resume {self.run_dir}), replace it with --force, or choose another --out")
-        if (self.run_dir / CONFIG_FILE).exists():
-            try:
-                TrainConfig.load(self.run_dir / CONFIG_FILE)
-            except (OSError, ValueError, TypeError):
-                raise ValueError(f"{self.run_dir} holds a {CONFIG_FILE} that pixelcnn train did not write: choose "
-                                 f"another --out (or give --force to write into that folder)") from None
-            raise ValueError(f"{self.run_dir} already holds a run ({listed}) without a checkpoint: continue it with "
-                             f"--resume (it starts again from step 0), replace it with --force, or choose another --out")
-        raise ValueError(f"{self.run_dir} is not empty ({listed}): a new run starts in a new or empty folder; choose "
-                         f"another --out, or give --force to write into it")
-
-    def _build_model(self, train_set):
-        from ..models.registry import config_for, model_class, presets
-
-        c = self.config
-        options = dict(c.model_options)
-        for name in ("image_shape", "levels", "num_classes"):
-            if name in options:
-                raise ValueError(f"{name} comes from the data set (and --class-conditional); "
-                                 f"remove it from the model options")
-        preset = presets.get(c.model)
-        if preset is not None and not preset.any_data and preset.config.get("levels", train_set.levels) \
-                != train_set.levels:
-            hint = " (add --binarize dynamic)" if preset.config["levels"] == 2 else ""
-            raise ValueError(f"preset {c.model!r} models images with {preset.config['levels']} levels; "
-                             f"{c.data} gives {train_set.levels}{hint}")
-        num_classes = None
-        if c.class_conditional:
-            if not train_set.num_classes:
-                raise ValueError(f"{c.data} has no labels: it cannot train a class-conditional model")
-            num_classes = train_set.num_classes
-        model_name, model_config = config_for(c.model, image_shape=train_set.image_shape,
-                                              levels=train_set.levels, num_classes=num_classes, **options)
-        torch.manual_seed(c.seed)
-        return model_class(model_name)(model_config)
-
-    def _preset_note(self) -> str | None:
-        """A line saying so when the data set gives other images than a preset's (its sizes still apply)."""
-        from ..models.registry import presets
-
-        preset, data = presets.get(self.config.model), self.train_set
-        if preset is None or (tuple(preset.config.get("image_shape", data.image_shape)),
-                              preset.config.get("levels", data.levels)) == (tuple(data.image_shape), data.levels):
-            return None
-        return (f"note: preset {self.config.model} was configured for images {preset.config.get('image_shape')} "
-                f"with {preset.config.get('levels')} levels; its sizes are used for the images of {self.config.data}: "
-                f"{tuple(data.image_shape)} with {data.levels} levels")
+    def _build_model(self, train_set) -> nn.Module:
+        return build_model(self.config, train_set)
 
     def _setup(self) -> None:
         from .. import data
@@ -390,13 +150,14 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         checkpoint = None
-        self._take_folder()
+        if self.dist.is_main:          # (lock it, creating it if needed; remove temporary files a killed job left)
+            self.folder.take()
         if self.resume:
-            checkpoint = self._resume_state()
+            checkpoint = self.folder.resume_state(self.config, self.force)
         elif self.dist.is_main:
-            self._check_fresh_folder()
+            self.folder.check_fresh(self.force)
 
-        self._phase = "data loading"
+        self.phase.name = "data loading"
         self.train_set = data.load(c.data, "train", root=c.data_root, binarize=c.binarize)
         self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
         self.steps_per_epoch = len(self.train_set) // (c.batch_size * self.dist.world_size)
@@ -404,7 +165,7 @@ class Trainer:
             raise ValueError(f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
                              f"{len(self.train_set)} training images of {c.data}")
 
-        self._phase = "model build"
+        self.phase.name = "model build"
         if checkpoint is not None:
             from ..serialization import model_from_config
 
@@ -417,25 +178,25 @@ class Trainer:
         # Nothing is written before the data and the model are known to work.
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self._replacing:
-                self._replace_run_files()
+            if self.folder.replacing:
+                self.folder.replace_run_files()
             c.save(self.run_dir / CONFIG_FILE)
         self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
         self.loss_name = self.model.loss_name                # "nll": nats per image; else the model's own loss
 
-        params = self.model.parameters()
-        if c.optimizer == "adam":
-            self.optimizer = torch.optim.AdamW(params, lr=c.lr, betas=(c.beta1, c.beta2),
-                                               weight_decay=c.weight_decay)
-        else:
-            self.optimizer = torch.optim.RMSprop(params, lr=c.lr, alpha=c.beta2, momentum=c.beta1,
-                                                 weight_decay=c.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), c)
         self.ema = EMA(self.model, c.ema_decay) if c.ema_decay is not None else None
 
         cuda = self.device.type == "cuda"
         self.precision = choose_precision(c.precision, self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision.grad_scaling else None
+        advice = "Try a lower --lr, more --warmup-steps or --grad-clip" + (", or --on-nan skip" if c.on_nan == "stop"
+                                                                         else "")
+        self.optimizer_step = OptimizerStep(
+            self.model.parameters(), self.optimizer, self.precision, grad_clip=c.grad_clip, on_nan=c.on_nan,
+            kept=f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept", advice=advice,
+            on_skip=self._log_skipped)
+        self.scaler = self.optimizer_step.scaler            # (float16 only: saved in the checkpoint)
         loss_module = TrainingLoss(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -459,7 +220,7 @@ class Trainer:
         if self.resume and self.more:
             self._extend_budget()
         elif self.resume and self._budget_spent():
-            raise ValueError(f"the run in {self.run_dir} has done its budget ({self._budget_text()}; at step "
+            raise ValueError(f"the run in {self.run_dir} has done its budget ({budget_text(self.config)}; at step "
                              f"{self.step}, {self.train_seconds / 60:.2f} minutes of training): give --max-steps N, "
                              f"--max-minutes M or --epochs E for that much more training")
         self._choose_compile()
@@ -470,35 +231,22 @@ class Trainer:
         self.say(f"model: {self.model.name}, {count:,d} parameters; "
                  f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}")
         self.say(f"data: {self.train_set!r}; {self.test_set!r}")
-        if not self.resume and self._preset_note():
-            self.say(self._preset_note())
+        note = preset_note(self.config, self.train_set)
+        if not self.resume and note:
+            self.say(note)
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         extras = [f"{self.dist.world_size} processes" if self.dist.enabled else ""]
         self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
                  + (f"; resuming at step {self.step}" if self.resume else ""))
         self.say(f"{self.precision}; {self.compile_reason}")
 
-    def _budget_text(self) -> str:
-        c = self.config
-        return ", ".join(f"{name} {getattr(c, name):g}" for name in BUDGET_FIELDS if getattr(c, name) is not None)
-
     def _extend_budget(self) -> None:
-        """Resume with ``more``: the budget given counts from here (max_steps N: N more steps; max_minutes M:
-        M more minutes of training; epochs E: E more passes), and says so (the new totals are saved)."""
-        c = self.config
-        totals = {}
-        if c.max_steps is not None:
-            totals["max_steps"] = self.step + c.max_steps
-        if c.max_minutes is not None:
-            totals["max_minutes"] = round(self.train_seconds / 60 + c.max_minutes, 6)
-        if c.epochs is not None:
-            totals["epochs"] = round(self.step / self.steps_per_epoch + c.epochs, 6)
-        given = ", ".join(f"{name} {getattr(c, name):g} more" for name in totals)
-        self.config = c = dataclasses.replace(c, **totals)
+        """Resume with ``more``: the budget given counts from here, and the run says so (the new totals are saved)."""
+        self.config, given = extended_budget(self.config, self.step, self.train_seconds, self.steps_per_epoch)
         if self.dist.is_main:
-            c.save(self.run_dir / CONFIG_FILE)
+            self.config.save(self.run_dir / CONFIG_FILE)
         self.say(f"resuming at step {self.step} ({self.train_seconds / 60:.2f} minutes of training): {given}; "
-                 f"stops at {self._budget_text()} in all")
+                 f"stops at {budget_text(self.config)} in all")
 
     def _choose_compile(self) -> None:
         """torch.compile the loss module when --compile says so (auto: for a long enough rest of the run)."""
@@ -518,26 +266,8 @@ class Trainer:
         self.say(f"warning: torch.compile failed ({first_line(error)}); training continues without compiling "
                  f"(--compile off skips the attempt)")
 
-    def _take_folder(self) -> None:
-        """Lock the run folder (process 0), creating it if needed; remove temporary files a killed job left."""
-        if not self.dist.is_main:
-            return
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ValueError(f"--out {self.run_dir} is a file, not a run folder")
-        self._created_folder = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = RunLock(self.run_dir)
-        self._lock.acquire()
-        for folder in (self.run_dir, self.run_dir / MODEL_DIR):
-            for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
-                leftover.unlink(missing_ok=True)
-
     def _release_folder(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._created_folder and self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
-            self.run_dir.rmdir()            # set-up failed before anything was written
+        self.folder.release()
 
     # ---- checkpoints
     def _state(self) -> dict:
@@ -583,7 +313,7 @@ class Trainer:
         Non-finite weights are never written: the last good checkpoint and model stay. A write that
         fails (disk full, read-only folder) leaves the previous files whole and stops the run."""
         if self.dist.is_main:
-            with self._during("saving"):
+            with self.phase.during("saving"):
                 self._save_files()
         self._last_checkpoint_time = time.monotonic()
         distributed.barrier(self.dist)
@@ -610,17 +340,10 @@ class Trainer:
     # ---- the budget
     @property
     def planned_steps(self) -> int | None:
-        limits = []
-        if self.config.max_steps is not None:
-            limits.append(int(self.config.max_steps))
-        if self.config.epochs is not None:
-            limits.append(math.ceil(self.config.epochs * self.steps_per_epoch))
-        return min(limits) if limits else None
+        return planned_steps(self.config, self.steps_per_epoch)
 
     def _time_fraction(self) -> float | None:
-        if self.config.max_minutes is None:
-            return None
-        return self.train_seconds / (60 * self.config.max_minutes)
+        return time_fraction(self.config, self.train_seconds)
 
     def _budget_spent(self) -> bool:
         planned = self.planned_steps
@@ -662,52 +385,19 @@ class Trainer:
         return images, labels
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[float, float, float]:
-        """One optimizer step; returns (mean loss per image (NLL, nats), gradient norm, learning rate)."""
-        c = self.config
+        """One optimizer step (``OptimizerStep.take``: the only one); returns (mean loss per image (NLL, nats),
+        gradient norm, learning rate)."""
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True) if labels is not None else None
-        lr = self._lr(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.model.train()
-        loss = self._eager_on_failure(self._forward, images, labels)
-        if loss is None:                      # the compiled step failed: the step again, in eager mode
-            return self._train_step(images, labels)
-        value = float(distributed.mean_over_processes(loss.detach(), self.dist))   # the global batch's mean
-        if not math.isfinite(value):
-            return self._not_finite("loss", value, lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self._eager_on_failure(self._backward, loss) is None:
-            return self._train_step(images, labels)
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if c.grad_clip:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip))
-        else:
-            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.model.parameters()
-                                                      if p.grad is not None])))
-        # (with float16 autocast the GradScaler skips non-finite steps itself and lowers its scale)
-        if self.scaler is None and not math.isfinite(grad_norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            return self._not_finite("gradient norm", grad_norm, lr)
-        self._skipped_in_a_row = 0
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        if self.ema is not None:
+        # (self.loss_module is read at each try: a compile that fails switches it to eager, then the step again)
+        loss, grad_norm, lr = self.optimizer_step.take(
+            self.step, self._lr(self.step), lambda: self.loss_module(images, labels).mean(),
+            mean=lambda loss: distributed.mean_over_processes(loss, self.dist),       # the global batch's mean
+            guard=self._eager_on_failure)
+        if self.ema is not None and math.isfinite(loss):                      # (not a skipped step)
             self.ema.update(self.model)
-        return value, grad_norm, lr
-
-    def _forward(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The mean loss of the batch, the network under the run's precision (autocast)."""
-        with self.precision.autocast():
-            return self.loss_module(images, labels).mean()
-
-    def _backward(self, loss: torch.Tensor) -> bool:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-        return True
+        return loss, grad_norm, lr
 
     def _eager_on_failure(self, work, *args):
         """``work(*args)``; when a compiled step raises (compiling happens in the first forward and backward),
@@ -721,22 +411,15 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             return None
 
-    def _not_finite(self, what: str, value: float, lr: float) -> tuple[float, float, float]:
-        """A NaN / inf loss or gradient: skip the step (on_nan="skip") or stop; the weights are untouched."""
-        step = self.step + 1
-        kept = f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept"
-        if self.config.on_nan == "skip":
-            self.skipped_steps += 1
-            self._skipped_in_a_row += 1
-            if self._skipped_in_a_row < MAX_SKIPPED_IN_A_ROW:
-                if self.metrics is not None:
-                    self.metrics.write({"kind": "skipped", "step": step, "reason": f"{what} {value}"})
-                return float("nan"), float("nan"), lr
-            raise FloatingPointError(f"the {what} was {value} at {MAX_SKIPPED_IN_A_ROW} steps in a row (up to step "
-                                     f"{step}): training has diverged, stopped; {kept}. Try a lower --lr, more "
-                                     f"--warmup-steps or --grad-clip")
-        raise FloatingPointError(f"the {what} became {value} at step {step}: stopped (--on-nan stop); {kept}. "
-                                 f"Try a lower --lr, more --warmup-steps or --grad-clip, or --on-nan skip")
+    def _log_skipped(self, step: int, reason: str) -> None:
+        """on_nan="skip": a step dropped for a non-finite loss or gradient, in metrics.jsonl."""
+        if self.metrics is not None:
+            self.metrics.write({"kind": "skipped", "step": step, "reason": reason})
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps dropped by on_nan="skip" in this job."""
+        return self.optimizer_step.skipped_steps if hasattr(self, "optimizer_step") else 0
 
     # ---- evaluation
     def _evaluate(self) -> None:
@@ -744,9 +427,9 @@ class Trainer:
         self.last_eval_step, self.last_eval_seconds = self.step, self.train_seconds
         if self.dist.is_main:
             try:
-                with self._during("evaluation"):
+                with self.phase.during("evaluation"):
                     self._evaluate_and_log()
-            except _EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
+            except EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
                 pass
         distributed.barrier(self.dist)
 
@@ -762,81 +445,14 @@ class Trainer:
         record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                   "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
         if c.sample_images:
-            self.sample_grid = self._write_samples()
+            self.sample_grid = write_samples(
+                self.eval_model, self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png", count=c.sample_images,
+                generator=seeded_generator(c.seed, "samples"), test_set=self.test_set, conditional=self.conditional,
+                class_names=getattr(self.train_set, "class_names", None))
             record["sample_grid"] = str(self.sample_grid)
         record["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.metrics.write(record)
         self.say(f"step {self.step}: {result}" + (f"; samples: {self.sample_grid}" if c.sample_images else ""))
-
-    def _write_samples(self) -> Path:
-        from .. import viz
-
-        c, model = self.config, self.eval_model
-        generator = seeded_generator(c.seed, "samples")
-        path = self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png"
-        scale = viz.default_scale(model.image_shape)
-        if hasattr(model, "preview_rows"):
-            # A model that draws from test images (an auto-encoder): one row per test image.
-            rows = max(1, min(8, c.sample_images // 4))
-            index = torch.linspace(0, len(self.test_set) - 1, rows).round().long()
-            images = self.test_set.prepare_batch(self.test_set.images[index], generator)
-            drawn = model.preview_rows(images, generator=generator)                  # [rows, K, C, H, W]
-            grid = viz.image_grid(drawn.flatten(0, 1), levels=model.levels, columns=drawn.shape[1], scale=scale)
-            return viz.save(grid, path)
-        if self.conditional:
-            classes = self.model.config.num_classes
-            per_class = max(1, c.sample_images // classes)
-            labels = torch.arange(classes).repeat_interleave(per_class)
-            images = model.sample(len(labels), labels, generator=generator)
-            grid = viz.class_grid(images, labels, levels=model.levels, scale=scale,
-                                  class_names=getattr(self.train_set, "class_names", None))
-        else:
-            images = model.sample(c.sample_images, generator=generator)
-            grid = viz.image_grid(images, levels=model.levels, scale=scale)
-        return viz.save(grid, path)
-
-    # ---- signals
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """Ctrl-C / SIGTERM. During training steps: stop after this step and save a checkpoint. While saving:
-        the save completes first (seconds), then the same. During an evaluation: the evaluation is dropped, then
-        the same. At any other moment (start-up, data loading, model build, the first compiled step, which
-        compiles for tens of seconds): stop at once (KeyboardInterrupt; ``stop_signal`` says which signal),
-        releasing the lock and leaving no half-written file. A second signal stops at once, whatever the phase."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            self.stop_signal = signum
-            name = signal.Signals(signum).name
-            if self._stop_requested or self._phase not in ("steps", "saving", "evaluation"):
-                if not self._stop_requested:
-                    sys.stderr.write(f"\n{name} during {self._phase}: stopping now\n")
-                raise KeyboardInterrupt
-            self.request_stop()
-            doing = {"steps": "stopping after this step and saving a checkpoint",
-                     "saving": "stopping once this checkpoint is written",
-                     "evaluation": "dropping this evaluation, saving a checkpoint and stopping"}[self._phase]
-            sys.stderr.write(f"\n{name}: {doing} (Ctrl-C again to abort without saving)\n")
-            if self._phase == "evaluation":
-                raise _EvaluationStopped
-
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-    @contextlib.contextmanager
-    def _during(self, phase: str):
-        """Mark what the run is doing (for the signal handler), then go back to the previous phase."""
-        previous, self._phase = self._phase, phase
-        try:
-            yield
-        finally:
-            self._phase = previous
 
     # ---- the loop
     def run(self) -> TrainResult:
@@ -848,9 +464,9 @@ class Trainer:
     def _run(self) -> TrainResult:
         from tqdm.auto import tqdm
 
-        with self._stop_on_signals():
+        with self.phase.stop_on_signals():
             self._setup()
-            self._phase = "steps"
+            self.phase.name = "steps"
             self._last_checkpoint_time = time.monotonic()
             c = self.config
             start_step, start_seconds = self.step, self.train_seconds
@@ -859,13 +475,14 @@ class Trainer:
             interrupted = False
             try:
                 while True:
-                    if distributed.any_process(self._stop_requested or self._budget_spent(), self.dist, self.device):
-                        interrupted = self._stop_requested
+                    if distributed.any_process(self.phase.stop_requested or self._budget_spent(), self.dist,
+                                               self.device):
+                        interrupted = self.phase.stop_requested
                         break
                     started = time.perf_counter()
                     images, labels = self._batch(self.step)
                     # (the first compiled step compiles for tens of seconds: a signal then stops at once)
-                    with self._during("compiling" if self.compiled and self.step == start_step else "steps"):
+                    with self.phase.during("compiling" if self.compiled and self.step == start_step else "steps"):
                         loss, grad_norm, lr = self._train_step(images, labels)
                     seconds = time.perf_counter() - started
                     self.step += 1
@@ -886,7 +503,7 @@ class Trainer:
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()
                 self._save()
-                interrupted = self._stop_requested
+                interrupted = self.phase.stop_requested
             finally:
                 self._bar.close()
                 self._bar = None
