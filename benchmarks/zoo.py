@@ -108,7 +108,7 @@ def add_entry(args) -> None:
 def held_out_nll(model, identity: dict) -> tuple[dict, dict]:
     """-log p(x | code of its font) over every held-out glyph (the code: the mean embedding of 4 other glyphs of
     the font, as in training): the card's ``test`` block, and the first VERIFY_IMAGES glyphs with their codes."""
-    from pixelcnn.embedding import class_subset, embed, identity_codes, identity_split, load_identity_data
+    from pixelcnn.identity import class_subset, embed, identity_codes, identity_split, load_identity_data
 
     config = identity["config"]
     train_all, test_all = load_identity_data(config)
