@@ -11,8 +11,12 @@ import time
 from pathlib import Path
 
 from ..heads import HEADS
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_precision_flag, dataset_for,
-                     open_run, output_path, pick_images, positive, resolve_device, seed)
+from .errors import Terminated, UsageError
+from .flags import (add_command, add_data_flags, add_device_flag, add_draw_flags, add_out_flag, add_precision_flag,
+                    add_run_argument, positive)
+from .images import pick_images
+from .paths import output_path
+from .runs import dataset_for, open_run, resolve_device
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -188,7 +192,7 @@ def add_parsers(sub) -> None:
 
     evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",
                            EXAMPLES["eval"])
-    evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(evaluate)
     add_device_flag(evaluate)
     add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
     evaluate.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
@@ -204,9 +208,9 @@ def add_parsers(sub) -> None:
     demo = add_command(sub, "demo", "train a class-conditional Gated PixelCNN on bundled MNIST digits, "
                                     "evaluate it, draw samples and completions", EXAMPLES["demo"])
     demo.add_argument("--minutes", type=float, default=5.0, help="minutes of training (default: 5)")
-    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo; runs/demo-2, ... if it exists)")
+    add_out_flag(demo, "run folder; runs/demo-2, ... when it holds files", default="runs/demo")
     add_device_flag(demo)
-    demo.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**64-1 (default: 0)")
+    add_draw_flags(demo, sampler=False, scale=False, seeds="the training and the draws")
     demo.add_argument("--per-class", type=int, default=8, help="samples of each digit in the grid (default: 8)")
     demo.add_argument("--n-layers", type=int, help=f"gated layers (default: the {DEMO_PRESET} preset's, 4)")
     demo.add_argument("--hidden", type=int, help=f"maps per layer (default: the {DEMO_PRESET} preset's, 32)")
@@ -308,8 +312,6 @@ def cmd_train(args) -> str:
     from ..train.loop import Trainer
 
     import signal
-
-    from .common import Terminated
 
     names = {k for k in vars(args) if k not in ("command", "handler")}
     trainer = None
