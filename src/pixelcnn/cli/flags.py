@@ -7,13 +7,12 @@ others, so one flag reads the same in every command's --help.
 from __future__ import annotations
 
 import argparse
-import math
 
+from .. import fields
 from .errors import UsageError
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: auto)"
 RUN_HELP = "run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME"
-SEED_MAX = 2 ** 64 - 1          # torch.Generator.manual_seed takes 64 bits
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -90,22 +89,30 @@ def add_draw_flags(parser, *, sampler: bool = True, scale: bool = True, seeds: s
 
 
 # ------------------------------------------------------------------------------------- checks of flag values
-def seed(text: str) -> int:
-    """argparse type of --seed: an integer in 0..2**64-1 (larger ones overflowed inside torch)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in 0..2**64-1, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be an integer in 0..2**64-1, got {text}")
-    return value
+def checked_type(check, convert=int):
+    """An argparse type: the text ``convert``-ed, then checked by one of ``pixelcnn.fields``' checks; a problem
+    is argparse's one-line error (``argument --seed: must be an integer in 0..2**64-1, got -1``)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text                        # not even a number: the check says what it must be
+        problem = check(None, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    parse.__name__ = check.__name__
+    return parse
+
+
+seed = checked_type(fields.seed)                # larger seeds overflowed inside torch
+positive_int = checked_type(fields.positive_int)
 
 
 def positive(name: str, value) -> None:
-    if value is None or value < 1:
-        raise UsageError(f"{name} must be a positive integer, got {value}")
+    """A count given on the command line (--n, --batch-size, ...) is a positive integer, or a usage error."""
+    fields.raise_problems([fields.positive_int(name, value)], UsageError)
 
 
 def check_temperature(value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"--temperature must be a positive number, got {value}")
+    fields.raise_problems([fields.positive_number("--temperature", value)], UsageError)

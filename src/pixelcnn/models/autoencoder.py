@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fields import positive_int, raise_problems
 from ..nn.conditioning import ConditionEncoder
 from .base import AutoregressiveModel, ModelConfig, Preset, _describe
 from .gated import GatedPixelCNN, GatedPixelCNNConfig
@@ -62,9 +63,8 @@ class PixelCNNAutoEncoderConfig(ModelConfig):
         super().__post_init__()
         if self.num_classes is not None or self.cond_dim is not None:
             raise ValueError("pixelcnn_ae is conditioned on its own code; num_classes and cond_dim must be None")
-        for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        raise_problems([positive_int(name, getattr(self, name))
+                        for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size")])
 
 
 class ConvEncoder(nn.Module):

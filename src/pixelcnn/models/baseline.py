@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import positive_int, raise_problems
 from ..nn.conditioning import ConditionEncoder
 from .autoencoder import ConvEncoder, code_line
 from .base import AutoregressiveModel, ModelConfig, Preset, _describe
@@ -44,9 +45,8 @@ class MSEAutoEncoderConfig(ModelConfig):
             raise ValueError("mse_ae takes no condition; num_classes and cond_dim must be None, spatial_cond False")
         if (self.head, self.n_mixtures) != (ModelConfig.head, ModelConfig.n_mixtures):
             raise ValueError("mse_ae has no output distribution; head and n_mixtures must keep their defaults")
-        for name in ("bottleneck", "encoder_channels", "decoder_channels"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        raise_problems([positive_int(name, getattr(self, name))
+                        for name in ("bottleneck", "encoder_channels", "decoder_channels")])
 
 
 class MSEAutoEncoder(nn.Module):

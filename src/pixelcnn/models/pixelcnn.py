@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import odd_positive, positive_int, raise_problems
 from ..nn.conditioning import ConditionBias
 from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.masks import group_slices
@@ -57,12 +58,9 @@ class PixelCNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden", "kernel_size", "input_kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("kernel_size", "input_kernel_size"):      # named, so the error names the flag
-            if getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be odd, got {getattr(self, name)}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        odd_positive("kernel_size", self.kernel_size),
+                        odd_positive("input_kernel_size", self.input_kernel_size)])
 
 
 class ResidualBlock(nn.Module):

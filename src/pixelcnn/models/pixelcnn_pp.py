@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fields import fraction, positive_int, raise_problems
 from ..heads import LogisticMixtureHead, couple_channels
 from ..nn.shifted import (ConvTransposeWindow, DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
                           DownShiftedConv2d, DownShiftedConvTranspose2d, GatedResNet, GatedResNetCache, PaddedMap,
@@ -72,11 +73,8 @@ class PixelCNNPPConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not 0 <= float(self.dropout) < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        fraction("dropout", self.dropout)])
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import odd_positive, positive_int, raise_problems
 from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
@@ -66,12 +67,10 @@ class PixelRNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden", "input_kernel_size", "skip_channels", "output_hidden"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
-        if self.input_kernel_size % 2 == 0:
-            raise ValueError(f"input_kernel_size must be odd, got {self.input_kernel_size}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        odd_positive("input_kernel_size", self.input_kernel_size),
+                        positive_int("skip_channels", self.skip_channels, optional=True),
+                        positive_int("output_hidden", self.output_hidden, optional=True)])
         if self.hidden < self.image_shape[0]:
             raise ValueError(f"hidden must be at least the {self.image_shape[0]} colour channels "
                              f"(one unit per colour group), got {self.hidden}")
@@ -83,8 +82,7 @@ class RowLSTMConfig(PixelRNNConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.kernel_size % 2 == 0 or self.kernel_size < 1:
-            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
+        raise_problems([odd_positive("kernel_size", self.kernel_size)])
 
 
 @dataclass

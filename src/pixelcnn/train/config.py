@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fields import (check_types, fraction, non_negative, one_of, positive_int, positive_number, raise_problems,
+                      seed)
 from ..hardware import COMPILE_CHOICES, PRECISIONS
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -112,50 +113,23 @@ class TrainConfig:
     tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
 
     def __post_init__(self):
-        self._check_types()
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.lr_decay not in LR_DECAYS:
-            problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.compile not in COMPILE_CHOICES:
-            problems.append(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {self.compile!r}")
-        if self.on_nan not in ON_NAN:
-            problems.append(f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
-        if self.binarize not in BINARIZE:
-            problems.append(f"binarize must be dynamic, threshold or None, got {self.binarize!r}")
-        for name in ("batch_size", "log_every", "checkpoint_every", "decay_every"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("warmup_steps", "sample_images"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes", "eval_images",
-                     "decay_steps", "threads", "checkpoint_every_minutes"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                problems.append(f"{name} must be positive or None, got {value}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            problems.append(f"lr must be a positive number, got {self.lr}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.final_lr_ratio <= 1:
-            problems.append(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
-        if not 0 < self.decay_rate <= 1:
-            problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate}")
-        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
-            problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
-        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
-            problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
-        if not 0 <= self.seed < 2 ** 64:         # torch.manual_seed takes 64 bits
-            problems.append(f"seed must be in 0..2**64-1, got {self.seed}")
-        if not 0 <= self.perturb < 1:
-            problems.append(f"perturb must be in [0, 1), got {self.perturb}")
+        check_types(self)
+        problems = [one_of("optimizer", self.optimizer, OPTIMIZERS), one_of("lr_decay", self.lr_decay, LR_DECAYS),
+                    one_of("precision", self.precision, PRECISIONS), one_of("compile", self.compile, COMPILE_CHOICES),
+                    one_of("on_nan", self.on_nan, ON_NAN), one_of("binarize", self.binarize, BINARIZE)]
+        problems += [positive_int(name, getattr(self, name))
+                     for name in ("batch_size", "log_every", "checkpoint_every", "decay_every")]
+        problems += [non_negative(name, getattr(self, name)) for name in ("warmup_steps", "sample_images")]
+        problems += [positive_number(name, getattr(self, name), optional=True)
+                     for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes",
+                                  "eval_images", "decay_steps", "threads", "checkpoint_every_minutes")]
+        problems += [positive_number("lr", self.lr), fraction("beta1", self.beta1), fraction("beta2", self.beta2),
+                     non_negative("weight_decay", self.weight_decay),
+                     fraction("final_lr_ratio", self.final_lr_ratio, one=True),
+                     fraction("decay_rate", self.decay_rate, zero=False, one=True),
+                     non_negative("grad_clip", self.grad_clip, optional=True),
+                     fraction("ema_decay", self.ema_decay, optional=True),
+                     seed("seed", self.seed), fraction("perturb", self.perturb)]
         from ..models.registry import model_class, presets
 
         if self.model not in presets:          # only names of the registry are ever built
@@ -163,22 +137,7 @@ class TrainConfig:
                 model_class(self.model)
             except ValueError as err:
                 problems.append(str(err))
-        if not isinstance(self.model_options, dict):
-            problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def _check_types(self) -> None:
-        """Each field holds its declared type (a config file may hold anything): a clear error naming the field."""
-        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
-        for f in dataclasses.fields(self):
-            base, optional = str(f.type).split(" | ")[0], "None" in str(f.type)
-            value = getattr(self, f.name)
-            if value is None and optional or base not in kinds:
-                continue
-            if not isinstance(value, kinds[base]) or (base != "bool" and isinstance(value, bool)):
-                raise ValueError(f"{f.name} must be {'a number' if base == 'float' else 'an ' + base if base == 'int' else 'a ' + base}"
-                                 f"{' or None' if optional else ''}, got {value!r}")
+        raise_problems(problems)
 
     @property
     def has_budget(self) -> bool:
