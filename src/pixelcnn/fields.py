@@ -37,6 +37,13 @@ def field_help(field: dataclasses.Field) -> str:
     return field.metadata.get("help", "")
 
 
+def annotation(field: dataclasses.Field) -> tuple[str, bool]:
+    """(the field's declared type without "| None", whether None is allowed): ``float | None`` -> ("float", True).
+    The annotation is a string under ``from __future__ import annotations``, else a type."""
+    text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    return text.split(" | ")[0].strip(), "None" in text
+
+
 # ------------------------------------------------------------------------------------- the message
 def short(value, limit: int = 60) -> str:
     """repr(value), cut to ``limit`` characters: a config file may hold a megabyte in one field."""
@@ -125,8 +132,7 @@ def check_types(config) -> None:
     anything (a string, a list, NaN, 1e999 where an int belongs); this runs before any range check, so
     those compare numbers only. bool is not an int here, and an int is a float."""
     for f in dataclasses.fields(config):
-        annotation = str(f.type)
-        base, optional = annotation.split(" | ")[0], "None" in annotation
+        base, optional = annotation(f)
         value = getattr(config, f.name)
         if (value is None and optional) or base not in FIELD_KINDS:
             continue

@@ -7,6 +7,7 @@ others, so one flag reads the same in every command's --help.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from .. import fields
 from .errors import UsageError
@@ -116,3 +117,56 @@ def positive(name: str, value) -> None:
 
 def check_temperature(value: float) -> None:
     fields.raise_problems([fields.positive_number("--temperature", value)], UsageError)
+
+
+# ------------------------------------------------------------------------------------- a config dataclass as flags
+def _none_or(convert):
+    """An argparse type: ``convert``, or None for the words none / null (a field typed ``X | None``)."""
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else convert(text)
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def add_field_flag(parser, field: dataclasses.Field, help_text: str, *, flag: str | None = None, choices=None,
+                   default=argparse.SUPPRESS) -> None:
+    """One flag for a dataclass field: ``flag`` (default: ``batch_size`` -> ``--batch-size``), typed by the field's
+    annotation (``int``, ``float``, ``str``, each ``| None`` with 'none' for None; ``bool`` as --x / --no-x), its
+    value stored under the field's name. ``default`` SUPPRESS leaves a flag that was not given out of the namespace."""
+    kind, optional = fields.annotation(field)
+    flag = flag or "--" + field.name.replace("_", "-")
+    help_text = help_text.replace("%", "%%")
+    if kind == "bool":
+        parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
+                            help=help_text)
+        return
+    convert = {"int": int, "float": float}.get(kind, str)
+    if optional:
+        convert, help_text = _none_or(convert), help_text + "; 'none' for None"
+    parser.add_argument(flag, dest=field.name, type=convert, default=default, choices=choices,
+                        metavar="{" + ",".join(map(str, choices)) + "}" if choices else flag[2:].replace("-", "_").upper(),
+                        help=help_text)
+
+
+def add_dataclass_flags(parser, cls, *, names=None, skip=(), flags: dict | None = None, choices: dict | None = None,
+                        keep_defaults: bool = False) -> None:
+    """A flag for each field of the dataclass ``cls``, with the help of its ``fields.option`` and its default:
+    ``lr: float = option(1e-3, "peak learning rate")`` -> ``--lr LR  peak learning rate (default: 0.001)``.
+
+    ``names``: only these fields, in this order (default: every field of ``cls`` but those in ``skip``);
+    ``flags``: field -> its flag where that is not the field's name (``{"decoder_minutes": "--minutes"}``);
+    ``choices``: field -> the values it takes; ``keep_defaults``: a flag not given parses to the field's default
+    (else it is left out of the namespace, so that only the flags given reach the config).
+    """
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    flags, choices = flags or {}, choices or {}
+    for name in names if names is not None else [name for name in by_name if name not in skip]:
+        field = by_name[name]
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = None
+        add_field_flag(parser, field, f"{fields.field_help(field)} (default: {default!r})", flag=flags.get(name),
+                       choices=choices.get(name), default=default if keep_defaults else argparse.SUPPRESS)

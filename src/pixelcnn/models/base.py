@@ -17,7 +17,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from ..fields import at_least, check_types, must, positive_int, raise_problems
+from ..fields import at_least, check_types, must, option, positive_int, raise_problems
 from ..hardware import available_memory, choose_precision
 from ..heads import check_head, make_head
 from ..nn.conditioning import ConditionEncoder
@@ -27,14 +27,15 @@ from ..nn.conditioning import ConditionEncoder
 class ModelConfig:
     """Fields every model shares; each model's dataclass adds its own sizes."""
 
-    image_shape: tuple = (1, 28, 28)    # (C, H, W) of the images modelled
-    levels: int = 256                   # values per channel: 256 for 8-bit, 2 for binary images
-    num_classes: int | None = None      # condition on class labels 0..num_classes-1
-    cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
-    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)
-    spatial_channels: int = 32          # channels of that map
-    head: str = "auto"                  # output distribution: auto (bernoulli for 2 levels, else categorical), categorical, bernoulli or logistic_mixture (PixelCNN++)
-    n_mixtures: int = 10                # components per channel of the logistic_mixture head
+    image_shape: tuple = option((1, 28, 28), "(C, H, W) of the images modelled")
+    levels: int = option(256, "values per channel: 256 for 8-bit, 2 for binary images")
+    num_classes: int | None = option(None, "condition on class labels 0..num_classes-1")
+    cond_dim: int | None = option(None, "or condition on any vector of this size (e.g. an embedding)")
+    spatial_cond: bool = option(False, "map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)")
+    spatial_channels: int = option(32, "channels of that map")
+    head: str = option("auto", "output distribution: auto (bernoulli for 2 levels, else categorical), categorical, "
+                               "bernoulli or logistic_mixture (PixelCNN++)")
+    n_mixtures: int = option(10, "components per channel of the logistic_mixture head")
 
     def __post_init__(self):
         check_types(self)

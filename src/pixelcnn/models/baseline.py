@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..fields import positive_int, raise_problems
+from ..fields import option, positive_int, raise_problems
 from ..nn.conditioning import ConditionEncoder
 from .autoencoder import ConvEncoder, code_line
 from .base import AutoregressiveModel, ModelConfig, Preset, _describe
@@ -35,9 +35,9 @@ from .base import AutoregressiveModel, ModelConfig, Preset, _describe
 
 @dataclass
 class MSEAutoEncoderConfig(ModelConfig):
-    bottleneck: int = 10                    # size of the code h
-    encoder_channels: int = 32              # e: the same encoder as pixelcnn_ae (e, 2e, 2e maps)
-    decoder_channels: int = 64              # maps of the deconvolutional decoder
+    bottleneck: int = option(10, "size of the code h")
+    encoder_channels: int = option(32, "e: the same encoder as pixelcnn_ae (e, 2e, 2e maps)")
+    decoder_channels: int = option(64, "maps of the deconvolutional decoder")
 
     def __post_init__(self):
         super().__post_init__()

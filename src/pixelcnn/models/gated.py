@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..fields import odd_positive, positive_int, raise_problems
+from ..fields import odd_positive, option, positive_int, raise_problems
 from ..nn.conv import OutputLayers, PointOutputLayers
 from ..nn.gated import GatedLayer, GatedLayerCache
 from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
@@ -43,12 +43,12 @@ from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
 
 @dataclass
 class GatedPixelCNNConfig(ModelConfig):
-    n_layers: int = 15                      # gated layers, the first one included
-    hidden: int = 128                       # p: gated maps per stack and layer
-    kernel_size: int = 3                    # k of every layer after the first ([1], ImageNet: 5)
-    input_kernel_size: int | None = None    # k of the first layer; None: kernel_size
-    skip_channels: int | None = None        # maps of each skip connection; None: hidden
-    output_hidden: int | None = None        # maps of the two 1x1 output layers; None: 2 * hidden
+    n_layers: int = option(15, "gated layers, the first one included")
+    hidden: int = option(128, "p: gated maps per stack and layer")
+    kernel_size: int = option(3, "k of every layer after the first ([1], ImageNet: 5)")
+    input_kernel_size: int | None = option(None, "k of the first layer; None: kernel_size")
+    skip_channels: int | None = option(None, "maps of each skip connection; None: hidden")
+    output_hidden: int | None = option(None, "maps of the two 1x1 output layers; None: 2 * hidden")
 
     def __post_init__(self):
         super().__post_init__()

@@ -55,21 +55,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..fields import at_least, odd_positive, one_of, positive_int, raise_problems
+from ..fields import at_least, odd_positive, one_of, option, positive_int, raise_problems
 from .base import AutoregressiveModel, Preset
 from .pixelrnn import LAYERS, PixelRNNCache, PixelRNNConfig, PixelRNNNetwork
 
 
 @dataclass
 class MultiScaleConfig(PixelRNNConfig):
-    layer: str = "diagonal_bilstm"      # LSTM layer of both models: "diagonal_bilstm" or "row_lstm"
-    factor: int = 2                     # n / s: x_s is every factor-th pixel of every factor-th row (28 -> 14)
-    n_layers: int = 7                   # LSTM layers of the large model (ours: the paper's MNIST depth)
-    hidden: int = 16                    # its h (ours: the paper's MNIST width)
-    small_n_layers: int | None = None   # LSTM layers of the small model; None: n_layers
-    small_hidden: int | None = None     # its h; None: hidden
-    context_channels: int = 16          # c: maps of the up-convolved small image read by every large layer
-    kernel_size: int | None = None      # Row LSTM only: width of its convolutions; None: 3
+    layer: str = option("diagonal_bilstm", 'LSTM layer of both models: "diagonal_bilstm" or "row_lstm"')
+    factor: int = option(2, "n / s: x_s is every factor-th pixel of every factor-th row (28 -> 14)")
+    n_layers: int = option(7, "LSTM layers of the large model (ours: the paper's MNIST depth)")
+    hidden: int = option(16, "its h (ours: the paper's MNIST width)")
+    small_n_layers: int | None = option(None, "LSTM layers of the small model; None: n_layers")
+    small_hidden: int | None = option(None, "its h; None: hidden")
+    context_channels: int = option(16, "c: maps of the up-convolved small image read by every large layer")
+    kernel_size: int | None = option(None, "Row LSTM only: width of its convolutions; None: 3")
 
     def __post_init__(self):
         super().__post_init__()

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..fields import odd_positive, positive_int, raise_problems
+from ..fields import odd_positive, option, positive_int, raise_problems
 from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
@@ -58,12 +58,12 @@ LAYERS = {"row_lstm": RowLSTMLayer, "diagonal_bilstm": DiagonalBiLSTMLayer}
 
 @dataclass
 class PixelRNNConfig(ModelConfig):
-    n_layers: int = 12                  # LSTM layers (paper, CIFAR-10: 12)
-    hidden: int = 128                   # h: LSTM units per gate; the layers carry 2h maps (CIFAR-10: 128)
-    input_kernel_size: int = 7          # the first, mask-A convolution (paper: 7x7)
-    residual: bool = True               # residual connections (paper: all models but ImageNet 64x64)
-    skip_channels: int | None = None    # maps of each layer's skip connection; None: 2 * hidden
-    output_hidden: int | None = None    # maps of the two 1x1 output layers; None: 2 * hidden
+    n_layers: int = option(12, "LSTM layers (paper, CIFAR-10: 12)")
+    hidden: int = option(128, "h: LSTM units per gate; the layers carry 2h maps (CIFAR-10: 128)")
+    input_kernel_size: int = option(7, "the first, mask-A convolution (paper: 7x7)")
+    residual: bool = option(True, "residual connections (paper: all models but ImageNet 64x64)")
+    skip_channels: int | None = option(None, "maps of each layer's skip connection; None: 2 * hidden")
+    output_hidden: int | None = option(None, "maps of the two 1x1 output layers; None: 2 * hidden")
 
     def __post_init__(self):
         super().__post_init__()
@@ -78,7 +78,7 @@ class PixelRNNConfig(ModelConfig):
 
 @dataclass
 class RowLSTMConfig(PixelRNNConfig):
-    kernel_size: int = 3                # k: width of the input-to-state (mask B) and state-to-state convolutions
+    kernel_size: int = option(3, "k: width of the input-to-state (mask B) and state-to-state convolutions")
 
     def __post_init__(self):
         super().__post_init__()
