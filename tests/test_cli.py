@@ -232,7 +232,7 @@ def test_data_command_lists_the_data_sets(capsys):
 
 
 def test_exit_status_rule():
-    from pixelcnn.cli.common import CommandError, UsageError, exit_status
+    from pixelcnn.cli.errors import CommandError, UsageError, exit_status
 
     assert exit_status(UsageError("x")) == 2 and exit_status(ValueError("x")) == 2
     assert exit_status(CommandError("x")) == 1 and exit_status(OSError("x")) == 1

@@ -1,18 +1,31 @@
-"""The ``pixelcnn`` command. One module per group of commands, each adding its parsers with a handler:
+"""The ``pixelcnn`` command. One module per group of commands, each adding its parsers with a handler.
 
-    train.py        train, eval, demo, models, data
-    generate.py     sample, complete
-    autoencoder.py  interpolate, reconstruct, identity, identity-sample
-    viz.py          viz receptive-field / softmax / nll-map / animate
-    coding.py       compress, decompress, score
-    app.py          app (the models in a browser)
-    zoo.py          zoo (the trained models shipped with the package)
-    common.py       the error types and exit rule, ``open_run`` (RUN -> model, config, data), shared flags
+Where each command is defined:
 
-The modules import ``common`` and nothing else of each other (``demo`` borrows
-``generate.complete_images``). Every subcommand's --help ends with examples,
-and the tests run every one of them. Exit status: 0, 2 for a usage error, 1
-for a failure at run time, 130 on Ctrl-C, 143 on SIGTERM; errors are one line on stderr.
+    train, eval, demo, models, data             train.py
+    sample, complete                            generate.py
+    interpolate, reconstruct, identity,         autoencoder.py
+    identity-sample
+    viz receptive-field / softmax / nll-map /   viz.py
+    animate
+    compress, decompress, score                 coding.py
+    app (the models in a browser)               app.py
+    zoo (the trained models shipped)            zoo.py
+
+What they share, one concern a module:
+
+    errors.py    the error types and the exit rule (one line on stderr)
+    flags.py     the shared flags, declared once each (RUN, --out, --seed and the draw flags, --device, ...)
+                 and the checks of their values; ``add_dataclass_flags``: a config dataclass's fields as flags
+    runs.py      ``open_run``: RUN (run folder, model folder or zoo:NAME) -> model, config, data
+    images.py    ``pick_images`` (which test images) and ``scale_for`` (how large they are drawn)
+    paths.py     ``output_path``: the one check of every path a command writes
+    outputs.py   the tables and JSON files a command writes, and which of them pixelcnn wrote
+
+The command modules import these and nothing else of each other (``demo`` borrows
+``generate.complete_images``, ``sample`` the file writers of ``coding``). Every subcommand's --help ends
+with examples, and the tests run every one of them. Exit status: 0, 2 for a usage error, 1 for a
+failure at run time, 130 on Ctrl-C, 143 on SIGTERM; errors are one line on stderr.
 """
 from __future__ import annotations
 
@@ -20,9 +33,11 @@ import argparse
 import sys
 
 from . import app, autoencoder, coding, generate, train, viz, zoo
-from .common import (PROG, REPORTED, CommandError, OneLineParser, UsageError, exit_status, one_line, open_run,
-                     pick_images, terminate_on_sigterm)
+from .errors import PROG, REPORTED, CommandError, UsageError, exit_status, one_line, terminate_on_sigterm
+from .flags import OneLineParser
 from .generate import complete_images
+from .images import pick_images
+from .runs import open_run
 from .train import train_config_from_args
 
 __all__ = ["CommandError", "UsageError", "build_parser", "complete_images", "main", "open_run", "pick_images",

@@ -1,11 +1,13 @@
 """``pixelcnn app``: the models in a browser (the optional extra ``pixelcnn[app]``, Gradio).
 
-The models are opened here, the way every command opens a RUN (``common.open_run``), and handed to
+The models are opened here, the way every command opens a RUN (``runs.open_run``), and handed to
 ``pixelcnn.app``; with no RUN the app serves the zoo's models, where this installation has a zoo.
 """
 from __future__ import annotations
 
-from .common import UsageError, add_command, add_data_flags, add_device_flag, open_run, positive
+from .errors import UsageError
+from .flags import add_command, add_data_flags, add_device_flag, positive
+from .runs import open_run
 
 EXAMPLES = """
 pixelcnn app runs/gated                       # one trained run, on http://127.0.0.1:7860

@@ -13,9 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
-                     add_precision_flag, check_temperature, dataset_for, open_run, output_path, pick_images, positive,
-                     resolve_device, run_folder, scale_for)
+from .errors import UsageError
+from .flags import (add_command, add_data_flags, add_dataclass_flags, add_device_flag, add_draw_flags, add_force_flag,
+                    add_out_flag, add_precision_flag, add_run_argument, check_temperature, positive)
+from .images import pick_images, scale_for
+from .paths import output_path
+from .runs import dataset_for, open_run, resolve_device, run_folder
 
 EXAMPLES = {
     "interpolate": """
@@ -59,21 +62,9 @@ pictures again.""",
 }
 
 # identity flag -> (IdentityConfig field, type, help); the defaults are the config's
-IDENTITY_FLAGS = {
-    "--embedding-dim": ("embedding_dim", int, "size of the embedding"),
-    "--triplet-steps": ("triplet_steps", int, "steps of the triplet stage"),
-    "--identity-images": ("identity_images", int, "the PixelCNN's code: mean embedding of this many other images of "
-                                                  "the identity (0: the image's own, an auto-encoder)"),
-    "--margin": ("margin", float, "triplet margin"),
-    "--minutes": ("decoder_minutes", float, "minutes of PixelCNN training"),
-    "--steps": ("decoder_steps", int, "steps of PixelCNN training; the first of --steps and --minutes stops it"),
-    "--n-layers": ("n_layers", int, "the PixelCNN's gated layers"),
-    "--hidden": ("hidden", int, "the PixelCNN's maps per layer"),
-    "--kernel-size": ("kernel_size", int, "the PixelCNN's filter size after its first layer"),
-    "--batch-size": ("batch_size", int, "images per PixelCNN step"),
-    "--judge-steps": ("judge_steps", int, "steps of the judge's training (0: no judge)"),
-    "--judge-samples": ("judge_samples", int, "new images per unseen identity that the judge scores"),
-}
+# The IdentityConfig fields that are flags of `pixelcnn identity` (their help: the fields' own), in --help order.
+IDENTITY_FIELDS = ("embedding_dim", "triplet_steps", "identity_images", "margin", "decoder_minutes", "decoder_steps",
+                   "n_layers", "hidden", "kernel_size", "batch_size", "judge_steps", "judge_samples")
 
 
 def _add_choice_of_images(parser, *, per_class_default: int) -> None:
@@ -89,14 +80,14 @@ def add_parsers(sub) -> None:
 
     interpolate = add_command(sub, "interpolate", "decode codes on the line between two test images' codes (Fig. 5)",
                               EXAMPLES["interpolate"])
-    interpolate.add_argument("run", metavar="RUN", help="pixelcnn_ae or mse_ae: run folder, model folder or zoo:NAME")
+    add_run_argument(interpolate, models="pixelcnn_ae or mse_ae")
     interpolate.add_argument("--from", dest="from_index", type=int, required=True, metavar="A",
                              help="index of the first test image")
     interpolate.add_argument("--to", dest="to_index", type=int, required=True, metavar="B",
                              help="index of the last test image")
     interpolate.add_argument("--steps", type=int, default=8, help="codes on the line, ends included (default: 8)")
     interpolate.add_argument("--rows", type=int, default=1, help="rows, one seed each (default: 1)")
-    interpolate.add_argument("--out", required=True, help="PNG file to write")
+    add_out_flag(interpolate)
     add_device_flag(interpolate)
     add_data_flags(interpolate)
     add_draw_flags(interpolate)
@@ -105,12 +96,12 @@ def add_parsers(sub) -> None:
 
     reconstruct = add_command(sub, "reconstruct", "test images | MSE auto-encoder reconstruction | PixelCNN "
                                                   "auto-encoder samples (Fig. 6)", EXAMPLES["reconstruct"])
-    reconstruct.add_argument("run", metavar="RUN", help="pixelcnn_ae (or mse_ae): run folder, model folder or zoo:NAME")
+    add_run_argument(reconstruct, models="pixelcnn_ae (or mse_ae)")
     reconstruct.add_argument("--mse-run", metavar="RUN2", help="an mse_ae run or model folder: add its reconstructions")
     reconstruct.add_argument("--n", type=int, default=8, help="test images, spread over the split (default: 8)")
     reconstruct.add_argument("--samples", type=int, default=4, help="decodings of each image (default: 4)")
     _add_choice_of_images(reconstruct, per_class_default=2)
-    reconstruct.add_argument("--out", required=True, help="PNG file to write")
+    add_out_flag(reconstruct)
     add_device_flag(reconstruct)
     add_data_flags(reconstruct)
     add_draw_flags(reconstruct)
@@ -128,13 +119,11 @@ def add_parsers(sub) -> None:
                                             "the train split)")
     identity.add_argument("--image-size", type=int, help="folder:PATH only: resize and centre-crop every image to "
                                                          "N x N")
-    for flag, (field, kind, text) in IDENTITY_FLAGS.items():
-        default = getattr(defaults, field)
-        identity.add_argument(flag, dest=field, type=kind, default=default, help=f"{text} (default: {default})")
+    add_dataclass_flags(identity, IdentityConfig, names=IDENTITY_FIELDS, keep_defaults=True,
+                        flags={"decoder_minutes": "--minutes", "decoder_steps": "--steps"})
     add_precision_flag(identity, defaults.precision)
     _add_identity_picture_flags(identity)
-    identity.add_argument("--out", required=True,
-                          help="run folder to write (one that holds an identity run of the same flags is reused)")
+    add_out_flag(identity, "run folder to write (one that holds an identity run of the same flags is reused)")
     identity.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     add_device_flag(identity)
     add_draw_flags(identity)
@@ -143,7 +132,7 @@ def add_parsers(sub) -> None:
     identity_sample = add_command(sub, "identity-sample", "new images of identities from the code of a few of their "
                                                           "images (default: the unseen identities)",
                                   EXAMPLES["identity-sample"])
-    identity_sample.add_argument("run", metavar="RUN", help="a run folder of pixelcnn identity, or zoo:NAME of one")
+    add_run_argument(identity_sample, help_text="run folder of pixelcnn identity (its --out) or zoo:NAME of one")
     identity_sample.add_argument("--classes", metavar="LIST", help="the identities, e.g. 7-9 or 1,7 (default: the "
                                                                    "unseen ones, spread, --identities of them)")
     identity_sample.add_argument("--sources", type=int, help="images of each identity whose code draws "
@@ -153,7 +142,7 @@ def add_parsers(sub) -> None:
                                  help="draw the line from the first identity's code to the second's instead")
     identity_sample.add_argument("--steps", type=int, default=8, help="--interpolate: codes on the line (default: 8)")
     identity_sample.add_argument("--rows", type=int, default=3, help="--interpolate: rows, one seed each (default: 3)")
-    identity_sample.add_argument("--out", required=True, help="PNG file to write")
+    add_out_flag(identity_sample)
     add_device_flag(identity_sample)
     add_draw_flags(identity_sample)
     add_force_flag(identity_sample)
@@ -325,7 +314,7 @@ def cmd_identity(args) -> str:
     config = IdentityConfig(data=args.data, binarize=None if args.binarize == "none" else args.binarize,
                             train_classes=None if args.classes is None else parse_classes(args.classes),
                             image_size=args.image_size, precision=args.precision,
-                            seed=args.seed, **{field: getattr(args, field) for field, _, _ in IDENTITY_FLAGS.values()})
+                            seed=args.seed, **{field: getattr(args, field) for field in IDENTITY_FIELDS})
     result = finished_identity(config, args.out)
     if result is not None:
         print(f"identity: {args.out} holds a finished run of these settings: reusing its model")

@@ -20,8 +20,11 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
-from .common import (CommandError, UsageError, add_command, add_device_flag, add_force_flag, dataset_for, open_run,
-                     output_path, pick_images, positive)
+from .errors import CommandError, UsageError
+from .flags import RUN_HELP, add_command, add_device_flag, add_force_flag, add_out_flag, add_run_argument, positive
+from .images import pick_images
+from .paths import output_path
+from .runs import dataset_for, open_run
 from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 
 EXAMPLES = {
@@ -60,9 +63,9 @@ LABELS_FILE = "labels.csv"
 def add_parsers(sub) -> None:
     compress = add_command(sub, "compress", "code images losslessly with a model, at about -log2 p(x) bits",
                            EXAMPLES["compress"])
-    compress.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(compress)
     _add_images(compress)
-    compress.add_argument("--out", required=True, help=f"file to write (e.g. images{SUFFIX})")
+    add_out_flag(compress, f"file to write (e.g. images{SUFFIX})")
     compress.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
                           help="step: fast (cached), naive (a full forward pass per pixel-channel) or auto "
                                "(default: auto); decoding uses the same")
@@ -75,8 +78,8 @@ def add_parsers(sub) -> None:
     decompress = add_command(sub, "decompress", "decode a file of pixelcnn compress into PNG files",
                              EXAMPLES["decompress"])
     decompress.add_argument("file", metavar="FILE", help="a file written by pixelcnn compress")
-    decompress.add_argument("--run", required=True, help="the run folder, model folder or zoo:NAME that compressed it")
-    decompress.add_argument("--out", required=True, help="folder to write the PNG files to")
+    add_run_argument(decompress, option="--run", help_text=f"the {RUN_HELP} that compressed it")
+    add_out_flag(decompress, "folder to write the PNG files to")
     decompress.add_argument("--ignore-platform", action="store_true",
                             help="try a file made on another platform anyway (a wrong result is still refused)")
     add_device_flag(decompress)
@@ -85,7 +88,7 @@ def add_parsers(sub) -> None:
 
     score = add_command(sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits",
                         EXAMPLES["score"])
-    score.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(score)
     _add_images(score)
     score.add_argument("--background", metavar="RUN2",
                        help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score")

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import sys
 
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag,
-                     add_precision_flag, check_temperature, dataset_for, open_run, output_path, pick_images, positive,
-                     precision_for, scale_for)
+from .errors import UsageError
+from .flags import (add_command, add_data_flags, add_device_flag, add_draw_flags, add_force_flag, add_out_flag,
+                    add_precision_flag, add_run_argument, check_temperature, positive)
+from .images import pick_images, scale_for
+from .paths import output_path
+from .runs import dataset_for, open_run, precision_for
 
 EXAMPLES = {
     "sample": """
@@ -24,7 +27,7 @@ then --samples completions of the hidden rows.""",
 
 def add_parsers(sub) -> None:
     sample = add_command(sub, "sample", "draw images from a trained model into a PNG grid", EXAMPLES["sample"])
-    sample.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(sample)
     sample.add_argument("--n", type=int, help="images (default: 16); a class-conditional model draws classes "
                                               "0, 1, ..., K-1, 0, 1, ... in turn unless --label is given")
     cond = sample.add_mutually_exclusive_group()
@@ -33,7 +36,7 @@ def add_parsers(sub) -> None:
                       help="N images of each class, one row per class (bare --per-class: --n of each)")
     add_draw_flags(sample)
     where = sample.add_argument_group("output (one or both)")
-    where.add_argument("--out", help="PNG file to write: the images in a grid")
+    add_out_flag(where, "PNG file to write: the images in a grid", required=False)
     where.add_argument("--folder", help="folder to write each image to, as its own PNG at its own size "
                                         "(NNNN.png, or NNNN_class_K.png and labels.csv for a class-conditional "
                                         "model; e.g. for viz nll-map --folder or compress)")
@@ -44,12 +47,12 @@ def add_parsers(sub) -> None:
 
     complete = add_command(sub, "complete", "hide the bottom of test images and let the model fill it in",
                            EXAMPLES["complete"])
-    complete.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(complete)
     complete.add_argument("--rows", type=int, required=True, help="rows kept from the top of each image")
     complete.add_argument("--n", type=int, default=8, help="images to complete, spread over the split (default: 8)")
     complete.add_argument("--samples", type=int, default=4, help="completions of each image (default: 4)")
     add_draw_flags(complete)
-    complete.add_argument("--out", required=True, help="PNG file to write")
+    add_out_flag(complete)
     add_device_flag(complete)
     add_precision_flag(complete)
     add_data_flags(complete)

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
+from ..fields import field_help
 from ..heads import HEADS
-from .common import (UsageError, add_command, add_data_flags, add_device_flag, add_precision_flag, dataset_for,
-                     open_run, output_path, pick_images, positive, resolve_device, seed)
+from .errors import Terminated, UsageError
+from .flags import (add_command, add_data_flags, add_dataclass_flags, add_device_flag, add_draw_flags, add_field_flag,
+                    add_out_flag, add_precision_flag, add_run_argument, positive)
+from .images import pick_images
+from .paths import output_path
+from .runs import dataset_for, open_run, resolve_device
 
 # Model config fields that training does not take from flags: the data set gives
 # image_shape and levels, --class-conditional gives num_classes, and vector
@@ -68,45 +71,6 @@ and RUN/model/.""",
 
 
 # ------------------------------------------------------------------------------------- train flags
-def field_comments(cls) -> dict[str, str]:
-    """The ``# comment`` after each field of a dataclass and its bases, as help text."""
-    comments = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for match in re.finditer(r"^\s+(\w+)\s*:[^=\n]+=[^#\n]*#\s*(.+)$", source, re.M):
-            comments[match.group(1)] = match.group(2).strip()
-    return comments
-
-
-def _parse_none(convert):
-    def parse(text: str):
-        return None if text.lower() in ("none", "null") else convert(text)
-    parse.__name__ = convert.__name__
-    return parse
-
-
-def _add_field_flag(group, f, help_text: str, options=None) -> None:
-    """One flag for a dataclass field (``batch_size`` -> ``--batch-size``), default SUPPRESS, so that only the
-    flags given appear in the parsed namespace."""
-    kind = str(f.type)
-    flag = "--" + f.name.replace("_", "-")
-    help_text = help_text.replace("%", "%%")
-    if kind == "bool":
-        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
-        return
-    convert = {"int": int, "float": float}.get(kind.split(" | ")[0].strip(), str)
-    if "None" in kind:
-        convert, help_text = _parse_none(convert), help_text + "; 'none' for None"
-    group.add_argument(flag, type=convert, default=argparse.SUPPRESS, choices=options,
-                       metavar="{" + ",".join(map(str, options)) + "}" if options else f.name.upper(),
-                       help=help_text)
-
-
 def _model_classes() -> dict:
     """Every model a run can train, by registry name, the MSE baseline included."""
     from ..models import registry
@@ -124,13 +88,12 @@ def model_option_help() -> dict:
     meanings: dict[str, dict[str, list[str]]] = {}
     fields = {}
     for name, model_class in _model_classes().items():
-        comments = field_comments(model_class.config_class)
         for f in dataclasses.fields(model_class.config_class):
             if f.name in MODEL_FIELDS_FROM_DATA or (f.name in HEAD_FIELDS and name in registry.BASELINES):
                 continue
             fields.setdefault(f.name, f)
             default = f.default if f.default is not dataclasses.MISSING else None
-            phrase = f"{comments.get(f.name, f.name.replace('_', ' '))} (default: {default!r})"
+            phrase = f"{field_help(f) or f.name.replace('_', ' ')} (default: {default!r})"
             meanings.setdefault(f.name, {}).setdefault(phrase, []).append(name)
     helps = {}
     for field_name, by_phrase in meanings.items():
@@ -172,23 +135,19 @@ def add_parsers(sub) -> None:
                             "checkpoint, model/, metrics.jsonl, samples/); without it --out must be new or empty")
     group = train.add_argument_group("training options (TrainConfig; a preset's schedule, such as "
                                      "pixelcnnpp-cifar10's, replaces these defaults)")
-    comments = field_comments(TrainConfig)
-    choices = {"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE, "on_nan": ON_NAN,
-               "precision": PRECISIONS, "compile": COMPILE_CHOICES}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in ("model", "model_options"):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            _add_field_flag(group, f, f"{comments.get(f.name, '')} (default: {default!r})", choices.get(f.name))
+    add_dataclass_flags(group, TrainConfig, skip=("model", "model_options"),
+                        choices={"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE,
+                                 "on_nan": ON_NAN, "precision": PRECISIONS, "compile": COMPILE_CHOICES})
     group = train.add_argument_group(
         "model options (fields of the model's config; each names the models that have it, with their defaults; "
         "a preset's values replace the defaults)")
     for f, help_text in model_option_help().values():
-        _add_field_flag(group, f, help_text, MODEL_CHOICES.get(f.name))
+        add_field_flag(group, f, help_text, choices=MODEL_CHOICES.get(f.name))
     train.set_defaults(handler=cmd_train)
 
     evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",
                            EXAMPLES["eval"])
-    evaluate.add_argument("run", metavar="RUN", help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
+    add_run_argument(evaluate)
     add_device_flag(evaluate)
     add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
     evaluate.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
@@ -204,9 +163,9 @@ def add_parsers(sub) -> None:
     demo = add_command(sub, "demo", "train a class-conditional Gated PixelCNN on bundled MNIST digits, "
                                     "evaluate it, draw samples and completions", EXAMPLES["demo"])
     demo.add_argument("--minutes", type=float, default=5.0, help="minutes of training (default: 5)")
-    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo; runs/demo-2, ... if it exists)")
+    add_out_flag(demo, "run folder; runs/demo-2, ... when it holds files", default="runs/demo")
     add_device_flag(demo)
-    demo.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**64-1 (default: 0)")
+    add_draw_flags(demo, sampler=False, scale=False, seeds="the training and the draws")
     demo.add_argument("--per-class", type=int, default=8, help="samples of each digit in the grid (default: 8)")
     demo.add_argument("--n-layers", type=int, help=f"gated layers (default: the {DEMO_PRESET} preset's, 4)")
     demo.add_argument("--hidden", type=int, help=f"maps per layer (default: the {DEMO_PRESET} preset's, 32)")
@@ -299,17 +258,17 @@ def preset_schedule(name: str) -> dict:
 
 def flag_names(message: str, names) -> str:
     """``lr must be ...; n_layers must be ...`` -> ``--lr must be ...; --n-layers must be ...`` for fields in ``names``."""
-    return re.sub(r"(^|; )(\w+)(?= must )",
-                  lambda m: m.group(1) + ("--" + m.group(2).replace("_", "-") if m.group(2) in names else m.group(2)),
-                  message)
+    parts = []
+    for part in message.split("; "):
+        name, space, rest = part.partition(" ")
+        parts.append((_flag(name) if name in names and rest.startswith("must ") else name) + space + rest)
+    return "; ".join(parts)
 
 
 def cmd_train(args) -> str:
     from ..train.loop import Trainer
 
     import signal
-
-    from .common import Terminated
 
     names = {k for k in vars(args) if k not in ("command", "handler")}
     trainer = None

@@ -1,6 +1,6 @@
 """``pixelcnn viz``: pictures computed from a real model (``analysis`` computes, ``pixelcnn.viz`` draws).
 
-RUN is a run folder or a model folder (see ``common.open_run``); a run's own
+RUN is a run folder or a model folder (see ``runs.open_run``); a run's own
 config says which data set ``--test-index`` reads.
 """
 from __future__ import annotations
@@ -9,8 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (UsageError, add_command, add_force_flag, check_temperature, dataset_for, open_run, output_path,
-                     pick_images, seed)
+from .errors import UsageError
+from .flags import (add_command, add_draw_flags, add_force_flag, add_out_flag, add_run_argument, check_temperature,
+                    positive_int)
+from .images import pick_images
+from .paths import output_path
+from .runs import dataset_for, open_run
 from .outputs import written_by_us
 
 COMPARE_DEFAULT = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm")
@@ -45,21 +49,6 @@ def _pixel(text: str) -> tuple[int, int]:
     return row, col
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _add_run(parser, *, optional: bool = False) -> None:
-    parser.add_argument("run", nargs="?" if optional else None, metavar="RUN",
-                        help="run folder (pixelcnn train --out), model folder (pixelcnn.save) or zoo:NAME")
-
-
 def _add_image_source(parser, *, many: bool) -> None:
     nargs = "+" if many else None
     parser.add_argument("--image", nargs=nargs, metavar="PATH", help="image file(s) to analyse")
@@ -89,35 +78,35 @@ def add_parsers(sub) -> None:
                                     "of the model (small positive weights), so it shows every path the masks leave "
                                     "open. Without RUN the model is freshly built: the map depends on the "
                                     "architecture only.")
-    _add_run(field, optional=True)
+    add_run_argument(field, optional=True)
     field.add_argument("--model", help="registry name of a freshly built model (pixelcnn.list_models())")
     field.add_argument("--compare", nargs="*", metavar="NAME",
                        help=f"fresh models side by side (default: {' '.join(COMPARE_DEFAULT)}); names this "
                             f"version lacks are skipped with a note")
-    field.add_argument("--layers", type=_positive_int, help="n_layers of fresh models (default 4)")
-    field.add_argument("--image-size", type=_positive_int, help="fresh models see S x S images (default 16)")
-    field.add_argument("--hidden", type=_positive_int, help="hidden of fresh models (default 8; no effect on the map)")
-    field.add_argument("--input-kernel-size", type=_positive_int,
+    field.add_argument("--layers", type=positive_int, help="n_layers of fresh models (default 4)")
+    field.add_argument("--image-size", type=positive_int, help="fresh models see S x S images (default 16)")
+    field.add_argument("--hidden", type=positive_int, help="hidden of fresh models (default 8; no effect on the map)")
+    field.add_argument("--input-kernel-size", type=positive_int,
                        help="first-layer kernel of fresh models (default 3, which shows the shapes clearly; "
                             "the papers use 7)")
     field.add_argument("--pixel", nargs=2, type=int, metavar=("ROW", "COL"),
                        help="the output pixel (default: 3/4 down, half way across)")
     field.add_argument("--channel", type=int, default=0, help="the output channel (default 0: R or grey)")
-    field.add_argument("--cell", type=_positive_int, help="screen pixels per image pixel")
-    field.add_argument("--out", default="receptive_field.png", help="PNG to write (default %(default)s)")
+    field.add_argument("--cell", type=positive_int, help="screen pixels per image pixel")
+    add_out_flag(field, default="receptive_field.png")
     add_force_flag(field)
     field.set_defaults(handler=cmd_receptive_field)
 
     softmax = add_command(commands, "softmax", "the predicted distribution of chosen pixel-channels, observed "
                                                "value marked", EXAMPLES["softmax"],
                           description="Bar plots of p(value | all before) for chosen pixels of one image.")
-    _add_run(softmax)
+    add_run_argument(softmax)
     _add_image_source(softmax, many=False)
     softmax.add_argument("--pixels", nargs="+", type=_pixel, metavar="ROW,COL",
                          help="pixels to show (default: the --count the model is least sure of)")
-    softmax.add_argument("--count", type=_positive_int, default=4, help="pixels chosen by default (%(default)s)")
+    softmax.add_argument("--count", type=positive_int, default=4, help="pixels chosen by default (%(default)s)")
     softmax.add_argument("--channels", nargs="+", type=int, metavar="C", help="channels to show (default: all)")
-    softmax.add_argument("--out", default="softmax.png", help="PNG to write (default %(default)s)")
+    add_out_flag(softmax, default="softmax.png")
     add_force_flag(softmax)
     softmax.set_defaults(handler=cmd_softmax)
 
@@ -125,30 +114,27 @@ def add_parsers(sub) -> None:
                                            "folder", EXAMPLES["nll-map"],
                       description="Per-pixel NLL in bits (summing to the image's exact NLL). With --folder: a CSV of "
                                   "every image's score (for anomaly detection) and a figure of the --top highest.")
-    _add_run(nll)
+    add_run_argument(nll)
     _add_image_source(nll, many=True)
     nll.add_argument("--folder", help="score every image in this folder (and its subfolders)")
     nll.add_argument("--csv", default="nll_scores.csv", help="--folder: the CSV to write (default %(default)s)")
-    nll.add_argument("--top", type=_positive_int, default=4, help="--folder: images in the figure (default %(default)s)")
-    nll.add_argument("--batch-size", type=_positive_int, default=64, help="--folder: images per pass (%(default)s)")
-    nll.add_argument("--out", default="nll_map.png", help="PNG to write (default %(default)s)")
+    nll.add_argument("--top", type=positive_int, default=4, help="--folder: images in the figure (default %(default)s)")
+    nll.add_argument("--batch-size", type=positive_int, default=64, help="--folder: images per pass (%(default)s)")
+    add_out_flag(nll, default="nll_map.png")
     add_force_flag(nll)
     nll.set_defaults(handler=cmd_nll_map)
 
     animate = add_command(commands, "animate", "a GIF of a grid of samples filling in, pixel by pixel",
                           EXAMPLES["animate"],
                           description="Sample --n images and write a frame every --every pixels (default: every row).")
-    _add_run(animate)
-    animate.add_argument("--n", type=_positive_int, default=16, help="images (default %(default)s)")
-    animate.add_argument("--every", type=_positive_int, help="pixels per frame (default: one image row)")
+    add_run_argument(animate)
+    animate.add_argument("--n", type=positive_int, default=16, help="images (default %(default)s)")
+    animate.add_argument("--every", type=positive_int, help="pixels per frame (default: one image row)")
     animate.add_argument("--label", type=int, help="class of every image (default: image i gets class i mod K)")
-    animate.add_argument("--seed", type=seed, default=0, help="random seed, 0..2**64-1 (default %(default)s)")
-    animate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1)")
-    animate.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
-                         help="sampler (default auto: the fast cached one where the model has it)")
-    animate.add_argument("--scale", type=_positive_int, help="screen pixels per image pixel")
-    animate.add_argument("--frame-ms", type=_positive_int, default=60, help="milliseconds per frame (%(default)s)")
-    animate.add_argument("--out", default="sample.gif", help="GIF to write (default %(default)s)")
+    add_draw_flags(animate, scale=False)              # its --scale: a positive int, the frames' own default
+    animate.add_argument("--scale", type=positive_int, help="screen pixels per image pixel")
+    animate.add_argument("--frame-ms", type=positive_int, default=60, help="milliseconds per frame (%(default)s)")
+    add_out_flag(animate, "GIF file to write", default="sample.gif")
     add_force_flag(animate)
     animate.set_defaults(handler=cmd_animate)
 

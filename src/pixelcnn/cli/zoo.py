@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 from .. import zoo
-from .common import UsageError, add_command
+from .errors import UsageError
+from .flags import add_command
 
 EXAMPLES = """
   pixelcnn zoo                                  # the entries with their test NLL

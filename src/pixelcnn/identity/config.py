@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..fields import (at_least, check_types, must, one_of, option, positive_int, positive_number,
+                      raise_problems)
 from ..hardware import PRECISIONS
 from ..train.config import TrainConfig
 
@@ -15,35 +17,37 @@ MODEL_DIR = "model"                 # RUN/model: the pixelcnn_ae, loadable with 
 @dataclass
 class IdentityConfig:
     # --- data
-    data: str = "glyphs"                    # a labelled data set (pixelcnn.data.list_datasets())
-    binarize: str | None = "threshold"      # binarization, as in pixelcnn.data.load
-    train_classes: tuple | None = None      # the identities both networks see (None: those of the train split)
-    image_size: int | None = None           # folder:PATH only: resize and centre-crop every image to N x N
+    data: str = option("glyphs", "a labelled data set (pixelcnn.data.list_datasets())")
+    binarize: str | None = option("threshold", "binarization, as in pixelcnn.data.load")
+    train_classes: tuple | None = option(None, "the identities both networks see (None: those of the train split)")
+    image_size: int | None = option(None, "folder:PATH only: resize and centre-crop every image to N x N")
     # --- the embedding network (the pixelcnn_ae's encoder)
-    embedding_dim: int = 16                 # size of the embedding, a point on the unit sphere
-    encoder_channels: int = 32              # e: the encoder's convolutions have e, 2e, 2e maps
-    margin: float = 0.2                     # triplet margin on squared distances (which lie in 0..4)
-    triplet_steps: int = 600                # optimizer steps of the triplet stage
-    classes_per_batch: int = 16             # P: identities in a triplet batch (all of them when fewer)
-    per_class: int = 8                      # K: images of each of those identities in a triplet batch
-    triplet_lr: float = 1e-3                # Adam's learning rate, triplet stage
+    embedding_dim: int = option(16, "size of the embedding, a point on the unit sphere")
+    encoder_channels: int = option(32, "e: the encoder's convolutions have e, 2e, 2e maps")
+    margin: float = option(0.2, "triplet margin on squared distances (which lie in 0..4)")
+    triplet_steps: int = option(600, "optimizer steps of the triplet stage")
+    classes_per_batch: int = option(16, "P: identities in a triplet batch (all of them when fewer)")
+    per_class: int = option(8, "K: images of each of those identities in a triplet batch")
+    triplet_lr: float = option(1e-3, "Adam's learning rate, triplet stage")
     # --- the conditional PixelCNN (the pixelcnn_ae's decoder)
-    identity_images: int = 4                # its code: the mean embedding of this many other images of the
-                                            # identity (0: the image's own embedding, an auto-encoder)
-    n_layers: int = 5                       # gated layers
-    hidden: int = 32                        # p: gated maps per layer
-    kernel_size: int = 3                    # k: the PixelCNN's filter size after its first layer (5 sees
-                                            # twice as many rows above per layer: a glyph's whole height)
-    precision: str = "auto"                 # the PixelCNN stage's autocast (pixelcnn.hardware.choose_precision:
-                                            # bf16 where the CPU or GPU has bf16 units, else float32)
-    decoder_steps: int | None = None        # optimizer steps of the decoder stage (None: by minutes only)
-    decoder_minutes: float | None = 5.0     # minutes of decoder training (None: by steps only)
-    batch_size: int = 32                    # images per decoder step
-    lr: float = 2e-3                        # Adam's peak learning rate, decoder stage (cosine decay to 0)
+    identity_images: int = option(4, "the decoder's code: the mean embedding of this many other images of the identity "
+                                     "(0: the image's own embedding, an auto-encoder)")
+    n_layers: int = option(5, "the decoder's gated layers")
+    hidden: int = option(32, "the decoder's gated maps per layer")
+    kernel_size: int = option(3, "k: the PixelCNN's filter size after its first layer (5 sees twice as many "
+                                 "rows above per layer: a glyph's whole height)")
+    precision: str = option("auto", "the PixelCNN stage's autocast (pixelcnn.hardware.choose_precision: bf16 "
+                                    "where the CPU or GPU has bf16 units, else float32)")
+    decoder_steps: int | None = option(None, "optimizer steps of the decoder stage; the first budget reached "
+                                             "stops it (None: minutes only)")
+    decoder_minutes: float | None = option(5.0, "minutes of decoder training; the first budget reached stops it "
+                                                "(None: steps only)")
+    batch_size: int = option(32, "images per decoder step")
+    lr: float = option(2e-3, "Adam's peak learning rate, decoder stage (cosine decay to 0)")
     # --- the judge (an identity classifier of real images, every identity) and what it judges
-    judge_steps: int = 1500                 # its optimizer steps (0: no judge)
-    judge_samples: int = 8                  # new images per unseen identity it judges (and as many for the control)
-    seed: int = 0                           # initialisation, batches, binarization draws and samples
+    judge_steps: int = option(1500, "the judge's optimizer steps (0: no judge)")
+    judge_samples: int = option(8, "new images per unseen identity the judge scores (and as many for the control)")
+    seed: int = option(0, "initialisation, batches, binarization draws and samples")
 
     def __post_init__(self):
         if self.train_classes is not None:
@@ -51,29 +55,22 @@ class IdentityConfig:
             if len(self.train_classes) < 2 or len(set(self.train_classes)) != len(self.train_classes):
                 raise ValueError(f"train_classes must be at least 2 distinct classes (a triplet needs a negative), "
                                  f"got {self.train_classes}")
-        for name in ("embedding_dim", "encoder_channels", "triplet_steps", "classes_per_batch", "per_class",
-                     "n_layers", "hidden", "kernel_size", "batch_size", "judge_samples"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("identity_images", "judge_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)}")
-        if self.per_class < 2:
-            raise ValueError(f"per_class must be >= 2 (an anchor needs a positive), got {self.per_class}")
-        if self.classes_per_batch < 2:
-            raise ValueError(f"classes_per_batch must be >= 2 (a triplet needs a negative), "
-                             f"got {self.classes_per_batch}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_types(self)
+        raise_problems([
+            *(positive_int(name, getattr(self, name)) for name in (
+                "embedding_dim", "encoder_channels", "triplet_steps", "classes_per_batch", "per_class", "n_layers",
+                "hidden", "kernel_size", "batch_size", "judge_samples")),
+            *(at_least(name, getattr(self, name), 0) for name in ("identity_images", "judge_steps")),
+            None if self.per_class >= 2 else must("per_class", ">= 2 (an anchor needs a positive)", self.per_class),
+            None if self.classes_per_batch >= 2 else must("classes_per_batch", ">= 2 (a triplet needs a negative)",
+                                                          self.classes_per_batch),
+            one_of("precision", self.precision, PRECISIONS),
+            positive_int("decoder_steps", self.decoder_steps, optional=True),
+            positive_number("decoder_minutes", self.decoder_minutes, optional=True),
+            *(positive_number(name, getattr(self, name)) for name in ("margin", "triplet_lr", "lr")),
+        ])
         if self.decoder_steps is None and self.decoder_minutes is None:
             raise ValueError("say when the decoder stage stops: decoder_steps, decoder_minutes or both")
-        for name in ("decoder_steps", "decoder_minutes"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
-        for name in ("margin", "triplet_lr", "lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 def parse_classes(text: str) -> tuple[int, ...]:

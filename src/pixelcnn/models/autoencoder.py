@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fields import option, positive_int, raise_problems
 from ..nn.conditioning import ConditionEncoder
 from .base import AutoregressiveModel, ModelConfig, Preset, _describe
 from .gated import GatedPixelCNN, GatedPixelCNNConfig
@@ -48,23 +49,22 @@ from .gated import GatedPixelCNN, GatedPixelCNNConfig
 
 @dataclass
 class PixelCNNAutoEncoderConfig(ModelConfig):
-    bottleneck: int = 10                    # size of the code h (the paper: 10 and 100)
-    encoder_channels: int = 32              # e: the encoder's convolutions have e, 2e, 2e maps
-    n_layers: int = 10                      # gated layers of the decoder (a Gated PixelCNN), its first included
-    hidden: int = 64                        # p: the decoder's gated maps per stack and layer
-    kernel_size: int = 3                    # k: the decoder's filter size in every layer after the first
-    input_kernel_size: int | None = None    # the decoder's first-layer k; None: kernel_size
-    normalize_code: bool = False            # put codes on the unit sphere (an embedding, e.g. a triplet network)
-    freeze_encoder: bool = False            # do not train the encoder (a pre-trained embedding copied into it)
+    bottleneck: int = option(10, "size of the code h (the paper: 10 and 100)")
+    encoder_channels: int = option(32, "e: the encoder's convolutions have e, 2e, 2e maps")
+    n_layers: int = option(10, "gated layers of the decoder (a Gated PixelCNN), its first included")
+    hidden: int = option(64, "p: the decoder's gated maps per stack and layer")
+    kernel_size: int = option(3, "k: the decoder's filter size in every layer after the first")
+    input_kernel_size: int | None = option(None, "the decoder's first-layer k; None: kernel_size")
+    normalize_code: bool = option(False, "put codes on the unit sphere (an embedding, e.g. a triplet network)")
+    freeze_encoder: bool = option(False, "do not train the encoder (a pre-trained embedding copied into it)")
     # spatial_cond (inherited): the code enters the decoder as a map m(h) instead of a vector
 
     def __post_init__(self):
         super().__post_init__()
         if self.num_classes is not None or self.cond_dim is not None:
             raise ValueError("pixelcnn_ae is conditioned on its own code; num_classes and cond_dim must be None")
-        for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        raise_problems([positive_int(name, getattr(self, name))
+                        for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size")])
 
 
 class ConvEncoder(nn.Module):

@@ -17,6 +17,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..fields import at_least, check_types, must, option, positive_int, raise_problems
 from ..hardware import available_memory, choose_precision
 from ..heads import check_head, make_head
 from ..nn.conditioning import ConditionEncoder
@@ -26,27 +27,23 @@ from ..nn.conditioning import ConditionEncoder
 class ModelConfig:
     """Fields every model shares; each model's dataclass adds its own sizes."""
 
-    image_shape: tuple = (1, 28, 28)    # (C, H, W) of the images modelled
-    levels: int = 256                   # values per channel: 256 for 8-bit, 2 for binary images
-    num_classes: int | None = None      # condition on class labels 0..num_classes-1
-    cond_dim: int | None = None         # or condition on any vector of this size (e.g. an embedding)
-    spatial_cond: bool = False          # map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)
-    spatial_channels: int = 32          # channels of that map
-    head: str = "auto"                  # output distribution: auto (bernoulli for 2 levels, else categorical), categorical, bernoulli or logistic_mixture (PixelCNN++)
-    n_mixtures: int = 10                # components per channel of the logistic_mixture head
+    image_shape: tuple = option((1, 28, 28), "(C, H, W) of the images modelled")
+    levels: int = option(256, "values per channel: 256 for 8-bit, 2 for binary images")
+    num_classes: int | None = option(None, "condition on class labels 0..num_classes-1")
+    cond_dim: int | None = option(None, "or condition on any vector of this size (e.g. an embedding)")
+    spatial_cond: bool = option(False, "map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)")
+    spatial_channels: int = option(32, "channels of that map")
+    head: str = option("auto", "output distribution: auto (bernoulli for 2 levels, else categorical), categorical, "
+                               "bernoulli or logistic_mixture (PixelCNN++)")
+    n_mixtures: int = option(10, "components per channel of the logistic_mixture head")
 
     def __post_init__(self):
-        check_field_types(self)
-        if not isinstance(self.image_shape, (tuple, list)) or len(self.image_shape) != 3 or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in self.image_shape):
-            raise ValueError(f"image_shape must be (C, H, W) with positive integer sizes, got {_short(self.image_shape)}")
+        check_types(self)
+        if len(self.image_shape) != 3 or any(positive_int("image_shape", size) for size in self.image_shape):
+            raise ValueError(must("image_shape", "(C, H, W) with positive integer sizes", self.image_shape))
         self.image_shape = tuple(self.image_shape)
-        if int(self.levels) < 2:
-            raise ValueError(f"levels must be >= 2, got {self.levels}")
-        for name in ("num_classes", "cond_dim"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer or None, got {value}")
+        raise_problems([at_least("levels", self.levels, 2), positive_int("num_classes", self.num_classes, optional=True),
+                        positive_int("cond_dim", self.cond_dim, optional=True)])
         check_head(self.head, int(self.levels), self.n_mixtures)
         if self.head != "logistic_mixture" and self.n_mixtures != ModelConfig.n_mixtures:
             raise ValueError(f"n_mixtures must be left at {ModelConfig.n_mixtures} unless head='logistic_mixture' "
@@ -54,32 +51,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _short(value, limit: int = 60) -> str:
-    """repr(value), cut to ``limit`` characters: a config file may hold a megabyte in one field."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-FIELD_KINDS = {"int": ((int,), "an integer"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
-               "str": ((str,), "a string"), "dict": ((dict,), "a dict"), "tuple": ((tuple, list), "a list")}
-
-
-def check_field_types(config) -> None:
-    """Each field of the dataclass ``config`` holds its declared type (``int``, ``float | None``, ...), or a
-    ValueError names the field, what it must be and what it holds. A config read from JSON may hold
-    anything (a string, a list, NaN, 1e999 where an int belongs); this runs before any range check, so
-    those compare numbers only. bool is not an int here, and an int is a float."""
-    for f in dataclasses.fields(config):
-        annotation = str(f.type)
-        base, optional = annotation.split(" | ")[0], "None" in annotation
-        value = getattr(config, f.name)
-        if (value is None and optional) or base not in FIELD_KINDS:
-            continue
-        kinds, words = FIELD_KINDS[base]
-        if not isinstance(value, kinds) or (base != "bool" and isinstance(value, bool)):
-            raise ValueError(f"{f.name} must be {words}{' or None' if optional else ''}, got {_short(value)}")
 
 
 def memory_bytes(device: torch.device | str = "cpu") -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import option, positive_int, raise_problems
 from ..nn.conditioning import ConditionEncoder
 from .autoencoder import ConvEncoder, code_line
 from .base import AutoregressiveModel, ModelConfig, Preset, _describe
@@ -34,9 +35,9 @@ from .base import AutoregressiveModel, ModelConfig, Preset, _describe
 
 @dataclass
 class MSEAutoEncoderConfig(ModelConfig):
-    bottleneck: int = 10                    # size of the code h
-    encoder_channels: int = 32              # e: the same encoder as pixelcnn_ae (e, 2e, 2e maps)
-    decoder_channels: int = 64              # maps of the deconvolutional decoder
+    bottleneck: int = option(10, "size of the code h")
+    encoder_channels: int = option(32, "e: the same encoder as pixelcnn_ae (e, 2e, 2e maps)")
+    decoder_channels: int = option(64, "maps of the deconvolutional decoder")
 
     def __post_init__(self):
         super().__post_init__()
@@ -44,9 +45,8 @@ class MSEAutoEncoderConfig(ModelConfig):
             raise ValueError("mse_ae takes no condition; num_classes and cond_dim must be None, spatial_cond False")
         if (self.head, self.n_mixtures) != (ModelConfig.head, ModelConfig.n_mixtures):
             raise ValueError("mse_ae has no output distribution; head and n_mixtures must keep their defaults")
-        for name in ("bottleneck", "encoder_channels", "decoder_channels"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        raise_problems([positive_int(name, getattr(self, name))
+                        for name in ("bottleneck", "encoder_channels", "decoder_channels")])
 
 
 class MSEAutoEncoder(nn.Module):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import odd_positive, option, positive_int, raise_problems
 from ..nn.conv import OutputLayers, PointOutputLayers
 from ..nn.gated import GatedLayer, GatedLayerCache
 from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
@@ -42,22 +43,18 @@ from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
 
 @dataclass
 class GatedPixelCNNConfig(ModelConfig):
-    n_layers: int = 15                      # gated layers, the first one included
-    hidden: int = 128                       # p: gated maps per stack and layer
-    kernel_size: int = 3                    # k of every layer after the first ([1], ImageNet: 5)
-    input_kernel_size: int | None = None    # k of the first layer; None: kernel_size
-    skip_channels: int | None = None        # maps of each skip connection; None: hidden
-    output_hidden: int | None = None        # maps of the two 1x1 output layers; None: 2 * hidden
+    n_layers: int = option(15, "gated layers, the first one included")
+    hidden: int = option(128, "p: gated maps per stack and layer")
+    kernel_size: int = option(3, "k of every layer after the first ([1], ImageNet: 5)")
+    input_kernel_size: int | None = option(None, "k of the first layer; None: kernel_size")
+    skip_channels: int | None = option(None, "maps of each skip connection; None: hidden")
+    output_hidden: int | None = option(None, "maps of the two 1x1 output layers; None: 2 * hidden")
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden", "kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("kernel_size", "input_kernel_size"):      # named, so the error names the flag
-            k = getattr(self, name)
-            if k is not None and (k % 2 == 0 or k < 1):
-                raise ValueError(f"{name} must be odd and positive, got {k}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        odd_positive("kernel_size", self.kernel_size),
+                        odd_positive("input_kernel_size", self.input_kernel_size, optional=True)])
 
 
 class GatedPixelCNNCache:

@@ -55,36 +55,33 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import at_least, odd_positive, one_of, option, positive_int, raise_problems
 from .base import AutoregressiveModel, Preset
 from .pixelrnn import LAYERS, PixelRNNCache, PixelRNNConfig, PixelRNNNetwork
 
 
 @dataclass
 class MultiScaleConfig(PixelRNNConfig):
-    layer: str = "diagonal_bilstm"      # LSTM layer of both models: "diagonal_bilstm" or "row_lstm"
-    factor: int = 2                     # n / s: x_s is every factor-th pixel of every factor-th row (28 -> 14)
-    n_layers: int = 7                   # LSTM layers of the large model (ours: the paper's MNIST depth)
-    hidden: int = 16                    # its h (ours: the paper's MNIST width)
-    small_n_layers: int | None = None   # LSTM layers of the small model; None: n_layers
-    small_hidden: int | None = None     # its h; None: hidden
-    context_channels: int = 16          # c: maps of the up-convolved small image read by every large layer
-    kernel_size: int | None = None      # Row LSTM only: width of its convolutions; None: 3
+    layer: str = option("diagonal_bilstm", 'LSTM layer of both models: "diagonal_bilstm" or "row_lstm"')
+    factor: int = option(2, "n / s: x_s is every factor-th pixel of every factor-th row (28 -> 14)")
+    n_layers: int = option(7, "LSTM layers of the large model (ours: the paper's MNIST depth)")
+    hidden: int = option(16, "its h (ours: the paper's MNIST width)")
+    small_n_layers: int | None = option(None, "LSTM layers of the small model; None: n_layers")
+    small_hidden: int | None = option(None, "its h; None: hidden")
+    context_channels: int = option(16, "c: maps of the up-convolved small image read by every large layer")
+    kernel_size: int | None = option(None, "Row LSTM only: width of its convolutions; None: 3")
 
     def __post_init__(self):
         super().__post_init__()
-        if self.layer not in LAYERS:
-            raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {self.layer!r}")
+        raise_problems([one_of("layer", self.layer, LAYERS)])
         if self.kernel_size is not None and self.layer != "row_lstm":
             raise ValueError(f"kernel_size applies to layer='row_lstm' only, got kernel_size={self.kernel_size} "
                              f"with layer={self.layer!r}")
-        if self.kernel_size is not None and (self.kernel_size % 2 == 0 or self.kernel_size < 1):
-            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
-        if int(self.factor) < 2:
-            raise ValueError(f"factor must be an integer >= 2, got {self.factor}")
-        for name in ("small_n_layers", "small_hidden", "context_channels"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
+        raise_problems([odd_positive("kernel_size", self.kernel_size, optional=True),
+                        at_least("factor", self.factor, 2),
+                        positive_int("small_n_layers", self.small_n_layers, optional=True),
+                        positive_int("small_hidden", self.small_hidden, optional=True),
+                        positive_int("context_channels", self.context_channels)])
         if (self.small_hidden or self.hidden) < self.image_shape[0]:
             raise ValueError(f"small_hidden must be at least the {self.image_shape[0]} colour channels, "
                              f"got {self.small_hidden}")

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import odd_positive, option, positive_int, raise_problems
 from ..nn.conditioning import ConditionBias
 from ..nn.conv import MaskedConv2d, OutputLayers, PointConv, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.masks import group_slices
@@ -49,20 +50,17 @@ from .base import DEMO_SCHEDULE, AutoregressiveModel, ModelConfig, Preset
 
 @dataclass
 class PixelCNNConfig(ModelConfig):
-    n_layers: int = 15                  # residual blocks (paper, CIFAR-10: 15)
-    hidden: int = 128                   # h: the blocks carry 2h maps, their inner convolutions h
-    kernel_size: int = 3                # the blocks' masked convolution (paper: 3x3)
-    input_kernel_size: int = 7          # the first, mask-A convolution (paper: 7x7)
-    output_hidden: int | None = None    # maps of the two 1x1 output layers; None: 2 * hidden
+    n_layers: int = option(15, "residual blocks (paper, CIFAR-10: 15)")
+    hidden: int = option(128, "h: the blocks carry 2h maps, their inner convolutions h")
+    kernel_size: int = option(3, "the blocks' masked convolution (paper: 3x3)")
+    input_kernel_size: int = option(7, "the first, mask-A convolution (paper: 7x7)")
+    output_hidden: int | None = option(None, "maps of the two 1x1 output layers; None: 2 * hidden")
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden", "kernel_size", "input_kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("kernel_size", "input_kernel_size"):      # named, so the error names the flag
-            if getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be odd, got {getattr(self, name)}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        odd_positive("kernel_size", self.kernel_size),
+                        odd_positive("input_kernel_size", self.input_kernel_size)])
 
 
 class ResidualBlock(nn.Module):

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fields import fraction, option, positive_int, raise_problems
 from ..heads import LogisticMixtureHead, couple_channels
 from ..nn.shifted import (ConvTransposeWindow, DownRightShiftedConv2d, DownRightShiftedConvTranspose2d,
                           DownShiftedConv2d, DownShiftedConvTranspose2d, GatedResNet, GatedResNetCache, PaddedMap,
@@ -64,19 +65,16 @@ STAGES = 3                                  # resolutions: H, H/2, H/4 ([1] Figu
 
 @dataclass
 class PixelCNNPPConfig(ModelConfig):
-    n_layers: int = 5                       # gated ResNet blocks per down-pass stage (nr_resnet); up: n, n+1, n+1
-    hidden: int = 160                       # F: maps of both streams at every resolution (nr_filters)
-    dropout: float = 0.0                    # in every block; the paper's CIFAR-10 model: 0.5 (its preset)
-    weight_norm: bool = False               # weight-normalize every convolution (Salimans & Kingma, 2016), as the paper
-    head: str = "logistic_mixture"          # the paper's logistic mixture, a pixel's channels coupled (§2.2)
+    n_layers: int = option(5, "gated ResNet blocks per down-pass stage (nr_resnet); up: n, n+1, n+1")
+    hidden: int = option(160, "F: maps of both streams at every resolution (nr_filters)")
+    dropout: float = option(0.0, "in every block; the paper's CIFAR-10 model: 0.5 (its preset)")
+    weight_norm: bool = option(False, "weight-normalize every convolution (Salimans & Kingma, 2016), as the paper")
+    head: str = option("logistic_mixture", "the paper's logistic mixture, a pixel's channels coupled (§2.2)")
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not 0 <= float(self.dropout) < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        fraction("dropout", self.dropout)])
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..fields import odd_positive, option, positive_int, raise_problems
 from ..nn.conv import MaskedConv2d, OutputLayers, PointOutputLayers, RowSplitConv, RowSplitStep
 from ..nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer
 from ..nn.masks import group_slices
@@ -57,21 +58,19 @@ LAYERS = {"row_lstm": RowLSTMLayer, "diagonal_bilstm": DiagonalBiLSTMLayer}
 
 @dataclass
 class PixelRNNConfig(ModelConfig):
-    n_layers: int = 12                  # LSTM layers (paper, CIFAR-10: 12)
-    hidden: int = 128                   # h: LSTM units per gate; the layers carry 2h maps (CIFAR-10: 128)
-    input_kernel_size: int = 7          # the first, mask-A convolution (paper: 7x7)
-    residual: bool = True               # residual connections (paper: all models but ImageNet 64x64)
-    skip_channels: int | None = None    # maps of each layer's skip connection; None: 2 * hidden
-    output_hidden: int | None = None    # maps of the two 1x1 output layers; None: 2 * hidden
+    n_layers: int = option(12, "LSTM layers (paper, CIFAR-10: 12)")
+    hidden: int = option(128, "h: LSTM units per gate; the layers carry 2h maps (CIFAR-10: 128)")
+    input_kernel_size: int = option(7, "the first, mask-A convolution (paper: 7x7)")
+    residual: bool = option(True, "residual connections (paper: all models but ImageNet 64x64)")
+    skip_channels: int | None = option(None, "maps of each layer's skip connection; None: 2 * hidden")
+    output_hidden: int | None = option(None, "maps of the two 1x1 output layers; None: 2 * hidden")
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("n_layers", "hidden", "input_kernel_size", "skip_channels", "output_hidden"):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
-        if self.input_kernel_size % 2 == 0:
-            raise ValueError(f"input_kernel_size must be odd, got {self.input_kernel_size}")
+        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
+                        odd_positive("input_kernel_size", self.input_kernel_size),
+                        positive_int("skip_channels", self.skip_channels, optional=True),
+                        positive_int("output_hidden", self.output_hidden, optional=True)])
         if self.hidden < self.image_shape[0]:
             raise ValueError(f"hidden must be at least the {self.image_shape[0]} colour channels "
                              f"(one unit per colour group), got {self.hidden}")
@@ -79,12 +78,11 @@ class PixelRNNConfig(ModelConfig):
 
 @dataclass
 class RowLSTMConfig(PixelRNNConfig):
-    kernel_size: int = 3                # k: width of the input-to-state (mask B) and state-to-state convolutions
+    kernel_size: int = option(3, "k: width of the input-to-state (mask B) and state-to-state convolutions")
 
     def __post_init__(self):
         super().__post_init__()
-        if self.kernel_size % 2 == 0 or self.kernel_size < 1:
-            raise ValueError(f"kernel_size must be odd and positive, got {self.kernel_size}")
+        raise_problems([odd_positive("kernel_size", self.kernel_size)])
 
 
 @dataclass

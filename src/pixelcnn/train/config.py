@@ -1,17 +1,19 @@
 """The training configuration: one dataclass, printed at start and saved as ``RUN/config.json``.
 
 Every field is a command-line flag of ``pixelcnn train`` (``lr`` -> ``--lr``,
-``grad_clip`` -> ``--grad-clip``); the model's own fields (``n_layers``,
+``grad_clip`` -> ``--grad-clip``), its --help the text of its ``option(default,
+help)`` (``cli.flags.add_dataclass_flags``); the model's own fields (``n_layers``,
 ``hidden``, ...) travel in ``model_options`` and have flags of their own.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..fields import (check_types, fraction, non_negative, one_of, option, positive_int, positive_number,
+                      raise_problems, seed)
 from ..hardware import COMPILE_CHOICES, PRECISIONS
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -62,100 +64,75 @@ LEGACY_FIELDS = {"amp": ("precision", {True: "auto", False: "fp32"}), "compile":
 @dataclass
 class TrainConfig:
     # --- what to train, on what
-    model: str = "pixelcnn-6x32-k5"         # model or preset name; the data set sets image_shape and levels
-    model_options: dict = field(default_factory=dict)  # model config fields: n_layers, hidden, kernel_size, ...
-    class_conditional: bool = False         # condition on the data set's labels (num_classes from the data)
-    data: str = "mnist5k"                   # data set name (pixelcnn.data.list_datasets())
-    binarize: str | None = None             # None, "dynamic" (fresh draw per batch) or "threshold"
-    data_root: str | None = None            # download cache; None: ~/.cache/pixelcnn or $PIXELCNN_DATA
-    out: str = "runs/run"                   # run folder: config.json, checkpoint, model/, metrics.jsonl, PNGs
-    perturb: float = 0.0                    # replace this fraction of training values at random (a background model, Ren et al. 2019)
+    model: str = option("pixelcnn-6x32-k5", "model or preset name; the data set sets image_shape and levels")
+    model_options: dict = option(default_factory=dict, help="model config fields: n_layers, hidden, kernel_size, ...")
+    class_conditional: bool = option(False, "condition on the data set's labels (num_classes from the data)")
+    data: str = option("mnist5k", "data set name (pixelcnn.data.list_datasets())")
+    binarize: str | None = option(None, 'None, "dynamic" (fresh draw per batch) or "threshold"')
+    data_root: str | None = option(None, "download cache; None: ~/.cache/pixelcnn or $PIXELCNN_DATA")
+    out: str = option("runs/run", "run folder: config.json, checkpoint, model/, metrics.jsonl, PNGs")
+    perturb: float = option(0.0, "replace this fraction of training values at random "
+                                 "(a background model, Ren et al. 2019)")
 
     # --- optimisation
-    batch_size: int = 32                    # images per step (per process under torchrun)
-    optimizer: str = "adam"                 # "adam" or "rmsprop" (the PixelRNN paper's)
-    lr: float = 1e-3                        # peak learning rate, reached after warm-up
-    beta1: float = 0.9                      # Adam's first-moment decay; RMSProp's momentum
-    beta2: float = 0.999                    # Adam's second-moment decay; RMSProp's squared-gradient decay
-    weight_decay: float = 0.0               # decoupled (AdamW-style) for Adam, L2 for RMSProp
-    warmup_steps: int = 0                   # linear warm-up from 0 to lr over this many steps
-    lr_decay: str = "none"                  # after warm-up: "none", "cosine", "linear" or "exponential"
-    decay_steps: int | None = None          # cosine / linear horizon; None: the run's budget (steps or minutes)
-    final_lr_ratio: float = 0.0             # cosine / linear end at lr * this
-    decay_rate: float = 0.5                 # exponential: lr multiplied by this every decay_every steps
-    decay_every: int = 1000                 # exponential: steps per decay_rate factor
-    grad_clip: float | None = 1.0           # clip the global gradient norm to this; None or 0: no clipping
-    ema_decay: float | None = 0.999         # Polyak / EMA weights used for evaluation and saved; None: off
-    on_nan: str = "stop"                    # a NaN / inf loss or gradient: "stop" (keep the last checkpoint) or "skip" the step
+    batch_size: int = option(32, "images per step (per process under torchrun)")
+    optimizer: str = option("adam", "\"adam\" or \"rmsprop\" (the PixelRNN paper's)")
+    lr: float = option(1e-3, "peak learning rate, reached after warm-up")
+    beta1: float = option(0.9, "Adam's first-moment decay; RMSProp's momentum")
+    beta2: float = option(0.999, "Adam's second-moment decay; RMSProp's squared-gradient decay")
+    weight_decay: float = option(0.0, "decoupled (AdamW-style) for Adam, L2 for RMSProp")
+    warmup_steps: int = option(0, "linear warm-up from 0 to lr over this many steps")
+    lr_decay: str = option("none", 'after warm-up: "none", "cosine", "linear" or "exponential"')
+    decay_steps: int | None = option(None, "cosine / linear horizon; None: the run's budget (steps or minutes)")
+    final_lr_ratio: float = option(0.0, "cosine / linear end at lr * this")
+    decay_rate: float = option(0.5, "exponential: lr multiplied by this every decay_every steps")
+    decay_every: int = option(1000, "exponential: steps per decay_rate factor")
+    grad_clip: float | None = option(1.0, "clip the global gradient norm to this; None or 0: no clipping")
+    ema_decay: float | None = option(0.999, "Polyak / EMA weights used for evaluation and saved; None: off")
+    on_nan: str = option("stop", 'a NaN / inf loss or gradient: "stop" (keep the last checkpoint) or "skip" the step')
 
     # --- when to stop (the first reached; at least one is required)
-    epochs: float | None = None             # passes over the training split
-    max_steps: int | None = None            # optimizer steps
-    max_minutes: float | None = None        # minutes of training (evaluation and sampling not counted)
+    epochs: float | None = option(None, "passes over the training split")
+    max_steps: int | None = option(None, "optimizer steps")
+    max_minutes: float | None = option(None, "minutes of training (evaluation and sampling not counted)")
 
     # --- hardware and reproducibility
-    device: str = "auto"                    # auto, cpu, cuda, cuda:N or mps
-    precision: str = "auto"                 # auto (bf16 on a GPU or a CPU with bf16 units, else fp32), fp32, bf16, fp16
-    compile: str = "auto"                   # torch.compile the training step: auto (runs of >= 1000 steps or 3 minutes), on, off
-    threads: int | None = None              # CPU threads for torch; None: torch's default
-    seed: int = 0                           # model init, batch order and binarization draws
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    precision: str = option("auto", "auto (bf16 on a GPU or a CPU with bf16 units, else fp32), fp32, bf16, fp16")
+    compile: str = option("auto", "torch.compile the training step: auto (runs of >= 1000 steps or 3 minutes), on, off")
+    threads: int | None = option(None, "CPU threads for torch; None: torch's default")
+    seed: int = option(0, "model init, batch order and binarization draws")
 
     # --- logging, evaluation, checkpoints
-    log_every: int = 10                     # steps per metrics.jsonl line and progress-bar update
-    eval_every: int | None = 500            # steps between test-split evaluations (and at the end); None: end only
-    eval_every_minutes: float | None = None  # also evaluate every this many minutes of training; None: never
-    eval_images: int | None = None          # test images per evaluation; None: the whole split
-    sample_images: int = 16                 # images in the sample grid at each evaluation; 0: none
-    checkpoint_every: int = 500             # steps between checkpoints (one is always written at the end)
-    checkpoint_every_minutes: float | None = None  # also checkpoint after this many wall-clock minutes; None: off
-    progress: bool = True                   # tqdm progress bar
-    tensorboard: bool = True                # TensorBoard event files when tensorboard is installed
+    log_every: int = option(10, "steps per metrics.jsonl line and progress-bar update")
+    eval_every: int | None = option(500, "steps between test-split evaluations (and at the end); None: end only")
+    eval_every_minutes: float | None = option(None, "also evaluate every this many minutes of training; None: never")
+    eval_images: int | None = option(None, "test images per evaluation; None: the whole split")
+    sample_images: int = option(16, "images in the sample grid at each evaluation; 0: none")
+    checkpoint_every: int = option(500, "steps between checkpoints (one is always written at the end)")
+    checkpoint_every_minutes: float | None = option(None, "also checkpoint after this many wall-clock "
+                                                          "minutes; None: off")
+    progress: bool = option(True, "tqdm progress bar")
+    tensorboard: bool = option(True, "TensorBoard event files when tensorboard is installed")
 
     def __post_init__(self):
-        self._check_types()
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.lr_decay not in LR_DECAYS:
-            problems.append(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {self.lr_decay!r}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.compile not in COMPILE_CHOICES:
-            problems.append(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {self.compile!r}")
-        if self.on_nan not in ON_NAN:
-            problems.append(f"on_nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
-        if self.binarize not in BINARIZE:
-            problems.append(f"binarize must be dynamic, threshold or None, got {self.binarize!r}")
-        for name in ("batch_size", "log_every", "checkpoint_every", "decay_every"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("warmup_steps", "sample_images"):
-            if int(getattr(self, name)) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes", "eval_images",
-                     "decay_steps", "threads", "checkpoint_every_minutes"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                problems.append(f"{name} must be positive or None, got {value}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            problems.append(f"lr must be a positive number, got {self.lr}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.final_lr_ratio <= 1:
-            problems.append(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
-        if not 0 < self.decay_rate <= 1:
-            problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate}")
-        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
-            problems.append(f"grad_clip must be >= 0 or None, got {self.grad_clip}")
-        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
-            problems.append(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
-        if not 0 <= self.seed < 2 ** 64:         # torch.manual_seed takes 64 bits
-            problems.append(f"seed must be in 0..2**64-1, got {self.seed}")
-        if not 0 <= self.perturb < 1:
-            problems.append(f"perturb must be in [0, 1), got {self.perturb}")
+        check_types(self)
+        problems = [one_of("optimizer", self.optimizer, OPTIMIZERS), one_of("lr_decay", self.lr_decay, LR_DECAYS),
+                    one_of("precision", self.precision, PRECISIONS), one_of("compile", self.compile, COMPILE_CHOICES),
+                    one_of("on_nan", self.on_nan, ON_NAN), one_of("binarize", self.binarize, BINARIZE)]
+        problems += [positive_int(name, getattr(self, name))
+                     for name in ("batch_size", "log_every", "checkpoint_every", "decay_every")]
+        problems += [non_negative(name, getattr(self, name)) for name in ("warmup_steps", "sample_images")]
+        problems += [positive_number(name, getattr(self, name), optional=True)
+                     for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes",
+                                  "eval_images", "decay_steps", "threads", "checkpoint_every_minutes")]
+        problems += [positive_number("lr", self.lr), fraction("beta1", self.beta1), fraction("beta2", self.beta2),
+                     non_negative("weight_decay", self.weight_decay),
+                     fraction("final_lr_ratio", self.final_lr_ratio, one=True),
+                     fraction("decay_rate", self.decay_rate, zero=False, one=True),
+                     non_negative("grad_clip", self.grad_clip, optional=True),
+                     fraction("ema_decay", self.ema_decay, optional=True),
+                     seed("seed", self.seed), fraction("perturb", self.perturb)]
         from ..models.registry import model_class, presets
 
         if self.model not in presets:          # only names of the registry are ever built
@@ -163,22 +140,7 @@ class TrainConfig:
                 model_class(self.model)
             except ValueError as err:
                 problems.append(str(err))
-        if not isinstance(self.model_options, dict):
-            problems.append(f"model_options must be a dict, got {type(self.model_options).__name__}")
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def _check_types(self) -> None:
-        """Each field holds its declared type (a config file may hold anything): a clear error naming the field."""
-        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
-        for f in dataclasses.fields(self):
-            base, optional = str(f.type).split(" | ")[0], "None" in str(f.type)
-            value = getattr(self, f.name)
-            if value is None and optional or base not in kinds:
-                continue
-            if not isinstance(value, kinds[base]) or (base != "bool" and isinstance(value, bool)):
-                raise ValueError(f"{f.name} must be {'a number' if base == 'float' else 'an ' + base if base == 'int' else 'a ' + base}"
-                                 f"{' or None' if optional else ''}, got {value!r}")
+        raise_problems(problems)
 
     @property
     def has_budget(self) -> bool:
