@@ -144,7 +144,8 @@ def add_identity_entry(args) -> None:
     shutil.copy(run / "identity.json", folder / "identity.json")
     test, verify = held_out_nll(model, identity)
     save_file(verify, str(folder / VERIFY_FILE))
-    verify_nll = float(-model.log_prob(verify["images"].long(), verify["codes"]).double().mean())
+    with torch.no_grad():
+        verify_nll = float(-model.log_prob(verify["images"].long(), verify["codes"]).double().mean())
     config, measured = identity["config"], identity["measurements"]
     judge = measured.get("judge", {})
     machine = describe()

@@ -19,7 +19,7 @@ from conftest import run
 
 REPO = Path(__file__).resolve().parents[1]
 # The entries the README and the app rely on; a missing one is a packaging bug, not a skip.
-EXPECTED = {"digits", "mnist5k", "photo-patches"}
+EXPECTED = {"digits", "glyphs-identity", "mnist5k", "photo-patches"}
 ZOO_LIMIT_BYTES = 25_000_000
 
 
@@ -121,6 +121,22 @@ def test_zoo_runs_default_to_their_own_data(capsys, tmp_path):
     assert len(list((tmp_path / "back").glob("*.png"))) == 3
     status, out, _ = run(capsys, "score", "zoo:digits", "digits:test", "--max-images", "2", "--json", tmp_path / "s.json")
     assert status == 0 and len(json.loads((tmp_path / "s.json").read_text())["images"]) == 2
+
+
+def test_glyphs_identity_draws_new_glyphs_of_stored_glyphs_with_no_training():
+    """zoo:glyphs-identity in the app's New glyphs tab: a few glyphs of a held-out font (the card's stored ones,
+    so no font of this machine is needed) give new glyphs, drawn from their code."""
+    pytest.importorskip("gradio")
+    from pixelcnn import cli
+    from pixelcnn.app import tab_reasons, work
+    from pixelcnn.cli.app import open_entries
+
+    entry = open_entries(cli.build_parser().parse_args(["app", "zoo:glyphs-identity"]))[0]
+    assert tab_reasons(entry)["glyphs"] is None
+    stored = load_file(str(zoo.path("glyphs-identity") / zoo.card("glyphs-identity")["verify"]["file"]))
+    sources = stored["images"][:4].long()                          # 4 glyphs of the first held-out font
+    picture, drawn = work.new_glyphs(entry, sources, 3, seed=0)
+    assert drawn.shape == (3, 1, 28, 28) and set(drawn.unique().tolist()) <= {0, 1} and picture is not None
 
 
 def test_zoo_model_samples_in_python():
