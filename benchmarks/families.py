@@ -28,8 +28,9 @@ Then, for each trained model:
 The MSE auto-encoder has no likelihood: its row gives the mean squared error
 per pixel instead of an NLL. Finished runs are kept under ``--runs``
 (default runs/families/NAME) and reused by a later call unless
-``--retrain``. Prints a table and writes JSON; ``docs/families.md`` reads
-the committed JSON against the papers' tables.
+``--retrain``. Prints a table and writes JSON (the rows of an earlier call at the
+same budget in that file are kept); ``docs/results.md`` reads the committed JSON
+against the papers' tables.
 """
 from __future__ import annotations
 
@@ -164,7 +165,9 @@ def main(argv=None) -> int:
     classifier, classifier_accuracy = train_classifier(0, args.classifier_epochs)
     classifier.eval()
     print(f"digit classifier: {classifier_accuracy['real_test_digits_grey']:.1%} on the real test digits", flush=True)
-    rows = {}
+    # Rows of an earlier call at the same budget stay (``--only`` adds or replaces some).
+    earlier = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = earlier.get("families", {}) if earlier.get("minutes") == args.minutes else {}
     for name in args.only or list(FAMILIES):
         print(f"{name}: training for {args.minutes:g} CPU minutes", flush=True)
         facts = train(name, args.runs / name, args.minutes, threads=args.threads, precision=args.precision,
@@ -178,7 +181,7 @@ def main(argv=None) -> int:
                               "classifier_accuracy": classifier_accuracy, "schedule": DEMO_SCHEDULE,
                               "pixelcnn_version": pixelcnn.__version__, "families": rows})
     cells = [["family", "params", "steps", "train img/s", "test NLL (nats)", "class acc.", "s / sample"]]
-    for name, row in rows.items():
+    for name, row in ((name, rows[name]) for name in FAMILIES if name in rows):
         nll = (f"{row['nll_nats']:.2f} ± {row['nll_nats_stderr']:.2f}" if "nll_nats" in row
                else f"MSE {row['mse']:.4f}")
         seconds = row.get("sample_cpu_seconds_per_image")

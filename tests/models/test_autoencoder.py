@@ -223,3 +223,15 @@ def test_mse_ae_and_the_sample_grid_of_pixelcnn_ae_through_pixelcnn_train(tmp_pa
     ae = train(_train_config(tmp_path, "pixelcnn_ae", sample_images=4,
                              model_options=dict(bottleneck=3, n_layers=2, hidden=4, encoder_channels=4)))
     assert ae.sample_grid is not None and ae.sample_grid.exists()
+
+
+def test_the_mse_baseline_is_scored_in_batches_of_256():
+    """The memory guard counted the MSE auto-encoder's linear decoder input (3,136 outputs) as maps over every
+    pixel: 94 MB an image, so evaluating a batch of 256 on a 24 GB machine was refused. Linear outputs are per
+    image; its estimate is now that of a convolutional model of its width."""
+    from pixelcnn.models.base import working_bytes_per_image
+
+    mse, ae = pixelcnn.build("mse-mnist"), pixelcnn.build("ae-mnist")
+    assert working_bytes_per_image(mse) <= working_bytes_per_image(ae)
+    x = torch.randint(0, 2, (256, 1, 28, 28))
+    assert mse.loss(x).shape == (256,)

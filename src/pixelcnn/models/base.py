@@ -75,9 +75,13 @@ def working_bytes_per_image(model, *, cached: bool = False) -> int:
     """About the memory one more image of a batch costs: a full forward pass (``log_prob``, the naive
     sampler) or the cached step (fast sampling, coding)."""
     channels, height, width = model.image_shape
-    widest = max([p.shape[0] for p in model.parameters() if p.dim() >= 2] + [channels])
+    # Maps over the image come from convolutions (weights of 3 or 4 dims: out_channels first). A linear
+    # layer's outputs (a condition's projection, the MSE auto-encoder's decoder input) are per image, not
+    # per pixel: counting them as maps overestimated the MSE auto-encoder's forward pass 50-fold.
+    widest = max([p.shape[0] for p in model.parameters() if p.dim() >= 3] + [channels])
+    dense = max([p.shape[0] for p in model.parameters() if p.dim() == 2] + [0])
     images = channels * 8 * height * width                               # the int64 images themselves
-    return (CACHED_WORK if cached else FORWARD_WORK) * 4 * widest * height * width + images
+    return (CACHED_WORK if cached else FORWARD_WORK) * 4 * (widest * height * width + dense) + images
 
 
 def check_batch_fits(model, batch: int, what: str, *, cached: bool = False) -> None:
