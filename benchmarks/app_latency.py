@@ -12,6 +12,7 @@ same completion called directly (``model.complete`` with a callback): what the p
 difference. Median of ``--repeats`` runs after one warm-up run. Prints the machine, a table, and
 writes JSON (default runs/app_latency.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,18 +23,28 @@ from pathlib import Path
 
 import torch
 
+from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 from pixelcnn import cli
 from pixelcnn.app import start, work
 from pixelcnn.cli.app import open_entries
-
-from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 
 
 def through_the_app(client, name: str, args) -> tuple[float, float, int]:
     """Seconds to the first streamed row and to the result of one Complete, and the frames received."""
     started = time.perf_counter()
-    job = client.submit(name, "test image", None, None, args.image, args.known_rows, "most likely",
-                        args.completions, 0, 1.0, api_name="/complete")
+    job = client.submit(
+        name,
+        "test image",
+        None,
+        None,
+        args.image,
+        args.known_rows,
+        "most likely",
+        args.completions,
+        0,
+        1.0,
+        api_name="/complete",
+    )
     first = None
     while not job.done():
         if first is None and job.outputs():
@@ -56,8 +67,13 @@ def in_the_library(entry, args) -> tuple[float, float]:
             marks.append(time.perf_counter() - started)
 
     cond = int(label[0]) if entry.num_classes else None
-    entry.model.complete(image.expand(args.completions, -1, -1, -1), args.known_rows, cond,
-                         generator=torch.Generator().manual_seed(0), callback=callback)
+    entry.model.complete(
+        image.expand(args.completions, -1, -1, -1),
+        args.known_rows,
+        cond,
+        generator=torch.Generator().manual_seed(0),
+        callback=callback,
+    )
     return marks[0], time.perf_counter() - started
 
 
@@ -73,37 +89,45 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from gradio_client import Client
 
-    app_args = cli.build_parser().parse_args(["app", *(args.runs or ["zoo:mnist5k"]),
-                                              *(["--data", args.data] if args.data else [])])
+    app_args = cli.build_parser().parse_args(
+        ["app", *(args.runs or ["zoo:mnist5k"]), *(["--data", args.data] if args.data else [])]
+    )
     entry = open_entries(app_args)[0]
     machine = describe()
     print_machine(machine)
-    with socket.socket() as sock:                               # a free port of 127.0.0.1
+    with socket.socket() as sock:  # a free port of 127.0.0.1
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = start([entry], host="127.0.0.1", port=port)
     try:
         client = Client(server.url, verbose=False)
-        through_the_app(client, entry.name, args)                                      # warm-up
+        through_the_app(client, entry.name, args)  # warm-up
         app_runs = [through_the_app(client, entry.name, args) for _ in range(args.repeats)]
     finally:
         server.close()
     in_the_library(entry, args)
     library_runs = [in_the_library(entry, args) for _ in range(args.repeats)]
     result = {
-        "model": entry.name, "description": entry.describe(), "known_rows": args.known_rows,
-        "completions": args.completions, "repeats": args.repeats,
+        "model": entry.name,
+        "description": entry.describe(),
+        "known_rows": args.known_rows,
+        "completions": args.completions,
+        "repeats": args.repeats,
         "app_first_row_s": statistics.median(r[0] for r in app_runs),
         "app_all_s": statistics.median(r[1] for r in app_runs),
         "app_frames": statistics.median(r[2] for r in app_runs),
         "library_first_row_s": statistics.median(r[0] for r in library_runs),
         "library_all_s": statistics.median(r[1] for r in library_runs),
-        "machine": machine, "command": command_line(),
+        "machine": machine,
+        "command": command_line(),
     }
-    print_cells([["", "first completed row (s)", "all rows (s)"],
-                 ["pixelcnn app (press -> page)", f"{result['app_first_row_s']:.3f}", f"{result['app_all_s']:.3f}"],
-                 ["model.complete (direct)", f"{result['library_first_row_s']:.3f}",
-                  f"{result['library_all_s']:.3f}"]])
+    print_cells(
+        [
+            ["", "first completed row (s)", "all rows (s)"],
+            ["pixelcnn app (press -> page)", f"{result['app_first_row_s']:.3f}", f"{result['app_all_s']:.3f}"],
+            ["model.complete (direct)", f"{result['library_first_row_s']:.3f}", f"{result['library_all_s']:.3f}"],
+        ]
+    )
     write_json(Path(args.out), result)
     return 0
 

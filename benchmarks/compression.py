@@ -25,6 +25,7 @@ steps by ``pixelcnn.train`` (or the ``--run`` folder given):
 Prints a table, the CPU (``lscpu``'s model name and its bf16 flags) and writes
 JSON to ``--out`` (default runs/compression.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,18 +39,19 @@ import numpy as np
 import torch
 
 import pixelcnn
+from machine import describe, print_cells, print_machine
 from pixelcnn import data
 from pixelcnn.coding import read_header
-from pixelcnn.scores import LOSSLESS_CODECS as CODECS, codec_available, codec_bytes
+from pixelcnn.scores import LOSSLESS_CODECS as CODECS
+from pixelcnn.scores import codec_available, codec_bytes
 from pixelcnn.train import TrainConfig, train
-
-from machine import describe, print_cells, print_machine
 
 # name -> how to load its test split and the model trained on it when no --run is given.
 DATASETS = {
     "mnist5k": dict(binarize="dynamic", model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=5)),
-    "digits": dict(binarize=None, model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=3,
-                                                                  input_kernel_size=5)),
+    "digits": dict(
+        binarize=None, model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=3, input_kernel_size=5)
+    ),
     "photo-patches": dict(binarize=None, model="pixelcnn", options=dict(n_layers=4, hidden=32, kernel_size=3)),
 }
 
@@ -89,7 +91,7 @@ def naive_times(model, x: torch.Tensor, limit_s: float) -> tuple[float, float, b
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            model._params(x, None)                                            # warm-up
+            model._params(x, None)  # warm-up
             _, forward_s = timed(lambda: model._params(x, None))
     finally:
         torch.set_num_threads(threads)
@@ -106,19 +108,35 @@ def get_model(name: str, args, spec: dict):
         return pixelcnn.load(folder / "model" if (folder / "model").is_dir() else folder), str(folder)
     steps = args.train_steps
     folder = Path(args.work) / f"{name}-{steps}steps-seed{args.seed}"
-    if (folder / "model").is_dir():                                         # trained by an earlier run
+    if (folder / "model").is_dir():  # trained by an earlier run
         return pixelcnn.load(folder / "model"), f"trained {steps} steps -> {folder / 'model'} (reused)"
     config = TrainConfig(
-        model=spec["model"], model_options=spec["options"], data=name, binarize=spec["binarize"],
-        out=str(folder), max_steps=steps, batch_size=16, lr=4e-3,
-        warmup_steps=min(50, steps // 5), lr_decay="cosine", ema_decay=0.998 if steps >= 500 else None,
-        eval_every=None, eval_images=min(args.images, 256), sample_images=0, checkpoint_every=10**9,
-        progress=False, tensorboard=False, seed=args.seed, device="cpu", threads=args.threads,
+        model=spec["model"],
+        model_options=spec["options"],
+        data=name,
+        binarize=spec["binarize"],
+        out=str(folder),
+        max_steps=steps,
+        batch_size=16,
+        lr=4e-3,
+        warmup_steps=min(50, steps // 5),
+        lr_decay="cosine",
+        ema_decay=0.998 if steps >= 500 else None,
+        eval_every=None,
+        eval_images=min(args.images, 256),
+        sample_images=0,
+        checkpoint_every=10**9,
+        progress=False,
+        tensorboard=False,
+        seed=args.seed,
+        device="cpu",
+        threads=args.threads,
     )
     result = train(config)
-    if result.interrupted:            # stopped by a signal: the saved model is not the one asked for
-        raise SystemExit(f"training of {folder} was interrupted: resume it "
-                         f"(pixelcnn train --resume {folder}) or remove it")
+    if result.interrupted:  # stopped by a signal: the saved model is not the one asked for
+        raise SystemExit(
+            f"training of {folder} was interrupted: resume it (pixelcnn train --resume {folder}) or remove it"
+        )
     return pixelcnn.load(result.model_path), f"trained {steps} steps -> {result.model_path}"
 
 
@@ -128,28 +146,35 @@ def bench(name: str, args) -> dict:
     model, source = get_model(name, args, spec)
     model.eval()
     count = min(args.images, len(test))
-    x = test.images[:count].long()                                          # [N, C, H, W]
+    x = test.images[:count].long()  # [N, C, H, W]
     if getattr(model.config, "num_classes", None) is not None:
         raise SystemExit(f"{source}: a class-conditional model; this benchmark codes unconditional models")
     dims = math.prod(model.image_shape)
     with torch.no_grad():
-        nll_bits = (-model.log_prob(x) / math.log(2)).double()              # [N]
+        nll_bits = (-model.log_prob(x) / math.log(2)).double()  # [N]
 
     blob, encode_s, decode_s = code_and_check(model, x, "auto")
     header = read_header(blob)
-    singles = [code_and_check(model, x[i:i + 1], "auto") for i in range(min(args.single_images, count))]
+    singles = [code_and_check(model, x[i : i + 1], "auto") for i in range(min(args.single_images, count))]
     naive_count = min(args.naive_images, count)
     naive = naive_times(model, x[:naive_count], args.naive_limit) if naive_count else None
 
     row = {
-        "data": name, "images": count, "image_shape": list(model.image_shape), "levels": model.levels,
-        "model": model.name, "model_source": source, "parameters": sum(p.numel() for p in model.parameters()),
+        "data": name,
+        "images": count,
+        "image_shape": list(model.image_shape),
+        "levels": model.levels,
+        "model": model.name,
+        "model_source": source,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "nll_bits_per_dim": float(nll_bits.sum()) / (count * dims),
         "ours_set_bits_per_dim": 8 * len(blob) / (count * dims),
-        "ours_set_bytes": len(blob), "ours_header_bytes": header.size,
+        "ours_set_bytes": len(blob),
+        "ours_header_bytes": header.size,
         "ours_per_image_bits_per_dim": 8 * float(np.mean([len(s[0]) for s in singles])) / dims if singles else None,
         "fast_step": header.step,
-        "encode_s_per_image_set": encode_s / count, "decode_s_per_image_set": decode_s / count,
+        "encode_s_per_image_set": encode_s / count,
+        "decode_s_per_image_set": decode_s / count,
         "encode_s_per_image_batch1": float(np.mean([s[1] for s in singles])) if singles else None,
         "decode_s_per_image_batch1": float(np.mean([s[2] for s in singles])) if singles else None,
         "naive_images": naive_count,
@@ -178,23 +203,36 @@ def _fmt(value, digits=3) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = [("data", "data", None), ("images", "N", None), ("nll_bits_per_dim", "NLL", 3),
-               ("ours_set_bits_per_dim", "ours set", 3), ("ours_per_image_bits_per_dim", "ours/img", 3),
-               ("png_bits_per_dim", "PNG", 3), ("webp_bits_per_dim", "WebP", 3), ("jxl_bits_per_dim", "JXL", 3),
-               ("png_set_bits_per_dim", "PNG set", 3), ("webp_set_bits_per_dim", "WebP set", 3),
-               ("jxl_set_bits_per_dim", "JXL set", 3),
-               ("encode_s_per_image_set", "enc s/img", 4), ("decode_s_per_image_set", "dec s/img", 4),
-               ("encode_s_per_image_batch1", "enc b1", 3), ("decode_s_per_image_batch1", "dec b1", 3),
-               ("encode_s_per_image_naive", "enc naive", 2), ("decode_s_per_image_naive", "dec naive", 2)]
+    columns = [
+        ("data", "data", None),
+        ("images", "N", None),
+        ("nll_bits_per_dim", "NLL", 3),
+        ("ours_set_bits_per_dim", "ours set", 3),
+        ("ours_per_image_bits_per_dim", "ours/img", 3),
+        ("png_bits_per_dim", "PNG", 3),
+        ("webp_bits_per_dim", "WebP", 3),
+        ("jxl_bits_per_dim", "JXL", 3),
+        ("png_set_bits_per_dim", "PNG set", 3),
+        ("webp_set_bits_per_dim", "WebP set", 3),
+        ("jxl_set_bits_per_dim", "JXL set", 3),
+        ("encode_s_per_image_set", "enc s/img", 4),
+        ("decode_s_per_image_set", "dec s/img", 4),
+        ("encode_s_per_image_batch1", "enc b1", 3),
+        ("decode_s_per_image_batch1", "dec b1", 3),
+        ("encode_s_per_image_naive", "enc naive", 2),
+        ("decode_s_per_image_naive", "dec naive", 2),
+    ]
     cells = [[h for _, h, _ in columns]]
     for r in rows:
         cells.append([_fmt(r.get(k), d) if d else _fmt(r.get(k)) for k, _, d in columns])
         if r.get("naive_extrapolated"):
             cells[-1][-2:] = [cell + "*" for cell in cells[-1][-2:]]
     print_cells(cells)
-    print("bits/dim, header included (set: one file for all N images, for the codecs one tall image; ours/img and "
-          "the codecs' plain columns: one file per image). "
-          "Seconds per image: cached step on the whole set, cached at batch 1, naive step (* extrapolated).")
+    print(
+        "bits/dim, header included (set: one file for all N images, for the codecs one tall image; ours/img and "
+        "the codecs' plain columns: one file per image). "
+        "Seconds per image: cached step on the whole set, cached at batch 1, naive step (* extrapolated)."
+    )
 
 
 def parse_runs(values: list[str], names: list[str]) -> dict:
@@ -213,26 +251,49 @@ def parse_runs(values: list[str], names: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--data", nargs="+", choices=list(DATASETS), default=list(DATASETS),
-                        help="test splits to code (default: all three)")
-    parser.add_argument("--run", action="append", default=[], metavar="[DATA=]RUN",
-                        help="a trained run folder (or its model/) for a data set, instead of training one")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        choices=list(DATASETS),
+        default=list(DATASETS),
+        help="test splits to code (default: all three)",
+    )
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="[DATA=]RUN",
+        help="a trained run folder (or its model/) for a data set, instead of training one",
+    )
     parser.add_argument("--images", type=int, default=100, help="test images coded per data set (default: 100)")
-    parser.add_argument("--single-images", type=int, default=8,
-                        help="of those, coded one per file, for per-image sizes and batch-1 times (default: 8)")
-    parser.add_argument("--naive-images", type=int, default=1,
-                        help="of those, coded with the naive step, for its times (default: 1)")
-    parser.add_argument("--naive-limit", type=float, default=20.0,
-                        help="seconds: a longer naive round trip is extrapolated from one forward pass "
-                             "(default: %(default)s)")
-    parser.add_argument("--train-steps", type=int, default=300,
-                        help="steps of training when no --run is given (default: 300)")
+    parser.add_argument(
+        "--single-images",
+        type=int,
+        default=8,
+        help="of those, coded one per file, for per-image sizes and batch-1 times (default: 8)",
+    )
+    parser.add_argument(
+        "--naive-images", type=int, default=1, help="of those, coded with the naive step, for its times (default: 1)"
+    )
+    parser.add_argument(
+        "--naive-limit",
+        type=float,
+        default=20.0,
+        help="seconds: a longer naive round trip is extrapolated from one forward pass (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--train-steps", type=int, default=300, help="steps of training when no --run is given (default: 300)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (coding uses one)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", default="runs/compression",
-                        help="folder for the trained runs, one per data set, steps and seed (reused when there)")
+    parser.add_argument(
+        "--work",
+        default="runs/compression",
+        help="folder for the trained runs, one per data set, steps and seed (reused when there)",
+    )
     parser.add_argument("--out", default="runs/compression.json", help="JSON results (default: %(default)s)")
     args = parser.parse_args(argv)
     for option in ("images", "train_steps"):
@@ -253,8 +314,9 @@ def main(argv=None) -> int:
             break
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": facts, "settings": {k: v for k, v in vars(args).items()},
-                               "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"machine": facts, "settings": {k: v for k, v in vars(args).items()}, "rows": rows}, indent=2) + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -32,6 +32,7 @@ per pixel instead of an NLL. Finished runs are kept under ``--runs``
 same budget in that file are kept); ``docs/results.md`` reads the committed JSON
 against the papers' tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,14 @@ import time
 from pathlib import Path
 
 import torch
-from machine import command_line, default_out, describe, print_cells, print_machine, write_json
-from sample_quality import CLASSIFIER_EPOCHS, accuracy_of, sample_accuracy, train_classifier
 
 import pixelcnn
+from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 from pixelcnn import data
 from pixelcnn.evaluate import evaluate
 from pixelcnn.train import TrainConfig, Trainer
 from pixelcnn.train.config import DEMO_SCHEDULE
+from sample_quality import CLASSIFIER_EPOCHS, accuracy_of, sample_accuracy, train_classifier
 
 # family -> (model or preset, options over it, class-conditional). Sizes: each family's mnist
 # preset where there is one (the PixelRNN paper's 7 layers of 16 for its MNIST models), a
@@ -66,15 +67,27 @@ FAMILIES = {
     "pixelcnn-ae": ("ae-mnist", {}, False),
     "mse-ae": ("mse-mnist", {}, False),
 }
-TIMING_STEPS = (3, 13)          # the step time is the difference of these two runs' CPU time, divided
+TIMING_STEPS = (3, 13)  # the step time is the difference of these two runs' CPU time, divided
 
 
 def train_config(name: str, out: Path, *, threads: int | None, precision: str, **budget) -> TrainConfig:
     model, options, conditional = FAMILIES[name]
-    return TrainConfig(model=model, model_options=options, class_conditional=conditional, data="mnist5k",
-                       binarize="dynamic", out=str(out), sample_images=0, checkpoint_every=10**9,
-                       tensorboard=False, precision=precision, compile="off", threads=threads, seed=0,
-                       **{**DEMO_SCHEDULE, **budget})
+    return TrainConfig(
+        model=model,
+        model_options=options,
+        class_conditional=conditional,
+        data="mnist5k",
+        binarize="dynamic",
+        out=str(out),
+        sample_images=0,
+        checkpoint_every=10**9,
+        tensorboard=False,
+        precision=precision,
+        compile="off",
+        threads=threads,
+        seed=0,
+        **{**DEMO_SCHEDULE, **budget},
+    )
 
 
 def step_cpu_seconds(name: str, *, threads: int | None, precision: str) -> float:
@@ -82,8 +95,16 @@ def step_cpu_seconds(name: str, *, threads: int | None, precision: str) -> float
     spent = []
     for steps in TIMING_STEPS:
         with tempfile.TemporaryDirectory() as folder:
-            config = train_config(name, Path(folder) / "run", threads=threads, precision=precision,
-                                  max_steps=steps, eval_every=None, eval_images=1, progress=False)
+            config = train_config(
+                name,
+                Path(folder) / "run",
+                threads=threads,
+                precision=precision,
+                max_steps=steps,
+                eval_every=None,
+                eval_images=1,
+                progress=False,
+            )
             started = time.process_time()
             Trainer(config, log=lambda message: None).run()
             spent.append(time.process_time() - started)
@@ -101,15 +122,29 @@ def train(name: str, folder: Path, minutes: float, *, threads: int | None, preci
         shutil.rmtree(folder)
     step_seconds = step_cpu_seconds(name, threads=threads, precision=precision)
     steps = max(1, round(minutes * 60 / step_seconds))
-    config = train_config(name, folder, threads=threads, precision=precision, max_steps=steps, eval_every=None,
-                          eval_images=1, progress=True)
+    config = train_config(
+        name,
+        folder,
+        threads=threads,
+        precision=precision,
+        max_steps=steps,
+        eval_every=None,
+        eval_images=1,
+        progress=True,
+    )
     started, wall = time.process_time(), time.time()
     said = []
     Trainer(config, log=said.append).run()
-    facts = {"minutes": minutes, "precision": precision, "step_cpu_seconds": step_seconds, "steps": steps,
-             "images_per_second": config.batch_size / step_seconds,
-             "train_cpu_minutes": (time.process_time() - started) / 60, "train_wall_minutes": (time.time() - wall) / 60,
-             "precision_chosen": next((m for m in said if m.startswith("precision ")), None)}
+    facts = {
+        "minutes": minutes,
+        "precision": precision,
+        "step_cpu_seconds": step_seconds,
+        "steps": steps,
+        "images_per_second": config.batch_size / step_seconds,
+        "train_cpu_minutes": (time.process_time() - started) / 60,
+        "train_wall_minutes": (time.time() - wall) / 60,
+        "precision_chosen": next((m for m in said if m.startswith("precision ")), None),
+    }
     facts_file.write_text(json.dumps(facts, indent=1))
     return facts
 
@@ -119,21 +154,29 @@ def measure(name: str, model, classifier, *, per_class: int, eval_images: int | 
     """Test NLL (or MSE), the class accuracy of samples (or reconstructions) and seconds per sample."""
     test = data.load("mnist5k", "test", binarize="dynamic")
     result = evaluate(model, test, max_images=eval_images, precision="fp32", compile="off")
-    row = ({"nll_nats": result.nll, "nll_nats_stderr": result.nll_stderr, "bits_per_dim": result.bits_per_dim}
-           if model.loss_name == "nll" else {model.loss_name: result.loss, f"{model.loss_name}_stderr": result.loss_stderr})
+    row = (
+        {"nll_nats": result.nll, "nll_nats_stderr": result.nll_stderr, "bits_per_dim": result.bits_per_dim}
+        if model.loss_name == "nll"
+        else {model.loss_name: result.loss, f"{model.loss_name}_stderr": result.loss_stderr}
+    )
     conditional = FAMILIES[name][2]
     if conditional:
         quality = sample_accuracy(model, classifier, per_class, seed=0)
-        row.update(accuracy=quality["accuracy"], accuracy_of="samples of each class", accuracy_images=quality["samples"])
+        row.update(
+            accuracy=quality["accuracy"], accuracy_of="samples of each class", accuracy_images=quality["samples"]
+        )
     else:
-        images, labels = test.images[:10 * per_class].long(), test.labels[:10 * per_class]
+        images, labels = test.images[: 10 * per_class].long(), test.labels[: 10 * per_class]
         if name == "mse-ae":
-            pictures = model.reconstruct(images)                                   # [N, 1, 28, 28] in [0, 1]
-        else:                                                                      # one sample given each code
+            pictures = model.reconstruct(images)  # [N, 1, 28, 28] in [0, 1]
+        else:  # one sample given each code
             generator = torch.Generator().manual_seed(0)
-            pictures = model.reconstruct(images, generator=generator)[:, 0].float()   # [N, 1, 28, 28] in {0, 1}
-        row.update(accuracy=accuracy_of(classifier, pictures, labels), accuracy_of="reconstructions of test digits",
-                   accuracy_images=len(labels))
+            pictures = model.reconstruct(images, generator=generator)[:, 0].float()  # [N, 1, 28, 28] in {0, 1}
+        row.update(
+            accuracy=accuracy_of(classifier, pictures, labels),
+            accuracy_of="reconstructions of test digits",
+            accuracy_images=len(labels),
+        )
     if name != "mse-ae":
         cond = torch.arange(10) if conditional else model.encode(test.images[:10].long())
         generator = torch.Generator().manual_seed(0)
@@ -144,13 +187,18 @@ def measure(name: str, model, classifier, *, per_class: int, eval_images: int | 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", choices=list(FAMILIES), help="families (default: all)")
     parser.add_argument("--minutes", type=float, default=6.0, help="CPU minutes of training each (default: 6)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="training precision (default: auto); evaluation is float32")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="training precision (default: auto); evaluation is float32",
+    )
     parser.add_argument("--per-class", type=int, default=20, help="samples of each class classified (default: 20)")
     parser.add_argument("--eval-images", type=int, default=None, help="test digits scored (default: all 1,000)")
     parser.add_argument("--classifier-epochs", type=int, default=CLASSIFIER_EPOCHS)
@@ -170,23 +218,46 @@ def main(argv=None) -> int:
     rows = earlier.get("families", {}) if earlier.get("minutes") == args.minutes else {}
     for name in args.only or list(FAMILIES):
         print(f"{name}: training for {args.minutes:g} CPU minutes", flush=True)
-        facts = train(name, args.runs / name, args.minutes, threads=args.threads, precision=args.precision,
-                      retrain=args.retrain)
+        facts = train(
+            name, args.runs / name, args.minutes, threads=args.threads, precision=args.precision, retrain=args.retrain
+        )
         model = pixelcnn.load(args.runs / name).eval()
         model_name, options, conditional = FAMILIES[name]
-        rows[name] = {"model": model_name, "options": options, "class_conditional": conditional,
-                      "parameters": sum(p.numel() for p in model.parameters()), **facts,
-                      **measure(name, model, classifier, per_class=args.per_class, eval_images=args.eval_images)}
-        write_json(args.out, {"command": command_line(), "machine": machine, "minutes": args.minutes,
-                              "classifier_accuracy": classifier_accuracy, "schedule": DEMO_SCHEDULE,
-                              "pixelcnn_version": pixelcnn.__version__, "families": rows})
+        rows[name] = {
+            "model": model_name,
+            "options": options,
+            "class_conditional": conditional,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **facts,
+            **measure(name, model, classifier, per_class=args.per_class, eval_images=args.eval_images),
+        }
+        write_json(
+            args.out,
+            {
+                "command": command_line(),
+                "machine": machine,
+                "minutes": args.minutes,
+                "classifier_accuracy": classifier_accuracy,
+                "schedule": DEMO_SCHEDULE,
+                "pixelcnn_version": pixelcnn.__version__,
+                "families": rows,
+            },
+        )
     cells = [["family", "params", "steps", "train img/s", "test NLL (nats)", "class acc.", "s / sample"]]
     for name, row in ((name, rows[name]) for name in FAMILIES if name in rows):
-        nll = (f"{row['nll_nats']:.2f} ± {row['nll_nats_stderr']:.2f}" if "nll_nats" in row
-               else f"MSE {row['mse']:.4f}")
+        nll = f"{row['nll_nats']:.2f} ± {row['nll_nats_stderr']:.2f}" if "nll_nats" in row else f"MSE {row['mse']:.4f}"
         seconds = row.get("sample_cpu_seconds_per_image")
-        cells.append([name, f"{row['parameters']:,}", f"{row['steps']:,}", f"{row['images_per_second']:.0f}", nll,
-                      f"{row['accuracy']:.1%}", "-" if seconds is None else f"{seconds:.3f}"])
+        cells.append(
+            [
+                name,
+                f"{row['parameters']:,}",
+                f"{row['steps']:,}",
+                f"{row['images_per_second']:.0f}",
+                nll,
+                f"{row['accuracy']:.1%}",
+                "-" if seconds is None else f"{seconds:.3f}",
+            ]
+        )
     print_cells(cells)
     return 0
 

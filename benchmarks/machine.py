@@ -5,6 +5,7 @@ table, and stores the same description in its JSON, because a number without
 its machine cannot be compared with another: bf16 matrix units (AMX, AVX-512
 BF16) change what a CPU can do by several times.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent           # the repository root, whatever the working directory
+REPO = Path(__file__).resolve().parent.parent  # the repository root, whatever the working directory
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -24,8 +25,9 @@ def _lscpu() -> dict[str, str]:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {key.strip(): value.strip() for key, _, value in
-            (line.partition(":") for line in text.splitlines()) if value}
+    return {
+        key.strip(): value.strip() for key, _, value in (line.partition(":") for line in text.splitlines()) if value
+    }
 
 
 def describe() -> dict:
@@ -34,7 +36,7 @@ def describe() -> dict:
 
     info = _lscpu()
     flags = set(info.get("Flags", "").split())
-    cpu_check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)      # torch's own check, where it has one
+    cpu_check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # torch's own check, where it has one
     machine = {
         "cpu": info.get("Model name") or platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -53,8 +55,10 @@ def describe() -> dict:
 def print_machine(machine: dict) -> None:
     """One line: the CPU, its bf16 capability, the thread count (and the GPU, if any)."""
     bf16 = ", ".join(machine["bf16_flags"]) or "no bf16 units (neither amx_bf16 nor avx512_bf16)"
-    line = (f"CPU: {machine['cpu']}, {machine['cpu_count']} cores, {bf16}; torch {machine['torch']}, "
-            f"{machine['torch_threads']} threads")
+    line = (
+        f"CPU: {machine['cpu']}, {machine['cpu_count']} cores, {bf16}; torch {machine['torch']}, "
+        f"{machine['torch_threads']} threads"
+    )
     if "cuda_device" in machine:
         line += f"; GPU: {machine['cuda_device']} (bf16: {machine['cuda_bf16']})"
     print(line, flush=True)

@@ -10,6 +10,7 @@ the rounds of each tree, their ratio (after / before), and the noise: the larges
 (max / min over the rounds) of either tree. A ratio within the noise is no change.
 Written to compare the cached steps before and after their plans became named fields (issue 25).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,28 @@ from pathlib import Path
 from machine import REPO, command_line, default_out, describe, print_machine, write_json
 
 SCRIPT = REPO / "benchmarks" / "sampling.py"
-DEFAULT = ["pixelcnn-mnist", "gated-mnist", "row_lstm-mnist", "diagonal_bilstm-mnist", "multiscale-mnist",
-           "tiny-pixelcnnpp", "pixelcnn-cifar10", "gated-cifar10"]
+DEFAULT = [
+    "pixelcnn-mnist",
+    "gated-mnist",
+    "row_lstm-mnist",
+    "diagonal_bilstm-mnist",
+    "multiscale-mnist",
+    "tiny-pixelcnnpp",
+    "pixelcnn-cifar10",
+    "gated-cifar10",
+]
 
 
 def _imported_from(src: Path) -> str:
     """The pixelcnn package a process with ``src`` first on PYTHONPATH imports (checked: not another tree)."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run([sys.executable, "-c", "import pixelcnn; print(pixelcnn.__file__)"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", "import pixelcnn; print(pixelcnn.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not Path(out).resolve().is_relative_to(src.resolve()):
         raise SystemExit(f"sampling_ab.py: with PYTHONPATH={src}, pixelcnn comes from {out}")
     return out
@@ -40,9 +54,24 @@ def _imported_from(src: Path) -> str:
 
 def _run(src: Path, args, out: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, str(SCRIPT), "--only", *args.only, "--batches", *map(str, args.batches),
-               "--naive-rows", "0", "--clock", "cpu", "--threads", "1", "--repeats", str(args.repeats),
-               "--out", str(out)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--only",
+        *args.only,
+        "--batches",
+        *map(str, args.batches),
+        "--naive-rows",
+        "0",
+        "--clock",
+        "cpu",
+        "--threads",
+        "1",
+        "--repeats",
+        str(args.repeats),
+        "--out",
+        str(out),
+    ]
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -55,9 +84,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="runs of each tree, interleaved (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="sampling.py --repeats (default 3)")
     parser.add_argument("--out", type=Path, default=default_out("sampling_ab.json"))
-    parser.add_argument("--runs", type=Path,
-                        help="keep each run's sampling.py JSON in this folder (beforeR.json, afterR.json); with "
-                             "--rounds 0, only summarize the complete rounds already there")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="keep each run's sampling.py JSON in this folder (beforeR.json, afterR.json); with "
+        "--rounds 0, only summarize the complete rounds already there",
+    )
     args = parser.parse_args(argv)
     trees = {"before": args.before, "after": args.after}
     imported = {name: _imported_from(src) for name, src in trees.items()}
@@ -79,21 +111,40 @@ def main(argv=None) -> int:
             for name in trees:
                 for row in json.loads((work / f"{name}{round_}.json").read_text())["results"]:
                     times.setdefault((row["config"], row["batch"]), {"before": [], "after": []})[name].append(
-                        row["fast_s_per_image"])
+                        row["fast_s_per_image"]
+                    )
     rows = []
-    header = (f"{'config':<22} {'batch':>5} {'before s/img':>12} {'after s/img':>12} {'after/before':>12} "
-              f"{'noise':>6}")
+    header = f"{'config':<22} {'batch':>5} {'before s/img':>12} {'after s/img':>12} {'after/before':>12} {'noise':>6}"
     print("fast sampling, seconds of CPU time per image, median of the rounds\n" + header + "\n" + "-" * len(header))
     for (config, batch), runs in times.items():
         before, after = statistics.median(runs["before"]), statistics.median(runs["after"])
         noise = max(max(r) / min(r) for r in runs.values())
-        rows.append({"config": config, "batch": batch, "before_s_per_image": runs["before"],
-                     "after_s_per_image": runs["after"], "before_median": before, "after_median": after,
-                     "after_over_before": round(after / before, 3), "noise_max_over_min": round(noise, 3)})
+        rows.append(
+            {
+                "config": config,
+                "batch": batch,
+                "before_s_per_image": runs["before"],
+                "after_s_per_image": runs["after"],
+                "before_median": before,
+                "after_median": after,
+                "after_over_before": round(after / before, 3),
+                "noise_max_over_min": round(noise, 3),
+            }
+        )
         print(f"{config:<22} {batch:>5} {before:>12.4f} {after:>12.4f} {after / before:>12.3f} {noise:>6.3f}")
-    write_json(args.out, {"machine": machine, "command": command_line(), "imported": imported,
-                          "clock": "cpu", "threads": 1, "repeats": args.repeats, "rounds": rounds,
-                          "results": rows})
+    write_json(
+        args.out,
+        {
+            "machine": machine,
+            "command": command_line(),
+            "imported": imported,
+            "clock": "cpu",
+            "threads": 1,
+            "repeats": args.repeats,
+            "rounds": rounds,
+            "results": rows,
+        },
+    )
     return 0
 
 

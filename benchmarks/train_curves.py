@@ -6,7 +6,8 @@
 
 Each configuration trains with ``pixelcnn.train`` on the 4,000 mnist5k
 training digits (binarized afresh at each batch) and is evaluated on the
-1,000 test digits (one fixed binarization) at each mark. ``--data`` picks another data set (binarized dynamically when it is
+1,000 test digits (one fixed binarization) at each mark. ``--data`` picks another data set (binarized
+dynamically when it is
 mnist5k, mnist or fashion-mnist); a set without labels needs the
 unconditional configurations, which are its default. The NLL is in nats per
 image and, in the JSON, in bits/dim too. Two ways to count minutes:
@@ -39,6 +40,7 @@ Networks", section 3.5) and the Gated PixelCNN (van den Oord et al., 2016,
 "Conditional Image Generation with PixelCNN Decoders", section 2), class-
 conditional through the label embedding of its equation 4.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,17 +51,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import command_line, default_out, describe, print_machine, write_json
-
 import pixelcnn
-
+from machine import command_line, default_out, describe, print_machine, write_json
 from pixelcnn.train.config import DEMO_SCHEDULE
 
 # The schedule every configuration uses unless it says otherwise, the demo's: batch 16 (twice the
 # updates of batch 32 for about the same images/s on a CPU), a high peak learning rate, a short
 # warm-up, cosine decay over the budget and EMA weights for evaluation.
 SCHEDULE = DEMO_SCHEDULE
-DATA_FIELDS = ("image_shape", "levels", "num_classes")     # these come from the data set, not the preset
+DATA_FIELDS = ("image_shape", "levels", "num_classes")  # these come from the data set, not the preset
 
 
 def preset_options(name: str) -> tuple[str, dict]:
@@ -85,8 +85,12 @@ CONFIGS = {
     "pixelcnn-16x32-k5": ("pixelcnn", dict(n_layers=16, hidden=32, kernel_size=5), True, {}),
     "gated-8x32-k5": ("gated_pixelcnn", dict(n_layers=8, hidden=32, kernel_size=5), True, {}),
     # A public implementation's recipe (batch 32, Adam 1e-3, no schedule, no EMA) on a small Gated PixelCNN.
-    "gated-5x32-plain-adam": ("gated_pixelcnn", dict(n_layers=5, hidden=32), True,
-                              dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None)),
+    "gated-5x32-plain-adam": (
+        "gated_pixelcnn",
+        dict(n_layers=5, hidden=32),
+        True,
+        dict(batch_size=32, lr=1e-3, warmup_steps=0, lr_decay="none", ema_decay=None),
+    ),
     # PixelCNN++ (Salimans et al., 2017), small enough for a CPU, on the same schedule as the others.
     "pixelcnnpp-photo": (*preset_options("pixelcnnpp-photo"), False, {}),
     # A check that the script runs, in seconds: one gated layer of 8 maps.
@@ -98,10 +102,12 @@ DEFAULT_UNLABELLED = ["pixelcnn-k5-uncond", "gated-demo-uncond"]
 
 def cpu_idle_fraction(seconds: float = 1.0) -> float:
     """Fraction of CPU time idle over the next ``seconds`` (from /proc/stat; 1.0 where unavailable)."""
+
     def read():
         with open("/proc/stat") as f:
             values = [int(v) for v in f.readline().split()[1:]]
-        return values[3] + values[4], sum(values)          # idle + iowait, total
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
     try:
         idle0, total0 = read()
         time.sleep(seconds)
@@ -134,10 +140,13 @@ def build_config(name: str, data_name: str):
     image_shape, levels, num_classes = data_shape(data_name)
     conditional = is_conditional(name, data_name)
     if conditional and num_classes is None:
-        raise SystemExit(f"{name} is class-conditional but {data_name} has no labels: use an unconditional "
-                         f"configuration ({', '.join(n for n in CONFIGS if CONFIGS[n][2] is not True)})")
-    return pixelcnn.build(model_name, image_shape=image_shape, levels=levels,
-                          num_classes=num_classes if conditional else None, **options)
+        raise SystemExit(
+            f"{name} is class-conditional but {data_name} has no labels: use an unconditional "
+            f"configuration ({', '.join(n for n in CONFIGS if CONFIGS[n][2] is not True)})"
+        )
+    return pixelcnn.build(
+        model_name, image_shape=image_shape, levels=levels, num_classes=num_classes if conditional else None, **options
+    )
 
 
 def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0) -> dict:
@@ -167,13 +176,26 @@ def quiet_step_seconds(name: str, data_name: str, *, wait_minutes: float = 30.0)
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - started)
-    return {"step_seconds": statistics.median(times[3:]), "cpu_idle_before": round(idle, 3),
-            "threads": torch.get_num_threads()}
+    return {
+        "step_seconds": statistics.median(times[3:]),
+        "cpu_idle_before": round(idle, 3),
+        "threads": torch.get_num_threads(),
+    }
 
 
-def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed: int, threads: int | None,
-            budget: str, step_ms: float | None, eval_images: int | None = None, precision: str = "auto",
-            compile: str = "auto") -> dict:
+def run_one(
+    name: str,
+    data_name: str,
+    minutes: float,
+    marks: list[float],
+    seed: int,
+    threads: int | None,
+    budget: str,
+    step_ms: float | None,
+    eval_images: int | None = None,
+    precision: str = "auto",
+    compile: str = "auto",
+) -> dict:
     """Train one configuration for ``minutes`` (real, or as steps), evaluating at each mark; its JSON row."""
     import torch
 
@@ -192,11 +214,23 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
         stop = dict(max_minutes=minutes, eval_every=None, eval_every_minutes=every)
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(
-            model=model, model_options=options, class_conditional=conditional, data=data_name,
+            model=model,
+            model_options=options,
+            class_conditional=conditional,
+            data=data_name,
             binarize="dynamic" if data_name in BINARIZED else None,
-            out=str(Path(folder) / name), sample_images=0, checkpoint_every=10**9, progress=True,
-            eval_images=eval_images, precision=precision, compile=compile,
-            tensorboard=False, seed=seed, threads=threads, **stop, **{**SCHEDULE, **changes},
+            out=str(Path(folder) / name),
+            sample_images=0,
+            checkpoint_every=10**9,
+            progress=True,
+            eval_images=eval_images,
+            precision=precision,
+            compile=compile,
+            tensorboard=False,
+            seed=seed,
+            threads=threads,
+            **stop,
+            **{**SCHEDULE, **changes},
         )
         load_before = os.getloadavg()[0]
         started = time.time()
@@ -206,29 +240,48 @@ def run_one(name: str, data_name: str, minutes: float, marks: list[float], seed:
     evals = [r for r in records if r["kind"] == "eval"]
     curve = {}
     for mark in marks:
-        if budget == "steps":      # the evaluation at the step that corresponds to the mark
+        if budget == "steps":  # the evaluation at the step that corresponds to the mark
             after = [r for r in evals if r["step"] >= round(mark / every) * steps_per_interval]
-        else:                      # the first evaluation at or after the mark (the first step past it)
+        else:  # the first evaluation at or after the mark (the first step past it)
             after = [r for r in evals if r["train_minutes"] >= mark - 1e-9]
         if after:
             record = after[0]
-            curve[f"{mark:g}"] = {"nll": round(record["nll_nats"], 2), "stderr": round(record["nll_nats_stderr"], 2),
-                                  "bits_per_dim": round(after[0]["bits_per_dim"], 4),
-                                  "step": after[0]["step"], "train_minutes": after[0]["train_minutes"]}
+            curve[f"{mark:g}"] = {
+                "nll": round(record["nll_nats"], 2),
+                "stderr": round(record["nll_nats_stderr"], 2),
+                "bits_per_dim": round(after[0]["bits_per_dim"], 4),
+                "step": after[0]["step"],
+                "train_minutes": after[0]["train_minutes"],
+            }
     return {
-        "name": name, "data": data_name, "model": model, "options": options, "class_conditional": conditional,
-        "schedule": {**SCHEDULE, **changes}, "parameters": parameters, "minutes": minutes, "budget": budget,
-        "precision": precision, "compile": compile,
+        "name": name,
+        "data": data_name,
+        "model": model,
+        "options": options,
+        "class_conditional": conditional,
+        "schedule": {**SCHEDULE, **changes},
+        "parameters": parameters,
+        "minutes": minutes,
+        "budget": budget,
+        "precision": precision,
+        "compile": compile,
         "precision_chosen": next((m for m in said if m.startswith("precision ")), None),
         "compile_warning": next((m for m in said if "torch.compile failed" in m), None),
-        "quiet_timing": timing, "train_minutes_measured": round(result.train_minutes, 2),
-        "steps": result.step, "epochs": round(result.epoch, 2),
-        "images_per_second": round(result.images_per_second, 1), "curve": curve,
-        "final_nll": round(result.final_eval.nll, 2), "final_stderr": round(result.final_eval.nll_stderr, 2),
+        "quiet_timing": timing,
+        "train_minutes_measured": round(result.train_minutes, 2),
+        "steps": result.step,
+        "epochs": round(result.epoch, 2),
+        "images_per_second": round(result.images_per_second, 1),
+        "curve": curve,
+        "final_nll": round(result.final_eval.nll, 2),
+        "final_stderr": round(result.final_eval.nll_stderr, 2),
         "final_bits_per_dim": round(result.final_eval.bits_per_dim, 4),
         "eval_images": eval_images,
-        "wall_minutes": round((time.time() - started) / 60, 2), "load_average_before": round(load_before, 2),
-        "load_average_after": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads(), "seed": seed,
+        "wall_minutes": round((time.time() - started) / 60, 2),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "threads": torch.get_num_threads(),
+        "seed": seed,
     }
 
 
@@ -244,29 +297,54 @@ def _common_interval(marks: list[float]) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
-                        help=f"configurations (default: {DEFAULT}; without labels: {DEFAULT_UNLABELLED}); "
-                             f"tiny-gated checks the script in seconds")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(CONFIGS),
+        help=f"configurations (default: {DEFAULT}; without labels: {DEFAULT_UNLABELLED}); "
+        f"tiny-gated checks the script in seconds",
+    )
     parser.add_argument("--data", default="mnist5k", help="data set (default: mnist5k)")
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of training per run (default: 10)")
-    parser.add_argument("--marks", type=float, nargs="+", default=[2.5, 5, 7.5, 10],
-                        help="minutes at which to evaluate (default: 2.5 5 7.5 10; those past --minutes are "
-                             "dropped, and --minutes is always one)")
+    parser.add_argument(
+        "--marks",
+        type=float,
+        nargs="+",
+        default=[2.5, 5, 7.5, 10],
+        help="minutes at which to evaluate (default: 2.5 5 7.5 10; those past --minutes are "
+        "dropped, and --minutes is always one)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--budget", choices=["time", "steps"], default="time",
-                        help="count real minutes, or steps at the quiet machine's speed (see above)")
+    parser.add_argument(
+        "--budget",
+        choices=["time", "steps"],
+        default="time",
+        help="count real minutes, or steps at the quiet machine's speed (see above)",
+    )
     parser.add_argument("--step-ms", type=float, help="--budget steps: milliseconds per step instead of timing it")
     parser.add_argument("--eval-images", type=int, help="test images per evaluation (default: the whole split)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="training precision (default: auto)")
-    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                        help="torch.compile the training step (default: auto)")
-    parser.add_argument("--out", type=Path, default=default_out("train_curves.json"),
-                        help="JSON file (default: %(default)s; the committed results are "
-                             "benchmarks/results/train_curves.json)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="training precision (default: auto)",
+    )
+    parser.add_argument(
+        "--compile",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="torch.compile the training step (default: auto)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out("train_curves.json"),
+        help="JSON file (default: %(default)s; the committed results are benchmarks/results/train_curves.json)",
+    )
     args = parser.parse_args(argv)
     marks = sorted(m for m in args.marks if m <= args.minutes)
     if not marks or marks[-1] != args.minutes:
@@ -274,6 +352,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         import torch
+
         torch.set_num_threads(args.threads)
     machine = describe()
     print_machine(machine)
@@ -281,26 +360,45 @@ def main(argv=None) -> int:
     runs = results.setdefault("runs", {})
     results["machine"] = machine
     names = args.only or (DEFAULT if data_shape(args.data)[2] is not None else DEFAULT_UNLABELLED)
-    unit = "nll" if args.data in BINARIZED else "bits_per_dim"        # nats for binary digits, bits/dim otherwise
-    print(f"test {'NLL in nats' if unit == 'nll' else 'bits/dim'} on {args.data}, {args.minutes:g} minutes "
-          f"({args.budget} budget) per configuration, {len(names)} configuration(s)")
-    header = f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}" + "".join(
-        f"{f'{m:g} min':>10}" for m in marks) + f"{'load':>6}"
+    unit = "nll" if args.data in BINARIZED else "bits_per_dim"  # nats for binary digits, bits/dim otherwise
+    print(
+        f"test {'NLL in nats' if unit == 'nll' else 'bits/dim'} on {args.data}, {args.minutes:g} minutes "
+        f"({args.budget} budget) per configuration, {len(names)} configuration(s)"
+    )
+    header = (
+        f"{'configuration':<28}{'params':>10}{'steps':>7}{'img/s':>7}"
+        + "".join(f"{f'{m:g} min':>10}" for m in marks)
+        + f"{'load':>6}"
+    )
     print(header + "\n" + "-" * len(header), flush=True)
     from tqdm.auto import tqdm
 
     for name in tqdm(names, desc="configurations", unit="run"):
-        row = run_one(name, args.data, args.minutes, marks, args.seed, args.threads, args.budget, args.step_ms,
-                      args.eval_images, args.precision, args.compile)
+        row = run_one(
+            name,
+            args.data,
+            args.minutes,
+            marks,
+            args.seed,
+            args.threads,
+            args.budget,
+            args.step_ms,
+            args.eval_images,
+            args.precision,
+            args.compile,
+        )
         row["command"] = command_line()
         data_tag = "" if args.data == "mnist5k" else f"-{args.data}"
         switches = f"-{args.precision}" + (f"-compile-{args.compile}" if args.compile != "auto" else "")
         runs[f"{name}{data_tag}@{args.minutes:g}min-{args.budget}{switches}"] = row
-        cells = "".join(f"{row['curve'].get(f'{m:g}', {}).get(unit, float('nan')):>10.{2 if unit == 'nll' else 3}f}"
-                        for m in marks)
-        tqdm.write(f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
-                   f"{row['load_average_after']:>6.1f}")
-        write_json(args.out, results)          # after every run: a long series that stops keeps what it measured
+        cells = "".join(
+            f"{row['curve'].get(f'{m:g}', {}).get(unit, float('nan')):>10.{2 if unit == 'nll' else 3}f}" for m in marks
+        )
+        tqdm.write(
+            f"{name:<28}{row['parameters']:>10,d}{row['steps']:>7}{row['images_per_second']:>7.0f}{cells}"
+            f"{row['load_average_after']:>6.1f}"
+        )
+        write_json(args.out, results)  # after every run: a long series that stops keeps what it measured
     return 0
 
 

@@ -25,6 +25,7 @@ Networks", section 3.5) and the Gated PixelCNN ("Conditional Image Generation
 with PixelCNN Decoders", section 2; ``-class``: conditioned on a label as in
 its equation 4).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,16 +52,20 @@ CONFIGS = {
     "gated-8x64-k5": ("gated_pixelcnn", dict(**MNIST, n_layers=8, hidden=64, kernel_size=5, input_kernel_size=7), 32),
     "pixelcnn-7x32": ("pixelcnn", dict(**MNIST, n_layers=7, hidden=32), 32),
     "pixelcnn-15x64": ("pixelcnn", dict(**MNIST, n_layers=15, hidden=64), 32),
-    "gated-10x128-class": ("gated_pixelcnn", dict(**MNIST, n_layers=10, hidden=128, kernel_size=3, num_classes=10),
-                           32),
-    "tiny-gated": ("tiny-gated", {}, 32),                 # 8x8 binary: checks the script in seconds
+    "gated-10x128-class": ("gated_pixelcnn", dict(**MNIST, n_layers=10, hidden=128, kernel_size=3, num_classes=10), 32),
+    "tiny-gated": ("tiny-gated", {}, 32),  # 8x8 binary: checks the script in seconds
 }
 DEFAULT = ["gated-10x128", "pixelcnn-6x32-k5", "gated-4x32-k5"]
 # setting -> (--precision, --compile) of a long training run
-SETTINGS = {"fp32": ("fp32", "off"), "bf16": ("bf16", "off"), "bf16+compile": ("bf16", "on"),
-            "fp32+compile": ("fp32", "on"), "auto": ("auto", "auto")}
+SETTINGS = {
+    "fp32": ("fp32", "off"),
+    "bf16": ("bf16", "off"),
+    "bf16+compile": ("bf16", "on"),
+    "fp32+compile": ("fp32", "on"),
+    "auto": ("auto", "auto"),
+}
 DEFAULT_SETTINGS = ["fp32", "bf16", "bf16+compile"]
-LONG_RUN_STEPS = 10**6          # what "auto" compile is asked about: a long training run
+LONG_RUN_STEPS = 10**6  # what "auto" compile is asked about: a long training run
 
 
 def cpu_seconds() -> float:
@@ -74,8 +79,16 @@ def cpu_seconds() -> float:
 CLOCKS = {"wall": time.perf_counter, "cpu": cpu_seconds}
 
 
-def measure(name: str, setting: str, batch: int, steps: int, warmup: int, device: str,
-            channels_last: bool = False, clock: str = "wall") -> dict:
+def measure(
+    name: str,
+    setting: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    device: str,
+    channels_last: bool = False,
+    clock: str = "wall",
+) -> dict:
     """Run in the child process: time ``steps`` training steps of one configuration under one setting."""
     import torch
 
@@ -115,42 +128,73 @@ def measure(name: str, setting: str, batch: int, steps: int, warmup: int, device
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline_kb) / 1024
     step_s = statistics.median(times[warmup:])
     return {
-        "config": name, "setting": setting, "precision": precision.name, "compile": compiled,
-        "channels_last": channels_last, "clock": clock, "threads": torch.get_num_threads(), "model": model_name,
+        "config": name,
+        "setting": setting,
+        "precision": precision.name,
+        "compile": compiled,
+        "channels_last": channels_last,
+        "clock": clock,
+        "threads": torch.get_num_threads(),
+        "model": model_name,
         **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-        "parameters": sum(p.numel() for p in model.parameters()), "batch": batch, "device": device,
-        "first_step_s": round(times[0], 3), "step_s": round(step_s, 4), "images_per_s": round(batch / max(step_s, 1e-9), 2),
-        "peak_mb": round(peak_mb, 1), "step_times_s": [round(t, 4) for t in times],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "batch": batch,
+        "device": device,
+        "first_step_s": round(times[0], 3),
+        "step_s": round(step_s, 4),
+        "images_per_s": round(batch / max(step_s, 1e-9), 2),
+        "peak_mb": round(peak_mb, 1),
+        "step_times_s": [round(t, 4) for t in times],
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS),
-                        help=f"configurations (default: {' '.join(DEFAULT)}; tiny-gated checks the script)")
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=DEFAULT_SETTINGS,
-                        help=f"precision / compile settings (default: {' '.join(DEFAULT_SETTINGS)})")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(CONFIGS),
+        help=f"configurations (default: {' '.join(DEFAULT)}; tiny-gated checks the script)",
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=list(SETTINGS),
+        default=DEFAULT_SETTINGS,
+        help=f"precision / compile settings (default: {' '.join(DEFAULT_SETTINGS)})",
+    )
     parser.add_argument("--batch", type=int, help="images per step (default: each configuration's, 32 or 16)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: 3)")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--channels-last", action="store_true", help="model and images in channels-last order")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall-clock time, or the CPU time of the process and the compilers it ran (steadier "
-                             "on a shared machine)")
-    parser.add_argument("--in-process", action="store_true",
-                        help="time in this process, not one subprocess per configuration (quick; no memory figure)")
-    parser.add_argument("--out", type=Path, default=default_out("train_speed.json"),
-                        help="JSON file (default: %(default)s)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall-clock time, or the CPU time of the process and the compilers it ran (steadier on a shared machine)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time in this process, not one subprocess per configuration (quick; no memory figure)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=default_out("train_speed.json"), help="JSON file (default: %(default)s)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
+
         torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(measure(*args.child, args.batch, args.steps, args.warmup, args.device, args.channels_last,
-                                 args.clock)))
+        print(
+            json.dumps(
+                measure(*args.child, args.batch, args.steps, args.warmup, args.device, args.channels_last, args.clock)
+            )
+        )
         return 0
 
     from tqdm.auto import tqdm
@@ -162,18 +206,36 @@ def main(argv=None) -> int:
     for name, setting in tqdm(jobs, desc="train speed", unit="run"):
         batch = args.batch or CONFIGS[name][2]
         if args.in_process:
-            row = {**measure(name, setting, batch, args.steps, args.warmup, args.device, args.channels_last,
-                             args.clock), "peak_mb": None}
+            row = {
+                **measure(name, setting, batch, args.steps, args.warmup, args.device, args.channels_last, args.clock),
+                "peak_mb": None,
+            }
         else:
-            flags = ["--batch", str(batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-                     "--device", args.device, "--clock", args.clock] + (["--channels-last"] if args.channels_last else []) + (
-                     ["--threads", str(args.threads)] if args.threads else [])
+            flags = (
+                [
+                    "--batch",
+                    str(batch),
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                    "--device",
+                    args.device,
+                    "--clock",
+                    args.clock,
+                ]
+                + (["--channels-last"] if args.channels_last else [])
+                + (["--threads", str(args.threads)] if args.threads else [])
+            )
             # A cold compile (no cache of an earlier run), in the process (its CPU time counts it).
             with tempfile.TemporaryDirectory() as cache:
-                out = subprocess.run([sys.executable, __file__, "--child", name, setting, *flags],
-                                     capture_output=True, text=True, check=True,
-                                     env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache,
-                                          "TORCHINDUCTOR_COMPILE_THREADS": "1"})
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", name, setting, *flags],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TORCHINDUCTOR_COMPILE_THREADS": "1"},
+                )
             row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
     print_table(rows)
@@ -190,15 +252,25 @@ def print_table(rows: list[dict]) -> None:
     print(f"seconds of {rows[0]['clock']} time, {rows[0]['threads']} thread(s)" if rows else "no rows")
     cells = [["config", "setting", "params", "batch", "first step s", "s/step", "images/s", "x fp32", "peak MB"]]
     for row in rows:
-        cells.append([row["config"], row["setting"], f"{row['parameters']:,d}", str(row["batch"]),
-                      f"{row['first_step_s']:.1f}", f"{row['step_s']:.3f}", f"{row['images_per_s']:.1f}",
-                      f"{row['vs_fp32']:.2f}" if "vs_fp32" in row else "-",
-                      "-" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}"])
+        cells.append(
+            [
+                row["config"],
+                row["setting"],
+                f"{row['parameters']:,d}",
+                str(row["batch"]),
+                f"{row['first_step_s']:.1f}",
+                f"{row['step_s']:.3f}",
+                f"{row['images_per_s']:.1f}",
+                f"{row['vs_fp32']:.2f}" if "vs_fp32" in row else "-",
+                "-" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}",
+            ]
+        )
     print_cells(cells)
 
 
 def _cuda() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 

@@ -14,6 +14,7 @@ and a card with the command, the commit, the machine, the steps and minutes
 from ``RUN/metrics.jsonl``, the test NLL with its standard error, and a fixed
 subset of the test split with its mean NLL for the test to recompute.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from machine import command_line, default_out, describe, print_cells, print_machine, write_json
-
 import torch
 
 import pixelcnn
+from machine import command_line, default_out, describe, print_cells, print_machine, write_json
 from pixelcnn import data, zoo
 from pixelcnn.evaluate import evaluate, nll_per_image
 
-VERIFY_IMAGES = 64          # the test images whose NLL a card stores for the quick test (the first ones)
-VERIFY_FILE = "verify.safetensors"    # an identity entry's verify glyphs and their codes
+VERIFY_IMAGES = 64  # the test images whose NLL a card stores for the quick test (the first ones)
+VERIFY_FILE = "verify.safetensors"  # an identity entry's verify glyphs and their codes
 
 
 def entry_dataset(card: dict, split: str = "test"):
@@ -48,8 +48,7 @@ def verify_block(model, card: dict) -> dict:
     """The first VERIFY_IMAGES test images and their mean NLL: what the quick test recomputes."""
     dataset = entry_dataset(card)
     losses = nll_per_image(model, dataset, max_images=VERIFY_IMAGES, precision="fp32", compile="off")
-    return {"split": "test", "first_images": len(losses), "nll_nats": float(losses.mean()),
-            "tolerance_nats": 0.01}
+    return {"split": "test", "first_images": len(losses), "nll_nats": float(losses.mean()), "tolerance_nats": 0.01}
 
 
 def training_facts(run: Path) -> dict:
@@ -72,7 +71,7 @@ def add_entry(args) -> None:
     folder = zoo.ZOO_DIR / args.name
     if folder.exists():
         shutil.rmtree(folder)
-    pixelcnn.save(model, folder)                 # float32 safetensors + config.json
+    pixelcnn.save(model, folder)  # float32 safetensors + config.json
     machine = describe()
     card = {
         "name": args.name,
@@ -85,21 +84,28 @@ def add_entry(args) -> None:
         "class_conditional": bool(config["class_conditional"]),
         "command": args.command,
         "commit": args.commit,
-        "machine": {"cpu": machine["cpu"], "bf16": ", ".join(machine["bf16_flags"]) or "no bf16 units",
-                    "threads": args.threads, "load": args.load, "torch": machine["torch"]},
+        "machine": {
+            "cpu": machine["cpu"],
+            "bf16": ", ".join(machine["bf16_flags"]) or "no bf16 units",
+            "threads": args.threads,
+            "load": args.load,
+            "torch": machine["torch"],
+        },
         **training_facts(run),
         "parameters": sum(p.numel() for p in model.parameters()),
         "test": measure(model, {"data": config["data"], "binarize": config["binarize"]}),
         "quality": {},
     }
     card["verify"] = verify_block(model, card)
-    if args.quality:                             # a JSON of benchmarks/sample_quality.py
+    if args.quality:  # a JSON of benchmarks/sample_quality.py
         quality = json.loads(Path(args.quality).read_text())
         card["quality"] = {
-            "samples_in_class": quality["accuracy"], "samples": quality["samples"],
+            "samples_in_class": quality["accuracy"],
+            "samples": quality["samples"],
             "samples_in_class_by_class": quality["per_class"],
             "classifier_on_real_test": quality["classifier_accuracy"]["real_test_digits_grey"],
-            "quality_command": quality["command"]}
+            "quality_command": quality["command"],
+        }
     (folder / zoo.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     print(zoo.render_card(args.name))
 
@@ -114,17 +120,31 @@ def held_out_nll(model, identity: dict) -> tuple[dict, dict]:
     train_all, test_all = load_identity_data(config)
     _, unseen = identity_split(train_all, test_all, identity["measurements"]["training_classes"])
     held_out = class_subset(test_all, unseen)
-    images = held_out.prepare_batch(held_out.images, torch.Generator().manual_seed(0))      # [N, 1, H, W]
-    codes = identity_codes(embed(model, held_out), held_out.labels, torch.arange(len(held_out)),
-                           config["identity_images"], torch.Generator().manual_seed(0))     # [N, D]
+    images = held_out.prepare_batch(held_out.images, torch.Generator().manual_seed(0))  # [N, 1, H, W]
+    codes = identity_codes(
+        embed(model, held_out),
+        held_out.labels,
+        torch.arange(len(held_out)),
+        config["identity_images"],
+        torch.Generator().manual_seed(0),
+    )  # [N, D]
     losses = torch.cat([-model.log_prob(x, c) for x, c in zip(images.split(256), codes.split(256))]).double()
     nll, stderr = float(losses.mean()), float(losses.std()) / len(losses) ** 0.5
-    test = {"data": config["data"], "split": "test (held-out fonts)", "images": len(losses), "nll_nats": nll,
-            "nll_nats_stderr": stderr, "bits_per_dim": float(pixelcnn.bits_per_dim(nll, model.image_shape)),
-            "bits_per_dim_stderr": float(pixelcnn.bits_per_dim(stderr, model.image_shape)),
-            "precision": "float32", "given": "the code of 4 other glyphs of the same font"}
-    verify = {"images": images[:VERIFY_IMAGES].to(torch.uint8).contiguous(),
-              "codes": codes[:VERIFY_IMAGES].float().contiguous()}
+    test = {
+        "data": config["data"],
+        "split": "test (held-out fonts)",
+        "images": len(losses),
+        "nll_nats": nll,
+        "nll_nats_stderr": stderr,
+        "bits_per_dim": float(pixelcnn.bits_per_dim(nll, model.image_shape)),
+        "bits_per_dim_stderr": float(pixelcnn.bits_per_dim(stderr, model.image_shape)),
+        "precision": "float32",
+        "given": "the code of 4 other glyphs of the same font",
+    }
+    verify = {
+        "images": images[:VERIFY_IMAGES].to(torch.uint8).contiguous(),
+        "codes": codes[:VERIFY_IMAGES].float().contiguous(),
+    }
     return test, verify
 
 
@@ -150,24 +170,49 @@ def add_identity_entry(args) -> None:
     judge = measured.get("judge", {})
     machine = describe()
     card = {
-        "name": args.name, "kind": "identity", "summary": args.summary, "data": config["data"], "split": "test",
-        "binarize": config["binarize"], "model": model.name, "preset": None, "class_conditional": False,
-        "command": args.command, "commit": args.commit,
-        "machine": {"cpu": machine["cpu"], "bf16": ", ".join(machine["bf16_flags"]) or "no bf16 units",
-                    "threads": args.threads, "load": args.load, "torch": machine["torch"]},
-        "steps": measured["decoder"]["steps"], "train_minutes": round(measured["minutes"], 2),
-        "parameters": sum(p.numel() for p in model.parameters()), "test": test,
+        "name": args.name,
+        "kind": "identity",
+        "summary": args.summary,
+        "data": config["data"],
+        "split": "test",
+        "binarize": config["binarize"],
+        "model": model.name,
+        "preset": None,
+        "class_conditional": False,
+        "command": args.command,
+        "commit": args.commit,
+        "machine": {
+            "cpu": machine["cpu"],
+            "bf16": ", ".join(machine["bf16_flags"]) or "no bf16 units",
+            "threads": args.threads,
+            "load": args.load,
+            "torch": machine["torch"],
+        },
+        "steps": measured["decoder"]["steps"],
+        "train_minutes": round(measured["minutes"], 2),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "test": test,
         "identity": {
-            "training_fonts": len(measured["training_classes"]), "held_out_fonts": len(measured["unseen_classes"]),
+            "training_fonts": len(measured["training_classes"]),
+            "held_out_fonts": len(measured["unseen_classes"]),
             "embedding_1nn_held_out": measured["unseen"]["nearest_neighbour_accuracy"],
             "embedding_1nn_training": measured["seen"]["nearest_neighbour_accuracy"],
             "judge_on_real_held_out": judge.get("real_held_out_accuracy"),
             "judge_new_glyphs_to_their_font": judge.get("generated"),
-            "judge_wrong_code_control": judge.get("wrong_identity_control"), "chance": judge.get("chance")},
-        "verify": {"split": "held-out glyphs stored in " + VERIFY_FILE, "first_images": VERIFY_IMAGES,
-                   "file": VERIFY_FILE, "nll_nats": verify_nll, "tolerance_nats": 0.01},
-        "notes": ["The glyphs data set is made from the fonts a machine has (matplotlib's and the Debian fonts-* "
-                  "packages .ci/run installs), so the verify glyphs are stored in the entry."],
+            "judge_wrong_code_control": judge.get("wrong_identity_control"),
+            "chance": judge.get("chance"),
+        },
+        "verify": {
+            "split": "held-out glyphs stored in " + VERIFY_FILE,
+            "first_images": VERIFY_IMAGES,
+            "file": VERIFY_FILE,
+            "nll_nats": verify_nll,
+            "tolerance_nats": 0.01,
+        },
+        "notes": [
+            "The glyphs data set is made from the fonts a machine has (matplotlib's and the Debian fonts-* "
+            "packages .ci/run installs), so the verify glyphs are stored in the entry."
+        ],
     }
     (folder / zoo.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     print(zoo.render_card(args.name))
@@ -180,7 +225,7 @@ def remeasure(args) -> None:
     for name in args.only or zoo.names():
         card = zoo.card(name)
         model = pixelcnn.load(f"zoo:{name}")
-        if card.get("kind") == "identity":          # held-out fonts given their codes (every glyph)
+        if card.get("kind") == "identity":  # held-out fonts given their codes (every glyph)
             measured = held_out_nll(model, json.loads((zoo.path(name) / "identity.json").read_text()))[0]
         else:
             measured = measure(model, card, args.max_images)
@@ -188,16 +233,25 @@ def remeasure(args) -> None:
         difference = measured["nll_nats"] - stated["nll_nats"]
         # Another CPU's float32 sums differ in the last bits, nothing more: a full-split mean agrees to 0.01 nats.
         agrees = measured["images"] != stated["images"] or abs(difference) < 0.01
-        rows.append({"name": name, "card": stated, "measured": measured, "difference_nats": difference,
-                     "agrees": agrees})
-        cells.append([name, card["data"], str(measured["images"]), f"{stated['nll_nats']:.3f}",
-                      f"{measured['nll_nats']:.3f}", f"{difference:+.4f}", f"{measured['bits_per_dim']:.4f}",
-                      "yes" if agrees else "NO"])
+        rows.append(
+            {"name": name, "card": stated, "measured": measured, "difference_nats": difference, "agrees": agrees}
+        )
+        cells.append(
+            [
+                name,
+                card["data"],
+                str(measured["images"]),
+                f"{stated['nll_nats']:.3f}",
+                f"{measured['nll_nats']:.3f}",
+                f"{difference:+.4f}",
+                f"{measured['bits_per_dim']:.4f}",
+                "yes" if agrees else "NO",
+            ]
+        )
     print_cells(cells)
     total = zoo.size_bytes()
     print(f"zoo: {len(rows)} entries, {total / 1e6:.2f} MB")
-    write_json(Path(args.out), {"command": command_line(), "machine": machine, "entries": rows,
-                                "zoo_bytes": total})
+    write_json(Path(args.out), {"command": command_line(), "machine": machine, "entries": rows, "zoo_bytes": total})
     if not all(row["agrees"] for row in rows):
         raise SystemExit("a card's NLL is not what its model gives")
 

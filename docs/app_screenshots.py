@@ -8,16 +8,27 @@ field; writes app-complete.png, app-sample.png, app-likelihood.png, app-compress
 app-inside.png (1280 x 900 each, 256 colours) into --out. Needs Debian's Chromium
 (/usr/bin/chromium) and the playwright package; it downloads nothing.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))      # the tests' browser helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' browser helpers
 
-from app_server import (SEVEN, VIEWPORT, PageWatch, browser_missing, draw_strokes, free_port,  # noqa: E402
-                        launch_chromium, open_tab, wait_for_image, wait_for_text)
+from app_server import (
+    SEVEN,
+    VIEWPORT,
+    PageWatch,
+    browser_missing,
+    draw_strokes,
+    free_port,  # noqa: E402
+    launch_chromium,
+    open_tab,
+    wait_for_image,
+    wait_for_text,
+)
 
 SHOTS = ("complete", "sample", "likelihood", "compress", "inside")
 
@@ -26,7 +37,7 @@ def shoot(page, path: Path) -> Path:
     """The page as the viewport shows it, in 256 colours (a small PNG)."""
     from PIL import Image
 
-    page.evaluate("window.scrollTo(0, 0)")                  # the top: the tab's inputs and its results
+    page.evaluate("window.scrollTo(0, 0)")  # the top: the tab's inputs and its results
     page.screenshot(path=str(path))
     Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
     return path
@@ -85,8 +96,9 @@ def main(argv=None) -> int:
     from pixelcnn.app import start
     from pixelcnn.cli.app import open_entries
 
-    app_args = cli.build_parser().parse_args(["app", *(args.runs or ["zoo:mnist5k"]),
-                                              *(["--data", args.data] if args.data else [])])
+    app_args = cli.build_parser().parse_args(
+        ["app", *(args.runs or ["zoo:mnist5k"]), *(["--data", args.data] if args.data else [])]
+    )
     server = start(open_entries(app_args), host="127.0.0.1", port=free_port())
     try:
         for path in take(server.url, Path(args.out)):

@@ -21,6 +21,7 @@ drawn with ``pixelcnn.viz`` (the code behind ``pixelcnn viz``):
 and pictures (for a check that the script runs: ``--minutes 0.01 --n-layers 1
 --hidden 4 --samples 1 --rf-size 4 --out runs/figures``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,16 +65,36 @@ def trained_model(minutes: float, run_dir: Path, model_options: dict):
     if (run_dir / "model" / "config.json").exists():
         print(f"using the model already trained in {run_dir}")
     else:
-        train(TrainConfig(model="gated_pixelcnn", model_options=model_options, data="mnist5k", batch_size=32,
-                          lr=2e-3, ema_decay=None, max_minutes=minutes, out=str(run_dir), eval_every=None,
-                          eval_images=200, sample_images=0, progress=False, tensorboard=False))
-    model = pixelcnn.load(run_dir / "model")                 # what pixelcnn.train saves at the end
+        train(
+            TrainConfig(
+                model="gated_pixelcnn",
+                model_options=model_options,
+                data="mnist5k",
+                batch_size=32,
+                lr=2e-3,
+                ema_decay=None,
+                max_minutes=minutes,
+                out=str(run_dir),
+                eval_every=None,
+                eval_images=200,
+                sample_images=0,
+                progress=False,
+                tensorboard=False,
+            )
+        )
+    model = pixelcnn.load(run_dir / "model")  # what pixelcnn.train saves at the end
     bpd = evaluate(model, test, max_images=200).bits_per_dim
     trained_minutes, steps = training_time(run_dir)
-    description = (f"gated_pixelcnn trained {trained_minutes:.0f} min ({steps} steps, CPU) on mnist5k, "
-                   f"test {bpd:.2f} bits/dim")
-    return (model, test.images[:1].long(), "mnist5k test image 0", description,
-            f"gated_pixelcnn, {trained_minutes:.0f} min on mnist5k")
+    description = (
+        f"gated_pixelcnn trained {trained_minutes:.0f} min ({steps} steps, CPU) on mnist5k, test {bpd:.2f} bits/dim"
+    )
+    return (
+        model,
+        test.images[:1].long(),
+        "mnist5k test image 0",
+        description,
+        f"gated_pixelcnn, {trained_minutes:.0f} min on mnist5k",
+    )
 
 
 def training_time(run_dir: Path) -> tuple[float, int]:
@@ -101,7 +122,7 @@ def pixels_across_a_stroke(image: torch.Tensor) -> list[tuple[int, int]]:
     """Four pixels along the middle row: background, the stroke's first pixel, inside it, just after it."""
     row = image.shape[-2] // 2
     values = image[0, 0, row].tolist()
-    first = next(j for j, v in enumerate(values) if v >= 128)                 # where the stroke starts
+    first = next(j for j, v in enumerate(values) if v >= 128)  # where the stroke starts
     inside = next((j for j in range(first + 1, len(values)) if values[j] >= 200), first + 1)
     after = next((j for j in range(inside, len(values)) if values[j] == 0), len(values) - 1)
     return [(row, max(first - 3, 0)), (row, first), (row, inside), (row, after)]
@@ -121,13 +142,18 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=6.0, help="training time (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="skip training: untrained models only")
     parser.add_argument("--out", type=Path, default=HERE, help="where the pictures go (default: docs/)")
-    parser.add_argument("--run", type=Path, help="keep the training run here (default: a temporary folder); "
-                                                 "a run already there is used as it is, not trained again")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="keep the training run here (default: a temporary folder); "
+        "a run already there is used as it is, not trained again",
+    )
     parser.add_argument("--n-layers", type=int, default=5, help="gated layers of the model (default %(default)s)")
     parser.add_argument("--hidden", type=int, default=32, help="feature maps per layer (default %(default)s)")
     parser.add_argument("--samples", type=int, default=16, help="images in sampling.gif (default %(default)s)")
-    parser.add_argument("--rf-size", type=int, default=16,
-                        help="image size of the receptive-field models (default %(default)s)")
+    parser.add_argument(
+        "--rf-size", type=int, default=16, help="image size of the receptive-field models (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     # 5 layers of 32 maps by default: small enough to learn something in minutes on a CPU.
     model_options = dict(n_layers=args.n_layers, hidden=args.hidden)
@@ -138,26 +164,33 @@ def main(argv=None) -> int:
     print(f"receptive_field.png ({time.time() - start:.0f} s)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        trained = None if args.fresh else trained_model(args.minutes, args.run or Path(tmp) / "run",
-                                                             model_options)
+        trained = None if args.fresh else trained_model(args.minutes, args.run or Path(tmp) / "run", model_options)
         model, image, name, description, short = trained or fresh_model(model_options)
     print(f"model: {description} ({time.time() - start:.0f} s)")
 
     pixels = pixels_across_a_stroke(image)
     dists = analysis.pixel_distributions(model, image, pixels)
-    viz.save(viz.softmax_figure(image, dists, levels=model.levels,
-                                            title=f"p(pixel | all pixels before), along row {pixels[0][0]}: "
-                                                  f"{description}"),
-                     args.out / "softmax.png")
+    viz.save(
+        viz.softmax_figure(
+            image,
+            dists,
+            levels=model.levels,
+            title=f"p(pixel | all pixels before), along row {pixels[0][0]}: {description}",
+        ),
+        args.out / "softmax.png",
+    )
 
     rows, captions = anomalies(image, name)
     bits = analysis.nll_bits(model, rows)
-    viz.save(viz.nll_figure(rows, bits, levels=model.levels, captions=captions,
-                                        title=f"-log2 p per pixel: {description}"), args.out / "nll_map.png")
+    viz.save(
+        viz.nll_figure(rows, bits, levels=model.levels, captions=captions, title=f"-log2 p per pixel: {description}"),
+        args.out / "nll_map.png",
+    )
 
     frames = analysis.sampling_frames(model, args.samples, generator=torch.Generator().manual_seed(0))
-    pictures = viz.sampling_animation(frames, levels=model.levels, scale=3,
-                                          title=f"{short}\n{args.samples} samples, {frames.method} sampler")
+    pictures = viz.sampling_animation(
+        frames, levels=model.levels, scale=3, title=f"{short}\n{args.samples} samples, {frames.method} sampler"
+    )
     viz.save_gif(pictures, args.out / "sampling.gif", frame_ms=80)
     print(f"softmax.png, nll_map.png, sampling.gif ({time.time() - start:.0f} s) in {args.out}")
     return 0

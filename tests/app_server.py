@@ -5,6 +5,7 @@ computes, not that the models are good); ``running_app(entries)`` starts the app
 127.0.0.1 and stops it; ``launch_chromium(playwright)`` starts Debian's Chromium (never a downloaded
 one). ``docs/app_screenshots.py`` drives the page with the same functions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,9 +19,16 @@ import torch
 import pixelcnn
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-REQUIRE_BROWSER = "PIXELCNN_REQUIRE_BROWSER"       # 1: a missing Chromium, Playwright or Gradio fails the tests
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REQUIRE_BROWSER = "PIXELCNN_REQUIRE_BROWSER"  # 1: a missing Chromium, Playwright or Gradio fails the tests
 VIEWPORT = {"width": 1280, "height": 900}
 
 
@@ -35,11 +43,14 @@ def tiny_entries():
     from pixelcnn.app import AppModel
 
     torch.manual_seed(0)
-    mnist = pixelcnn.build("gated_pixelcnn", image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=2,
-                           hidden=8).eval()
+    mnist = pixelcnn.build(
+        "gated_pixelcnn", image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=2, hidden=8
+    ).eval()
     digits = pixelcnn.build("pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=2, hidden=8).eval()
-    return [AppModel("mnist-tiny", mnist, data="mnist5k", binarize="dynamic", reference_images=50),
-            AppModel("digits-tiny", digits, data="digits", reference_images=50)]
+    return [
+        AppModel("mnist-tiny", mnist, data="mnist5k", binarize="dynamic", reference_images=50),
+        AppModel("digits-tiny", digits, data="digits", reference_images=50),
+    ]
 
 
 @contextlib.contextmanager
@@ -74,8 +85,7 @@ class PageWatch:
 
     def __init__(self, page):
         self.problems: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.problems.append(
-            f"console: {message.text}"))
+        page.on("console", lambda message: message.type == "error" and self.problems.append(f"console: {message.text}"))
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
 
 
@@ -88,18 +98,18 @@ def draw_strokes(page, sketch_id: str, strokes) -> None:
     page.locator(f"#{sketch_id} button[aria-label='Brush']").click()
     box = page.locator(f"#{sketch_id} canvas").first.bounding_box()
     centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    half = min(box["width"], box["height"]) * 0.4            # the drawing square, inside the canvas element
+    half = min(box["width"], box["height"]) * 0.4  # the drawing square, inside the canvas element
     for stroke in strokes:
         points = [(centre_x + x * half, centre_y + y * half) for x, y in stroke]
         page.mouse.move(*points[0])
         page.mouse.down()
-        for start, end in zip(points, points[1:]):          # small steps, as a hand moves
+        for start, end in zip(points, points[1:]):  # small steps, as a hand moves
             for t in (0.25, 0.5, 0.75, 1.0):
                 page.mouse.move(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
         page.mouse.up()
 
 
-SEVEN = [[(-0.5, -0.6), (0.5, -0.6), (0.0, 0.7)]]            # a 7: the top bar, then the stem
+SEVEN = [[(-0.5, -0.6), (0.5, -0.6), (0.0, 0.7)]]  # a 7: the top bar, then the stem
 
 
 def wait_for_image(page, element_id: str, timeout_s: float = 120) -> None:

@@ -5,6 +5,7 @@ The proofs (causality, normalization, fast == naive, save / load, compression) a
 over ``pixelcnn.list_models()``: a model added to the registry runs through all of them, and
 fails them until ``TINY_MODELS`` below says how to build it small.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,9 @@ CONDITIONS = {
 class TinyModel:
     """How the proofs build one registry model small: the one place that knows each model's sizes."""
 
-    options: dict                                   # config fields; a test's own sizes override them
+    options: dict  # config fields; a test's own sizes override them
     conditions: dict = dataclasses.field(default_factory=lambda: dict(CONDITIONS))  # condition -> config fields
-    preset: str = ""                                # its ``tiny-*`` preset (compression, save / load, CLI)
+    preset: str = ""  # its ``tiny-*`` preset (compression, save / load, CLI)
 
 
 # Registry name -> its tiny configuration. The auto-encoder is always conditioned, on its own code:
@@ -42,19 +43,25 @@ TINY_MODELS = {
     "pixelcnn_pp": TinyModel(dict(hidden=6, n_layers=2), preset="tiny-pixelcnnpp"),
     "row_lstm": TinyModel(dict(hidden=6, n_layers=2), preset="tiny-rowlstm"),
     "diagonal_bilstm": TinyModel(dict(hidden=6, n_layers=2), preset="tiny-diagbilstm"),
-    "multiscale_pixelrnn": TinyModel(dict(hidden=6, n_layers=2, context_channels=3, input_kernel_size=3),
-                                     preset="tiny-multiscale"),
-    "pixelcnn_ae": TinyModel(dict(hidden=6, n_layers=2, bottleneck=3),
-                             conditions=dict(vector=dict(), spatial=dict(spatial_cond=True)), preset="tiny-ae"),
+    "multiscale_pixelrnn": TinyModel(
+        dict(hidden=6, n_layers=2, context_channels=3, input_kernel_size=3), preset="tiny-multiscale"
+    ),
+    "pixelcnn_ae": TinyModel(
+        dict(hidden=6, n_layers=2, bottleneck=3),
+        conditions=dict(vector=dict(), spatial=dict(spatial_cond=True)),
+        preset="tiny-ae",
+    ),
 }
 
 
 def tiny_model_config(name: str) -> TinyModel:
     """The tiny configuration of registry model ``name``; a clear failure for a model without one."""
     if name not in TINY_MODELS:
-        raise LookupError(f"registry model {name!r} has no tiny configuration: add it to TINY_MODELS in "
-                          f"tests/conftest.py, so that the causality, normalization, fast == naive, save / load "
-                          f"and compression proofs run for it")
+        raise LookupError(
+            f"registry model {name!r} has no tiny configuration: add it to TINY_MODELS in "
+            f"tests/conftest.py, so that the causality, normalization, fast == naive, save / load "
+            f"and compression proofs run for it"
+        )
     return TINY_MODELS[name]
 
 
@@ -76,8 +83,10 @@ QUICK_FAMILY = "gated_pixelcnn"
 
 def proof_cases(conditions=tuple(CONDITIONS)) -> list:
     """``model_cases`` as pytest parameters: the quick family's in the quick tier, every other model's slow."""
-    return [pytest.param(name, condition, marks=() if name == QUICK_FAMILY else pytest.mark.slow)
-            for name, condition in model_cases(conditions)]
+    return [
+        pytest.param(name, condition, marks=() if name == QUICK_FAMILY else pytest.mark.slow)
+        for name, condition in model_cases(conditions)
+    ]
 
 
 def proof_names(conditions=tuple(CONDITIONS)) -> list:
@@ -93,7 +102,7 @@ def make_cond(model, batch: int, generator: torch.Generator | None = None):
         return torch.randint(0, config.num_classes, (batch,), generator=generator)
     if config.cond_dim is not None:
         return torch.randn(batch, config.cond_dim, generator=generator, dtype=torch.float64)
-    if getattr(config, "bottleneck", None) is not None:           # pixelcnn_ae: decoded given a code
+    if getattr(config, "bottleneck", None) is not None:  # pixelcnn_ae: decoded given a code
         return torch.randn(batch, config.bottleneck, generator=generator, dtype=torch.float64)
     return None
 
@@ -127,10 +136,12 @@ def dependency_map(model, cond=None, trials: int = 2, seed: int = 0) -> torch.Te
         h = model.encode_condition(None if cond is None else cond.expand(n, *cond.shape[1:]))
         out = model.network(x, h)
         # PixelCNN++'s mixture couples a pixel's channels after the network, reading x itself.
-        params = model.head_params(out, x) if hasattr(model, "head_params") else model.head.params(out)  # [n, C, P, H, W]
+        params = (
+            model.head_params(out, x) if hasattr(model, "head_params") else model.head.params(out)
+        )  # [n, C, P, H, W]
         weights = torch.rand(params.shape, generator=generator, dtype=dtype) + 0.5
         select = torch.zeros(n, channels, 1, height, width, dtype=dtype)
-        select.view(n, -1)[torch.arange(n), torch.arange(n)] = 1             # copy k reads output k
+        select.view(n, -1)[torch.arange(n), torch.arange(n)] = 1  # copy k reads output k
         (params * weights * select).sum().backward()
         seen |= x.grad.reshape(n, n) != 0
     return seen.view(channels, height, width, channels, height, width)
@@ -202,10 +213,23 @@ def tiny_config(tmp_path, name="run", **changes):
     into ``tmp_path / name``; ``changes`` override any field."""
     from pixelcnn.train import TrainConfig
 
-    values = dict(model="gated_pixelcnn", model_options=dict(n_layers=2, hidden=4), data="mnist5k",
-                  binarize="dynamic", class_conditional=True, batch_size=8, max_steps=6, log_every=1,
-                  eval_every=None, eval_images=16, sample_images=0, checkpoint_every=100, progress=False,
-                  tensorboard=False, out=str(tmp_path / name))
+    values = dict(
+        model="gated_pixelcnn",
+        model_options=dict(n_layers=2, hidden=4),
+        data="mnist5k",
+        binarize="dynamic",
+        class_conditional=True,
+        batch_size=8,
+        max_steps=6,
+        log_every=1,
+        eval_every=None,
+        eval_images=16,
+        sample_images=0,
+        checkpoint_every=100,
+        progress=False,
+        tensorboard=False,
+        out=str(tmp_path / name),
+    )
     values.update(changes)
     return TrainConfig(**values)
 

@@ -11,6 +11,7 @@ remembers where it came from, so a failure names the file and line (``README.md:
 ``documentation_files()`` lists the Markdown files whose commands the tests run: README.md, then every
 page of the docs site (docs/*.md) in name order.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,8 @@ def _where(path: Path) -> str:
 
 @dataclass(frozen=True)
 class DocCommand:
-    source: str        # file and line, e.g. "README.md:165" or "docs/cli.md:12"
-    text: str          # the command as documented, comments and continuations resolved
+    source: str  # file and line, e.g. "README.md:165" or "docs/cli.md:12"
+    text: str  # the command as documented, comments and continuations resolved
 
     @property
     def argv(self) -> list[str]:

@@ -1,4 +1,5 @@
 """pixelcnn.analysis: receptive fields against the theory, distributions, NLL maps, sampling frames."""
+
 import math
 
 import numpy as np
@@ -12,8 +13,9 @@ from pixelcnn.nn.masks import causal_mask
 
 
 def _fresh(name, image_shape=(1, 8, 8), *, n_layers=2, levels=2, **options):
-    return pixelcnn.build(name, image_shape=image_shape, levels=levels, n_layers=n_layers, hidden=6,
-                          input_kernel_size=3, **options)
+    return pixelcnn.build(
+        name, image_shape=image_shape, levels=levels, n_layers=n_layers, hidden=6, input_kernel_size=3, **options
+    )
 
 
 def _needs(name):
@@ -67,7 +69,7 @@ def test_pixelcnn_blind_spot_is_where_the_theory_puts_it(n_layers):
     if n_layers == 3:
         assert field_map[0, 5, 4] == Context.BLIND_SPOT and field_map[0, 5, 3] == Context.SEEN
         assert field_map[0, 4, 5] == Context.BLIND_SPOT and field_map[0, 4, 4] == Context.SEEN
-        assert field_map[0, 1, 2] == Context.OUT_OF_REACH                   # 5 rows up: 3 layers do not reach
+        assert field_map[0, 1, 2] == Context.OUT_OF_REACH  # 5 rows up: 3 layers do not reach
 
 
 def test_row_lstm_sees_a_triangle():
@@ -100,11 +102,12 @@ def test_colour_channels_see_the_earlier_channels_of_their_own_pixel():
     model = _fresh("pixelcnn", (3, 5, 5), levels=4, kernel_size=3)
     for channel in range(3):
         field_map = analysis.receptive_field(model, (2, 2), channel, split_unseen=False)
-        assert torch.equal(analysis.receptive_fields(model, [(0, 4), (2, 2)], channel, split_unseen=False)[1],
-                           field_map)
+        assert torch.equal(
+            analysis.receptive_fields(model, [(0, 4), (2, 2)], channel, split_unseen=False)[1], field_map
+        )
         assert field_map[channel, 2, 2] == Context.TARGET
         assert (field_map[:channel, 2, 2] == Context.SEEN).all()
-        assert (field_map[channel + 1:, 2, 2] == Context.FUTURE).all()
+        assert (field_map[channel + 1 :, 2, 2] == Context.FUTURE).all()
         assert (field_map[:, 2, 3:] == Context.FUTURE).all() and (field_map[:, 3:] == Context.FUTURE).all()
 
 
@@ -113,8 +116,9 @@ def test_nothing_in_the_future_is_seen(name):
     _needs(name)
     model = _fresh(name, (3, 4, 5), levels=4, num_classes=3)
     for channel in range(3):
-        field_maps = analysis.receptive_fields(model, [(0, 0), (1, 3), (3, 4)], channel, cond=torch.tensor([2]),
-                                               split_unseen=False)
+        field_maps = analysis.receptive_fields(
+            model, [(0, 0), (1, 3), (3, 4)], channel, cond=torch.tensor([2]), split_unseen=False
+        )
         assert not (field_maps == Context.LEAK).any(), channel
         assert ((field_maps == Context.TARGET).sum((1, 2, 3)) == 1).all()
 
@@ -135,7 +139,7 @@ def test_the_map_does_not_depend_on_the_weights():
     fresh = analysis.receptive_field(model, (5, 3))
     with torch.no_grad():
         for param in model.parameters():
-            param.copy_(torch.randn_like(param) * 3 - 2)                  # most ReLUs closed
+            param.copy_(torch.randn_like(param) * 3 - 2)  # most ReLUs closed
     assert torch.equal(analysis.receptive_field(model, (5, 3)), fresh)
 
 
@@ -171,7 +175,9 @@ def test_nll_map_sums_to_log_prob(levels, channels):
     log_prob = model.log_prob(images, cond).double()
     assert torch.allclose(bits.sum((1, 2, 3)) * math.log(2), -log_prob, rtol=1e-10, atol=1e-9)
     nats, per_dim = analysis.nll_totals(bits, model.image_shape)
-    assert torch.allclose(nats, -log_prob) and torch.allclose(per_dim, pixelcnn.bits_per_dim(-log_prob, (channels, 5, 6)))
+    assert torch.allclose(nats, -log_prob) and torch.allclose(
+        per_dim, pixelcnn.bits_per_dim(-log_prob, (channels, 5, 6))
+    )
 
 
 @pytest.mark.parametrize("levels, channels", [(2, 1), (7, 3)])
@@ -180,7 +186,9 @@ def test_distributions_are_the_models_conditionals(levels, channels):
     image = torch.randint(0, levels, (channels, 5, 5))
     bits = analysis.nll_bits(model, image.unsqueeze(0))[0]
     dists = analysis.pixel_distributions(model, image, [(1, 2), (4, 0)])
-    assert [(d.row, d.col, d.channel) for d in dists] == [(r, c, k) for r, c in [(1, 2), (4, 0)] for k in range(channels)]
+    assert [(d.row, d.col, d.channel) for d in dists] == [
+        (r, c, k) for r, c in [(1, 2), (4, 0)] for k in range(channels)
+    ]
     for d in dists:
         assert d.probs.shape == (levels,) and abs(float(d.probs.sum()) - 1) < 1e-12
         assert d.observed == int(image[d.channel, d.row, d.col])
@@ -195,8 +203,9 @@ def test_default_pixels_are_the_most_uncertain():
     model = _fresh("pixelcnn", (1, 6, 6))
     image = torch.randint(0, 2, (1, 6, 6))
     dists = analysis.pixel_distributions(model, image, count=3)
-    entropy = [d.entropy_bits for d in analysis.pixel_distributions(
-        model, image, [(r, c) for r in range(6) for c in range(6)])]
+    entropy = [
+        d.entropy_bits for d in analysis.pixel_distributions(model, image, [(r, c) for r in range(6) for c in range(6)])
+    ]
     assert len(dists) == 3 and sorted(d.entropy_bits for d in dists) == sorted(entropy)[-3:]
     with pytest.raises(ValueError, match="outside the 6x6 image"):
         analysis.pixel_distributions(model, image, [(0, 6)])
@@ -233,7 +242,7 @@ def test_sampling_frames_follow_the_samples(name):
     assert frames.method == "fast"
     reference = model.sample(3, generator=torch.Generator().manual_seed(1), method="naive")
     assert torch.equal(frames.images, reference)
-    assert frames.pixels_done == [0, 4, 8, 12, 16, 20]                   # one frame per row
+    assert frames.pixels_done == [0, 4, 8, 12, 16, 20]  # one frame per row
     order = np.arange(20).reshape(5, 4)
     for frame, done in zip(frames.frames, frames.pixels_done):
         drawn = torch.from_numpy(order < done)
@@ -253,7 +262,7 @@ def test_a_model_drawing_in_another_order_is_judged_by_that_order():
     _needs("multiscale_pixelrnn")
     model = pixelcnn.build("multiscale_pixelrnn", image_shape=(1, 6, 6), levels=2, n_layers=1, hidden=4)
     rank = analysis.generation_rank(model)
-    assert rank[0, 2] == 1 and rank[2, 0] == 3 and rank[0, 1] == 9          # grid (every 2nd) first
+    assert rank[0, 2] == 1 and rank[2, 0] == 3 and rank[0, 1] == 9  # grid (every 2nd) first
     off_grid, on_grid = analysis.receptive_fields(model, [(3, 3), (2, 2)], split_unseen=False)
     assert off_grid[0, 4, 0] == Context.SEEN and off_grid[0, 4, 1] == Context.FUTURE
     assert not (off_grid == Context.LEAK).any() and not (on_grid == Context.LEAK).any()
@@ -271,18 +280,18 @@ def test_the_dependency_map_is_every_receptive_field_at_once():
     # ``head.params`` alone the RGB maps failed (the coupled output has more maps than the head's).
     torch.manual_seed(0)
     model = pixelcnn.build("pixelcnn_pp", image_shape=(3, 4, 4), levels=4, n_layers=1, hidden=6)
-    seen = analysis.dependency_map(model)                                        # [C, H, W, C, H, W]
+    seen = analysis.dependency_map(model)  # [C, H, W, C, H, W]
     assert not (seen & ~analysis.causal_order(model)).any()
     field = analysis.receptive_field(model, (2, 1), channel=2, split_unseen=False)
     assert torch.equal(seen[2, 2, 1], field == int(Context.SEEN))
-    assert seen[2, 2, 1, :2, 2, 1].all() and not seen[0, 2, 1, :, 2, 1].any()   # B reads R and G; R nothing
+    assert seen[2, 2, 1, :2, 2, 1].all() and not seen[0, 2, 1, :, 2, 1].any()  # B reads R and G; R nothing
 
 
 def test_causal_order_follows_the_generation_order():
     model = pixelcnn.build("multiscale_pixelrnn", image_shape=(1, 4, 4), levels=2, n_layers=1, hidden=4)
     allowed = analysis.causal_order(model)
     rank = analysis.generation_rank(model)
-    assert rank[0, 2] < rank[0, 1]                          # the subsampled grid is drawn first ...
-    assert allowed[0, 0, 1, 0, 0, 2] and not allowed[0, 0, 2, 0, 0, 1]   # ... so (0, 1) may read (0, 2)
+    assert rank[0, 2] < rank[0, 1]  # the subsampled grid is drawn first ...
+    assert allowed[0, 0, 1, 0, 0, 2] and not allowed[0, 0, 2, 0, 0, 1]  # ... so (0, 1) may read (0, 2)
     raster = pixelcnn.build("pixelcnn", image_shape=(2, 2, 2), levels=2, n_layers=1, hidden=4)
     assert analysis.causal_order(raster)[1, 0, 0, 0, 0, 0] and not analysis.causal_order(raster)[0, 0, 0, 1, 0, 0]

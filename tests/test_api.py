@@ -1,4 +1,5 @@
 """The public contract: build / presets / list_models / bits_per_dim, input checks, smoke training."""
+
 import math
 
 import pytest
@@ -11,8 +12,15 @@ def test_registry_and_presets():
     from pixelcnn.models.registry import BASELINES, model_class
 
     # The autoregressive models; the MSE auto-encoder is a baseline, built and saved alike but not listed here.
-    assert pixelcnn.list_models() == ["diagonal_bilstm", "gated_pixelcnn", "multiscale_pixelrnn", "pixelcnn",
-                                      "pixelcnn_ae", "pixelcnn_pp", "row_lstm"]
+    assert pixelcnn.list_models() == [
+        "diagonal_bilstm",
+        "gated_pixelcnn",
+        "multiscale_pixelrnn",
+        "pixelcnn",
+        "pixelcnn_ae",
+        "pixelcnn_pp",
+        "row_lstm",
+    ]
     assert sorted(BASELINES) == ["mse_ae"] and model_class("mse_ae").loss_name == "mse"
     assert all(model_class(name).loss_name == "nll" for name in pixelcnn.list_models())
     for name, preset in pixelcnn.presets.items():
@@ -31,14 +39,25 @@ def test_sizes_are_honoured():
     # A size that changes nothing would be a silent bug: check each one changes the model.
     base = pixelcnn.build("pixelcnn", image_shape=(1, 8, 8), n_layers=2, hidden=8)
     count = lambda m: sum(p.numel() for p in m.parameters())
-    for change in [dict(n_layers=3), dict(hidden=16), dict(kernel_size=5), dict(input_kernel_size=5),
-                   dict(output_hidden=32)]:
+    for change in [
+        dict(n_layers=3),
+        dict(hidden=16),
+        dict(kernel_size=5),
+        dict(input_kernel_size=5),
+        dict(output_hidden=32),
+    ]:
         other = pixelcnn.build("pixelcnn", **{**dict(image_shape=(1, 8, 8), n_layers=2, hidden=8), **change})
         assert count(other) != count(base), change
     gated = dict(image_shape=(1, 8, 8), n_layers=2, hidden=8)
     base = pixelcnn.build("gated_pixelcnn", **gated)
-    for change in [dict(n_layers=3), dict(hidden=16), dict(kernel_size=5), dict(input_kernel_size=7),
-                   dict(skip_channels=4), dict(output_hidden=32)]:
+    for change in [
+        dict(n_layers=3),
+        dict(hidden=16),
+        dict(kernel_size=5),
+        dict(input_kernel_size=7),
+        dict(skip_channels=4),
+        dict(output_hidden=32),
+    ]:
         assert count(pixelcnn.build("gated_pixelcnn", **{**gated, **change})) != count(base), change
 
 
@@ -59,25 +78,31 @@ def class_model():
     return pixelcnn.build("tiny-gated", image_shape=(1, 4, 4), levels=16, num_classes=10)
 
 
-@pytest.mark.parametrize("x, message", [
-    (torch.rand(2, 1, 4, 4), r"integer tensor \[B, 1, 4, 4\].*got a torch.float32"),
-    (torch.full((2, 1, 4, 4), 16), r"values in 0..15.*got values in 16..16"),
-    (torch.full((2, 1, 4, 4), -1), r"got values in -1..-1"),
-    (torch.zeros(2, 3, 4, 4, dtype=torch.long), r"\[B, 1, 4, 4\].*shape \[2, 3, 4, 4\]"),
-    (torch.zeros(1, 4, 4, dtype=torch.long), r"unsqueeze\(0\)"),
-    ([[0, 1]], r"got list"),
-])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (torch.rand(2, 1, 4, 4), r"integer tensor \[B, 1, 4, 4\].*got a torch.float32"),
+        (torch.full((2, 1, 4, 4), 16), r"values in 0..15.*got values in 16..16"),
+        (torch.full((2, 1, 4, 4), -1), r"got values in -1..-1"),
+        (torch.zeros(2, 3, 4, 4, dtype=torch.long), r"\[B, 1, 4, 4\].*shape \[2, 3, 4, 4\]"),
+        (torch.zeros(1, 4, 4, dtype=torch.long), r"unsqueeze\(0\)"),
+        ([[0, 1]], r"got list"),
+    ],
+)
 def test_bad_images_are_named(class_model, x, message):
     with pytest.raises(ValueError, match=message):
         class_model.log_prob(x, torch.zeros(2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("cond, message", [
-    (None, r"built with num_classes=10: pass cond"),
-    (torch.tensor([0, 10]), r"0..9.*got class indices in 0..10"),
-    (torch.zeros(2), r"integer tensor \[2\].*float32"),
-    (torch.zeros(3, dtype=torch.long), r"\[2\].*shape \[3\]"),
-])
+@pytest.mark.parametrize(
+    "cond, message",
+    [
+        (None, r"built with num_classes=10: pass cond"),
+        (torch.tensor([0, 10]), r"0..9.*got class indices in 0..10"),
+        (torch.zeros(2), r"integer tensor \[2\].*float32"),
+        (torch.zeros(3, dtype=torch.long), r"\[2\].*shape \[3\]"),
+    ],
+)
 def test_bad_class_conditions_are_named(class_model, cond, message):
     x = torch.zeros(2, 1, 4, 4, dtype=torch.long)
     with pytest.raises(ValueError, match=message):
@@ -118,7 +143,7 @@ def test_uint8_bool_and_numpy_images_are_accepted():
 @pytest.mark.parametrize("name", ["tiny-pixelcnn", "tiny-gated"])
 def test_a_few_training_steps_lower_the_nll(name):
     model = pixelcnn.build(name, num_classes=2)
-    x = (torch.rand(16, 1, 8, 8) < torch.linspace(0.1, 0.9, 8)).long()   # striped images
+    x = (torch.rand(16, 1, 8, 8) < torch.linspace(0.1, 0.9, 8)).long()  # striped images
     y = torch.randint(0, 2, (16,))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = -model.log_prob(x, y).mean().item()
@@ -151,18 +176,33 @@ def test_named_presets_of_the_demo_and_the_best_ten_minute_model():
     best = pixelcnn.build("pixelcnn-6x32-k5")
     assert best.name == "pixelcnn" and best.image_shape == (1, 28, 28) and best.levels == 2
     assert sizes(best) == (None, 6, 32, 5)
-    assert DEMO_SCHEDULE == dict(batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998,
-                                 grad_clip=1.0)
+    assert DEMO_SCHEDULE == dict(
+        batch_size=16, lr=4e-3, warmup_steps=50, lr_decay="cosine", ema_decay=0.998, grad_clip=1.0
+    )
 
 
 # Parameter counts of the presets small enough to build in a moment (the README's table lists them all).
 PRESET_PARAMETERS = {
-    "pixelcnn-cifar10": 3503616, "pixelcnn-mnist": 101505, "pixelcnn-6x32-k5": 186369, "pixelcnn-12x32-k5": 365313, "tiny-pixelcnn": 2177,
-    "gated-mnist": 3371393, "gated-demo": 144097, "tiny-gated": 3609,
-    "diagbilstm-mnist": 68609, "rowlstm-mnist": 60929, "tiny-rowlstm": 1249, "tiny-diagbilstm": 1425,
-    "multiscale-mnist": 155970, "tiny-multiscale": 3426,
-    "ae-mnist": 753291, "ae-photo-patches": 2865860, "tiny-ae": 3413,
-    "mse-mnist": 232267, "mse-photo-patches": 1346375, "tiny-mse": 3253,
+    "pixelcnn-cifar10": 3503616,
+    "pixelcnn-mnist": 101505,
+    "pixelcnn-6x32-k5": 186369,
+    "pixelcnn-12x32-k5": 365313,
+    "tiny-pixelcnn": 2177,
+    "gated-mnist": 3371393,
+    "gated-demo": 144097,
+    "tiny-gated": 3609,
+    "diagbilstm-mnist": 68609,
+    "rowlstm-mnist": 60929,
+    "tiny-rowlstm": 1249,
+    "tiny-diagbilstm": 1425,
+    "multiscale-mnist": 155970,
+    "tiny-multiscale": 3426,
+    "ae-mnist": 753291,
+    "ae-photo-patches": 2865860,
+    "tiny-ae": 3413,
+    "mse-mnist": 232267,
+    "mse-photo-patches": 1346375,
+    "tiny-mse": 3253,
 }
 
 
@@ -179,14 +219,16 @@ def test_presets_live_beside_their_models():
     gathered = {}
     for module in (pixelcnn_module, gated, pixelrnn, multiscale, autoencoder, baseline, pixelcnn_pp):
         for name, preset in module.PRESETS.items():
-            assert model_class(preset.model).__module__ == module.__name__, name     # the file of its model
+            assert model_class(preset.model).__module__ == module.__name__, name  # the file of its model
             assert name not in gathered, name
             gathered[name] = preset
     assert gathered == pixelcnn.presets
 
 
-@pytest.mark.parametrize("name", ["tiny-pixelcnn", "tiny-gated", "tiny-rowlstm", "tiny-diagbilstm",
-                                  "tiny-multiscale", "tiny-ae", "tiny-pixelcnnpp"])
+@pytest.mark.parametrize(
+    "name",
+    ["tiny-pixelcnn", "tiny-gated", "tiny-rowlstm", "tiny-diagbilstm", "tiny-multiscale", "tiny-ae", "tiny-pixelcnnpp"],
+)
 def test_the_loss_of_a_likelihood_model_is_its_nll(name):
     model = pixelcnn.build(name)
     x = torch.randint(0, 2, (3, 1, 8, 8))

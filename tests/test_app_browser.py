@@ -3,6 +3,7 @@
 Skipped when Chromium, Playwright or Gradio is missing, unless PIXELCNN_REQUIRE_BROWSER=1 (CI sets it),
 which turns the skip into a failure.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,21 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from app_server import (REQUIRE_BROWSER, SEVEN, VIEWPORT, PageWatch, browser_missing, draw_strokes,
-                        launch_chromium, open_tab, running_app, tiny_entries, wait_for_image, wait_for_text)
+
+from app_server import (
+    REQUIRE_BROWSER,
+    SEVEN,
+    VIEWPORT,
+    PageWatch,
+    browser_missing,
+    draw_strokes,
+    launch_chromium,
+    open_tab,
+    running_app,
+    tiny_entries,
+    wait_for_image,
+    wait_for_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +59,7 @@ def page():
             page = browser.new_page(viewport=VIEWPORT)
             page.watch = PageWatch(page)
             page.goto(server.url)
-            page.wait_for_selector("#complete-button", timeout=300_000)     # a loaded machine: slow
+            page.wait_for_selector("#complete-button", timeout=300_000)  # a loaded machine: slow
             yield page
         finally:
             browser.close()
@@ -73,7 +87,7 @@ def test_compress(page):
     open_tab(page, "Compress")
     page.click("#compress-button")
     assert "identical bit for bit" in wait_for_text(page, "compress-words", "identical bit for bit")
-    assert "images\n.pxcz" in page.locator("#compress-file").inner_text()          # the file to download
+    assert "images\n.pxcz" in page.locator("#compress-file").inner_text()  # the file to download
     assert page.watch.problems == []
 
 
@@ -94,16 +108,22 @@ def test_the_documented_screenshot_command_writes_its_pictures(tmp_path, monkeyp
     from doc_commands import documented_commands
 
     _need_browser()
-    (command,) = [c for c in documented_commands(ROOT / "docs" / "app.md")
-                  if c.argv[1:2] == ["docs/app_screenshots.py"]]
+    (command,) = [
+        c for c in documented_commands(ROOT / "docs" / "app.md") if c.argv[1:2] == ["docs/app_screenshots.py"]
+    ]
     monkeypatch.chdir(tmp_path)
     model = pixelcnn.build("pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=1, hidden=4)
-    pixelcnn.save(model, tmp_path / command.argv[2])                        # runs/gated: a model folder here
+    pixelcnn.save(model, tmp_path / command.argv[2])  # runs/gated: a model folder here
     # A process of its own: Playwright's sync API refuses to run where another test left an asyncio loop.
-    done = subprocess.run([sys.executable, str(ROOT / command.argv[1]), *command.argv[2:], "--data", "digits"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / command.argv[1]), *command.argv[2:], "--data", "digits"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     shots = sorted((tmp_path / "docs").glob("app-*.png"))
-    assert [p.name for p in shots] == sorted(f"app-{name}.png" for name in ("complete", "sample", "likelihood",
-                                                                              "compress", "inside"))
+    assert [p.name for p in shots] == sorted(
+        f"app-{name}.png" for name in ("complete", "sample", "likelihood", "compress", "inside")
+    )
     assert all(Image.open(p).size == (VIEWPORT["width"], VIEWPORT["height"]) for p in shots)

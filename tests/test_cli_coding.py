@@ -1,4 +1,6 @@
-"""``pixelcnn compress``, ``decompress`` and ``score``: round trips through PNG files, names, labels, one-line errors."""
+"""``pixelcnn compress``, ``decompress`` and ``score``: round trips through PNG files, names, labels,
+one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -10,13 +12,26 @@ import torch
 from PIL import Image
 
 import pixelcnn
+from conftest import run
 from pixelcnn import cli, coding, data
 from pixelcnn.scores import anomaly_scores
 
-from conftest import run
-
-TINY = ["--n-layers", "1", "--hidden", "4", "--no-progress", "--no-tensorboard", "--sample-images", "0",
-        "--max-steps", "2", "--eval-images", "8", "--batch-size", "8"]
+TINY = [
+    "--n-layers",
+    "1",
+    "--hidden",
+    "4",
+    "--no-progress",
+    "--no-tensorboard",
+    "--sample-images",
+    "0",
+    "--max-steps",
+    "2",
+    "--eval-images",
+    "8",
+    "--batch-size",
+    "8",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +47,11 @@ def runs(tmp_path_factory):
     """A class-conditional digits model, an unconditional one, and a perturbed background: tiny, 2 steps each."""
     folder = tmp_path_factory.mktemp("coding")
     made = {}
-    for name, extra in {"cond": ["--model", "gated_pixelcnn", "--class-conditional"],
-                        "plain": ["--model", "pixelcnn"],
-                        "background": ["--model", "pixelcnn", "--perturb", "0.2"]}.items():
+    for name, extra in {
+        "cond": ["--model", "gated_pixelcnn", "--class-conditional"],
+        "plain": ["--model", "pixelcnn"],
+        "background": ["--model", "pixelcnn", "--perturb", "0.2"],
+    }.items():
         made[name] = folder / name
         assert cli.main(["train", *extra, *TINY, "--data", "digits", "--out", str(made[name])]) == 0
     made["folder"] = folder
@@ -43,8 +60,9 @@ def runs(tmp_path_factory):
 
 def test_compress_decompress_round_trip_with_names_and_labels(runs, capsys, tmp_path):
     file = tmp_path / "d.pxcz"
-    status, out, err = run(capsys, "compress", runs["cond"], "digits:test", "--max-images", "7", "--batch-size", "3",
-                           "--out", file)
+    status, out, err = run(
+        capsys, "compress", runs["cond"], "digits:test", "--max-images", "7", "--batch-size", "3", "--out", file
+    )
     assert status == 0, err
     assert "7 images" in out and "bits/dim" in out
     records = coding.split_records(file.read_bytes())
@@ -69,8 +87,9 @@ def test_compress_decompress_round_trip_with_names_and_labels(runs, capsys, tmp_
     assert coding.read_condition(model, header).tolist() == [4] * 7
     # Without --label, the folder's labels.csv (written by decompress) gives them: the same file again.
     (tmp_path / "back" / "sub" / "six.png").rename(tmp_path / "back" / "digits-test-00006.png")
-    status, _, err = run(capsys, "compress", runs["cond"], tmp_path / "back", "--batch-size", "3", "--out",
-                         tmp_path / "again.pxcz")
+    status, _, err = run(
+        capsys, "compress", runs["cond"], tmp_path / "back", "--batch-size", "3", "--out", tmp_path / "again.pxcz"
+    )
     assert status == 0, err
     assert (tmp_path / "again.pxcz").read_bytes() == file.read_bytes()
 
@@ -84,18 +103,19 @@ def test_the_file_costs_about_the_nll(runs, capsys, tmp_path):
     with torch.no_grad():
         bits = float(-model.log_prob(images).sum()) / math.log(2)
     header = coding.read_header(file.read_bytes())
-    assert len(header.names) == 40 and header.size < 120                # a numbered run of names: a few bytes
+    assert len(header.names) == 40 and header.size < 120  # a numbered run of names: a few bytes
     assert 8 * file.stat().st_size <= bits + 64 + 8 * header.size
 
 
 def test_image_files_and_their_errors(runs, capsys, tmp_path):
-    for k in range(2):      # 8-bit pictures of 17-level images, drawn as pixelcnn draws them: read exactly
+    for k in range(2):  # 8-bit pictures of 17-level images, drawn as pixelcnn draws them: read exactly
         values = (torch.randint(0, 17, (8, 8)) * 255 / 16).round().to(torch.uint8)
         Image.fromarray(values.numpy(), "L").save(tmp_path / f"i{k}.png")
     Image.new("L", (9, 9)).save(tmp_path / "big.png")
     Image.fromarray((torch.rand(8, 8) * 255).to(torch.uint8).numpy(), "L").save(tmp_path / "noise.png")
-    status, _, err = run(capsys, "compress", runs["plain"], tmp_path / "i0.png", tmp_path / "i1.png",
-                         "--out", tmp_path / "two.pxcz")
+    status, _, err = run(
+        capsys, "compress", runs["plain"], tmp_path / "i0.png", tmp_path / "i1.png", "--out", tmp_path / "two.pxcz"
+    )
     assert status == 0, err
     assert coding.read_header((tmp_path / "two.pxcz").read_bytes()).names == ["i0.png", "i1.png"]
     cases = [
@@ -103,25 +123,41 @@ def test_image_files_and_their_errors(runs, capsys, tmp_path):
         (("compress", runs["plain"], "digits:valid", "--out", tmp_path / "x"), 1, "NAME:SPLIT"),
         (("compress", runs["plain"], tmp_path / "big.png", "--out", tmp_path / "x"), 2, "9x9"),
         (("compress", runs["cond"], tmp_path / "i0.png", "--out", tmp_path / "x"), 2, "--label"),
-        (("compress", runs["plain"], tmp_path / "i0.png", "--label", "1", "--out", tmp_path / "x"), 2,
-         "not class-conditional"),
+        (
+            ("compress", runs["plain"], tmp_path / "i0.png", "--label", "1", "--out", tmp_path / "x"),
+            2,
+            "not class-conditional",
+        ),
         (("compress", runs["plain"], "mnist5k:test", "--out", tmp_path / "x"), 2, "mnist5k"),
-        (("compress", runs["plain"], tmp_path / "i0.png", tmp_path / "i0.png", "--out", tmp_path / "x"), 2,
-         "two images are named"),
-        (("decompress", tmp_path / "none.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 1,
-         "no compressed file"),
-        (("decompress", tmp_path / "two.pxcz", "--run", runs["cond"], "--out", tmp_path / "o"), 2,
-         "different model"),
-        (("compress", runs["plain"], tmp_path / "noise.png", "--out", tmp_path / "x"), 2,
-         "would change its pixels (8-bit values rounded to the model's 17 levels); pass --convert"),
+        (
+            ("compress", runs["plain"], tmp_path / "i0.png", tmp_path / "i0.png", "--out", tmp_path / "x"),
+            2,
+            "two images are named",
+        ),
+        (
+            ("decompress", tmp_path / "none.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"),
+            1,
+            "no compressed file",
+        ),
+        (("decompress", tmp_path / "two.pxcz", "--run", runs["cond"], "--out", tmp_path / "o"), 2, "different model"),
+        (
+            ("compress", runs["plain"], tmp_path / "noise.png", "--out", tmp_path / "x"),
+            2,
+            "would change its pixels (8-bit values rounded to the model's 17 levels); pass --convert",
+        ),
     ]
     blob = (tmp_path / "two.pxcz").read_bytes()
     (tmp_path / "cut.pxcz").write_bytes(blob[:-5])
     (tmp_path / "bad.pxcz").write_bytes(blob[:40] + bytes([blob[40] ^ 1]) + blob[41:])
-    cases += [(("decompress", tmp_path / "cut.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "truncated"),
-              (("decompress", tmp_path / "bad.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "corrupted"),
-              (("decompress", tmp_path / "i0.png", "--run", runs["plain"], "--out", tmp_path / "o"), 2,
-               "not a pixelcnn compressed file")]
+    cases += [
+        (("decompress", tmp_path / "cut.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "truncated"),
+        (("decompress", tmp_path / "bad.pxcz", "--run", runs["plain"], "--out", tmp_path / "o"), 2, "corrupted"),
+        (
+            ("decompress", tmp_path / "i0.png", "--run", runs["plain"], "--out", tmp_path / "o"),
+            2,
+            "not a pixelcnn compressed file",
+        ),
+    ]
     for argv, expected, words in cases:
         status, _, err = run(capsys, *argv)
         assert status == expected, (argv, err)
@@ -130,9 +166,21 @@ def test_image_files_and_their_errors(runs, capsys, tmp_path):
 
 
 def test_score_csv_and_json(runs, capsys, tmp_path):
-    status, out, err = run(capsys, "score", runs["plain"], "digits:test", "--max-images", "6", "--background",
-                           runs["background"], "--complexity", "--csv", tmp_path / "s.csv", "--json",
-                           tmp_path / "s.json")
+    status, out, err = run(
+        capsys,
+        "score",
+        runs["plain"],
+        "digits:test",
+        "--max-images",
+        "6",
+        "--background",
+        runs["background"],
+        "--complexity",
+        "--csv",
+        tmp_path / "s.csv",
+        "--json",
+        tmp_path / "s.json",
+    )
     assert status == 0, err and "mean NLL" in out
     with open(tmp_path / "s.csv") as f:
         rows = list(csv.DictReader(f))
@@ -154,11 +202,30 @@ def test_score_class_conditional_labels_and_marginal(runs, capsys, tmp_path):
     test = data.load("digits", "test")
     Image.fromarray((test.images[0, 0].numpy() * 15).astype("uint8"), "L").save(tmp_path / "a.png")
     # (values v * 15 are not how pixelcnn draws 17 levels: reading them rounds, so --convert is needed)
-    status, _, err = run(capsys, "score", runs["cond"], tmp_path / "a.png", "digits:test", "--max-images", "3",
-                         "--json", tmp_path / "s.json")
+    status, _, err = run(
+        capsys,
+        "score",
+        runs["cond"],
+        tmp_path / "a.png",
+        "digits:test",
+        "--max-images",
+        "3",
+        "--json",
+        tmp_path / "s.json",
+    )
     assert status == 2 and "would change its pixels" in err and "--convert" in err
-    status, _, err = run(capsys, "score", runs["cond"], tmp_path / "a.png", "digits:test", "--max-images", "3",
-                         "--json", tmp_path / "s.json", "--convert")
+    status, _, err = run(
+        capsys,
+        "score",
+        runs["cond"],
+        tmp_path / "a.png",
+        "digits:test",
+        "--max-images",
+        "3",
+        "--json",
+        tmp_path / "s.json",
+        "--convert",
+    )
     assert status == 0, err
     rows = json.loads((tmp_path / "s.json").read_text())["images"]
     assert [r["label"] for r in rows] == ["marginal", *test.labels[:2].tolist()]
@@ -182,9 +249,11 @@ def test_outputs_never_replace_what_pixelcnn_did_not_write(runs, capsys, tmp_pat
     """compress --out, decompress --out and score --csv / --json go through the one output check."""
     theirs = tmp_path / "notes.txt"
     theirs.write_text("keep me")
-    for argv in (["compress", runs["plain"], "digits:test", "--max-images", "2", "--out", theirs],
-                 ["score", runs["plain"], "digits:test", "--max-images", "2", "--csv", theirs],
-                 ["score", runs["plain"], "digits:test", "--max-images", "2", "--json", theirs]):
+    for argv in (
+        ["compress", runs["plain"], "digits:test", "--max-images", "2", "--out", theirs],
+        ["score", runs["plain"], "digits:test", "--max-images", "2", "--csv", theirs],
+        ["score", runs["plain"], "digits:test", "--max-images", "2", "--json", theirs],
+    ):
         status, _, err = run(capsys, *argv)
         assert status == 2 and "--force" in err and len(err.strip().splitlines()) == 1, err
         assert theirs.read_text() == "keep me"

@@ -1,4 +1,5 @@
 """Lossless compression: bit-exact round trips for every model family, sizes at the NLL, clear refusals."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pixelcnn
+from conftest import proof_cases, tiny_model_config
 from pixelcnn import coding
 from pixelcnn.coding import MAGIC, TOTAL, compress, decompress, quantize, read_condition, read_header
-
-from conftest import proof_cases, tiny_model_config
 
 # (C, H, W), levels: binary images (a Bernoulli head) and 8-bit colour images (a 256-way softmax).
 IMAGES = {"binary": ((1, 6, 6), 2), "colour": ((3, 4, 4), 256)}
@@ -30,7 +30,7 @@ FAMILY_CONDITIONS = proof_cases(["none", "class", "vector"])
 def one_thread():
     # Tiny models: on a shared 2-core machine a second thread only adds synchronisation.
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)                 # log_prob and model building are faster so
+    torch.set_num_threads(1)  # log_prob and model building are faster so
     yield
     torch.set_num_threads(threads)
 
@@ -69,7 +69,7 @@ def assert_round_trip(model, x, cond=None, *, method: str = "auto") -> bytes:
     # The range coder ends on whole 32-bit words (at most 64 bits of slack in all); the integer
     # tables lose about L / 2^24 of the probability per symbol.
     assert stream_bits <= nll_bits(model, x, cond) + 64 + 1e-3 * x.numel()
-    assert header.size - len(header.cond_bytes) <= 100          # the header is small
+    assert header.size - len(header.cond_bytes) <= 100  # the header is small
     return data
 
 
@@ -77,7 +77,7 @@ def assert_round_trip(model, x, cond=None, *, method: str = "auto") -> bytes:
 @pytest.mark.parametrize("family, condition", FAMILY_CONDITIONS)
 def test_round_trip_every_family(family, condition, images):
     shape, levels = IMAGES[images]
-    if family == "multiscale_pixelrnn":      # smaller images, to keep the test quick
+    if family == "multiscale_pixelrnn":  # smaller images, to keep the test quick
         shape = (shape[0], 4, 4) if images == "binary" else (shape[0], 2, 4)
     tiny_of = tiny_model_config(family)
     model = build(tiny_of.preset, image_shape=shape, levels=levels, **tiny_of.conditions[condition])
@@ -85,7 +85,7 @@ def test_round_trip_every_family(family, condition, images):
     batch = 1 if condition == "none" else 3
     x = random_images(model, batch)
     data = assert_round_trip(model, x, random_cond(model, batch))
-    assert read_header(data).step == "fast"             # every family codes with its cached step
+    assert read_header(data).step == "fast"  # every family codes with its cached step
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -106,7 +106,7 @@ def test_spatial_condition_and_many_classes():
     model = build("tiny-gated", cond_dim=3, spatial_cond=True)
     x = random_images(model, 4)
     assert_round_trip(model, x, random_cond(model, 4))
-    model = build("tiny-pixelcnn", num_classes=300)            # labels above 255 are stored as uint16
+    model = build("tiny-pixelcnn", num_classes=300)  # labels above 255 are stored as uint16
     cond = torch.tensor([0, 299, 255, 256])
     data = assert_round_trip(model, random_images(model, 4), cond)
     assert torch.equal(read_condition(model, data), cond)
@@ -138,7 +138,7 @@ def test_other_float_dtypes(dtype):
     data = assert_round_trip(model, x, torch.randn(3, 2))
     header = read_header(data)
     assert header.platform.endswith(str(dtype).replace("torch.", ""))
-    assert len(header.cond_bytes) == 3 * 2 * dtype.itemsize          # the condition in the model's precision
+    assert len(header.cond_bytes) == 3 * 2 * dtype.itemsize  # the condition in the model's precision
 
 
 def test_thread_count_does_not_matter():
@@ -158,7 +158,7 @@ def test_wrong_model_is_refused():
     x = random_images(model, 2)
     data = compress(model, x)
     with pytest.raises(ValueError, match="different model"):
-        decompress(build("tiny-gated", seed=1), data)         # same config, other weights
+        decompress(build("tiny-gated", seed=1), data)  # same config, other weights
     with pytest.raises(ValueError, match="different model"):
         decompress(build("tiny-gated", seed=0, n_layers=2), data)
     with pytest.raises(ValueError, match="shape"):
@@ -246,7 +246,7 @@ def test_header_records_what_it_says():
     assert header.model_hash == coding.model_hash(model) and len(header.model_hash) == 8
     assert header.platform == coding.platform_string(model)
     assert header.image_crc == zlib.crc32(x.numpy().astype(np.int64).tobytes())
-    assert torch.equal(read_condition(model, data), cond)        # float32 cond stored exactly
+    assert torch.equal(read_condition(model, data), cond)  # float32 cond stored exactly
     assert pixelcnn.compress is compress and pixelcnn.decompress is decompress
 
 
@@ -254,10 +254,10 @@ def test_header_records_what_it_says():
 @given(st.integers(2, 300), st.integers(0, 2**32 - 1), st.floats(0.01, 100))
 def test_quantize_keeps_every_symbol_and_the_total(levels, seed, concentration):
     rng = np.random.default_rng(seed)
-    probs = rng.dirichlet(np.full(levels, concentration), size=3)           # [3, L], some masses ~ 0
+    probs = rng.dirichlet(np.full(levels, concentration), size=3)  # [3, L], some masses ~ 0
     mass = quantize(probs)
     assert mass.dtype == np.int64 and (mass >= 1).all() and (mass.sum(axis=1) == TOTAL).all()
-    assert np.array_equal(mass, quantize(probs.copy()))                        # deterministic
+    assert np.array_equal(mass, quantize(probs.copy()))  # deterministic
     # Where p is not tiny, the integer table costs at most a hair more than -log2 p.
     big = probs > 1e-3
     assert (-np.log2(mass / TOTAL)[big] <= -np.log2(probs[big]) + 1e-3).all()
@@ -266,7 +266,7 @@ def test_quantize_keeps_every_symbol_and_the_total(levels, seed, concentration):
 # --------------------------------------------------------------------------- version 2: names
 def test_names_are_stored_in_version_2_and_version_1_is_still_read(small_file):
     model, x, v1 = small_file
-    assert v1[4] == 1 and read_header(v1).names is None                 # no names: version 1, as before
+    assert v1[4] == 1 and read_header(v1).names is None  # no names: version 1, as before
     v2 = compress(model, x, torch.tensor([0, 2]), names=["a.png", "sub/b.png"])
     header = read_header(v2)
     assert v2[4] == coding.FORMAT_VERSION == 2 and header.version == 2 and header.names == ["a.png", "sub/b.png"]
@@ -282,8 +282,10 @@ def test_names_are_stored_in_version_2_and_version_1_is_still_read(small_file):
             decompress(model, bytes(corrupted))
 
 
-@pytest.mark.parametrize("names", [["a.png"], ["a.png", "a.png"], ["../a.png", "b"], ["/a", "b"], ["a//b", "c"],
-                                   ["a\0b", "c"], "ab", ["a", 3]])
+@pytest.mark.parametrize(
+    "names",
+    [["a.png"], ["a.png", "a.png"], ["../a.png", "b"], ["/a", "b"], ["a//b", "c"], ["a\0b", "c"], "ab", ["a", 3]],
+)
 def test_bad_names_are_refused(small_file, names):
     model, x, _ = small_file
     with pytest.raises(ValueError, match="names|name"):
@@ -291,9 +293,15 @@ def test_bad_names_are_refused(small_file, names):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["a", "b7", "img-0009", "img-0010", "x/9", "x/10", "x/11", "12", "0013", "é"]),
-                min_size=1, max_size=30),
-       st.integers(0, 2000), st.integers(1, 40))
+@given(
+    st.lists(
+        st.sampled_from(["a", "b7", "img-0009", "img-0010", "x/9", "x/10", "x/11", "12", "0013", "é"]),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(0, 2000),
+    st.integers(1, 40),
+)
 def test_names_block_round_trips(words, start, run_length):
     names = [f"{w}.png" for w in words] + [f"set-{k:05d}.png" for k in range(start, start + run_length)]
     assert coding.decode_names(coding.encode_names(names), len(names)) == names
@@ -314,10 +322,19 @@ def test_concatenated_files_split_into_their_records(small_file):
 # --------------------------------------------------------------------------- the byte layout
 # The fixed header as docs/compression.md ("The .pxcz file format") documents it: offset, size, type, field.
 FIXED_LAYOUT = [
-    (0, 4, "bytes", "magic"), (4, 1, "uint8", "version"), (5, 1, "uint8", "step"), (6, 1, "uint8", "cond_kind"),
-    (7, 1, "uint8", "cond_dtype"), (8, 8, "bytes", "model_hash"), (16, 4, "uint32", "batch"),
-    (20, 2, "uint16", "channels"), (22, 2, "uint16", "height"), (24, 2, "uint16", "width"),
-    (26, 2, "uint16", "levels"), (28, 1, "uint8", "precision"), (29, 2, "uint16", "cond_dim"),
+    (0, 4, "bytes", "magic"),
+    (4, 1, "uint8", "version"),
+    (5, 1, "uint8", "step"),
+    (6, 1, "uint8", "cond_kind"),
+    (7, 1, "uint8", "cond_dtype"),
+    (8, 8, "bytes", "model_hash"),
+    (16, 4, "uint32", "batch"),
+    (20, 2, "uint16", "channels"),
+    (22, 2, "uint16", "height"),
+    (24, 2, "uint16", "width"),
+    (26, 2, "uint16", "levels"),
+    (28, 1, "uint8", "precision"),
+    (29, 2, "uint16", "cond_dim"),
     (31, 1, "uint8", "platform_length"),
 ]
 STRUCT_CODES = {"uint8": "B", "uint16": "H", "uint32": "I"}
@@ -334,25 +351,41 @@ def test_a_tiny_file_has_the_documented_byte_layout(names):
     x, cond = random_images(model, 2), torch.randn(2, 2, dtype=torch.float64)
     data = compress(model, x, cond, method="naive", names=names)
     platform = coding.platform_string(model).encode("ascii")
-    expected = {"magic": b"PXCZ", "version": 1 if names is None else 2, "step": 1, "cond_kind": 3, "cond_dtype": 4,
-                "model_hash": coding.model_hash(model), "batch": 2, "channels": 1, "height": 3, "width": 5,
-                "levels": 7, "precision": 24, "cond_dim": 2, "platform_length": len(platform)}
+    expected = {
+        "magic": b"PXCZ",
+        "version": 1 if names is None else 2,
+        "step": 1,
+        "cond_kind": 3,
+        "cond_dtype": 4,
+        "model_hash": coding.model_hash(model),
+        "batch": 2,
+        "channels": 1,
+        "height": 3,
+        "width": 5,
+        "levels": 7,
+        "precision": 24,
+        "cond_dim": 2,
+        "platform_length": len(platform),
+    }
     for offset, size, kind, field in FIXED_LAYOUT:
         code = f"{size}s" if kind == "bytes" else STRUCT_CODES[kind]
         assert struct.calcsize("<" + code) == size
         (value,) = struct.unpack_from("<" + code, data, offset)
         assert value == expected[field], field
     stream = read_header(data).stream.astype("<u4").tobytes()
-    blocks = [("platform string", platform), ("condition", cond.numpy().astype("<f8").tobytes())]   # B x D float64
+    blocks = [("platform string", platform), ("condition", cond.numpy().astype("<f8").tobytes())]  # B x D float64
     if names is not None:
         blocks += [("names length", struct.pack("<I", len(b"a.png\0b.png"))), ("names", b"a.png\0b.png")]
-    blocks += [("image CRC-32", struct.pack("<I", zlib.crc32(x.numpy().astype(np.int64).tobytes()))),
-               ("stream word count", struct.pack("<I", len(stream) // 4)), ("stream words", stream)]
+    blocks += [
+        ("image CRC-32", struct.pack("<I", zlib.crc32(x.numpy().astype(np.int64).tobytes()))),
+        ("stream word count", struct.pack("<I", len(stream) // 4)),
+        ("stream words", stream),
+    ]
     at = 32
     for block, content in blocks:
-        assert data[at:at + len(content)] == content, block
+        assert data[at : at + len(content)] == content, block
         at += len(content)
-    assert data[at:] == struct.pack("<I", zlib.crc32(data[:at]))                # file CRC-32, the last 4 bytes
+    assert data[at:] == struct.pack("<I", zlib.crc32(data[:at]))  # file CRC-32, the last 4 bytes
     assert torch.equal(decompress(model, data), x)
 
 
@@ -377,8 +410,13 @@ def test_docs_snippet_runs():
     section = text.split("## From Python", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     model = build("tiny-gated", num_classes=3)
-    namespace = {"pixelcnn": pixelcnn, "model": model, "x": random_images(model, 3), "y": torch.tensor([0, 1, 2]),
-                 "background": build("tiny-pixelcnn")}
+    namespace = {
+        "pixelcnn": pixelcnn,
+        "model": model,
+        "x": random_images(model, 3),
+        "y": torch.tensor([0, 1, 2]),
+        "background": build("tiny-pixelcnn"),
+    }
     exec(compile(snippet, "docs/compression.md", "exec"), namespace)
     assert torch.equal(namespace["x_again"], namespace["x"])
     assert set(namespace["s"]) >= {"nll", "likelihood_ratio", "complexity"}
@@ -399,8 +437,8 @@ def peaked_model():
 def with_stream(data: bytes, stream: bytes) -> bytes:
     """``data`` (a valid file) with its coded stream replaced by ``stream`` and the CRC-32 made valid again."""
     words = len(read_header(data).stream)
-    image_crc = data[-4 - 4 * words - 8:-4 - 4 * words - 4]
-    body = data[:-4 - 4 * words - 8] + image_crc + struct.pack("<I", len(stream) // 4) + stream
+    image_crc = data[-4 - 4 * words - 8 : -4 - 4 * words - 4]
+    body = data[: -4 - 4 * words - 8] + image_crc + struct.pack("<I", len(stream) // 4) + stream
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -409,14 +447,14 @@ def test_a_stream_the_range_decoder_asserts_on_is_a_clear_error():
     # employed entropy model") for some garbage; it must reach the user as our ValueError.
     model = peaked_model()
     data = compress(model, torch.zeros(1, 1, 28, 28, dtype=torch.long))
-    assert decompress(model, with_stream(data, read_header(data).stream.tobytes())).sum() == 0   # the splice is exact
+    assert decompress(model, with_stream(data, read_header(data).stream.tobytes())).sum() == 0  # the splice is exact
     with pytest.raises(ValueError, match="corrupted pixelcnn compressed file: .*no encoder writes"):
         decompress(model, with_stream(data, random.Random(1).randbytes(64)))
 
 
-@pytest.mark.slow                                   # a property test: 25 decodes of a 28x28 image
+@pytest.mark.slow  # a property test: 25 decodes of a 28x28 image
 @settings(max_examples=25, deadline=None)
-@given(st.binary(min_size=4, max_size=64).map(lambda b: b[:len(b) // 4 * 4]))
+@given(st.binary(min_size=4, max_size=64).map(lambda b: b[: len(b) // 4 * 4]))
 def test_any_stream_is_decoded_or_refused_with_a_value_error(stream):
     model = peaked_model()
     data = compress(model, torch.zeros(1, 1, 28, 28, dtype=torch.long))

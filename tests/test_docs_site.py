@@ -3,6 +3,7 @@
 (The site itself is built by ``mkdocs build --strict`` in .ci/run; the commands its pages show run in
 tests/test_documented_commands.py and tests/test_scripts.py.)
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,7 +41,7 @@ def test_cli_page_holds_every_commands_help_as_the_parsers_print_it():
     for words, parser in parsers.items():
         text = blocks[" ".join(["pixelcnn", *words])]
         assert text.startswith("usage: pixelcnn"), text[:80]
-        for action in parser._actions:                   # every option of the parser is on the page
+        for action in parser._actions:  # every option of the parser is on the page
             for flag in action.option_strings:
                 assert flag in text, f"pixelcnn {' '.join(words)}: {flag} missing from the docs page"
 
@@ -56,7 +57,8 @@ def test_repo_pages_hook_points_links_at_the_published_page():
     hook = _hook("repo_pages")
     text = "see [the benchmarks](../benchmarks/README.md) and [one](../benchmarks/README.md#sampling-speed)"
     assert hook.on_page_markdown(text, _page("reliability.md"), None, None) == (
-        "see [the benchmarks](benchmarks.md) and [one](benchmarks.md#sampling-speed)")
+        "see [the benchmarks](benchmarks.md) and [one](benchmarks.md#sampling-speed)"
+    )
 
 
 def test_every_docs_page_is_in_the_site_navigation():
@@ -70,9 +72,11 @@ def test_readme_is_short_and_keeps_the_sections_left_for_the_zoo_and_the_app():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 200
     lines = text.splitlines()
-    for heading, placeholder in (("## Trained models (zoo)", "<!-- zoo: filled in by the zoo work -->"),
-                                 ("## The app", "<!-- app: filled in by the app work -->")):
-        if placeholder in lines:                          # until that work fills it in
+    for heading, placeholder in (
+        ("## Trained models (zoo)", "<!-- zoo: filled in by the zoo work -->"),
+        ("## The app", "<!-- app: filled in by the app work -->"),
+    ):
+        if placeholder in lines:  # until that work fills it in
             assert lines[lines.index(placeholder) - 1] == heading
-    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)(?:#[\w-]+)?\)", text):   # links to pages exist
+    for link in re.findall(r"\]\(((?:docs/)?[\w./-]+\.md)(?:#[\w-]+)?\)", text):  # links to pages exist
         assert (REPO / link).is_file(), f"README links to {link}, which does not exist"

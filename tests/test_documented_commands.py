@@ -9,6 +9,7 @@ earlier command exists for the later ones. A command shown twice runs once. The 
 second folder that holds the documented runs. Commands run in-process through ``pixelcnn.cli.main`` (fast);
 those in ``SUBPROCESS`` run as ``python -m pixelcnn ...`` to prove the entry point.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,15 +28,25 @@ import pixelcnn
 from doc_commands import _strip_comment, documentation_files, documented_commands
 from pixelcnn import cli, coding
 
-pytestmark = pytest.mark.slow                       # a training run per documented train command: the slow tier
+pytestmark = pytest.mark.slow  # a training run per documented train command: the slow tier
 DOCUMENTS = documentation_files()
 
 # Shrink flags appended to each subcommand (a list, or a function of the documented arguments). Every
 # documented subcommand must have an entry (test_every_documented_subcommand_has_shrink_flags), so that
 # a new command cannot slip in untested.
-TRAIN_BUDGET = ["--max-steps", "2", "--eval-images", "16", "--batch-size", "8", "--sample-images", "0",
-                "--no-progress", "--no-tensorboard"]
-MODEL_SIZE = {                                       # what each documented model or preset shrinks to
+TRAIN_BUDGET = [
+    "--max-steps",
+    "2",
+    "--eval-images",
+    "16",
+    "--batch-size",
+    "8",
+    "--sample-images",
+    "0",
+    "--no-progress",
+    "--no-tensorboard",
+]
+MODEL_SIZE = {  # what each documented model or preset shrinks to
     "gated_pixelcnn": ["--n-layers", "2", "--hidden", "8"],
     "gated-cifar10": ["--n-layers", "2", "--hidden", "8"],
     "pixelcnn_ae": ["--n-layers", "1", "--hidden", "4", "--encoder-channels", "4"],
@@ -45,7 +56,7 @@ MODEL_SIZE = {                                       # what each documented mode
 
 
 def _train_shrink(args: list[str]) -> list[str]:
-    if "--resume" in args:                           # a resumed run keeps its model: only the budget changes
+    if "--resume" in args:  # a resumed run keeps its model: only the budget changes
         return ["--max-steps", "3", "--eval-images", "16", "--no-progress"]
     named = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--model", "--preset")]
     return TRAIN_BUDGET + MODEL_SIZE[named[-1] if named else "gated_pixelcnn"]
@@ -53,7 +64,7 @@ def _train_shrink(args: list[str]) -> list[str]:
 
 def _receptive_field_shrink(args: list[str]) -> list[str]:
     if "--compare" not in args and "--model" not in args:
-        return []                                    # RUN's own model has its own size
+        return []  # RUN's own model has its own size
     return ["--layers", "2"] + ([] if "--image-size" in args else ["--image-size", "8"])
 
 
@@ -67,11 +78,32 @@ SHRINK = {
     ("complete",): ["--samples", "1"],
     ("interpolate",): ["--steps", "2", "--rows", "1"],
     ("reconstruct",): ["--samples", "1", "--n", "2", "--per-class", "1"],
-    ("identity",): ["--steps", "2", "--triplet-steps", "2", "--n-layers", "1", "--hidden", "4", "--embedding-dim",
-                    "3", "--batch-size", "4", "--judge-steps", "2", "--judge-samples", "1", "--identities", "2",
-                    "--samples", "1", "--no-progress"],
-    ("identity-sample",): lambda args: ["--samples", "1", "--identities", "2"] + (
-        ["--steps", "2", "--rows", "1"] if "--interpolate" in args else []),
+    ("identity",): [
+        "--steps",
+        "2",
+        "--triplet-steps",
+        "2",
+        "--n-layers",
+        "1",
+        "--hidden",
+        "4",
+        "--embedding-dim",
+        "3",
+        "--batch-size",
+        "4",
+        "--judge-steps",
+        "2",
+        "--judge-samples",
+        "1",
+        "--identities",
+        "2",
+        "--samples",
+        "1",
+        "--no-progress",
+    ],
+    ("identity-sample",): lambda args: (
+        ["--samples", "1", "--identities", "2"] + (["--steps", "2", "--rows", "1"] if "--interpolate" in args else [])
+    ),
     ("viz",): [],
     ("viz", "receptive-field"): _receptive_field_shrink,
     ("viz", "softmax"): [],
@@ -85,7 +117,7 @@ SHRINK = {
     # serves it for real).
     ("app",): lambda args: [] if "--check" in args else ["--check"],
 }
-SUBPROCESS = {"pixelcnn data", "pixelcnn eval runs/gated --json"}   # run as python -m pixelcnn: the entry point
+SUBPROCESS = {"pixelcnn data", "pixelcnn eval runs/gated --json"}  # run as python -m pixelcnn: the entry point
 
 
 def pixelcnn_args(command) -> list[str] | None:
@@ -118,7 +150,7 @@ def help_examples() -> list[tuple[str, str]]:
             line = _strip_comment(line.strip())
             if not line and not pending:
                 if found and found[-1][0] == " ".join(words):
-                    break                                # the examples end at the first blank line
+                    break  # the examples end at the first blank line
                 continue
             if line.endswith("\\"):
                 pending += line[:-1].rstrip() + " "
@@ -161,14 +193,19 @@ def run_command(args: list[str], folder: Path, capsys) -> tuple[int, str, str]:
     """Run ``pixelcnn ARGS`` (shrunk) in ``folder``: (exit status, stdout, stderr)."""
     argv = shrunk(args)
     if " ".join(["pixelcnn", *args]) in SUBPROCESS:
-        result = subprocess.run([sys.executable, "-m", "pixelcnn", *argv], cwd=folder, capture_output=True,
-                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        result = subprocess.run(
+            [sys.executable, "-m", "pixelcnn", *argv],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         return result.returncode, result.stdout, result.stderr
     before = os.getcwd()
     os.chdir(folder)
     try:
         status = cli.main(argv)
-    except SystemExit as exit_:                       # --help, or argparse refusing the command line
+    except SystemExit as exit_:  # --help, or argparse refusing the command line
         status = exit_.code or 0
     finally:
         os.chdir(before)
@@ -198,7 +235,7 @@ def check_outputs(args: list[str], folder: Path, out: str) -> list[str]:
         checked.append(str(run))
     elif words == ("demo",):
         run = folder / (target or "runs/demo")
-        for name in ("per_class_samples.png", "completions.png"):     # the files the docs name
+        for name in ("per_class_samples.png", "completions.png"):  # the files the docs name
             _image(run / name, "PNG")
         pixelcnn.load(run / "model")
         checked.append(str(run))
@@ -236,7 +273,7 @@ def _image(path: Path, kind: str) -> bool:
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)                        # the tiny models run fastest on one thread
+    torch.set_num_threads(1)  # the tiny models run fastest on one thread
     yield
     torch.set_num_threads(threads)
 
@@ -264,7 +301,8 @@ def trained(docs_folder):
 
 @pytest.fixture(scope="module")
 def help_folder(tmp_path_factory, docs_folder, trained):
-    """A folder for the --help examples that holds the documented runs (runs/gated, runs/ae, runs/mse, runs/identity)."""
+    """A folder for the --help examples that holds the documented runs (runs/gated, runs/ae, runs/mse,
+    runs/identity)."""
     folder = tmp_path_factory.mktemp("help")
     (folder / "runs").mkdir()
     for run in ("gated", "ae", "mse", "identity"):
@@ -289,7 +327,7 @@ def _faces(folder: Path) -> None:
 def test_every_documented_subcommand_has_shrink_flags():
     documented = {subcommand(pixelcnn_args(c)) for c in DOC_COMMANDS}
     documented |= {subcommand(shlex.split(text)[1:]) for _, text in HELP_EXAMPLES}
-    documented |= set(cli.subcommand_parsers())       # every subcommand has --help examples, so is documented
+    documented |= set(cli.subcommand_parsers())  # every subcommand has --help examples, so is documented
     assert documented - set(SHRINK) == set(), "add shrink flags for these subcommands to SHRINK"
     assert len(DOC_COMMANDS) >= 20 and len(HELP_EXAMPLES) >= 25
     assert SUBPROCESS <= {c.text for c in DOC_COMMANDS}, "SUBPROCESS names commands the docs no longer show"
@@ -298,7 +336,7 @@ def test_every_documented_subcommand_has_shrink_flags():
 @pytest.mark.parametrize("command", DOC_COMMANDS, ids=[c.source for c in DOC_COMMANDS])
 def test_documented_command_runs(command, docs_folder, trained, capsys):
     args = pixelcnn_args(command)
-    if command.text in trained:                       # run by the fixture, in document order
+    if command.text in trained:  # run by the fixture, in document order
         status, out, err = trained[command.text], "", ""
     else:
         status, out, err = run_command(args, docs_folder, capsys)
@@ -314,7 +352,7 @@ def test_help_example_runs(where, text, help_folder, capsys):
     check_outputs(args, help_folder, out)
 
 
-NOT_RUN = (["pip", "install"], ["python", "-m", "pytest"])   # shown for people to run: installing, the suite itself
+NOT_RUN = (["pip", "install"], ["python", "-m", "pytest"])  # shown for people to run: installing, the suite itself
 
 
 def test_every_documented_command_is_run_by_a_test():
@@ -324,10 +362,10 @@ def test_every_documented_command_is_run_by_a_test():
     for document in DOCUMENTS:
         for command in documented_commands(document):
             argv = command.argv
-            if pixelcnn_args(command) is not None or any(argv[:len(prefix)] == prefix for prefix in NOT_RUN):
+            if pixelcnn_args(command) is not None or any(argv[: len(prefix)] == prefix for prefix in NOT_RUN):
                 continue
             if argv[0] == "python" and len(argv) > 1 and argv[1].endswith(".py"):
-                continue                                 # tests/test_scripts.py runs it
+                continue  # tests/test_scripts.py runs it
             unrun.append(str(command))
     assert not unrun, "documented commands that no test runs:\n" + "\n".join(unrun)
     pages = {c.source.split(":")[0] for c in DOC_COMMANDS}

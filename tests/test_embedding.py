@@ -1,4 +1,5 @@
 """The identity pipeline: triplet loss, triplet training, class subsets, and the two-stage run end to end."""
+
 import itertools
 import json
 
@@ -7,9 +8,20 @@ import torch
 
 import pixelcnn
 from pixelcnn.data import ImageDataset
-from pixelcnn.identity import (IdentityConfig, class_centroids, class_subset, identity_agreement, identity_codes,
-                               judged_fraction, nearest_neighbour_accuracy, parse_classes, train_identity,
-                               train_judge, train_triplet_encoder, triplet_loss)
+from pixelcnn.identity import (
+    IdentityConfig,
+    class_centroids,
+    class_subset,
+    identity_agreement,
+    identity_codes,
+    judged_fraction,
+    nearest_neighbour_accuracy,
+    parse_classes,
+    train_identity,
+    train_judge,
+    train_triplet_encoder,
+    triplet_loss,
+)
 
 
 def test_parse_classes():
@@ -29,8 +41,13 @@ def test_triplet_loss_equals_the_sum_over_every_valid_triplet():
     hinges = []
     for a, p, n in itertools.product(range(7), repeat=3):
         if a != p and labels[a] == labels[p] and labels[n] != labels[a]:
-            hinges.append(max(0.0, float((embeddings[a] - embeddings[p]).pow(2).sum()
-                                         - (embeddings[a] - embeddings[n]).pow(2).sum()) + margin))
+            hinges.append(
+                max(
+                    0.0,
+                    float((embeddings[a] - embeddings[p]).pow(2).sum() - (embeddings[a] - embeddings[n]).pow(2).sum())
+                    + margin,
+                )
+            )
     active = [h for h in hinges if h > 0]
     loss, fraction = triplet_loss(embeddings, labels, margin)
     assert float(loss) == pytest.approx(sum(active) / len(active), rel=1e-5)
@@ -41,7 +58,7 @@ def test_triplet_loss_is_zero_for_separated_classes():
     embeddings = torch.tensor([[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]], requires_grad=True)
     loss, fraction = triplet_loss(embeddings, torch.tensor([0, 0, 1, 1]), margin=1.0)
     assert float(loss.detach()) == 0 and fraction == 0
-    loss.backward()                                                          # still part of the graph
+    loss.backward()  # still part of the graph
 
 
 def _striped_digits(per_class: int = 12) -> ImageDataset:
@@ -52,7 +69,7 @@ def _striped_digits(per_class: int = 12) -> ImageDataset:
     bars[2] = torch.eye(8) + torch.eye(8).roll(1, 1)
     images = bars.repeat_interleave(per_class, 0)
     flips = torch.rand(images.shape, generator=generator) < 0.1
-    images = (images.bool() ^ flips).to(torch.uint8)[:, None]                # [3*per_class, 1, 8, 8]
+    images = (images.bool() ^ flips).to(torch.uint8)[:, None]  # [3*per_class, 1, 8, 8]
     labels = torch.arange(3).repeat_interleave(per_class)
     return ImageDataset(images, labels, name="bars", split="train", levels=2, num_classes=4)
 
@@ -68,10 +85,27 @@ def test_class_subset_keeps_only_those_classes():
 
 def test_triplet_training_separates_the_classes_and_freezes_the_encoder():
     bars = _striped_digits()
-    config = IdentityConfig(train_classes=(0, 1, 2), embedding_dim=4, encoder_channels=8, triplet_steps=20,
-                            per_class=4, triplet_lr=3e-3, n_layers=1, hidden=4)
-    model = pixelcnn.build("pixelcnn_ae", image_shape=(1, 8, 8), levels=2, bottleneck=4, encoder_channels=8,
-                           n_layers=1, hidden=4, normalize_code=True, freeze_encoder=True)
+    config = IdentityConfig(
+        train_classes=(0, 1, 2),
+        embedding_dim=4,
+        encoder_channels=8,
+        triplet_steps=20,
+        per_class=4,
+        triplet_lr=3e-3,
+        n_layers=1,
+        hidden=4,
+    )
+    model = pixelcnn.build(
+        "pixelcnn_ae",
+        image_shape=(1, 8, 8),
+        levels=2,
+        bottleneck=4,
+        encoder_channels=8,
+        n_layers=1,
+        hidden=4,
+        normalize_code=True,
+        freeze_encoder=True,
+    )
     with torch.no_grad():
         random_codes = model.encode(bars.images)
     stats = train_triplet_encoder(model, bars, config)
@@ -93,11 +127,11 @@ def test_nearest_neighbour_accuracy_and_centroid_agreement():
     centroids = class_centroids(embeddings, labels, [0, 1])
     assert torch.allclose(centroids.norm(dim=1), torch.ones(2))
 
-    class Identity:                                     # a stand-in whose "encoder" reads the first two pixels
+    class Identity:  # a stand-in whose "encoder" reads the first two pixels
         def encode(self, x):
             return x.flatten(1)[:, :2].float()
 
-    samples = torch.tensor([[1, 0], [0, 1], [1, 0]]).view(1, 3, 1, 1, 2)     # one source image, 3 draws
+    samples = torch.tensor([[1, 0], [0, 1], [1, 0]]).view(1, 3, 1, 1, 2)  # one source image, 3 draws
     result = identity_agreement(Identity(), samples, torch.tensor([0]), centroids, [0, 1])
     assert result["agreement"] == pytest.approx(2 / 3) and result["assigned"] == {0: 2, 1: 1}
 
@@ -120,22 +154,22 @@ def test_identity_config_errors():
 
 
 def test_identity_codes_average_other_images_of_the_same_identity():
-    embeddings = torch.eye(6)                                  # image i's embedding: the unit vector e_i
+    embeddings = torch.eye(6)  # image i's embedding: the unit vector e_i
     labels = torch.tensor([0, 0, 0, 1, 1, 2])
     codes = identity_codes(embeddings, labels, torch.arange(6), k=50, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(codes.norm(dim=1), torch.ones(6))
     for i in range(6):
         others = [j for j in range(6) if labels[j] == labels[i] and j != i] or [i]
-        assert codes[i, i] == 0 or others == [i]               # never its own embedding (unless it is alone)
+        assert codes[i, i] == 0 or others == [i]  # never its own embedding (unless it is alone)
         assert set(torch.nonzero(codes[i]).flatten().tolist()) == set(others)
 
 
 def test_the_judge_figures_count_per_identity_with_a_standard_error():
-    assigned = torch.tensor([[0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]])           # 3 identities, 4 images each
+    assigned = torch.tensor([[0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]])  # 3 identities, 4 images each
     figure = judged_fraction(assigned, torch.tensor([0, 1, 2]))
     per_identity = torch.tensor([0.75, 1.0, 0.0], dtype=torch.float64)
     assert figure["fraction"] == pytest.approx(float(per_identity.mean()))
-    assert figure["standard_error"] == pytest.approx(float(per_identity.std() / 3 ** 0.5))
+    assert figure["standard_error"] == pytest.approx(float(per_identity.std() / 3**0.5))
     assert figure["identities"] == 3 and figure["images"] == 12
 
 
@@ -144,15 +178,28 @@ def test_the_judge_learns_real_identities_and_never_sees_generated_images():
     test = ImageDataset(bars.images[:0], bars.labels[:0], name="bars", split="test", levels=2, num_classes=4)
     config = IdentityConfig(judge_steps=60, seed=0)
     judge, images, labels, stats = train_judge([bars, test], config)
-    assert stats["steps"] == 60 and len(labels) == 3 * 4                          # one in 4 of each identity
+    assert stats["steps"] == 60 and len(labels) == 3 * 4  # one in 4 of each identity
     assert (judge.assign(images, [0, 1, 2]) == labels).float().mean() == 1.0
-    assert set(judge.assign(images, [1, 2]).tolist()) <= {1, 2}                   # deciding among some only
+    assert set(judge.assign(images, [1, 2]).tolist()) <= {1, 2}  # deciding among some only
 
 
 def test_the_pipeline_end_to_end_on_mnist5k(tmp_path):
-    config = IdentityConfig(data="mnist5k", binarize="dynamic", train_classes=(0, 1, 2, 3, 4, 5, 6),
-                            embedding_dim=3, encoder_channels=4, triplet_steps=3, per_class=2, n_layers=1, hidden=4,
-                            decoder_steps=3, decoder_minutes=None, batch_size=4, judge_steps=2, judge_samples=2)
+    config = IdentityConfig(
+        data="mnist5k",
+        binarize="dynamic",
+        train_classes=(0, 1, 2, 3, 4, 5, 6),
+        embedding_dim=3,
+        encoder_channels=4,
+        triplet_steps=3,
+        per_class=2,
+        n_layers=1,
+        hidden=4,
+        decoder_steps=3,
+        decoder_minutes=None,
+        batch_size=4,
+        judge_steps=2,
+        judge_samples=2,
+    )
     result = train_identity(config, tmp_path / "identity", log=None)
     model = pixelcnn.load(result.model_path)
     saved = json.loads((tmp_path / "identity" / "identity.json").read_text())
@@ -163,7 +210,7 @@ def test_the_pipeline_end_to_end_on_mnist5k(tmp_path):
     assert measured["decoder"]["steps"] == 3
     judge = measured["judge"]
     assert judge["chance"] == pytest.approx(1 / 3) and judge["generated"]["images"] == 3 * 2
-    assert 0 <= judge["real_held_out_accuracy"] <= 1 and judge["real_held_out_images"] == 375   # 1 in 4 of both splits
+    assert 0 <= judge["real_held_out_accuracy"] <= 1 and judge["real_held_out_images"] == 375  # 1 in 4 of both splits
     assert model.config.freeze_encoder and model.config.normalize_code and model.config.bottleneck == 3
     x = torch.randint(0, 2, (2, 1, 28, 28))
     assert torch.allclose(model.encode(x).norm(dim=1), torch.ones(2))
@@ -183,9 +230,20 @@ def test_the_decoder_stage_leaves_the_embedding_untouched(tmp_path, monkeypatch)
         return stats
 
     monkeypatch.setattr(pipeline, "train_triplet_encoder", remember)
-    config = IdentityConfig(data="mnist5k", train_classes=(0, 1), embedding_dim=3, encoder_channels=4,
-                            triplet_steps=2, per_class=2, n_layers=1, hidden=4, decoder_steps=3, decoder_minutes=None,
-                            batch_size=4, judge_steps=0)
+    config = IdentityConfig(
+        data="mnist5k",
+        train_classes=(0, 1),
+        embedding_dim=3,
+        encoder_channels=4,
+        triplet_steps=2,
+        per_class=2,
+        n_layers=1,
+        hidden=4,
+        decoder_steps=3,
+        decoder_minutes=None,
+        batch_size=4,
+        judge_steps=0,
+    )
     result = train_identity(config, tmp_path / "identity", log=None)
     saved = pixelcnn.load(result.model_path).encoder.state_dict()
     assert trained and all(torch.equal(saved[k], trained[k]) for k in trained)
@@ -203,9 +261,23 @@ def test_the_decoder_trains_under_the_asked_precision_with_the_asked_kernel(tmp_
         return out
 
     monkeypatch.setattr(pixelcnn.models.autoencoder.PixelCNNAutoEncoder, "network", spy)
-    config = IdentityConfig(data="mnist5k", train_classes=(0, 1), embedding_dim=3, encoder_channels=4,
-                            triplet_steps=2, per_class=2, n_layers=2, hidden=8, kernel_size=5, decoder_steps=100,
-                            decoder_minutes=None, batch_size=8, lr=5e-3, judge_steps=0, precision="bf16")
+    config = IdentityConfig(
+        data="mnist5k",
+        train_classes=(0, 1),
+        embedding_dim=3,
+        encoder_channels=4,
+        triplet_steps=2,
+        per_class=2,
+        n_layers=2,
+        hidden=8,
+        kernel_size=5,
+        decoder_steps=100,
+        decoder_minutes=None,
+        batch_size=8,
+        lr=5e-3,
+        judge_steps=0,
+        precision="bf16",
+    )
     messages = []
     result = train_identity(config, tmp_path / "identity", log=messages.append)
     assert torch.bfloat16 in seen
@@ -213,7 +285,7 @@ def test_the_decoder_trains_under_the_asked_precision_with_the_asked_kernel(tmp_
     model = pixelcnn.load(result.model_path)
     assert model.config.kernel_size == 5 and all(p.dtype == torch.float32 for p in model.parameters())
     curve = [float(m.split("NLL (nats) ")[1].split()[0]) for m in messages if "NLL (nats) " in m]
-    assert len(curve) == 2 and curve[1] < curve[0] - 20       # mean NLL of steps 1-50, then of 51-100
+    assert len(curve) == 2 and curve[1] < curve[0] - 20  # mean NLL of steps 1-50, then of 51-100
 
 
 def test_the_identity_experiment_trains_through_the_one_optimizer_step_and_keeps_its_old_import_path(monkeypatch):
@@ -230,6 +302,7 @@ def test_the_identity_experiment_trains_through_the_one_optimizer_step_and_keeps
     def counted(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
+
     monkeypatch.setattr(steps.OptimizerStep, "take", counted)
     bars = _striped_digits(per_class=8)
     test = ImageDataset(bars.images[:0], bars.labels[:0], name="bars", split="test", levels=2, num_classes=4)

@@ -5,6 +5,7 @@ data.load (folders holding files that are not images), compress / decompress
 (hostile images, corrupted streams). A few examples each (``fuzzing.EXAMPLES``);
 ``benchmarks/faults.py`` runs more and counts the outcomes.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,13 +22,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pixelcnn
+from fuzzing import (
+    HUGE_INTS,
+    NON_FINITE,
+    api_call,
+    corrupted_bytes,
+    hostile_json_text,
+    hostile_number,
+    hostile_value,
+    png_bytes,
+    quick,
+)
 from pixelcnn import data
 from pixelcnn.models.registry import presets
 
-from fuzzing import (HUGE_INTS, NON_FINITE, api_call, corrupted_bytes, hostile_json_text, hostile_number,
-                     hostile_value, png_bytes, quick)
-
-pytestmark = pytest.mark.slow          # property tests (hypothesis): the slow tier
+pytestmark = pytest.mark.slow  # property tests (hypothesis): the slow tier
 
 WORK = Path(tempfile.mkdtemp(prefix="pixelcnn-fuzz-"))
 IMAGE_SHAPE = (1, 4, 4)
@@ -56,8 +65,19 @@ def fresh(name: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------- inputs
-DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool, torch.float16,
-          torch.float32, torch.float64, torch.bfloat16, torch.complex64]
+DTYPES = [
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+    torch.float16,
+    torch.float32,
+    torch.float64,
+    torch.bfloat16,
+    torch.complex64,
+]
 
 
 @st.composite
@@ -67,22 +87,25 @@ def images(draw, shape=IMAGE_SHAPE, levels=4):
     batch = draw(st.integers(1, 3))
     good = torch.randint(0, levels, (batch, *shape), generator=torch.Generator().manual_seed(draw(st.integers(0, 9))))
     if kind == "good":
-        return good.to(draw(st.sampled_from([torch.uint8, torch.int64, torch.int32]))) \
-            if draw(st.booleans()) else good.numpy()
+        return (
+            good.to(draw(st.sampled_from([torch.uint8, torch.int64, torch.int32])))
+            if draw(st.booleans())
+            else good.numpy()
+        )
     if kind == "dtype":
         return good.to(draw(st.sampled_from(DTYPES)))
     if kind == "shape":
         dims = draw(st.lists(st.integers(0, 5), min_size=0, max_size=6))
         return torch.zeros(dims, dtype=torch.long)
     if kind == "values":
-        value = draw(st.sampled_from([-1, levels, 255, 2 ** 31 - 1, -(2 ** 63)]))
+        value = draw(st.sampled_from([-1, levels, 255, 2**31 - 1, -(2**63)]))
         bad = good.clone().long()
         bad.view(-1)[draw(st.integers(0, bad.numel() - 1))] = value
         return bad
     if kind == "empty":
         return torch.zeros((0, *shape), dtype=torch.long)
-    if kind == "huge batch":      # a view of one image as 10**9 (no memory): the forward pass must not start
-        return torch.zeros((1, *shape), dtype=torch.long).expand(draw(st.sampled_from([10 ** 9, 10 ** 12])), *shape)
+    if kind == "huge batch":  # a view of one image as 10**9 (no memory): the forward pass must not start
+        return torch.zeros((1, *shape), dtype=torch.long).expand(draw(st.sampled_from([10**9, 10**12])), *shape)
     return draw(hostile_value)
 
 
@@ -93,11 +116,15 @@ def conditions(draw, batch: int):
     if kind == "none":
         return None
     if kind == "labels":
-        values = draw(st.lists(st.integers(-2, 4) | st.sampled_from([2 ** 40]), min_size=0, max_size=4))
-        return torch.tensor(values, dtype=draw(st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.float32]))
-                            if max(values, default=0) < 256 and min(values, default=0) >= 0 else torch.int64)
+        values = draw(st.lists(st.integers(-2, 4) | st.sampled_from([2**40]), min_size=0, max_size=4))
+        return torch.tensor(
+            values,
+            dtype=draw(st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.float32]))
+            if max(values, default=0) < 256 and min(values, default=0) >= 0
+            else torch.int64,
+        )
     if kind == "vectors":
-        rows = draw(st.sampled_from([batch, batch + 1, 0])) if batch < 5 else 1     # a huge batch is refused first
+        rows = draw(st.sampled_from([batch, batch + 1, 0])) if batch < 5 else 1  # a huge batch is refused first
         cols = draw(st.sampled_from([2, 1, 3]))
         values = torch.randn(rows, cols)
         if rows and draw(st.booleans()):
@@ -112,6 +139,7 @@ def good_log_prob(batch: int):
     def check(result):
         assert isinstance(result, torch.Tensor) and result.shape == (batch,), result
         assert torch.isfinite(result).all() and (result <= 0).all(), result
+
     return check
 
 
@@ -120,6 +148,7 @@ def good_images(n: int, shape=IMAGE_SHAPE, levels=4):
         assert isinstance(result, torch.Tensor) and result.dtype == torch.int64, result
         assert result.shape == (n, *shape), result.shape
         assert 0 <= int(result.min()) and int(result.max()) < levels
+
     return check
 
 
@@ -128,15 +157,47 @@ def batch_of(x) -> int:
 
 
 # ----------------------------------------------------------------------------------- build
-BUILD_FIELDS = ["image_shape", "levels", "num_classes", "cond_dim", "spatial_cond", "spatial_channels", "n_layers",
-                "hidden", "kernel_size", "head", "bottleneck", "factor", "layer", "no_such_field"]
+BUILD_FIELDS = [
+    "image_shape",
+    "levels",
+    "num_classes",
+    "cond_dim",
+    "spatial_cond",
+    "spatial_channels",
+    "n_layers",
+    "hidden",
+    "kernel_size",
+    "head",
+    "bottleneck",
+    "factor",
+    "layer",
+    "no_such_field",
+]
 
 
 @quick
-@given(name=st.sampled_from(["gated_pixelcnn", "pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale_pixelrnn",
-                             "pixelcnn_ae", "mse_ae", "tiny-gated", "no_such_model", ""]) | st.text(max_size=6),
-       overrides=st.dictionaries(st.sampled_from(BUILD_FIELDS), hostile_value
-                                 | st.tuples(hostile_number, hostile_number, hostile_number), max_size=3))
+@given(
+    name=st.sampled_from(
+        [
+            "gated_pixelcnn",
+            "pixelcnn",
+            "row_lstm",
+            "diagonal_bilstm",
+            "multiscale_pixelrnn",
+            "pixelcnn_ae",
+            "mse_ae",
+            "tiny-gated",
+            "no_such_model",
+            "",
+        ]
+    )
+    | st.text(max_size=6),
+    overrides=st.dictionaries(
+        st.sampled_from(BUILD_FIELDS),
+        hostile_value | st.tuples(hostile_number, hostile_number, hostile_number),
+        max_size=3,
+    ),
+)
 def test_build_with_hostile_options(name, overrides):
     base = dict(image_shape=(1, 4, 4), levels=4, n_layers=1, hidden=4) if name not in presets else {}
     if name in ("multiscale_pixelrnn",):
@@ -145,8 +206,12 @@ def test_build_with_hostile_options(name, overrides):
 
     def check(model):
         assert isinstance(model, torch.nn.Module)
-        if hasattr(model, "log_prob") and name != "pixelcnn_ae" and model.config.num_classes is None \
-                and model.config.cond_dim is None:
+        if (
+            hasattr(model, "log_prob")
+            and name != "pixelcnn_ae"
+            and model.config.num_classes is None
+            and model.config.cond_dim is None
+        ):
             x = torch.zeros((1, *model.image_shape), dtype=torch.long)
             assert torch.isfinite(model.log_prob(x)).all()
 
@@ -163,23 +228,41 @@ def test_log_prob_with_hostile_images_and_conditions(kind, x, data_):
 
 
 @quick
-@given(kind=st.sampled_from(["none", "classes", "vector"]),
-       n=st.integers(1, 2) | st.sampled_from([0, -1, 2 ** 40, 10 ** 30, 1.0, True, "2", None]),
-       temperature=st.sampled_from([1.0, 0.5, 2]) | hostile_value,
-       method=st.sampled_from(["auto", "fast", "naive", "bogus", None, 3]), data_=st.data())
+@given(
+    kind=st.sampled_from(["none", "classes", "vector"]),
+    n=st.integers(1, 2) | st.sampled_from([0, -1, 2**40, 10**30, 1.0, True, "2", None]),
+    temperature=st.sampled_from([1.0, 0.5, 2]) | hostile_value,
+    method=st.sampled_from(["auto", "fast", "naive", "bogus", None, 3]),
+    data_=st.data(),
+)
 def test_sample_with_hostile_arguments(kind, n, temperature, method, data_):
     cond = data_.draw(conditions(n if isinstance(n, int) and 0 < n < 5 else 1))
     expected = n if isinstance(n, int) and not isinstance(n, bool) else 0
-    valid = (kind == "none" and cond is None and expected in (1, 2) and method in ("auto", "fast", "naive")
-             and type(temperature) in (int, float) and temperature in (1.0, 0.5, 2))
-    api_call("sample", lambda: tiny(kind).sample(n, cond, temperature=temperature, method=method,
-                                                 generator=torch.Generator().manual_seed(0)),
-             check=good_images(expected), valid=valid)
+    valid = (
+        kind == "none"
+        and cond is None
+        and expected in (1, 2)
+        and method in ("auto", "fast", "naive")
+        and type(temperature) in (int, float)
+        and temperature in (1.0, 0.5, 2)
+    )
+    api_call(
+        "sample",
+        lambda: tiny(kind).sample(
+            n, cond, temperature=temperature, method=method, generator=torch.Generator().manual_seed(0)
+        ),
+        check=good_images(expected),
+        valid=valid,
+    )
 
 
 @quick
-@given(kind=st.sampled_from(["none", "classes"]), x=images(),
-       known_rows=st.integers(-1, 5) | st.sampled_from([2 ** 63, 1.5, None, "2"]), data_=st.data())
+@given(
+    kind=st.sampled_from(["none", "classes"]),
+    x=images(),
+    known_rows=st.integers(-1, 5) | st.sampled_from([2**63, 1.5, None, "2"]),
+    data_=st.data(),
+)
 def test_complete_with_hostile_arguments(kind, x, known_rows, data_):
     cond = data_.draw(conditions(batch_of(x)))
 
@@ -187,8 +270,11 @@ def test_complete_with_hostile_arguments(kind, x, known_rows, data_):
         good_images(batch_of(x))(result)
         assert torch.equal(result[:, :, :known_rows], torch.as_tensor(x).long()[:, :, :known_rows])
 
-    api_call("complete", lambda: tiny(kind).complete(x, known_rows, cond, generator=torch.Generator().manual_seed(0)),
-             check=check)
+    api_call(
+        "complete",
+        lambda: tiny(kind).complete(x, known_rows, cond, generator=torch.Generator().manual_seed(0)),
+        check=check,
+    )
 
 
 # ----------------------------------------------------------------------------------- save / load
@@ -213,8 +299,10 @@ def test_load_of_corrupted_files(data_, which):
 
 
 @quick
-@given(path=st.sampled_from(["", ".", "missing/..", "file.txt", "a.pt", "model.safetensors", "config.json"]),
-       content=st.binary(max_size=64))
+@given(
+    path=st.sampled_from(["", ".", "missing/..", "file.txt", "a.pt", "model.safetensors", "config.json"]),
+    content=st.binary(max_size=64),
+)
 def test_load_of_things_that_are_not_model_folders(path, content):
     folder = fresh("notmodel")
     target = folder / path
@@ -229,8 +317,11 @@ def test_save_with_hostile_arguments(model, path):
     folder = fresh("save")
     (folder / "file").write_text("a file, not a folder")
     target = tiny("none") if model == "model" else model
-    api_call("save", lambda: pixelcnn.save(target, folder / path),
-             check=lambda out: pixelcnn.load(out).config == tiny("none").config)
+    api_call(
+        "save",
+        lambda: pixelcnn.save(target, folder / path),
+        check=lambda out: pixelcnn.load(out).config == tiny("none").config,
+    )
 
 
 # ----------------------------------------------------------------------------------- data.load
@@ -241,8 +332,23 @@ def image_folders(draw) -> Path:
     folder = fresh("images")
     n = draw(st.integers(0, 6))
     for i in range(n):
-        kind = draw(st.sampled_from(["good", "good", "good", "other size", "rgb", "garbage", "truncated", "empty",
-                                     "bomb", "text", "folder named .png"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "good",
+                    "good",
+                    "good",
+                    "other size",
+                    "rgb",
+                    "garbage",
+                    "truncated",
+                    "empty",
+                    "bomb",
+                    "text",
+                    "folder named .png",
+                ]
+            )
+        )
         sub = folder / draw(st.sampled_from(["", "train", "test", "a", "b"]))
         sub.mkdir(exist_ok=True)
         name = sub / f"img{i}{draw(st.sampled_from(['.png', '.PNG', '.jpg', '.gif']))}"
@@ -258,7 +364,7 @@ def image_folders(draw) -> Path:
             name.write_bytes(png_bytes(4, 4)[: draw(st.integers(8, 50))])
         elif kind == "empty":
             name.write_bytes(b"")
-        elif kind == "bomb":        # a header promising 10^10 pixels and a few bytes of pixels
+        elif kind == "bomb":  # a header promising 10^10 pixels and a few bytes of pixels
             name.write_bytes(png_bytes(100_000, 100_000, body=zlib_small()))
         elif kind == "text":
             (sub / f"notes{i}.txt").write_text("not an image")
@@ -272,9 +378,12 @@ def zlib_small() -> bytes:
 
 
 @quick
-@given(folder=image_folders(), split=st.sampled_from(["train", "test", "valid", None, 1]),
-       image_size=st.none() | st.integers(1, 6) | st.sampled_from([0, -1, 10 ** 6, 2 ** 40, 2.5, "4"]),
-       channels=st.none() | st.sampled_from([1, 3, 2, 0, "1"]))
+@given(
+    folder=image_folders(),
+    split=st.sampled_from(["train", "test", "valid", None, 1]),
+    image_size=st.none() | st.integers(1, 6) | st.sampled_from([0, -1, 10**6, 2**40, 2.5, "4"]),
+    channels=st.none() | st.sampled_from([1, 3, 2, 0, "1"]),
+)
 def test_data_load_of_a_folder_of_hostile_files(folder, split, image_size, channels):
     def check(dataset):
         images = dataset.images
@@ -282,19 +391,25 @@ def test_data_load_of_a_folder_of_hostile_files(folder, split, image_size, chann
         if image_size is not None:
             assert images.shape[2:] == (image_size, image_size)
 
-    api_call("data.load", lambda: data.load(f"folder:{folder}", split, image_size=image_size, channels=channels),
-             check=check)
+    api_call(
+        "data.load", lambda: data.load(f"folder:{folder}", split, image_size=image_size, channels=channels), check=check
+    )
 
 
 @quick
-@given(name=st.sampled_from(["digits", "no-such-set", "folder:", "mnist"]) | hostile_value,
-       split=st.sampled_from(["train", "test"]) | hostile_value,
-       binarize=st.sampled_from([None, "dynamic", "threshold"]) | hostile_value)
+@given(
+    name=st.sampled_from(["digits", "no-such-set", "folder:", "mnist"]) | hostile_value,
+    split=st.sampled_from(["train", "test"]) | hostile_value,
+    binarize=st.sampled_from([None, "dynamic", "threshold"]) | hostile_value,
+)
 def test_data_load_with_hostile_arguments(name, split, binarize):
-    root = fresh("root")        # empty: a standard set would download; download=False keeps this offline
+    root = fresh("root")  # empty: a standard set would download; download=False keeps this offline
     # A standard set that is not there: a FileNotFoundError saying where to put it.
-    api_call("data.load", lambda: data.load(name, split, binarize=binarize, root=root, download=False),
-             errors=(ValueError, FileNotFoundError))
+    api_call(
+        "data.load",
+        lambda: data.load(name, split, binarize=binarize, root=root, download=False),
+        errors=(ValueError, FileNotFoundError),
+    )
 
 
 # ----------------------------------------------------------------------------------- compress / decompress
@@ -320,8 +435,9 @@ def good_stream() -> bytes:
 @quick
 @given(data_=st.data())
 def test_decompress_of_corrupted_streams(data_):
-    stream = data_.draw(corrupted_bytes(good_stream()) | st.sampled_from([b"PXCZ", "text", None, 7,
-                                                                          bytearray(good_stream())]))
+    stream = data_.draw(
+        corrupted_bytes(good_stream()) | st.sampled_from([b"PXCZ", "text", None, 7, bytearray(good_stream())])
+    )
     model = data_.draw(st.sampled_from(["classes", "none"]))
 
     def check(x):
@@ -339,20 +455,24 @@ def test_the_fuzz_rule_itself_fails_on_a_traceback_and_on_a_wrong_result():
     with pytest.raises(UnclearOutcome, match="KeyError"):
         api_call("self-test", lambda: {}["missing"])
     with pytest.raises(AssertionError):
-        api_call("self-test", lambda: 1, check=lambda result: None if result == 2 else (_ for _ in ()).throw(
-            AssertionError("wrong")))
-    assert api_call("self-test", lambda: int("x")) is None         # a one-line ValueError is allowed
+        api_call(
+            "self-test",
+            lambda: 1,
+            check=lambda result: None if result == 2 else (_ for _ in ()).throw(AssertionError("wrong")),
+        )
+    assert api_call("self-test", lambda: int("x")) is None  # a one-line ValueError is allowed
     with pytest.raises(UnclearOutcome, match="valid input was refused"):
-        api_call("self-test", lambda: int("x"), valid=True)       # ... unless the input was valid
+        api_call("self-test", lambda: int("x"), valid=True)  # ... unless the input was valid
 
 
 # ----------------------------------------------------------------------------------- found by random fuzzing
 def test_inputs_that_random_fuzzing_found(tmp_path):
-    """Each once escaped as a torch or Pillow error: a class label past int64, and a PNG header claiming 10^10 pixels."""
+    """Each once escaped as a torch or Pillow error: a class label past int64, and a PNG header claiming
+    10^10 pixels."""
     from pixelcnn.data.folder import read_image
 
     model = pixelcnn.build("gated_pixelcnn", image_shape=(1, 4, 4), levels=2, n_layers=1, hidden=4, num_classes=3)
-    for label in (2 ** 63, 2 ** 70, -1, 3):
+    for label in (2**63, 2**70, -1, 3):
         with pytest.raises(ValueError, match=r"expected cond = a class label in 0\.\.2"):
             model.sample(1, label)
     bomb = tmp_path / "bomb.png"

@@ -3,6 +3,7 @@
 Runs ``pixelcnn.cli.main`` in this process on one tiny run (a class-conditional
 Gated PixelCNN on the bundled 8x8 digits, one training step).
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,11 +18,29 @@ from hypothesis import strategies as st
 
 from fuzzing import cli_call, corrupted_bytes, hostile_arg, hostile_json_text, png_bytes, quick
 
-pytestmark = pytest.mark.slow          # property tests (hypothesis) over command lines: the slow tier
+pytestmark = pytest.mark.slow  # property tests (hypothesis) over command lines: the slow tier
 
 WORK = Path(tempfile.mkdtemp(prefix="pixelcnn-fuzz-cli-"))
-TINY = ["--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--data", "digits", "--batch-size", "8",
-        "--eval-images", "8", "--sample-images", "0", "--no-progress", "--no-tensorboard", "--threads", "1"]
+TINY = [
+    "--model",
+    "gated_pixelcnn",
+    "--n-layers",
+    "1",
+    "--hidden",
+    "4",
+    "--data",
+    "digits",
+    "--batch-size",
+    "8",
+    "--eval-images",
+    "8",
+    "--sample-images",
+    "0",
+    "--no-progress",
+    "--no-tensorboard",
+    "--threads",
+    "1",
+]
 
 
 @functools.cache
@@ -46,22 +65,44 @@ def copy_of_run(name: str) -> Path:
 def written(path: Path):
     def check():
         assert path.is_file() and path.stat().st_size > 0, path
+
     return check
 
 
 # ----------------------------------------------------------------------------------- numeric options
 @quick
-@given(n=st.just("2") | hostile_arg, temperature=st.just("1.0") | hostile_arg, seed=st.just("0") | hostile_arg,
-       method=st.sampled_from(["auto", "fast", "naive", "", "bogus"]), label=st.none() | hostile_arg,
-       scale=st.none() | hostile_arg)
+@given(
+    n=st.just("2") | hostile_arg,
+    temperature=st.just("1.0") | hostile_arg,
+    seed=st.just("0") | hostile_arg,
+    method=st.sampled_from(["auto", "fast", "naive", "", "bogus"]),
+    label=st.none() | hostile_arg,
+    scale=st.none() | hostile_arg,
+)
 def test_sample_with_hostile_numbers(n, temperature, seed, method, label, scale):
     out = fresh("sample") / "s.png"
-    argv = ["sample", tiny_run(), "--n", n, "--temperature", temperature, "--seed", seed, "--method", method,
-            "--out", out]
+    argv = [
+        "sample",
+        tiny_run(),
+        "--n",
+        n,
+        "--temperature",
+        temperature,
+        "--seed",
+        seed,
+        "--method",
+        method,
+        "--out",
+        out,
+    ]
     argv += ["--label", label] if label is not None else []
     argv += ["--scale", scale] if scale is not None else []
-    valid = ((n, temperature, seed) == ("2", "1.0", "0") and method in ("auto", "fast", "naive")
-             and label is None and scale is None)
+    valid = (
+        (n, temperature, seed) == ("2", "1.0", "0")
+        and method in ("auto", "fast", "naive")
+        and label is None
+        and scale is None
+    )
     cli_call("cli sample", argv, check=written(out), valid=valid)
 
 
@@ -69,15 +110,43 @@ def test_sample_with_hostile_numbers(n, temperature, seed, method, label, scale)
 @given(rows=hostile_arg, n=st.just("1") | hostile_arg, samples=st.just("1") | hostile_arg)
 def test_complete_with_hostile_numbers(rows, n, samples):
     out = fresh("complete") / "c.png"
-    cli_call("cli complete", ["complete", tiny_run(), "--rows", rows, "--n", n, "--samples", samples, "--out", out],
-             check=written(out))
+    cli_call(
+        "cli complete",
+        ["complete", tiny_run(), "--rows", rows, "--n", n, "--samples", samples, "--out", out],
+        check=written(out),
+    )
 
 
-TRAIN_FLAGS = ["--lr", "--batch-size", "--beta1", "--beta2", "--grad-clip", "--ema-decay", "--warmup-steps",
-               "--weight-decay", "--hidden", "--n-layers", "--kernel-size", "--eval-images", "--eval-every",
-               "--checkpoint-every", "--checkpoint-every-minutes", "--threads", "--perturb", "--seed", "--log-every",
-               "--max-minutes", "--epochs", "--decay-rate", "--final-lr-ratio", "--on-nan", "--optimizer",
-               "--lr-decay", "--binarize", "--device"]
+TRAIN_FLAGS = [
+    "--lr",
+    "--batch-size",
+    "--beta1",
+    "--beta2",
+    "--grad-clip",
+    "--ema-decay",
+    "--warmup-steps",
+    "--weight-decay",
+    "--hidden",
+    "--n-layers",
+    "--kernel-size",
+    "--eval-images",
+    "--eval-every",
+    "--checkpoint-every",
+    "--checkpoint-every-minutes",
+    "--threads",
+    "--perturb",
+    "--seed",
+    "--log-every",
+    "--max-minutes",
+    "--epochs",
+    "--decay-rate",
+    "--final-lr-ratio",
+    "--on-nan",
+    "--optimizer",
+    "--lr-decay",
+    "--binarize",
+    "--device",
+]
 
 
 @quick
@@ -99,14 +168,19 @@ def test_resume_of_a_run_whose_config_is_hostile(data_):
     run = copy_of_run("resume")
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(data_.draw(hostile_json_text(config)), errors="surrogatepass")
-    cli_call("cli train --resume", ["train", "--resume", run, "--max-steps", "2"],
-             check=written(run / "checkpoint.safetensors"))
+    cli_call(
+        "cli train --resume",
+        ["train", "--resume", run, "--max-steps", "2"],
+        check=written(run / "checkpoint.safetensors"),
+    )
 
 
 @quick
-@given(data_=st.data(), which=st.sampled_from(["model/config.json", "model/model.safetensors",
-                                               "checkpoint.safetensors", "config.json"]),
-       command=st.sampled_from(["eval", "sample", "score"]))
+@given(
+    data_=st.data(),
+    which=st.sampled_from(["model/config.json", "model/model.safetensors", "checkpoint.safetensors", "config.json"]),
+    command=st.sampled_from(["eval", "sample", "score"]),
+)
 def test_commands_on_a_run_with_a_corrupted_file(data_, which, command):
     run = copy_of_run("corrupt")
     original = (run / which).read_bytes()
@@ -116,17 +190,20 @@ def test_commands_on_a_run_with_a_corrupted_file(data_, which, command):
         (run / which).write_bytes(data_.draw(corrupted_bytes(original)))
     out = fresh("corrupt-out")
     out.mkdir()
-    argv = {"eval": ["eval", run, "--max-images", "4"],
-            "sample": ["sample", run, "--n", "1", "--out", out / "s.png"],
-            "score": ["score", run, "digits:test", "--max-images", "4", "--csv", out / "s.csv"]}[command]
+    argv = {
+        "eval": ["eval", run, "--max-images", "4"],
+        "sample": ["sample", run, "--n", "1", "--out", out / "s.png"],
+        "score": ["score", run, "digits:test", "--max-images", "4", "--csv", out / "s.csv"],
+    }[command]
     cli_call(f"cli {command} (corrupted run)", argv)
 
 
 @functools.cache
 def good_compressed() -> bytes:
     out = WORK / "good.pxcz"
-    assert cli_call("compress (set-up)", ["compress", tiny_run(), "digits:test", "--max-images", "2",
-                                          "--out", out]) == 0
+    assert (
+        cli_call("compress (set-up)", ["compress", tiny_run(), "digits:test", "--max-images", "2", "--out", out]) == 0
+    )
     return out.read_bytes()
 
 
@@ -136,14 +213,20 @@ def test_decompress_of_a_corrupted_file(data_):
     folder = fresh("decompress")
     folder.mkdir()
     (folder / "in.pxcz").write_bytes(data_.draw(corrupted_bytes(good_compressed())))
-    cli_call("cli decompress", ["decompress", folder / "in.pxcz", "--run", tiny_run(), "--out", folder / "out"],
-             check=written(folder / "out" / "digits-test-00000.png"))
+    cli_call(
+        "cli decompress",
+        ["decompress", folder / "in.pxcz", "--run", tiny_run(), "--out", folder / "out"],
+        check=written(folder / "out" / "digits-test-00000.png"),
+    )
 
 
 @quick
-@given(kinds=st.lists(st.sampled_from(["good", "garbage", "truncated", "empty", "other size", "bomb", "text"]),
-                      min_size=1, max_size=4),
-       command=st.sampled_from(["compress", "score", "train"]))
+@given(
+    kinds=st.lists(
+        st.sampled_from(["good", "garbage", "truncated", "empty", "other size", "bomb", "text"]), min_size=1, max_size=4
+    ),
+    command=st.sampled_from(["compress", "score", "train"]),
+)
 def test_commands_on_a_folder_of_hostile_files(kinds, command):
     folder = fresh("files")
     folder.mkdir()
@@ -161,12 +244,15 @@ def test_commands_on_a_folder_of_hostile_files(kinds, command):
             path.write_bytes(png_bytes(9, 7))
         elif kind == "bomb":
             import zlib
+
             path.write_bytes(png_bytes(100_000, 100_000, body=zlib.compress(b"\0" * 64)))
         else:
             (folder / f"f{i}.txt").write_text("hello")
     out = fresh("files-out")
     out.mkdir()
-    argv = {"compress": ["compress", tiny_run(), folder, "--label", "1", "--out", out / "f.pxcz"],
-            "score": ["score", tiny_run(), folder, "--label", "1", "--csv", out / "s.csv"],
-            "train": ["train", *TINY, "--data", f"folder:{folder}", "--max-steps", "1", "--out", out / "run"]}[command]
+    argv = {
+        "compress": ["compress", tiny_run(), folder, "--label", "1", "--out", out / "f.pxcz"],
+        "score": ["score", tiny_run(), folder, "--label", "1", "--csv", out / "s.csv"],
+        "train": ["train", *TINY, "--data", f"folder:{folder}", "--max-steps", "1", "--out", out / "run"],
+    }[command]
     cli_call(f"cli {command} (folder)", argv)

@@ -1,4 +1,5 @@
 """docs/ranges.md is true: every row's refused value is one line naming the option, exit status 2."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,26 @@ import pytest
 from pixelcnn import cli
 
 RANGES = Path(__file__).resolve().parents[1] / "docs" / "ranges.md"
-TINY = ["--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--data", "digits", "--batch-size", "8",
-        "--eval-images", "8", "--sample-images", "0", "--no-progress", "--no-tensorboard", "--max-steps", "1"]
+TINY = [
+    "--model",
+    "gated_pixelcnn",
+    "--n-layers",
+    "1",
+    "--hidden",
+    "4",
+    "--data",
+    "digits",
+    "--batch-size",
+    "8",
+    "--eval-images",
+    "8",
+    "--sample-images",
+    "0",
+    "--no-progress",
+    "--no-tensorboard",
+    "--max-steps",
+    "1",
+]
 
 
 def rows() -> list[tuple[str, str, str]]:
@@ -44,13 +63,15 @@ def tiny_run(tmp_path_factory):
 
 
 def base_argv(command: str, run: Path, out: Path) -> list[str]:
-    return {"train": ["train", *TINY, "--out", out / "run"],
-            "sample": ["sample", run, "--out", out / "a.png"],
-            "complete": ["complete", run, "--rows", "2", "--out", out / "a.png"],
-            "eval": ["eval", run],
-            "score": ["score", run, "digits:test", "--csv", out / "s.csv"],
-            "compress": ["compress", run, "digits:test", "--out", out / "a.pxcz"],
-            "viz animate": ["viz", "animate", run, "--out", out / "a.gif"]}[command]
+    return {
+        "train": ["train", *TINY, "--out", out / "run"],
+        "sample": ["sample", run, "--out", out / "a.png"],
+        "complete": ["complete", run, "--rows", "2", "--out", out / "a.png"],
+        "eval": ["eval", run],
+        "score": ["score", run, "digits:test", "--csv", out / "s.csv"],
+        "compress": ["compress", run, "digits:test", "--out", out / "a.pxcz"],
+        "viz animate": ["viz", "animate", run, "--out", out / "a.gif"],
+    }[command]
 
 
 @pytest.mark.parametrize("command, option, refused", ROWS, ids=[f"{c} {o} {v}" for c, o, v in ROWS])
@@ -63,4 +84,4 @@ def test_a_value_out_of_range_is_one_line_naming_the_option(capsys, tiny_run, tm
     err = capsys.readouterr().err
     assert status == 2 and len(err.strip().splitlines()) == 1, (argv, err)
     assert re.search(re.escape(option) + r"\b", err), f"{' '.join(argv)}: the error does not name {option}: {err}"
-    assert not (tmp_path / "run").exists()                   # refused before anything was written
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -4,6 +4,7 @@ The script is written for a GPU that nobody here has; these tests keep its CPU s
 tiny run passes and reports every CUDA-only item as skipped, and each check function, given a
 deliberately broken sampler, coder, causal mask or saved model, reports the failure.
 """
+
 import importlib.util
 import json
 import sys
@@ -17,7 +18,7 @@ import pixelcnn
 from pixelcnn import coding
 from pixelcnn.models.gated import GatedPixelCNNCache
 
-pytestmark = pytest.mark.slow          # the budgeted gpu_check runs: the slow tier
+pytestmark = pytest.mark.slow  # the budgeted gpu_check runs: the slow tier
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -39,8 +40,9 @@ def gpu_check():
 @pytest.fixture
 def tiny_gated():
     torch.manual_seed(0)
-    model = pixelcnn.build("gated_pixelcnn", image_shape=(3, 4, 4), levels=4, n_layers=1, hidden=8,
-                           num_classes=3).eval()
+    model = pixelcnn.build(
+        "gated_pixelcnn", image_shape=(3, 4, 4), levels=4, n_layers=1, hidden=8, num_classes=3
+    ).eval()
     generator = torch.Generator().manual_seed(0)
     x = torch.randint(0, 4, (2, 3, 4, 4), generator=generator)
     return model, x, torch.tensor([0, 2])
@@ -62,7 +64,7 @@ def test_the_tiny_cpu_run_passes_and_skips_what_needs_cuda(gpu_check, tmp_path):
     assert rows["correctness"][0]["status"] == "pass", rows["correctness"][0]
     assert all(row["status"] in ("pass", "skipped", "cut") for row in rows["correctness"]), rows["correctness"]
     cuda_only = [row for part in rows.values() for row in part if "CUDA graph" in row["item"] or "fp16" in row["item"]]
-    assert len(cuda_only) == 4, cuda_only                  # fp16 training and CUDA graphs, for the two models
+    assert len(cuda_only) == 4, cuda_only  # fp16 training and CUDA graphs, for the two models
     assert all(row["status"] == "skipped" and "no CUDA" in row["detail"] for row in cuda_only), cuda_only
     assert rows["training"][0]["item"].startswith("--precision auto"), rows["training"]
 
@@ -75,7 +77,7 @@ def test_a_broken_cached_step_fails_the_sampling_check(gpu_check, tiny_gated, mo
     monkeypatch.setattr(GatedPixelCNNCache, "step", lambda self, *where: real_step(self, *where).flip(-1))
     passed, detail, values = gpu_check.check_fast_equals_naive(model, x, cond, CPU, known_rows=0)
     assert not passed and values["differ"] > 0, detail
-    passed, _, _ = gpu_check.check_fast_equals_naive(model, x, cond, CPU, known_rows=3)   # a preset's last row
+    passed, _, _ = gpu_check.check_fast_equals_naive(model, x, cond, CPU, known_rows=3)  # a preset's last row
     assert not passed
 
 
@@ -107,10 +109,10 @@ def test_the_causality_check_catches_a_leak(gpu_check, monkeypatch):
 
     model = pixelcnn.build("gated_pixelcnn", image_shape=(3, 4, 4), levels=4, n_layers=2, hidden=6)
     assert gpu_check.check_causality(model, None, CPU, None)[0]
-    monkeypatch.setattr(gated_layer, "shift_down", lambda x: x)      # the vertical stack sees its own row
+    monkeypatch.setattr(gated_layer, "shift_down", lambda x: x)  # the vertical stack sees its own row
     passed, detail, values = gpu_check.check_causality(model, None, CPU, None)
     assert not passed and values["leaks"] > 0, detail
-    passed, detail, _ = gpu_check.check_causality(model, None, CPU, outputs=4)    # a preset's few outputs
+    passed, detail, _ = gpu_check.check_causality(model, None, CPU, outputs=4)  # a preset's few outputs
     assert not passed, detail
 
 
@@ -118,7 +120,7 @@ def test_the_log_prob_and_save_load_checks_catch_a_difference(gpu_check, tiny_ga
     model, x, cond = tiny_gated
     assert gpu_check.check_log_prob_matches_cpu(model, model, x, cond, CPU)[0]
     assert gpu_check.check_save_load(model, model, x, cond)[0]
-    other = pixelcnn.build("gated_pixelcnn", **model.config.to_dict()).eval()       # other weights
+    other = pixelcnn.build("gated_pixelcnn", **model.config.to_dict()).eval()  # other weights
     assert not gpu_check.check_log_prob_matches_cpu(model, other, x, cond, CPU)[0]
     monkeypatch.setattr(pixelcnn, "load", lambda *args, **kw: other)
     assert not gpu_check.check_save_load(model, model, x, cond)[0]
@@ -138,10 +140,12 @@ def test_an_item_is_skipped_by_its_estimate_and_cut_at_the_deadline(gpu_check, t
 
 
 def test_bad_arguments_are_one_line_errors(gpu_check, capsys):
-    for argv, message in ((["--minutes", "0"], "--minutes must be positive"),
-                          (["--train-batch", "0"], "--train-batch must be a positive integer"),
-                          (["--grace", "-1"], "--grace must be 0 or more seconds"),
-                          (["--device", "tpu"], "--device")):
+    for argv, message in (
+        (["--minutes", "0"], "--minutes must be positive"),
+        (["--train-batch", "0"], "--train-batch must be a positive integer"),
+        (["--grace", "-1"], "--grace must be 0 or more seconds"),
+        (["--device", "tpu"], "--device"),
+    ):
         with pytest.raises(SystemExit) as stop:
             gpu_check.main(argv + ["--device", "cpu"] if argv[0] != "--device" else argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err

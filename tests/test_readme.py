@@ -1,4 +1,5 @@
 """The README's Python snippet runs as written."""
+
 import re
 from pathlib import Path
 

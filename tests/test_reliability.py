@@ -1,5 +1,6 @@
 """Reliability under faults: outputs that must not be overwritten, two jobs in one folder, diverged training,
 failed writes, out-of-range options. Tiny models, a few steps each."""
+
 import errno
 import functools
 import json
@@ -14,21 +15,35 @@ import pytest
 import torch
 
 import pixelcnn
+from conftest import quiet_train, run, tiny_config
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.lock import LOCK_FILE, RunLock, process_start
 
-from conftest import quiet_train, run, tiny_config
+pytestmark = pytest.mark.slow  # subprocesses, kills and locks: the slow tier
 
-pytestmark = pytest.mark.slow          # subprocesses, kills and locks: the slow tier
-
-TINY = ["--model", "gated_pixelcnn", "--n-layers", "2", "--hidden", "4", "--no-progress", "--no-tensorboard",
-        "--sample-images", "0", "--data", "digits", "--eval-images", "16"]
+TINY = [
+    "--model",
+    "gated_pixelcnn",
+    "--n-layers",
+    "2",
+    "--hidden",
+    "4",
+    "--no-progress",
+    "--no-tensorboard",
+    "--sample-images",
+    "0",
+    "--data",
+    "digits",
+    "--eval-images",
+    "16",
+]
 
 
 # conftest's tiny run, on the digits (unconditional, not binarized), 4 steps, a checkpoint every 2.
-tiny_config = functools.partial(tiny_config, data="digits", binarize=None, class_conditional=False, max_steps=4,
-                                checkpoint_every=2)
+tiny_config = functools.partial(
+    tiny_config, data="digits", binarize=None, class_conditional=False, max_steps=4, checkpoint_every=2
+)
 
 
 def snapshot(folder):
@@ -44,24 +59,27 @@ def finished_run(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------- 1. overwriting
-@pytest.mark.parametrize("argv", [
-    ["sample", "{run}", "--n", "2", "--out", "{run}/config.json"],
-    ["sample", "{run}", "--n", "2", "--out", "{run}/model/model.safetensors"],
-    ["sample", "{run}", "--n", "2", "--out", "{run}/checkpoint.safetensors"],
-    ["sample", "{run}", "--n", "2", "--out", "{run}/metrics.jsonl"],
-    ["sample", "{run}", "--n", "2", "--folder", "{run}/model"],
-    ["complete", "{run}", "--rows", "4", "--n", "1", "--out", "{run}/model/config.json"],
-    ["viz", "nll-map", "{run}", "--test-index", "0", "--out", "{run}/config.json"],
-    ["viz", "animate", "{run}", "--n", "1", "--out", "{run}/samples/x.gif"],
-    ["train", *TINY, "--max-steps", "1", "--out", "{run}/model"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "{run}", "--n", "2", "--out", "{run}/config.json"],
+        ["sample", "{run}", "--n", "2", "--out", "{run}/model/model.safetensors"],
+        ["sample", "{run}", "--n", "2", "--out", "{run}/checkpoint.safetensors"],
+        ["sample", "{run}", "--n", "2", "--out", "{run}/metrics.jsonl"],
+        ["sample", "{run}", "--n", "2", "--folder", "{run}/model"],
+        ["complete", "{run}", "--rows", "4", "--n", "1", "--out", "{run}/model/config.json"],
+        ["viz", "nll-map", "{run}", "--test-index", "0", "--out", "{run}/config.json"],
+        ["viz", "animate", "{run}", "--n", "1", "--out", "{run}/samples/x.gif"],
+        ["train", *TINY, "--max-steps", "1", "--out", "{run}/model"],
+    ],
+)
 def test_no_command_writes_over_a_run_folders_own_files(capsys, finished_run, argv):
     before = snapshot(finished_run)
     status, out, err = run(capsys, *[a.format(run=finished_run) for a in argv])
     assert status == 2, err
     assert "of the run folder" in err and "choose a path outside it" in err and err.count("\n") == 1
     assert snapshot(finished_run) == before
-    pixelcnn.load(finished_run / "model")                                      # the run still works
+    pixelcnn.load(finished_run / "model")  # the run still works
 
 
 def test_an_existing_file_is_replaced_only_with_force_or_when_pixelcnn_wrote_it(capsys, finished_run, tmp_path):
@@ -105,7 +123,7 @@ def test_nll_map_csv_is_checked_too(capsys, finished_run, tmp_path):
     assert status == 2 and "--csv" in err and scores.read_text() == "precious,data\n"
     scores.unlink()
     assert run(capsys, *argv)[0] == 0
-    assert run(capsys, *argv)[0] == 0                          # its own CSV and PNG: replaced without --force
+    assert run(capsys, *argv)[0] == 0  # its own CSV and PNG: replaced without --force
 
 
 def test_train_refuses_a_saved_model_folder_and_a_finished_run(capsys, finished_run, tmp_path):
@@ -144,9 +162,16 @@ def test_a_lock_held_by_a_live_process_refuses_a_second_job(capsys, tmp_path):
     folder.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (folder / LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
-                                                    "process_start": process_start(holder.pid),
-                                                    "started": time.time()}))
+        (folder / LOCK_FILE).write_text(
+            json.dumps(
+                {
+                    "pid": holder.pid,
+                    "host": socket.gethostname(),
+                    "process_start": process_start(holder.pid),
+                    "started": time.time(),
+                }
+            )
+        )
         status, _, err = run(capsys, "train", *TINY, "--max-steps", "1", "--out", folder)
         assert status == 1 and f"in use by another training job (pid {holder.pid}" in err
         assert err.count("\n") == 1 and sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]
@@ -155,7 +180,7 @@ def test_a_lock_held_by_a_live_process_refuses_a_second_job(capsys, tmp_path):
         holder.wait()
     # The holder died without releasing: its lock is stale and taken over.
     assert run(capsys, "train", *TINY, "--max-steps", "1", "--out", folder)[0] == 0
-    assert not (folder / LOCK_FILE).exists()                         # released at the end
+    assert not (folder / LOCK_FILE).exists()  # released at the end
     assert load_checkpoint(folder)["step"] == 1
 
 
@@ -166,15 +191,28 @@ def test_a_stale_lock_of_a_reused_pid_is_taken_over(tmp_path):
     with RunLock(tmp_path):
         assert json.loads(lock_path.read_text())["process_start"] == process_start(os.getpid())
     assert not lock_path.exists()
-    lock_path.write_text("{\"pid\": ")                                # cut by a crash while being written
+    lock_path.write_text('{"pid": ')  # cut by a crash while being written
     with RunLock(tmp_path):
         pass
 
 
 def test_two_train_processes_into_one_folder(tmp_path):
     folder = tmp_path / "run"
-    command = [sys.executable, "-m", "pixelcnn", "train", *TINY, "--max-steps", "100000", "--log-every", "1",
-               "--checkpoint-every", "100000", "--out", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pixelcnn",
+        "train",
+        *TINY,
+        "--max-steps",
+        "100000",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "100000",
+        "--out",
+        str(folder),
+    ]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -183,13 +221,17 @@ def test_two_train_processes_into_one_folder(tmp_path):
         second = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert second.returncode == 1 and "in use by another training job" in second.stderr
         assert "Traceback" not in second.stderr and second.stderr.count("\n") == 1
-        resumed = subprocess.run([sys.executable, "-m", "pixelcnn", "train", "--resume", str(folder)],
-                                 capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(
+            [sys.executable, "-m", "pixelcnn", "train", "--resume", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert resumed.returncode == 1 and "in use by another training job" in resumed.stderr
     finally:
         first.kill()
         first.wait()
-    assert (folder / LOCK_FILE).exists()                                # SIGKILL: left behind, but stale
+    assert (folder / LOCK_FILE).exists()  # SIGKILL: left behind, but stale
 
 
 # ------------------------------------------------------------------------------------- 3. diverged training
@@ -202,14 +244,18 @@ def _nan_after(monkeypatch, good_steps: int, where: str):
 
         def forward(self, images, cond=None):
             loss = original(self, images, cond)
-            return loss * float("nan") if self.model.training and forward.calls.append(1) is None \
-                and len(forward.calls) > good_steps else loss
+            return (
+                loss * float("nan")
+                if self.model.training and forward.calls.append(1) is None and len(forward.calls) > good_steps
+                else loss
+            )
+
         forward.calls = []
         monkeypatch.setattr(loop.TrainingLoss, "forward", forward)
         return
     original_step = loop.Trainer._train_step
 
-    def poisoned(self, images, labels):                 # a finite loss whose gradients are infinite
+    def poisoned(self, images, labels):  # a finite loss whose gradients are infinite
         if self.step < good_steps:
             return original_step(self, images, labels)
         handles = [p.register_hook(lambda g: g * float("inf")) for p in self.model.parameters()]
@@ -218,6 +264,7 @@ def _nan_after(monkeypatch, good_steps: int, where: str):
         finally:
             for handle in handles:
                 handle.remove()
+
     monkeypatch.setattr(loop.Trainer, "_train_step", poisoned)
 
 
@@ -230,8 +277,9 @@ def test_on_nan_stop_keeps_the_last_good_checkpoint_and_model(tmp_path, monkeypa
     with pytest.raises(FloatingPointError, match=f"the {name} became (nan|inf) at step 3: stopped"):
         quiet_train(tiny_config(tmp_path, max_steps=6), resume=True)
     after = snapshot(tmp_path / "run")
-    assert {k: v for k, v in after.items() if k != "config.json"} == \
-           {k: v for k, v in before.items() if k != "config.json"}
+    assert {k: v for k, v in after.items() if k != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"
+    }
     assert load_checkpoint(tmp_path / "run")["step"] == 2
     assert all(torch.isfinite(t).all() for t in pixelcnn.load(tmp_path / "run" / "model").state_dict().values())
 
@@ -242,10 +290,11 @@ def test_on_nan_skip_skips_the_step_and_leaves_the_weights_finite(tmp_path, monk
     original = loop.TrainingLoss.forward
     calls = {"n": 0}
 
-    def forward(self, images, cond=None):                              # step 3 only is non-finite
+    def forward(self, images, cond=None):  # step 3 only is non-finite
         calls["n"] += 1
         loss = original(self, images, cond)
         return loss * float("nan") if calls["n"] == 3 else loss
+
     monkeypatch.setattr(loop.TrainingLoss, "forward", forward)
     trainer = Trainer(tiny_config(tmp_path, max_steps=5, on_nan="skip"), log=lambda m: None)
     trainer.run()
@@ -263,7 +312,7 @@ def test_on_nan_skip_stops_when_every_step_diverges(tmp_path, monkeypatch):
     _nan_after(monkeypatch, 2, "loss")
     with pytest.raises(FloatingPointError, match=f"at {loop.MAX_SKIPPED_IN_A_ROW} steps in a row"):
         quiet_train(tiny_config(tmp_path, max_steps=50, on_nan="skip"))
-    state = load_checkpoint(tmp_path / "run")         # steps 3..12 skipped; checkpoints of unchanged weights
+    state = load_checkpoint(tmp_path / "run")  # steps 3..12 skipped; checkpoints of unchanged weights
     assert state["step"] == 10 and all(torch.isfinite(t).all() for t in state["weights"].values())
 
 
@@ -274,18 +323,20 @@ def test_nan_weights_are_never_saved(tmp_path, monkeypatch):
 
     original_step = loop.Trainer._train_step
 
-    def poison(self, images, labels):                                 # a finite loss, but the weights go NaN
+    def poison(self, images, labels):  # a finite loss, but the weights go NaN
         result = original_step(self, images, labels)
-        if self.step == 3:                                          # step 4, which is checkpointed
+        if self.step == 3:  # step 4, which is checkpointed
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("nan"))
         return result
+
     monkeypatch.setattr(loop.Trainer, "_train_step", poison)
     with pytest.raises(FloatingPointError, match="weights are not finite at step 4: nothing was saved"):
         quiet_train(tiny_config(tmp_path, max_steps=6, ema_decay=None), resume=True)
     after = snapshot(tmp_path / "run")
-    assert {k: v for k, v in after.items() if not k.startswith(("config", "metrics"))} == \
-           {k: v for k, v in before.items() if not k.startswith(("config", "metrics"))}
+    assert {k: v for k, v in after.items() if not k.startswith(("config", "metrics"))} == {
+        k: v for k, v in before.items() if not k.startswith(("config", "metrics"))
+    }
 
 
 def test_on_nan_from_the_command_line(capsys, tmp_path):
@@ -299,8 +350,7 @@ def math_finite(value):
 
 # ------------------------------------------------------------------------------------- 4. failed writes
 @pytest.mark.parametrize("fault", ["enospc", "safetensors", "readonly"])
-def test_a_failed_write_keeps_the_previous_checkpoint_and_model_and_is_one_line(capsys, tmp_path, monkeypatch,
-                                                                                fault):
+def test_a_failed_write_keeps_the_previous_checkpoint_and_model_and_is_one_line(capsys, tmp_path, monkeypatch, fault):
     folder = tmp_path / "run"
     assert run(capsys, "train", *TINY, "--max-steps", "2", "--checkpoint-every", "2", "--out", folder)[0] == 0
     before = snapshot(folder)
@@ -317,8 +367,11 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_model_and_is_one_line(
             if fault == "enospc":
                 raise OSError(errno.ENOSPC, "No space left on device")
             from safetensors import SafetensorError
-            raise SafetensorError("Error while serializing: IoError(Os { code: 27, kind: FileTooLarge, "
-                                  "message: \"File too large\" })")
+
+            raise SafetensorError(
+                'Error while serializing: IoError(Os { code: 27, kind: FileTooLarge, message: "File too large" })'
+            )
+
         monkeypatch.setattr(safetensors.torch, "save_file", failing_save_file)
     try:
         status, out, err = run(capsys, "train", "--resume", folder, "--max-steps", "4", "--checkpoint-every", "2")
@@ -330,41 +383,47 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_model_and_is_one_line(
     after = snapshot(folder)
     for name in ("checkpoint.safetensors", "model/model.safetensors", "model/config.json"):
         assert after[name] == before[name]
-    assert not [p for p in folder.rglob(".*.tmp")]                      # no temporary file left
+    assert not [p for p in folder.rglob(".*.tmp")]  # no temporary file left
     assert load_checkpoint(folder)["step"] == 2
     pixelcnn.load(folder / "model")
 
 
 # ------------------------------------------------------------------------------------- 5. option ranges
-@pytest.mark.parametrize("flags, message", [
-    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
-    (["--lr", "inf"], "--lr must be a positive number, got inf"),
-    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
-    (["--ema-decay", "1.5"], "--ema-decay must be in [0, 1) or None, got 1.5"),
-    (["--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"),
-    (["--beta2", "-0.1"], "--beta2 must be in [0, 1), got -0.1"),
-    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
-    (["--grad-clip", "-1"], "--grad-clip must be >= 0 or None, got -1.0"),
-    (["--final-lr-ratio", "2"], "--final-lr-ratio must be in [0, 1], got 2.0"),
-    (["--decay-rate", "0"], "--decay-rate must be in (0, 1], got 0.0"),
-    (["--max-minutes", "nan"], "--max-minutes must be positive or None, got nan"),
-    (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
-    (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+        (["--lr", "inf"], "--lr must be a positive number, got inf"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+        (["--ema-decay", "1.5"], "--ema-decay must be in [0, 1) or None, got 1.5"),
+        (["--beta1", "1.5"], "--beta1 must be in [0, 1), got 1.5"),
+        (["--beta2", "-0.1"], "--beta2 must be in [0, 1), got -0.1"),
+        (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
+        (["--grad-clip", "-1"], "--grad-clip must be >= 0 or None, got -1.0"),
+        (["--final-lr-ratio", "2"], "--final-lr-ratio must be in [0, 1], got 2.0"),
+        (["--decay-rate", "0"], "--decay-rate must be in (0, 1], got 0.0"),
+        (["--max-minutes", "nan"], "--max-minutes must be positive or None, got nan"),
+        (["--hidden", "0"], "--hidden must be a positive integer, got 0"),
+        (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+    ],
+)
 def test_out_of_range_train_options_are_one_line_naming_option_value_and_range(capsys, tmp_path, flags, message):
     status, out, err = run(capsys, "train", *TINY, "--max-steps", "1", *flags, "--out", tmp_path / "run")
     assert status == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"lr": "fast"}', "lr must be a number, got 'fast'"),
-    ('{"lr": 0.1, "bogus": 1}', "unknown training option(s) bogus"),
-    ('{"batch_size": true}', "batch_size must be an int, got True"),
-    ('{"ema_decay": 7}', "ema_decay must be in [0, 1) or None, got 7"),
-    ("[1, 2]", "is not a training config"),
-    ('{"lr": 1', "is corrupt (not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"lr": "fast"}', "lr must be a number, got 'fast'"),
+        ('{"lr": 0.1, "bogus": 1}', "unknown training option(s) bogus"),
+        ('{"batch_size": true}', "batch_size must be an int, got True"),
+        ('{"ema_decay": 7}', "ema_decay must be in [0, 1) or None, got 7"),
+        ("[1, 2]", "is not a training config"),
+        ('{"lr": 1', "is corrupt (not valid JSON"),
+    ],
+)
 def test_a_config_file_with_a_wrong_field_names_the_file_and_the_field(capsys, tmp_path, text, message):
     folder = tmp_path / "run"
     folder.mkdir()
@@ -382,14 +441,15 @@ def _wait_until_command_runs(process, timeout: float = 120.0) -> None:
     A fixed sleep was not enough on a loaded machine, where importing torch alone can take seconds."""
     status_file = Path(f"/proc/{process.pid}/status")
     if not status_file.exists():
-        time.sleep(4)                                        # no /proc: the old fixed wait
+        time.sleep(4)  # no /proc: the old fixed wait
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the command ended before it could be interrupted"
-        caught = next((line.split()[1] for line in status_file.read_text().splitlines()
-                       if line.startswith("SigCgt:")), "0")
-        if int(caught, 16) & (1 << (15 - 1)):               # SIGTERM (15) has a handler
+        caught = next(
+            (line.split()[1] for line in status_file.read_text().splitlines() if line.startswith("SigCgt:")), "0"
+        )
+        if int(caught, 16) & (1 << (15 - 1)):  # SIGTERM (15) has a handler
             return
         time.sleep(0.05)
     raise AssertionError("the command never installed its SIGTERM handler")
@@ -401,10 +461,14 @@ def test_sigterm_and_ctrl_c_exit_with_143_and_130_without_a_traceback(sig, statu
 
     # SIGINT back to its default in the child: a shell's background job (a CI runner's) starts with it ignored,
     # and Python then never raises KeyboardInterrupt.
-    process = subprocess.Popen([sys.executable, "-m", "pixelcnn", "models", "--count"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    _wait_until_command_runs(process)                        # imported, counting parameters
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pixelcnn", "models", "--count"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    _wait_until_command_runs(process)  # imported, counting parameters
     process.send_signal(getattr(signal, sig))
     out, err = process.communicate(timeout=60)
     assert process.returncode == status, err
@@ -420,18 +484,20 @@ def test_checkpoint_every_minutes_saves_a_slow_run_between_step_checkpoints(tmp_
     original_step = loop.Trainer._train_step
     saved_at = []
 
-    def slow_step(self, images, labels):                     # each step takes 40 s of wall-clock time
+    def slow_step(self, images, labels):  # each step takes 40 s of wall-clock time
         clock["now"] += 40
         return original_step(self, images, labels)
+
     original_save = loop.Trainer._save
 
     def save(self):
         saved_at.append(self.step)
         original_save(self)
+
     monkeypatch.setattr(loop.Trainer, "_train_step", slow_step)
     monkeypatch.setattr(loop.Trainer, "_save", save)
     quiet_train(tiny_config(tmp_path, max_steps=7, checkpoint_every=100, checkpoint_every_minutes=1.5))
-    assert saved_at == [3, 6, 7]                                # 120 s >= 90 s after 3 steps; and at the end
+    assert saved_at == [3, 6, 7]  # 120 s >= 90 s after 3 steps; and at the end
     with pytest.raises(ValueError, match="checkpoint_every_minutes must be positive or None, got 0"):
         tiny_config(tmp_path, checkpoint_every_minutes=0)
 
@@ -457,8 +523,11 @@ def _pickles(marker):
     payload = {"weight": _TouchOnUnpickle(marker)}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    return {"pickle-2": pickle.dumps(payload, protocol=2), "pickle-0": pickle.dumps(payload, protocol=0),
-            "torch.save": buffer.getvalue()}
+    return {
+        "pickle-2": pickle.dumps(payload, protocol=2),
+        "pickle-0": pickle.dumps(payload, protocol=0),
+        "torch.save": buffer.getvalue(),
+    }
 
 
 def test_the_crafted_pickles_do_run_code_when_unpickled(tmp_path):
@@ -500,8 +569,18 @@ def test_a_pickle_named_checkpoint_safetensors_is_refused_without_running_it(cap
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["os.system", "builtins.eval", "__import__('os').system('touch {marker}')",
-                                  "pixelcnn.cli.main", "subprocess:Popen", ["gated_pixelcnn"], None])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os.system",
+        "builtins.eval",
+        "__import__('os').system('touch {marker}')",
+        "pixelcnn.cli.main",
+        "subprocess:Popen",
+        ["gated_pixelcnn"],
+        None,
+    ],
+)
 def test_a_config_naming_an_unknown_class_or_model_is_refused(capsys, finished_run, tmp_path, name):
     import shutil
 
@@ -546,5 +625,5 @@ def test_a_path_outside_the_run_folder_in_its_config_is_never_written(capsys, fi
     status, _, err = run(capsys, "train", "--resume", run_dir, "--max-steps", "3")
     assert status == 0, err
     assert not elsewhere.exists() and not (tmp_path / "a" / "elsewhere").exists()
-    assert load_checkpoint(run_dir)["step"] == 2 + 3                    # --max-steps on resume: 3 more steps
+    assert load_checkpoint(run_dir)["step"] == 2 + 3  # --max-steps on resume: 3 more steps
     assert json.loads((run_dir / "config.json").read_text())["out"] == str(run_dir)

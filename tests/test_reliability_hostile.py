@@ -6,6 +6,7 @@ result, in seconds, with every file outside its named output byte for byte uncha
 
 ``benchmarks/faults.py`` runs this file and reports the cases tried, handled and the peak memory.
 """
+
 import json
 import math
 import os
@@ -24,11 +25,11 @@ import pixelcnn
 from pixelcnn import cli, coding, data
 from pixelcnn.train import load_checkpoint
 
-pytestmark = pytest.mark.slow    # capped child processes, one per hostile case: the slow tier
+pytestmark = pytest.mark.slow  # capped child processes, one per hostile case: the slow tier
 
-CAP_BYTES = 1 << 30             # the memory a case may add to the imported process
-TIME_LIMIT_S = 5.0              # the time a case may take once imported (the issue's bound; see ``slack``)
-REPORT = os.environ.get("PIXELCNN_HOSTILE_REPORT")    # benchmarks/faults.py: one JSON line per case here
+CAP_BYTES = 1 << 30  # the memory a case may add to the imported process
+TIME_LIMIT_S = 5.0  # the time a case may take once imported (the issue's bound; see ``slack``)
+REPORT = os.environ.get("PIXELCNN_HOSTILE_REPORT")  # benchmarks/faults.py: one JSON line per case here
 
 # The child: imports pixelcnn and torch, caps its address space at what it holds + CAP_BYTES, runs one CLI
 # command or Python snippet, and writes what happened (status, stderr, seconds, peak memory growth) as JSON.
@@ -69,17 +70,26 @@ def slack() -> float:
 
 def snapshot(folder: Path, skip: tuple = ()) -> dict:
     """Every file under ``folder`` (but those under ``skip``) -> its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not any(p == s or s in p.parents for s in skip)}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(p == s or s in p.parents for s in skip)
+    }
 
 
 def capped(tmp: Path, case: str, *, argv=None, python=None, cap: int = CAP_BYTES, timeout: float = 240) -> dict:
     """Run one case in a capped child (see DRIVER); returns its report."""
-    report = tmp / f".report-{re.sub(r'[^A-Za-z0-9_.-]', '_', case)}.json"      # a case name may hold a "/"
+    report = tmp / f".report-{re.sub(r'[^A-Za-z0-9_.-]', '_', case)}.json"  # a case name may hold a "/"
     spec = {"cap": cap, "report": str(report), **({"argv": [str(a) for a in argv]} if argv else {"python": python})}
     env = {**os.environ, "PIXELCNN_DATA": str(tmp / ".cache")}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=tmp, env=env, timeout=timeout,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(spec)],
+        cwd=tmp,
+        env=env,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+    )
     assert report.exists(), f"{case}: the child died (status {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(report.read_text())
     report.unlink()
@@ -102,7 +112,7 @@ def assert_one_line_error(result: dict, *needles: str, status=(1, 2)) -> None:
 
 def assert_within_limits(result: dict) -> None:
     assert result["seconds"] < TIME_LIMIT_S * slack(), f"{result['case']} took {result['seconds']:.1f} s"
-    assert result["grew"] < CAP_BYTES, f"{result['case']} grew {result['grew'] / 2 ** 20:.0f} MiB"
+    assert result["grew"] < CAP_BYTES, f"{result['case']} grew {result['grew'] / 2**20:.0f} MiB"
 
 
 def assert_api_error(result: dict, *needles: str) -> None:
@@ -120,10 +130,13 @@ def place(tmp_path_factory) -> Path:
     """A work folder holding a 28x28 binary model (as in the issue) and an 8x8 class-conditional one."""
     root = tmp_path_factory.mktemp("hostile")
     torch.manual_seed(0)
-    pixelcnn.save(pixelcnn.build("gated_pixelcnn", image_shape=(1, 28, 28), levels=2, n_layers=2, hidden=32),
-                  root / "binary")
-    pixelcnn.save(pixelcnn.build("gated_pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=2, hidden=8,
-                                 num_classes=10), root / "digits")
+    pixelcnn.save(
+        pixelcnn.build("gated_pixelcnn", image_shape=(1, 28, 28), levels=2, n_layers=2, hidden=32), root / "binary"
+    )
+    pixelcnn.save(
+        pixelcnn.build("gated_pixelcnn", image_shape=(1, 8, 8), levels=17, n_layers=2, hidden=8, num_classes=10),
+        root / "digits",
+    )
     return root
 
 
@@ -138,18 +151,47 @@ def copy_model(place: Path, name: str, new: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------- .pxcz that lie
-def pxcz(model, *, version=2, step=0, cond_kind=0, cond_dtype=0, batch=1, shape=None, levels=None, precision=24,
-         cond_dim=0, platform=None, cond=b"", names=None, names_size=None, image_crc=0, words=None,
-         stream=b"\0\0\0\0", model_hash=None) -> bytes:
+def pxcz(
+    model,
+    *,
+    version=2,
+    step=0,
+    cond_kind=0,
+    cond_dtype=0,
+    batch=1,
+    shape=None,
+    levels=None,
+    precision=24,
+    cond_dim=0,
+    platform=None,
+    cond=b"",
+    names=None,
+    names_size=None,
+    image_crc=0,
+    words=None,
+    stream=b"\0\0\0\0",
+    model_hash=None,
+) -> bytes:
     """A compressed file with the fields given (the others right for ``model``) and a valid CRC-32."""
     platform = coding.platform_string(model).encode() if platform is None else platform
     shape = tuple(model.image_shape) if shape is None else shape
     channels, height, width = shape
     header = coding.FixedHeader(
-        magic=coding.MAGIC, version=version, step=step, cond_kind=cond_kind, cond_dtype=cond_dtype,
-        model_hash=coding.model_hash(model) if model_hash is None else model_hash, batch=batch, channels=channels,
-        height=height, width=width, levels=model.levels if levels is None else levels, precision=precision,
-        cond_dim=cond_dim, platform_length=len(platform)).pack()
+        magic=coding.MAGIC,
+        version=version,
+        step=step,
+        cond_kind=cond_kind,
+        cond_dtype=cond_dtype,
+        model_hash=coding.model_hash(model) if model_hash is None else model_hash,
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        levels=model.levels if levels is None else levels,
+        precision=precision,
+        cond_dim=cond_dim,
+        platform_length=len(platform),
+    ).pack()
     body = header + platform + cond
     if version >= 2:
         block = coding.encode_names([f"{k}.png" for k in range(batch)]) if names is None else names
@@ -158,16 +200,16 @@ def pxcz(model, *, version=2, step=0, cond_kind=0, cond_dtype=0, batch=1, shape=
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-RUN_OF_NAMES = "\x01img-\x01.png\x015\x010\x01"          # + count: a numbered run of names
+RUN_OF_NAMES = "\x01img-\x01.png\x015\x010\x01"  # + count: a numbered run of names
 
 
 def lying_files(model) -> dict[str, bytes]:
     """name -> a crafted file, each field of the header at an extreme, CRC-32 valid."""
-    huge = 2 ** 32 - 1
+    huge = 2**32 - 1
     return {
         "batch 2^32-1 with a run of names": pxcz(model, batch=huge, names=(RUN_OF_NAMES + str(huge)).encode()),
         "version 1, 20,000 images": pxcz(model, version=1, batch=20_000),
-        "version 1, 10^6 images": pxcz(model, version=1, batch=10 ** 6),
+        "version 1, 10^6 images": pxcz(model, version=1, batch=10**6),
         "version 1, 2^32-1 images": pxcz(model, version=1, batch=huge),
         "batch 0": pxcz(model, version=1, batch=0),
         "version 0": pxcz(model, version=0),
@@ -203,11 +245,24 @@ def test_decompress_of_a_lying_file_is_one_line_within_limits(place, case, tmp_p
     data = lying_files(model)[case]
     (tmp_path / "x.pxcz").write_bytes(data)
     before = snapshot(place)
-    result = capped(tmp_path, "pxcz " + case, argv=["decompress", tmp_path / "x.pxcz", "--run", place / "binary",
-                                                     "--out", tmp_path / "out"])
+    result = capped(
+        tmp_path,
+        "pxcz " + case,
+        argv=["decompress", tmp_path / "x.pxcz", "--run", place / "binary", "--out", tmp_path / "out"],
+    )
     assert_one_line_error(result)
-    assert any(word in result["stderr"] for word in ("corrupt", "too large", "different model", "version",
-                                                      "truncated", "this file holds images", "another platform")), result
+    assert any(
+        word in result["stderr"]
+        for word in (
+            "corrupt",
+            "too large",
+            "different model",
+            "version",
+            "truncated",
+            "this file holds images",
+            "another platform",
+        )
+    ), result
     assert "platform" not in result["stderr"] or "another platform" in result["stderr"], result
     assert snapshot(place) == before
     assert not any((tmp_path / "out").rglob("*.png")) if (tmp_path / "out").exists() else True
@@ -215,10 +270,13 @@ def test_decompress_of_a_lying_file_is_one_line_within_limits(place, case, tmp_p
 
 def test_the_sizes_a_header_claims_are_checked_before_the_model_is_read(tmp_path):
     """The 2^32-1 images of a 450-byte file: 'too large', at the header, with any model."""
-    data = pxcz(pixelcnn.build("tiny-gated"), batch=2 ** 32 - 1, names=(RUN_OF_NAMES + str(2 ** 32 - 1)).encode())
+    data = pxcz(pixelcnn.build("tiny-gated"), batch=2**32 - 1, names=(RUN_OF_NAMES + str(2**32 - 1)).encode())
     assert len(data) < 500
-    with pytest.raises(ValueError, match=r"too large: it claims 4,294,967,295 images .*needs [\d,.]+ GB to decode, "
-                                         r"[\d,.]+ available"):
+    with pytest.raises(
+        ValueError,
+        match=r"too large: it claims 4,294,967,295 images .*needs [\d,.]+ GB to decode, "
+        r"[\d,.]+ available",
+    ):
         coding.read_header(data)
 
 
@@ -233,12 +291,12 @@ def test_a_crafted_stream_that_decodes_to_other_images_is_called_corrupt_not_a_p
 
 # ------------------------------------------------------------------------------------- configs at their extremes
 EXTREMES = {
-    "n_layers 10^6": {"n_layers": 10 ** 6},
-    "n_layers 10^9": {"n_layers": 10 ** 9},
-    "hidden 10^6": {"hidden": 10 ** 6},
-    "levels 10^9": {"levels": 10 ** 9},
+    "n_layers 10^6": {"n_layers": 10**6},
+    "n_layers 10^9": {"n_layers": 10**9},
+    "hidden 10^6": {"hidden": 10**6},
+    "levels 10^9": {"levels": 10**9},
     "image 65535 x 65535": {"image_shape": [1, 65535, 65535]},
-    "kernel_size 10^6": {"kernel_size": 10 ** 6},
+    "kernel_size 10^6": {"kernel_size": 10**6},
     "n_layers -1": {"n_layers": -1},
     "hidden 0": {"hidden": 0},
     "n_layers 1.5": {"n_layers": 1.5},
@@ -246,7 +304,7 @@ EXTREMES = {
     "n_layers true": {"n_layers": True},
     "levels 1": {"levels": 1},
     "image_shape of 2": {"image_shape": [1, 28]},
-    "num_classes 10^12": {"num_classes": 10 ** 12},
+    "num_classes 10^12": {"num_classes": 10**12},
     "an unknown field": {"hidden_units": 3},
 }
 LOADS = {"image 65535 x 65535"}
@@ -260,7 +318,7 @@ def test_a_config_at_an_extreme_is_one_line_at_load_and_sample(place, case, tmp_
     (folder / "config.json").write_text(json.dumps(saved))
     before = snapshot(place)
     result = capped(tmp_path, "config " + case, python=f"pixelcnn.load({str(folder)!r})")
-    if case in LOADS:                   # the weights do not depend on it: it loads, and cannot sample (below)
+    if case in LOADS:  # the weights do not depend on it: it loads, and cannot sample (below)
         assert result["error"] is None, result
     else:
         assert_api_error(result, str(folder / "config.json"))
@@ -275,7 +333,7 @@ def test_the_size_check_is_arithmetic_not_a_build():
 
     started = time.perf_counter()
     with pytest.raises(ValueError, match=r"too large \(needs [\d,.]+ GB for [\d,]+ parameters, [\d,.]+ available\)"):
-        pixelcnn.build("gated_pixelcnn", n_layers=10 ** 9)
+        pixelcnn.build("gated_pixelcnn", n_layers=10**9)
     assert time.perf_counter() - started < 2.0
 
 
@@ -289,8 +347,10 @@ def test_the_arithmetic_size_equals_the_built_models(name):
         options.update(image_shape=(1, 8, 8), small_n_layers=7, hidden=8)
     model_name, config = registry.config_for(name, **options)
     model = registry.model_class(model_name)(config)
-    built = (sum(p.numel() for p in model.parameters()),
-             sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]))
+    built = (
+        sum(p.numel() for p in model.parameters()),
+        sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]),
+    )
     assert registry.model_size(model_name, config) == built
 
 
@@ -316,18 +376,21 @@ def _int64(state):
 
 @pytest.mark.parametrize("kind, change, message", [("nan", _nan, "NaN or infinite"), ("int64", _int64, "is int64")])
 @pytest.mark.parametrize("command", ["eval", "score", "sample", "compress", "load"])
-def test_weights_that_are_not_finite_floats_are_refused_at_load_naming_the_tensor(place, tmp_path, kind, change,
-                                                                                  message, command):
+def test_weights_that_are_not_finite_floats_are_refused_at_load_naming_the_tensor(
+    place, tmp_path, kind, change, message, command
+):
     folder = copy_model(place, "digits", f"weights-{kind}")
     write_weights(folder, change)
     image = tmp_path / "a.png"
     from pixelcnn.cli.coding import save_image_file
 
     save_image_file(torch.zeros(1, 8, 8, dtype=torch.long), 17, image)
-    argv = {"eval": ["eval", folder, "--data", "digits"],
-            "score": ["score", folder, image, "--label", "1", "--json"],
-            "sample": ["sample", folder, "--n", "1", "--out", tmp_path / "s.png"],
-            "compress": ["compress", folder, image, "--label", "1", "--out", tmp_path / "c.pxcz"]}.get(command)
+    argv = {
+        "eval": ["eval", folder, "--data", "digits"],
+        "score": ["score", folder, image, "--label", "1", "--json"],
+        "sample": ["sample", folder, "--n", "1", "--out", tmp_path / "s.png"],
+        "compress": ["compress", folder, image, "--label", "1", "--out", tmp_path / "c.pxcz"],
+    }.get(command)
     if argv is None:
         result = capped(tmp_path, f"weights {kind} {command}", python=f"pixelcnn.load({str(folder)!r})")
         assert_api_error(result, message, "tensor '")
@@ -345,12 +408,18 @@ def test_scores_are_valid_json_even_when_a_score_is_not_finite():
 
 
 # ------------------------------------------------------------------------------------- batches that cannot fit
-@pytest.mark.parametrize("call, needle", [
-    ("m.log_prob(torch.zeros(200_000, 1, 28, 28, dtype=torch.uint8))", "use batches of at most"),
-    ("m.sample(10 ** 5)", "use batches of at most"),
-    ("pixelcnn.build('gated_pixelcnn', image_shape=(3, 30000, 30000), levels=256, n_layers=1, hidden=8).sample(1)",
-     "even one image"),
-])
+@pytest.mark.parametrize(
+    "call, needle",
+    [
+        ("m.log_prob(torch.zeros(200_000, 1, 28, 28, dtype=torch.uint8))", "use batches of at most"),
+        ("m.sample(10 ** 5)", "use batches of at most"),
+        (
+            "pixelcnn.build('gated_pixelcnn', image_shape=(3, 30000, 30000), levels=256, n_layers=1, "
+            "hidden=8).sample(1)",
+            "even one image",
+        ),
+    ],
+)
 def test_a_batch_that_cannot_fit_is_refused_before_allocating(place, tmp_path, call, needle):
     result = capped(tmp_path, "batch " + call[:30], python=f"m = pixelcnn.load({str(place / 'binary')!r})\n{call}")
     assert_api_error(result, "too large", needle)
@@ -358,11 +427,13 @@ def test_a_batch_that_cannot_fit_is_refused_before_allocating(place, tmp_path, c
 
 def test_the_batch_the_guard_allows_does_fit(place, tmp_path):
     """The guard's "at most N images" under the cap: a batch of N runs (log_prob), it is not a lower bound only."""
-    code = (f"m = pixelcnn.load({str(place / 'binary')!r})\n"
-            "import re\n"
-            "try:\n    m.log_prob(torch.zeros(10 ** 4, 1, 28, 28, dtype=torch.uint8))\n"
-            "except ValueError as e:\n    n = int(re.search(r'at most ([\\d,]+)', str(e)).group(1).replace(',', ''))\n"
-            "with torch.no_grad():\n    m.log_prob(torch.zeros(min(n, 2000), 1, 28, 28, dtype=torch.long))\n")
+    code = (
+        f"m = pixelcnn.load({str(place / 'binary')!r})\n"
+        "import re\n"
+        "try:\n    m.log_prob(torch.zeros(10 ** 4, 1, 28, 28, dtype=torch.uint8))\n"
+        "except ValueError as e:\n    n = int(re.search(r'at most ([\\d,]+)', str(e)).group(1).replace(',', ''))\n"
+        "with torch.no_grad():\n    m.log_prob(torch.zeros(min(n, 2000), 1, 28, 28, dtype=torch.long))\n"
+    )
     result = capped(tmp_path, "batch allowed fits", python=code, timeout=600)
     assert result["error"] is None, result
 
@@ -382,21 +453,26 @@ def test_compress_refuses_to_threshold_a_grey_image_unless_asked_and_then_says_s
     model = pixelcnn.build("gated_pixelcnn", **{**saved["config"], "levels": 2, "num_classes": None})
     pixelcnn.save(model, binary)
     image = _grey_gradient(tmp_path / "gradient.png")
-    result = capped(tmp_path, "compress grey with a binary model", argv=["compress", binary, image, "--out",
-                                                                         tmp_path / "g.pxcz"])
+    result = capped(
+        tmp_path, "compress grey with a binary model", argv=["compress", binary, image, "--out", tmp_path / "g.pxcz"]
+    )
     assert_one_line_error(result, "would change its pixels", "thresholded", "--convert")
     assert not (tmp_path / "g.pxcz").exists()
-    result = capped(tmp_path, "compress grey --convert", argv=["compress", binary, image, "--convert", "--out",
-                                                               tmp_path / "g.pxcz"])
+    result = capped(
+        tmp_path, "compress grey --convert", argv=["compress", binary, image, "--convert", "--out", tmp_path / "g.pxcz"]
+    )
     assert result["status"] == 0 and "not lossless for 1 image file(s)" in result["stdout"], result
     assert "thresholded" in result["stdout"]
-    result = capped(tmp_path, "decompress converted", argv=["decompress", tmp_path / "g.pxcz", "--run", binary,
-                                                            "--out", tmp_path / "back"])
+    result = capped(
+        tmp_path,
+        "decompress converted",
+        argv=["decompress", tmp_path / "g.pxcz", "--run", binary, "--out", tmp_path / "back"],
+    )
     assert result["status"] == 0, result
     from PIL import Image
 
     back = Image.open(tmp_path / "back" / "gradient.png")
-    assert back.mode == "L" and set(back.getdata()) <= {0, 255}        # grey written as grey: L, not RGB
+    assert back.mode == "L" and set(back.getdata()) <= {0, 255}  # grey written as grey: L, not RGB
 
 
 def test_an_image_drawn_at_the_models_levels_is_read_exactly_without_convert(place, tmp_path):
@@ -438,14 +514,24 @@ def _digits_image(tmp_path: Path) -> Path:
     return save_image_file(torch.zeros(1, 8, 8, dtype=torch.long), 17, tmp_path / "images" / "a.png")
 
 
-@pytest.mark.parametrize("case", ["score --csv", "score --json", "nll-map --csv", "compress --out",
-                                  "decompress labels.csv", "sample --folder labels.csv"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "score --csv",
+        "score --json",
+        "nll-map --csv",
+        "compress --out",
+        "decompress labels.csv",
+        "sample --folder labels.csv",
+    ],
+)
 def test_an_output_option_pointed_at_a_users_file_never_replaces_it(place, tmp_path, user_files, case):
     image = _digits_image(tmp_path)
     run = place / "digits"
     if case.startswith("decompress"):
-        assert cli.main(["compress", str(run), str(image.parent), "--label", "2",
-                                  "--out", str(tmp_path / "d.pxcz")]) == 0
+        assert (
+            cli.main(["compress", str(run), str(image.parent), "--label", "2", "--out", str(tmp_path / "d.pxcz")]) == 0
+        )
         (tmp_path / "decoded").mkdir()
         (tmp_path / "decoded" / "labels.csv").write_text("file,label\nmy.png,7\n")
     if case.startswith("sample"):
@@ -454,8 +540,19 @@ def test_an_output_option_pointed_at_a_users_file_never_replaces_it(place, tmp_p
     argv = {
         "score --csv": ["score", run, image, "--label", "1", "--csv", user_files["annotations.csv"]],
         "score --json": ["score", run, image, "--label", "1", "--json", user_files["notes.json"]],
-        "nll-map --csv": ["viz", "nll-map", run, "--folder", image.parent, "--label", "1", "--csv",
-                          user_files["scores.csv"], "--out", tmp_path / "top.png"],
+        "nll-map --csv": [
+            "viz",
+            "nll-map",
+            run,
+            "--folder",
+            image.parent,
+            "--label",
+            "1",
+            "--csv",
+            user_files["scores.csv"],
+            "--out",
+            tmp_path / "top.png",
+        ],
         "compress --out": ["compress", run, image, "--label", "1", "--out", user_files["mine.pxcz"]],
         "decompress labels.csv": ["decompress", tmp_path / "d.pxcz", "--run", run, "--out", tmp_path / "decoded"],
         "sample --folder labels.csv": ["sample", run, "--n", "2", "--folder", tmp_path / "drawn"],
@@ -477,10 +574,25 @@ def test_sample_folder_writes_labels_that_compress_and_nll_map_read_back(place, 
     rows = (tmp_path / "drawn" / "labels.csv").read_text().splitlines()
     assert rows == ["file,label", "0000_class_0.png,0", "0001_class_1.png,1", "0002_class_2.png,2"]
     assert cli.main(["compress", str(run), str(tmp_path / "drawn"), "--out", str(tmp_path / "d.pxcz")]) == 0
-    assert coding.read_condition(pixelcnn.load(run), coding.split_records(
-        (tmp_path / "d.pxcz").read_bytes())[0]).tolist() == [0, 1, 2]
-    assert cli.main(["viz", "nll-map", str(run), "--folder", str(tmp_path / "drawn"), "--csv",
-                              str(tmp_path / "n.csv"), "--out", str(tmp_path / "n.png")]) == 0
+    assert coding.read_condition(
+        pixelcnn.load(run), coding.split_records((tmp_path / "d.pxcz").read_bytes())[0]
+    ).tolist() == [0, 1, 2]
+    assert (
+        cli.main(
+            [
+                "viz",
+                "nll-map",
+                str(run),
+                "--folder",
+                str(tmp_path / "drawn"),
+                "--csv",
+                str(tmp_path / "n.csv"),
+                "--out",
+                str(tmp_path / "n.png"),
+            ]
+        )
+        == 0
+    )
     assert [line.split(",")[1] for line in (tmp_path / "n.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
 
 
@@ -490,8 +602,22 @@ def test_score_and_nll_map_give_one_score_for_an_unlabelled_image(place, tmp_pat
     run = place / "digits"
     image = _digits_image(tmp_path)
     assert cli.main(["score", str(run), str(image.parent), "--csv", str(tmp_path / "s.csv")]) == 0
-    assert cli.main(["viz", "nll-map", str(run), "--folder", str(image.parent), "--csv",
-                              str(tmp_path / "n.csv"), "--out", str(tmp_path / "n.png")]) == 0
+    assert (
+        cli.main(
+            [
+                "viz",
+                "nll-map",
+                str(run),
+                "--folder",
+                str(image.parent),
+                "--csv",
+                str(tmp_path / "n.csv"),
+                "--out",
+                str(tmp_path / "n.png"),
+            ]
+        )
+        == 0
+    )
     score_row = (tmp_path / "s.csv").read_text().splitlines()[1].split(",")
     map_row = (tmp_path / "n.csv").read_text().splitlines()[1].split(",")
     assert score_row[1] == map_row[1] == "marginal" and score_row[2] == map_row[2]
@@ -499,8 +625,7 @@ def test_score_and_nll_map_give_one_score_for_an_unlabelled_image(place, tmp_pat
     x = data.read_image(image, (1, 8, 8), 17)
     with torch.no_grad():
         per_class = torch.stack([model.log_prob(x, torch.tensor([k])).double() for k in range(10)])
-    assert float(score_row[2]) == pytest.approx(math.log(10) - float(torch.logsumexp(per_class.flatten(), 0)),
-                                                abs=1e-5)
+    assert float(score_row[2]) == pytest.approx(math.log(10) - float(torch.logsumexp(per_class.flatten(), 0)), abs=1e-5)
 
 
 def test_score_without_csv_or_json_prints_a_table(place, tmp_path, capsys):
@@ -512,8 +637,26 @@ def test_score_without_csv_or_json_prints_a_table(place, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------- train and user folders
-TINY = ["--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--no-progress", "--no-tensorboard",
-        "--sample-images", "0", "--data", "digits", "--eval-images", "16", "--batch-size", "8", "--compile", "off"]
+TINY = [
+    "--model",
+    "gated_pixelcnn",
+    "--n-layers",
+    "1",
+    "--hidden",
+    "4",
+    "--no-progress",
+    "--no-tensorboard",
+    "--sample-images",
+    "0",
+    "--data",
+    "digits",
+    "--eval-images",
+    "16",
+    "--batch-size",
+    "8",
+    "--compile",
+    "off",
+]
 
 
 @pytest.fixture(scope="module")
@@ -523,9 +666,17 @@ def finished_run(place) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case", ["finished run without its checkpoint", "a user's metrics.jsonl",
-                                  "a user's model/config.json", "a user's model/model.safetensors",
-                                  "a user's samples/step-0000005.png", "a user's notes"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "finished run without its checkpoint",
+        "a user's metrics.jsonl",
+        "a user's model/config.json",
+        "a user's model/model.safetensors",
+        "a user's samples/step-0000005.png",
+        "a user's notes",
+    ],
+)
 def test_train_never_writes_into_a_folder_that_is_not_a_new_run(place, finished_run, tmp_path, case):
     import shutil
 
@@ -534,16 +685,20 @@ def test_train_never_writes_into_a_folder_that_is_not_a_new_run(place, finished_
         shutil.copytree(finished_run, folder)
         (folder / "checkpoint.safetensors").unlink()
     else:
-        name = {"a user's metrics.jsonl": "metrics.jsonl", "a user's model/config.json": "model/config.json",
-                "a user's model/model.safetensors": "model/model.safetensors",
-                "a user's samples/step-0000005.png": "samples/step-0000005.png", "a user's notes": "notes.txt"}[case]
+        name = {
+            "a user's metrics.jsonl": "metrics.jsonl",
+            "a user's model/config.json": "model/config.json",
+            "a user's model/model.safetensors": "model/model.safetensors",
+            "a user's samples/step-0000005.png": "samples/step-0000005.png",
+            "a user's notes": "notes.txt",
+        }[case]
         (folder / name).parent.mkdir(parents=True)
         (folder / name).write_text("the user's own")
     before = snapshot(folder)
     result = capped(tmp_path, "train into " + case, argv=["train", *TINY, "--max-steps", "1", "--out", folder])
     assert_one_line_error(result, "--force", status=2)
     assert snapshot(folder) == before
-    if case.startswith("finished"):                   # --resume cannot replace its model either
+    if case.startswith("finished"):  # --resume cannot replace its model either
         result = capped(tmp_path, "resume " + case, argv=["train", "--resume", folder, "--max-steps", "1"])
         assert_one_line_error(result, "no checkpoint.safetensors", "--force", status=2)
         assert snapshot(folder) == before
@@ -557,7 +712,10 @@ def test_train_force_replaces_the_run_files_and_says_so(finished_run, tmp_path, 
     (folder / "notes.txt").write_text("kept")
     assert cli.main(["train", *TINY, "--max-steps", "1", "--force", "--out", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "--force: replacing checkpoint.safetensors, config.json, metrics.jsonl, model" in out and "kept: notes.txt" in out
+    assert (
+        "--force: replacing checkpoint.safetensors, config.json, metrics.jsonl, model" in out
+        and "kept: notes.txt" in out
+    )
     assert (folder / "notes.txt").read_text() == "kept"
     assert json.loads((folder / "config.json").read_text())["max_steps"] == 1
 
@@ -581,13 +739,13 @@ def test_resume_budget_flags_mean_more_training_and_a_spent_budget_says_so(finis
 
     folder = tmp_path / "run"
     shutil.copytree(finished_run, folder)
-    assert cli.main(["train", "--resume", str(folder)]) == 2        # its 2 steps are done
+    assert cli.main(["train", "--resume", str(folder)]) == 2  # its 2 steps are done
     assert "has done its budget (max_steps 2" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(folder), "--max-minutes", "0.001"]) == 0
     out = capsys.readouterr().out
     assert "max_minutes 0.001 more" in out
     state = load_checkpoint(folder)
-    assert state["step"] > 2                     # the old step limit no longer applies: it trained
+    assert state["step"] > 2  # the old step limit no longer applies: it trained
     assert json.loads((folder / "config.json").read_text())["max_steps"] is None
 
 

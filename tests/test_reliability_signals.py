@@ -3,6 +3,7 @@ data loading, model build, the first compiled step, evaluation and a checkpoint 
 by a patched function in a child process (it writes a file, then sleeps); the test signals the child when the
 file appears and asserts that it ends within seconds with 143 / 130, one line on stderr, the lock released and no
 half-written file, and (during evaluation and saving) with a checkpoint that loads."""
+
 import json
 import os
 import signal
@@ -14,11 +15,31 @@ import pytest
 
 from test_reliability_hostile import REPORT, slack
 
-pytestmark = pytest.mark.slow    # signals to training subprocesses: the slow tier
+pytestmark = pytest.mark.slow  # signals to training subprocesses: the slow tier
 
-TINY = ["train", "--model", "gated_pixelcnn", "--n-layers", "1", "--hidden", "4", "--no-progress", "--no-tensorboard",
-        "--sample-images", "0", "--data", "digits", "--eval-images", "16", "--batch-size", "8", "--compile", "off",
-        "--log-every", "1"]
+TINY = [
+    "train",
+    "--model",
+    "gated_pixelcnn",
+    "--n-layers",
+    "1",
+    "--hidden",
+    "4",
+    "--no-progress",
+    "--no-tensorboard",
+    "--sample-images",
+    "0",
+    "--data",
+    "digits",
+    "--eval-images",
+    "16",
+    "--batch-size",
+    "8",
+    "--compile",
+    "off",
+    "--log-every",
+    "1",
+]
 
 DRIVER = r"""
 import json, sys, time
@@ -91,16 +112,26 @@ PHASES = {
 }
 
 
-@pytest.mark.parametrize("phase, sig", [*[(phase, "SIGTERM") for phase in PHASES], ("model build", "SIGINT"),
-                                        ("saving", "SIGINT")])
+@pytest.mark.parametrize(
+    "phase, sig", [*[(phase, "SIGTERM") for phase in PHASES], ("model build", "SIGINT"), ("saving", "SIGINT")]
+)
 def test_a_signal_at_any_moment_of_training_ends_it_within_seconds(tmp_path, phase, sig):
     folder, ready = tmp_path / "run", tmp_path / "ready"
-    spec = {"phase": phase, "ready": str(ready),
-            "argv": [*TINY, *PHASES[phase], "--max-steps", "100000", "--out", str(folder)]}
+    spec = {
+        "phase": phase,
+        "ready": str(ready),
+        "argv": [*TINY, *PHASES[phase], "--max-steps", "100000", "--out", str(folder)],
+    }
     env = {**os.environ, "PIXELCNN_DATA": str(tmp_path / ".cache")}
-    child = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600         # (importing torch alone took minutes on a loaded 2-core machine)
+    child = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, json.dumps(spec)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600  # (importing torch alone took minutes on a loaded 2-core machine)
     while not ready.exists():
         assert child.poll() is None, child.communicate()
         assert time.monotonic() < deadline, "the phase was never reached"
@@ -111,18 +142,28 @@ def test_a_signal_at_any_moment_of_training_ends_it_within_seconds(tmp_path, pha
     seconds = time.monotonic() - signalled
     if REPORT:
         with open(REPORT, "a") as f:
-            f.write(json.dumps({"case": f"{sig} during {phase}", "status": child.returncode, "seconds": seconds,
-                                "grew": 0, "peak": 0}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "case": f"{sig} during {phase}",
+                        "status": child.returncode,
+                        "seconds": seconds,
+                        "grew": 0,
+                        "peak": 0,
+                    }
+                )
+                + "\n"
+            )
     assert child.returncode == {"SIGTERM": 143, "SIGINT": 130}[sig], err
     assert "Traceback" not in err and "pixelcnn train: aborted" in err.splitlines()[-1], err
     assert seconds < 5 * slack(), f"{seconds:.1f} s after {sig} during {phase}"
     assert not (folder / "train.lock").exists()
     assert not [p for p in tmp_path.rglob("*.tmp")], "a half-written file was left"
-    if phase in ("evaluation", "saving"):                # stopped after a checkpoint: it loads, and resumes
+    if phase in ("evaluation", "saving"):  # stopped after a checkpoint: it loads, and resumes
         import pixelcnn
         from pixelcnn.train import load_checkpoint
 
         assert load_checkpoint(folder)["step"] >= 2
         pixelcnn.load(folder / "model")
-    if phase == "start-up":                              # nothing was written: the folder it made is gone
+    if phase == "start-up":  # nothing was written: the folder it made is gone
         assert not folder.exists()

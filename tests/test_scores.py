@@ -1,4 +1,5 @@
 """Anomaly scores: perturbation, PNG complexity, likelihood ratio and AUROC."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,10 @@ def test_png_bits_are_the_png_file_sizes():
     Image.fromarray(x[1, 0].numpy().astype(bool)).save(buffer, "PNG", optimize=True)
     assert bits.shape == (3,) and bits[1] == 8 * len(buffer.getvalue())
     # Flat images compress better than noise.
-    assert png_bits(torch.zeros(1, 3, 16, 16, dtype=torch.long), 256)[0] < \
-        png_bits(torch.randint(0, 256, (1, 3, 16, 16)), 256)[0]
+    assert (
+        png_bits(torch.zeros(1, 3, 16, 16, dtype=torch.long), 256)[0]
+        < png_bits(torch.randint(0, 256, (1, 3, 16, 16)), 256)[0]
+    )
 
 
 def test_anomaly_scores():
@@ -56,7 +59,7 @@ def test_anomaly_scores():
 def test_auroc():
     assert auroc([0, 1, 2], [3, 4]) == 1.0
     assert auroc([3, 4], [0, 1, 2]) == 0.0
-    assert auroc([1, 1], [1, 1]) == 0.5                              # ties count one half
+    assert auroc([1, 1], [1, 1]) == 0.5  # ties count one half
     rng = np.random.default_rng(0)
     inside, outside = rng.normal(size=300), rng.normal(1.0, size=200)
     pairs = (outside[:, None] > inside[None, :]).mean() + 0.5 * (outside[:, None] == inside[None, :]).mean()
@@ -89,15 +92,24 @@ def test_training_option_perturb(tmp_path):
             TrainConfig(perturb=bad)
 
     def first_batches(rate: float, run: str):
-        config = TrainConfig(model="pixelcnn", model_options=dict(n_layers=1, hidden=4), data="digits",
-                             max_steps=1, batch_size=64, perturb=rate,
-                             out=str(tmp_path / run), progress=False, tensorboard=False, sample_images=0)
+        config = TrainConfig(
+            model="pixelcnn",
+            model_options=dict(n_layers=1, hidden=4),
+            data="digits",
+            max_steps=1,
+            batch_size=64,
+            perturb=rate,
+            out=str(tmp_path / run),
+            progress=False,
+            tensorboard=False,
+            sample_images=0,
+        )
         trainer = Trainer(config)
         trainer._setup()
         return [trainer._batch(step)[0] for step in range(2)]
 
     plain, perturbed, again = first_batches(0.0, "a"), first_batches(0.5, "b"), first_batches(0.5, "c")
     changed = torch.cat([(p != q).flatten() for p, q in zip(plain, perturbed)]).double().mean().item()
-    assert abs(changed - 0.5 * 16 / 17) < 0.05                      # 17 levels: a replacement keeps 1 in 17
+    assert abs(changed - 0.5 * 16 / 17) < 0.05  # 17 levels: a replacement keeps 1 in 17
     assert all(torch.equal(p, q) for p, q in zip(perturbed, again))  # seeded by (seed, step): resumable
     assert not torch.equal(perturbed[0] != plain[0], perturbed[1] != plain[1])

@@ -6,6 +6,7 @@ the files it says it writes: JSON that parses and, for the benchmarks, names the
 GIF images that open. The scripts run in this process (``runpy``), which saves a torch start-up
 per command; the subprocesses of the speed benchmarks are skipped with their ``--in-process``.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from PIL import Image
 
 from doc_commands import documentation_files, documented_commands
 
-pytestmark = pytest.mark.slow                 # each documented script trains something: the slow tier
+pytestmark = pytest.mark.slow  # each documented script trains something: the slow tier
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [*documentation_files(), REPO / "benchmarks" / "README.md"]
 TINY_TRAINING = ["--minutes", "0.01", "--eval-images", "16"]
@@ -28,62 +29,173 @@ TINY_TRAINING = ["--minutes", "0.01", "--eval-images", "16"]
 
 @dataclass(frozen=True)
 class Script:
-    shrink: list[str]                         # appended to every documented command of the script
-    output_option: str                        # the option that names what it writes
-    default_output: str | None                # what it writes without that option (relative to the cwd)
-    files: tuple[str, ...] = ()               # files inside the output folder; () when the output is a file
-    shrink_if_given: dict[str, str] = field(default_factory=dict)   # appended only where the command sets it
-    dropped: tuple[str, ...] = ()             # options (with their value) the test removes: they name what a
-                                              # test cannot have (a trained run), and the shrunk command makes it
+    shrink: list[str]  # appended to every documented command of the script
+    output_option: str  # the option that names what it writes
+    default_output: str | None  # what it writes without that option (relative to the cwd)
+    files: tuple[str, ...] = ()  # files inside the output folder; () when the output is a file
+    shrink_if_given: dict[str, str] = field(default_factory=dict)  # appended only where the command sets it
+    dropped: tuple[str, ...] = ()  # options (with their value) the test removes: they name what a
+    # test cannot have (a trained run), and the shrunk command makes it
 
 
 # The one table of shrink flags, keyed by script path.
 SCRIPTS = {
     "benchmarks/train_curves.py": Script(
         ["--only", "tiny-gated", *TINY_TRAINING, "--marks", "0.01", "--step-ms", "300"],
-        "--out", "runs/train_curves.json"),
+        "--out",
+        "runs/train_curves.json",
+    ),
     "benchmarks/sampling.py": Script(
-        ["--only", "tiny-gated", "--batches", "2", "--naive-full-limit", "0"], "--out", "runs/sampling.json"),
+        ["--only", "tiny-gated", "--batches", "2", "--naive-full-limit", "0"], "--out", "runs/sampling.json"
+    ),
     "benchmarks/train_speed.py": Script(
         ["--only", "tiny-gated", "--steps", "1", "--warmup", "0", "--in-process", "--settings", "fp32", "bf16"],
-        "--out", "runs/train_speed.json"),
+        "--out",
+        "runs/train_speed.json",
+    ),
     "benchmarks/pixelrnn_speed.py": Script(
-        ["--only", "tiny-rowlstm", "--steps", "1", "--warmup", "0", "--in-process", "--eval-images", "16",
-         "--step-ms", "300"],
-        "--out", "runs/pixelrnn_speed.json", shrink_if_given={"--nll-minutes": "0.01"}),
+        [
+            "--only",
+            "tiny-rowlstm",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--in-process",
+            "--eval-images",
+            "16",
+            "--step-ms",
+            "300",
+        ],
+        "--out",
+        "runs/pixelrnn_speed.json",
+        shrink_if_given={"--nll-minutes": "0.01"},
+    ),
     "benchmarks/compression.py": Script(
-        ["--data", "digits", "--images", "4", "--train-steps", "5", "--single-images", "1"], "--out",
-        "runs/compression.json", dropped=("--run",)),
+        ["--data", "digits", "--images", "4", "--train-steps", "5", "--single-images", "1"],
+        "--out",
+        "runs/compression.json",
+        dropped=("--run",),
+    ),
     "benchmarks/ood.py": Script(
-        ["--train-steps", "3", "--images", "8", "--n-layers", "1", "--hidden", "4"], "--out", "runs/ood.json"),
+        ["--train-steps", "3", "--images", "8", "--n-layers", "1", "--hidden", "4"], "--out", "runs/ood.json"
+    ),
     "benchmarks/faults.py": Script(
-        ["--kills", "2", "--steps", "20", "--checkpoint-every", "5", "--eval-every", "10",
-         "--fuzz-examples", "0", "--no-cases", "--no-hostile"], "--out", "runs/faults.json"),  # (they run in the suite)
+        [
+            "--kills",
+            "2",
+            "--steps",
+            "20",
+            "--checkpoint-every",
+            "5",
+            "--eval-every",
+            "10",
+            "--fuzz-examples",
+            "0",
+            "--no-cases",
+            "--no-hostile",
+        ],
+        "--out",
+        "runs/faults.json",
+    ),  # (they run in the suite)
     "benchmarks/sample_quality.py": Script(
-        ["--per-class", "1", "--classifier-epochs", "1"], "--out", "runs/sample_quality.json"),
+        ["--per-class", "1", "--classifier-epochs", "1"], "--out", "runs/sample_quality.json"
+    ),
     "benchmarks/families.py": Script(
-        ["--only", "row-lstm", "pixelcnn-ae", "mse-ae", "--minutes", "0.005", "--per-class", "1",
-         "--classifier-epochs", "1", "--eval-images", "8"], "--out", "runs/families.json"),
+        [
+            "--only",
+            "row-lstm",
+            "pixelcnn-ae",
+            "mse-ae",
+            "--minutes",
+            "0.005",
+            "--per-class",
+            "1",
+            "--classifier-epochs",
+            "1",
+            "--eval-images",
+            "8",
+        ],
+        "--out",
+        "runs/families.json",
+    ),
     "benchmarks/zoo.py": Script(["--max-images", "8"], "--out", "runs/zoo.json"),
-    "benchmarks/gpu_check.py": Script(["--device", "cpu", "--tiny", "--minutes", "0.5", "--grace", "0"], "--out",
-                                      "runs/gpu_check.json"),      # (--grace 0: never os._exit the test runner)
+    "benchmarks/gpu_check.py": Script(
+        ["--device", "cpu", "--tiny", "--minutes", "0.5", "--grace", "0"], "--out", "runs/gpu_check.json"
+    ),  # (--grace 0: never os._exit the test runner)
     "docs/make_figures.py": Script(
-        ["--minutes", "0.01", "--n-layers", "1", "--hidden", "4", "--samples", "1", "--rf-size", "4",
-         "--out", "figures"],
-        "--out", None, ("receptive_field.png", "softmax.png", "nll_map.png", "sampling.gif")),
+        [
+            "--minutes",
+            "0.01",
+            "--n-layers",
+            "1",
+            "--hidden",
+            "4",
+            "--samples",
+            "1",
+            "--rf-size",
+            "4",
+            "--out",
+            "figures",
+        ],
+        "--out",
+        None,
+        ("receptive_field.png", "softmax.png", "nll_map.png", "sampling.gif"),
+    ),
     "experiments/autoencoder.py": Script(
-        ["--minutes-mnist", "0.005", "--minutes-photo", "0.005", "--minutes-long", "0.005", "--n-layers", "1",
-         "--hidden", "4", "--eval-images", "16", "--picture-images", "2", "--docs", "pictures"],
-        "--docs", None, ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png")),
+        [
+            "--minutes-mnist",
+            "0.005",
+            "--minutes-photo",
+            "0.005",
+            "--minutes-long",
+            "0.005",
+            "--n-layers",
+            "1",
+            "--hidden",
+            "4",
+            "--eval-images",
+            "16",
+            "--picture-images",
+            "2",
+            "--docs",
+            "pictures",
+        ],
+        "--docs",
+        None,
+        ("autoencoder.json", "recon.png", "recon-photo.png", "interp.png"),
+    ),
     "experiments/glyphs.py": Script(
-        ["--steps", "2", "--triplet-steps", "2", "--judge-steps", "2", "--judge-samples", "1", "--n-layers",
-         "1", "--hidden", "4", "--rows", "2", "--docs", "pictures"],
-        "--docs", None, ("glyphs.json", "identity.png", "identity-interpolation.png")),
+        [
+            "--steps",
+            "2",
+            "--triplet-steps",
+            "2",
+            "--judge-steps",
+            "2",
+            "--judge-samples",
+            "1",
+            "--n-layers",
+            "1",
+            "--hidden",
+            "4",
+            "--rows",
+            "2",
+            "--docs",
+            "pictures",
+        ],
+        "--docs",
+        None,
+        ("glyphs.json", "identity.png", "identity-interpolation.png"),
+    ),
 }
 
 
 # Scripts whose documented commands another test runs (they need a running app or a browser).
-TESTED_ELSEWHERE = {"benchmarks/app_latency.py": "tests/test_app.py", "docs/app_screenshots.py": "tests/test_app_browser.py"}
+TESTED_ELSEWHERE = {
+    "benchmarks/app_latency.py": "tests/test_app.py",
+    "docs/app_screenshots.py": "tests/test_app_browser.py",
+}
 
 
 def script_commands():
@@ -92,10 +204,16 @@ def script_commands():
     seen, commands = set(), []
     for document in DOCUMENTS:
         for command in documented_commands(document):
-            if command.program == "python" and command.argv[1] != "-m" and command.text not in seen \
-                    and command.argv[1] not in TESTED_ELSEWHERE:
+            if (
+                command.program == "python"
+                and command.argv[1] != "-m"
+                and command.text not in seen
+                and command.argv[1] not in TESTED_ELSEWHERE
+            ):
                 seen.add(command.text)
-                commands.append(pytest.param(command, id=f"{document.relative_to(REPO)}:{command.source.split(':')[1]}"))
+                commands.append(
+                    pytest.param(command, id=f"{document.relative_to(REPO)}:{command.source.split(':')[1]}")
+                )
     return commands
 
 
@@ -147,13 +265,13 @@ def test_documented_script_command_runs(command, isolated, monkeypatch):
     argv = final_argv([script_path, *arguments], script)
     path = REPO / script_path
     monkeypatch.setattr(sys, "argv", [str(path), *argv[1:]])
-    monkeypatch.syspath_prepend(str(path.parent))              # as `python SCRIPT` puts the script's folder first
+    monkeypatch.syspath_prepend(str(path.parent))  # as `python SCRIPT` puts the script's folder first
     try:
         runpy.run_path(str(path), run_name="__main__")
         code = 0
     except SystemExit as stop:
         code = stop.code or 0
-    assert code == 0, f"{command} (+ {' '.join(argv[len(command.argv) - 1:])}) exited with {code}"
+    assert code == 0, f"{command} (+ {' '.join(argv[len(command.argv) - 1 :])}) exited with {code}"
 
     for written in outputs(argv, script):
         assert written.is_file(), f"{command}: {written} was not written"

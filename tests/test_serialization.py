@@ -4,9 +4,8 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn import serialization
-
 from conftest import make_cond, proof_cases, tiny_model_config
+from pixelcnn import serialization
 
 
 @pytest.mark.parametrize("name, condition", proof_cases(["none", "class", "spatial"]))
@@ -27,17 +26,19 @@ def test_every_registry_model_saves_and_loads(tmp_path, name, condition):
     assert torch.equal(draw(model), draw(loaded))
 
 
-@pytest.mark.parametrize("name, extra", [
-    ("tiny-pixelcnn", dict(num_classes=3)),
-    ("tiny-gated", dict(cond_dim=4, spatial_cond=True)),
-    ("tiny-gated", dict(image_shape=(3, 4, 4), levels=256, hidden=6)),
-])
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("tiny-pixelcnn", dict(num_classes=3)),
+        ("tiny-gated", dict(cond_dim=4, spatial_cond=True)),
+        ("tiny-gated", dict(image_shape=(3, 4, 4), levels=256, hidden=6)),
+    ],
+)
 def test_save_load_round_trip(tmp_path, name, extra):
     model = pixelcnn.build(name, **extra)
     C, H, W = model.image_shape
     x = torch.randint(0, model.levels, (3, C, H, W))
-    cond = (torch.tensor([0, 1, 2]) if "num_classes" in extra
-            else torch.randn(3, 4) if "cond_dim" in extra else None)
+    cond = torch.tensor([0, 1, 2]) if "num_classes" in extra else torch.randn(3, 4) if "cond_dim" in extra else None
     pixelcnn.save(model, tmp_path / "model")
     loaded = pixelcnn.load(tmp_path / "model")
     assert type(loaded) is type(model) and loaded.config == model.config
@@ -104,6 +105,7 @@ def test_a_failed_save_keeps_the_model_already_saved(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     import safetensors.torch
+
     monkeypatch.setattr(safetensors.torch, "save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         pixelcnn.save(pixelcnn.build("tiny-gated"), folder)
@@ -122,10 +124,12 @@ def test_models_saved_by_version_0_1_still_load():
     x = torch.tensor(recorded["images"])
     ae = pixelcnn.load(fixtures / "pixelcnn_ae_v0_1")
     assert ae.name == "pixelcnn_ae" and ae.config.spatial_cond
-    assert torch.allclose(ae.log_prob(x).double(), torch.tensor(recorded["pixelcnn_ae_v0_1"], dtype=torch.float64),
-                          rtol=0, atol=1e-4)
+    assert torch.allclose(
+        ae.log_prob(x).double(), torch.tensor(recorded["pixelcnn_ae_v0_1"], dtype=torch.float64), rtol=0, atol=1e-4
+    )
     mse = pixelcnn.load(fixtures / "mse_ae_v0_1")
     assert mse.name == "mse_ae" and mse.loss_name == "mse"
     with torch.no_grad():
-        assert torch.allclose(mse.loss(x).double(), torch.tensor(recorded["mse_ae_v0_1"], dtype=torch.float64),
-                              rtol=0, atol=1e-6)
+        assert torch.allclose(
+            mse.loss(x).double(), torch.tensor(recorded["mse_ae_v0_1"], dtype=torch.float64), rtol=0, atol=1e-6
+        )

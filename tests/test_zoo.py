@@ -1,5 +1,6 @@
 """The zoo: every card is true (its stored test subset's NLL recomputed), every entry loads as ``zoo:NAME``
 from Python and from every RUN-taking command, an unknown name is one line, and the wheel carries the files."""
+
 import json
 import subprocess
 import sys
@@ -12,10 +13,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import pixelcnn
+from conftest import run
 from pixelcnn import data, zoo
 from pixelcnn.evaluate import nll_per_image
-
-from conftest import run
 
 REPO = Path(__file__).resolve().parents[1]
 # The entries the README and the app rely on; a missing one is a packaging bug, not a skip.
@@ -44,9 +44,8 @@ def test_card_has_every_field_and_matches_its_model(name):
         return
     dataset = data.load(card["data"], "test", binarize=card["binarize"])
     assert tuple(dataset.image_shape) == tuple(model.image_shape) and dataset.levels == model.levels
-    assert card["test"]["images"] == len(dataset)            # the headline NLL is over the whole test split
-    assert abs(pixelcnn.bits_per_dim(card["test"]["nll_nats"], model.image_shape)
-               - card["test"]["bits_per_dim"]) < 1e-9
+    assert card["test"]["images"] == len(dataset)  # the headline NLL is over the whole test split
+    assert abs(pixelcnn.bits_per_dim(card["test"]["nll_nats"], model.image_shape) - card["test"]["bits_per_dim"]) < 1e-9
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -64,7 +63,7 @@ def test_card_nll_is_recomputed(name):
     card = zoo.card(name)
     verify = card["verify"]
     model = pixelcnn.load(f"zoo:{name}")
-    if "file" in verify:                   # stored glyphs and the codes of their fonts (an identity entry)
+    if "file" in verify:  # stored glyphs and the codes of their fonts (an identity entry)
         stored = load_file(str(zoo.path(name) / verify["file"]))
         with torch.no_grad():
             losses = -model.float().log_prob(stored["images"].long(), stored["codes"]).double()
@@ -114,12 +113,15 @@ def test_zoo_runs_default_to_their_own_data(capsys, tmp_path):
     status, out, _ = run(capsys, "eval", "zoo:digits", "--json")
     assert status == 0 and json.loads(out)["data"] == "digits"
     assert run(capsys, "viz", "nll-map", "zoo:digits", "--test-index", "0", "--out", tmp_path / "m.png")[0] == 0
-    status, _, err = run(capsys, "compress", "zoo:digits", "digits:test", "--max-images", "3", "--out",
-                         tmp_path / "a.pxcz")
+    status, _, err = run(
+        capsys, "compress", "zoo:digits", "digits:test", "--max-images", "3", "--out", tmp_path / "a.pxcz"
+    )
     assert status == 0, err
     assert run(capsys, "decompress", tmp_path / "a.pxcz", "--run", "zoo:digits", "--out", tmp_path / "back")[0] == 0
     assert len(list((tmp_path / "back").glob("*.png"))) == 3
-    status, out, _ = run(capsys, "score", "zoo:digits", "digits:test", "--max-images", "2", "--json", tmp_path / "s.json")
+    status, out, _ = run(
+        capsys, "score", "zoo:digits", "digits:test", "--max-images", "2", "--json", tmp_path / "s.json"
+    )
     assert status == 0 and len(json.loads((tmp_path / "s.json").read_text())["images"]) == 2
 
 
@@ -134,7 +136,7 @@ def test_glyphs_identity_draws_new_glyphs_of_stored_glyphs_with_no_training():
     entry = open_entries(cli.build_parser().parse_args(["app", "zoo:glyphs-identity"]))[0]
     assert tab_reasons(entry)["glyphs"] is None
     stored = load_file(str(zoo.path("glyphs-identity") / zoo.card("glyphs-identity")["verify"]["file"]))
-    sources = stored["images"][:4].long()                          # 4 glyphs of the first held-out font
+    sources = stored["images"][:4].long()  # 4 glyphs of the first held-out font
     picture, drawn = work.new_glyphs(entry, sources, 3, seed=0)
     assert drawn.shape == (3, 1, 28, 28) and set(drawn.unique().tolist()) <= {0, 1} and picture is not None
 
@@ -147,14 +149,27 @@ def test_zoo_model_samples_in_python():
 
 @pytest.mark.slow
 def test_wheel_contains_the_zoo(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(REPO)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+    )
     wheel = next(tmp_path.glob("pixelcnn-*.whl"))
     inside = set(zipfile.ZipFile(wheel).namelist())
     for name in zoo.names():
         files = [f for f in zoo.path(name).rglob("*") if f.is_file()]
         assert {"card.json", "config.json", "model.safetensors"} <= {f.name for f in files}
-        for file in files:                     # every file of the entry: its card, weights, identity.json, ...
+        for file in files:  # every file of the entry: its card, weights, identity.json, ...
             relative = file.relative_to(zoo.ZOO_DIR).as_posix()
             assert f"pixelcnn/zoo/{relative}" in inside, f"{relative} is not in the wheel"
 

@@ -4,6 +4,7 @@
 drift), and a page's link to it (``../benchmarks/README.md`` from a page in docs/) is pointed at the
 published page, so the link works in the repository and on the site alike.
 """
+
 from __future__ import annotations
 
 import re

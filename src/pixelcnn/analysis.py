@@ -18,6 +18,7 @@ some path through open mask taps exists, whatever the trained weights are.
 (With the model's own weights a dead ReLU or an unlucky cancellation could hide
 a dependency and draw a blind spot that is not there.)
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,39 +36,45 @@ from .metrics import bits_per_dim
 class Context(IntEnum):
     """What one input pixel-channel is to the output being predicted (the codes of a receptive-field map)."""
 
-    FUTURE = 0        # after the output in the drawing order and not read (as it must be)
-    BLIND_SPOT = 1    # before the output, and no depth of this architecture reads it
-    SEEN = 2          # before the output and read
-    TARGET = 3        # the pixel-channel being predicted (not read, as it must be)
-    LEAK = 4          # the output itself or after it, yet read: a causality bug
+    FUTURE = 0  # after the output in the drawing order and not read (as it must be)
+    BLIND_SPOT = 1  # before the output, and no depth of this architecture reads it
+    SEEN = 2  # before the output and read
+    TARGET = 3  # the pixel-channel being predicted (not read, as it must be)
+    LEAK = 4  # the output itself or after it, yet read: a causality bug
     OUT_OF_REACH = 5  # before the output, not read at this depth; the same model with more layers reads it
 
 
 # ---------------------------------------------------------------------------------------- checks
 def _check_pixel(pixel, image_shape) -> tuple[int, int]:
     _, height, width = image_shape
-    if (not isinstance(pixel, (tuple, list)) or len(pixel) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pixel)):
+    if (
+        not isinstance(pixel, (tuple, list))
+        or len(pixel) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pixel)
+    ):
         raise ValueError(f"a pixel is a pair of integers (row, col), got {pixel!r}")
     row, col = pixel
     if not (0 <= row < height and 0 <= col < width):
-        raise ValueError(f"pixel ({row}, {col}) is outside the {height}x{width} image: "
-                         f"row must be in 0..{height - 1} and col in 0..{width - 1}")
+        raise ValueError(
+            f"pixel ({row}, {col}) is outside the {height}x{width} image: "
+            f"row must be in 0..{height - 1} and col in 0..{width - 1}"
+        )
     return row, col
 
 
 def _check_channel(channel, image_shape) -> int:
     channels = image_shape[0]
     if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel < channels:
-        raise ValueError(f"channel must be an integer in 0..{channels - 1} for {channels}-channel images, "
-                         f"got {channel!r}")
+        raise ValueError(
+            f"channel must be an integer in 0..{channels - 1} for {channels}-channel images, got {channel!r}"
+        )
     return channel
 
 
 def _one_image(model, image) -> torch.Tensor:
     """An image [C, H, W] or [1, C, H, W] -> a checked [1, C, H, W] on the model's device."""
     if isinstance(image, torch.Tensor) and image.dim() == 3:
-        image = image.unsqueeze(0)                                       # [1, C, H, W]
+        image = image.unsqueeze(0)  # [1, C, H, W]
     image = model.check_images(image)
     if image.shape[0] != 1:
         raise ValueError(f"expected one image [C, H, W] or [1, C, H, W], got a batch of {image.shape[0]}")
@@ -94,21 +101,21 @@ def structural_copy(model, *, seed: int = 0, device: torch.device | str = "cpu")
     a bias gets 0.01.
     """
     structural = copy.deepcopy(model).to(device=device, dtype=torch.float64)
-    generator = torch.Generator().manual_seed(seed)         # drawn on the CPU: the same weights on every device
+    generator = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same weights on every device
     with torch.no_grad():
         for param in structural.parameters():
             if param.dim() >= 2:
                 fan_in = param[0].numel()
-                param.copy_((0.25 + 0.25 * torch.rand(param.shape, generator=generator,
-                                                       dtype=torch.float64)) / fan_in)
+                param.copy_((0.25 + 0.25 * torch.rand(param.shape, generator=generator, dtype=torch.float64)) / fan_in)
             else:
                 param.fill_(0.01)
-    structural.requires_grad_(False)            # only the input's gradient is wanted: skip the weights'
+    structural.requires_grad_(False)  # only the input's gradient is wanted: skip the weights'
     return structural.eval()
 
 
-def receptive_field(model, pixel: tuple[int, int], channel: int = 0, *, cond=None, seed: int = 0,
-                    split_unseen: bool = True) -> torch.Tensor:
+def receptive_field(
+    model, pixel: tuple[int, int], channel: int = 0, *, cond=None, seed: int = 0, split_unseen: bool = True
+) -> torch.Tensor:
     """Which input pixel-channels the prediction of (``channel``, ``pixel``) reads: int64 [C, H, W].
 
     Each entry is a ``Context`` code: SEEN; BLIND_SPOT (earlier, but no
@@ -132,8 +139,9 @@ def deeper_model(model, extra_layers: int):
     return type(model)(config)
 
 
-def receptive_fields(model, pixels: list[tuple[int, int]], channel: int = 0, *, cond=None,
-                     seed: int = 0, split_unseen: bool = True) -> torch.Tensor:
+def receptive_fields(
+    model, pixels: list[tuple[int, int]], channel: int = 0, *, cond=None, seed: int = 0, split_unseen: bool = True
+) -> torch.Tensor:
     """``receptive_field`` of several pixels in one pass: int64 [len(pixels), C, H, W]."""
     image_shape = tuple(model.image_shape)
     channels, height, width = image_shape
@@ -141,17 +149,17 @@ def receptive_fields(model, pixels: list[tuple[int, int]], channel: int = 0, *, 
     channel = _check_channel(channel, image_shape)
     count = len(pixels)
     rows, cols = torch.tensor([p[0] for p in pixels]), torch.tensor([p[1] for p in pixels])
-    seen = _reads(model, rows, cols, channel, cond, seed)                          # [P, C, H, W]
+    seen = _reads(model, rows, cols, channel, cond, seed)  # [P, C, H, W]
     # Every layer widens the reach by at least one row up and one column to each side, so
     # max(H, W) more layers reach every earlier pixel that any depth reaches.
     deeper = deeper_model(model, max(height, width)) if split_unseen else None
     seen_deeper = _reads(deeper, rows, cols, channel, cond, seed) if deeper is not None else seen
 
     rank = generation_rank(model)
-    order = rank.view(1, 1, height, width)                                          # when each pixel is drawn
+    order = rank.view(1, 1, height, width)  # when each pixel is drawn
     target = rank[rows, cols].view(count, 1, 1, 1)
     earlier_channel = torch.arange(channels).view(1, channels, 1, 1) < channel
-    before = (order < target) | ((order == target) & earlier_channel)              # [P, C, H, W]
+    before = (order < target) | ((order == target) & earlier_channel)  # [P, C, H, W]
     field_maps = torch.full((count, *image_shape), int(Context.FUTURE), dtype=torch.long)
     field_maps[before & ~seen_deeper] = int(Context.BLIND_SPOT)
     field_maps[before & ~seen & seen_deeper] = int(Context.OUT_OF_REACH)
@@ -166,8 +174,16 @@ def _reads(model, rows: torch.Tensor, cols: torch.Tensor, channel: int, cond, se
     return outputs_read(model, torch.full_like(rows, channel), rows, cols, cond=cond, seed=seed)
 
 
-def outputs_read(model, channels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, *, cond=None,
-                 seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def outputs_read(
+    model,
+    channels: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    *,
+    cond=None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """bool [P, C, H, W] on the CPU: which inputs output (channels[k], rows[k], cols[k]) reads.
 
     The structural gradient of the module docstring, computed on ``device``
@@ -182,14 +198,14 @@ def outputs_read(model, channels: torch.Tensor, rows: torch.Tensor, cols: torch.
     h = structural.encode_condition(cond.expand(count, *cond.shape[1:]) if cond is not None else None)
     generator = torch.Generator().manual_seed(seed)
     x = 0.1 + 0.9 * torch.rand(1, *image_shape, generator=generator, dtype=torch.float64)  # positive inputs
-    x = x.expand(count, *image_shape).to(device).clone().requires_grad_(True)     # [P, C, H, W]
+    x = x.expand(count, *image_shape).to(device).clone().requires_grad_(True)  # [P, C, H, W]
     out = structural.network(x, h)
     # PixelCNN++'s mixture couples a pixel's channels after the network, reading x itself (head_params).
     params = structural.head_params(out, x) if hasattr(structural, "head_params") else structural.head.params(out)
     weights = (0.5 + torch.rand(params.shape[2], generator=generator, dtype=torch.float64)).to(device)
     copies = torch.arange(count, device=device)
-    picked = params[copies, channels.to(device), :, rows.to(device), cols.to(device)]   # [P, params]
-    (picked * weights).sum().backward()                                           # copy k: output k only
+    picked = params[copies, channels.to(device), :, rows.to(device), cols.to(device)]  # [P, params]
+    (picked * weights).sum().backward()  # copy k: output k only
     return (x.grad != 0).cpu()
 
 
@@ -202,8 +218,9 @@ def dependency_map(model, *, cond=None, seed: int = 0, device: torch.device | st
     """
     channels, height, width = model.image_shape
     index = torch.arange(channels * height * width)
-    seen = outputs_read(model, index // (height * width), index // width % height, index % width, cond=cond,
-                        seed=seed, device=device)
+    seen = outputs_read(
+        model, index // (height * width), index // width % height, index % width, cond=cond, seed=seed, device=device
+    )
     return seen.view(channels, height, width, channels, height, width)
 
 
@@ -244,9 +261,17 @@ def count_context(field_map: torch.Tensor) -> dict[str, int]:
     return {context.name: int((field_map == int(context)).sum()) for context in Context}
 
 
-def fresh_receptive_field(name: str, *, image_size: int = 16, n_layers: int = 4, hidden: int = 8,
-                          channels: int = 1, pixel: tuple[int, int] | None = None, channel: int = 0,
-                          **options) -> torch.Tensor:
+def fresh_receptive_field(
+    name: str,
+    *,
+    image_size: int = 16,
+    n_layers: int = 4,
+    hidden: int = 8,
+    channels: int = 1,
+    pixel: tuple[int, int] | None = None,
+    channel: int = 0,
+    **options,
+) -> torch.Tensor:
     """``receptive_field`` of a freshly built ``name`` model of the given size (weights do not matter).
 
     ``pixel`` defaults to ``default_pixel``; ``options`` are further config
@@ -254,8 +279,14 @@ def fresh_receptive_field(name: str, *, image_size: int = 16, n_layers: int = 4,
     """
     from .models.registry import build
 
-    model = build(name, image_shape=(channels, image_size, image_size), levels=2 if channels == 1 else 4,
-                  n_layers=n_layers, hidden=hidden, **options)
+    model = build(
+        name,
+        image_shape=(channels, image_size, image_size),
+        levels=2 if channels == 1 else 4,
+        n_layers=n_layers,
+        hidden=hidden,
+        **options,
+    )
     return receptive_field(model, default_pixel(model.image_shape) if pixel is None else pixel, channel)
 
 
@@ -273,8 +304,8 @@ class PixelDistribution:
     row: int
     col: int
     channel: int
-    probs: torch.Tensor         # float64 [levels], sums to 1
-    observed: int               # the image's value there
+    probs: torch.Tensor  # float64 [levels], sums to 1
+    observed: int  # the image's value there
 
     @property
     def observed_prob(self) -> float:
@@ -287,8 +318,9 @@ class PixelDistribution:
 
 
 @torch.no_grad()
-def pixel_distributions(model, image, pixels=None, *, channels=None, cond=None,
-                        count: int = 4) -> list[PixelDistribution]:
+def pixel_distributions(
+    model, image, pixels=None, *, channels=None, cond=None, count: int = 4
+) -> list[PixelDistribution]:
     """The predicted distributions of chosen pixel-channels of one image (given all before them).
 
     Args:
@@ -300,15 +332,17 @@ def pixel_distributions(model, image, pixels=None, *, channels=None, cond=None,
     """
     image = _one_image(model, image)
     image_shape = tuple(model.image_shape)
-    channels = list(range(image_shape[0])) if channels is None else [_check_channel(c, image_shape)
-                                                                      for c in channels]
-    probs = model.head.probabilities(model(image, cond))[0].cpu()         # [C, L, H, W], float64
+    channels = list(range(image_shape[0])) if channels is None else [_check_channel(c, image_shape) for c in channels]
+    probs = model.head.probabilities(model(image, cond))[0].cpu()  # [C, L, H, W], float64
     if pixels is None:
         pixels = most_uncertain_pixels(probs, count)
     pixels = [_check_pixel(tuple(p) if isinstance(p, list) else p, image_shape) for p in pixels]
     values = image[0].cpu()
-    return [PixelDistribution(row, col, c, probs[c, :, row, col].clone(), int(values[c, row, col]))
-            for row, col in pixels for c in channels]
+    return [
+        PixelDistribution(row, col, c, probs[c, :, row, col].clone(), int(values[c, row, col]))
+        for row, col in pixels
+        for c in channels
+    ]
 
 
 def most_uncertain_pixels(probs: torch.Tensor, count: int) -> list[tuple[int, int]]:
@@ -316,7 +350,7 @@ def most_uncertain_pixels(probs: torch.Tensor, count: int) -> list[tuple[int, in
 
     probs [C, L, H, W] from the output head's ``probabilities``.
     """
-    entropy = -(probs * probs.clamp_min(1e-300).log2()).sum(1).sum(0)      # [H, W]
+    entropy = -(probs * probs.clamp_min(1e-300).log2()).sum(1).sum(0)  # [H, W]
     width = entropy.shape[1]
     top = entropy.flatten().topk(min(count, entropy.numel())).indices.sort().values
     return [(int(i) // width, int(i) % width) for i in top]
@@ -346,11 +380,11 @@ def nll_totals(bits: torch.Tensor, image_shape) -> tuple[torch.Tensor, torch.Ten
 class SamplingFrames:
     """Snapshots of a batch being sampled, for an animation."""
 
-    frames: list = field(default_factory=list)         # uint8 [n, C, H, W] each; pixels not yet drawn are 0
-    pixels_done: list = field(default_factory=list)    # how many pixels each frame has drawn
-    rank: torch.Tensor | None = None                   # when each pixel is drawn, int64 [H, W] (generation_rank)
-    images: torch.Tensor | None = None                 # the final samples, int64 [n, C, H, W]
-    method: str = ""                                   # the sampler that drew them: "fast" or "naive"
+    frames: list = field(default_factory=list)  # uint8 [n, C, H, W] each; pixels not yet drawn are 0
+    pixels_done: list = field(default_factory=list)  # how many pixels each frame has drawn
+    rank: torch.Tensor | None = None  # when each pixel is drawn, int64 [H, W] (generation_rank)
+    images: torch.Tensor | None = None  # the final samples, int64 [n, C, H, W]
+    method: str = ""  # the sampler that drew them: "fast" or "naive"
 
 
 def sampling_method(model, method: str = "auto") -> str:
@@ -360,16 +394,27 @@ def sampling_method(model, method: str = "auto") -> str:
     if method == "auto":
         return "fast" if "fast" in with_callback else "naive"
     if method not in methods:
-        raise ValueError(f"unknown sampling method {method!r} for {model.name}; available: "
-                         f"{', '.join(['auto', *methods])}")
+        raise ValueError(
+            f"unknown sampling method {method!r} for {model.name}; available: {', '.join(['auto', *methods])}"
+        )
     if method not in with_callback:
-        raise ValueError(f"the {method!r} sampler of {model.name} cannot report pixels one by one; use "
-                         f"{' or '.join(repr(m) for m in with_callback)}")
+        raise ValueError(
+            f"the {method!r} sampler of {model.name} cannot report pixels one by one; use "
+            f"{' or '.join(repr(m) for m in with_callback)}"
+        )
     return method
 
 
-def sampling_frames(model, n: int, *, cond=None, every: int | None = None, temperature: float = 1.0,
-                    generator: torch.Generator | None = None, method: str = "auto") -> SamplingFrames:
+def sampling_frames(
+    model,
+    n: int,
+    *,
+    cond=None,
+    every: int | None = None,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    method: str = "auto",
+) -> SamplingFrames:
     """Sample ``n`` images and keep a snapshot every ``every`` pixels (default: one per row).
 
     The first frame is the empty canvas, the last the finished samples. The
@@ -388,11 +433,12 @@ def sampling_frames(model, n: int, *, cond=None, every: int | None = None, tempe
 
     def snapshot(row: int, col: int, x: torch.Tensor) -> None:
         nonlocal drawn
-        drawn += 1                                          # one call per pixel, in the drawing order
+        drawn += 1  # one call per pixel, in the drawing order
         if drawn % every == 0 or drawn == total:
             result.frames.append(x.detach().cpu().to(torch.uint8))
             result.pixels_done.append(drawn)
 
-    result.images = model.sample(n, cond, temperature=temperature, generator=generator, method=method,
-                                 callback=snapshot)
+    result.images = model.sample(
+        n, cond, temperature=temperature, generator=generator, method=method, callback=snapshot
+    )
     return result

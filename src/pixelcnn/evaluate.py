@@ -24,6 +24,7 @@ Every model has ``loss(x, cond)`` (one value per image) and ``loss_name``:
 For any other (``"mse"``: the MSE auto-encoder baseline) ``evaluate``
 returns a ``LossResult``: the mean of that loss under its name.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,48 +41,72 @@ EVAL_SEED = 0  # the generator of prepare_batch during evaluation: the same draw
 
 @dataclass
 class EvalResult:
-    data: str                   # data set name
-    split: str                  # "train" or "test"
-    images: int                 # images scored
-    nll: float                  # mean negative log-likelihood, nats per image
-    nll_stderr: float           # its standard error, nats
-    bits_per_dim: float         # the same mean in bits per dimension
+    data: str  # data set name
+    split: str  # "train" or "test"
+    images: int  # images scored
+    nll: float  # mean negative log-likelihood, nats per image
+    nll_stderr: float  # its standard error, nats
+    bits_per_dim: float  # the same mean in bits per dimension
     bits_per_dim_stderr: float  # its standard error
-    precision: str = "network and head in float32"   # what the NLL was computed in
+    precision: str = "network and head in float32"  # what the NLL was computed in
 
     def to_dict(self) -> dict:
         """As JSON: every key says its unit (``nll_nats``, ``nll_nats_stderr``, ``bits_per_dim``, ...)."""
-        return {"data": self.data, "split": self.split, "images": self.images, "nll_nats": self.nll,
-                "nll_nats_stderr": self.nll_stderr, "bits_per_dim": self.bits_per_dim,
-                "bits_per_dim_stderr": self.bits_per_dim_stderr, "precision": self.precision}
+        return {
+            "data": self.data,
+            "split": self.split,
+            "images": self.images,
+            "nll_nats": self.nll,
+            "nll_nats_stderr": self.nll_stderr,
+            "bits_per_dim": self.bits_per_dim,
+            "bits_per_dim_stderr": self.bits_per_dim_stderr,
+            "precision": self.precision,
+        }
 
     def __str__(self) -> str:
-        return (f"{self.data} {self.split} ({self.images} images): NLL {self.nll:.2f} +- {self.nll_stderr:.2f} "
-                f"nats/image, {self.bits_per_dim:.4f} +- {self.bits_per_dim_stderr:.4f} bits/dim "
-                f"({self.precision})")
+        return (
+            f"{self.data} {self.split} ({self.images} images): NLL {self.nll:.2f} +- {self.nll_stderr:.2f} "
+            f"nats/image, {self.bits_per_dim:.4f} +- {self.bits_per_dim_stderr:.4f} bits/dim "
+            f"({self.precision})"
+        )
 
 
 @dataclass
 class LossResult:
-    data: str                   # data set name
-    split: str                  # "train" or "test"
-    images: int                 # images scored
-    loss_name: str              # what the model's loss is, e.g. "mse"
-    loss: float                 # its mean per image
-    loss_stderr: float          # the standard error of that mean
+    data: str  # data set name
+    split: str  # "train" or "test"
+    images: int  # images scored
+    loss_name: str  # what the model's loss is, e.g. "mse"
+    loss: float  # its mean per image
+    loss_stderr: float  # the standard error of that mean
 
     def to_dict(self) -> dict:
-        return {"data": self.data, "split": self.split, "images": self.images, self.loss_name: self.loss,
-                f"{self.loss_name}_stderr": self.loss_stderr}
+        return {
+            "data": self.data,
+            "split": self.split,
+            "images": self.images,
+            self.loss_name: self.loss,
+            f"{self.loss_name}_stderr": self.loss_stderr,
+        }
 
     def __str__(self) -> str:
-        return (f"{self.data} {self.split} ({self.images} images): {self.loss_name} {self.loss:.5f} "
-                f"+- {self.loss_stderr:.5f}")
+        return (
+            f"{self.data} {self.split} ({self.images} images): {self.loss_name} {self.loss:.5f} "
+            f"+- {self.loss_stderr:.5f}"
+        )
 
 
 @torch.no_grad()
-def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-                  progress: bool = False, precision: str = "fp32", compile: str = "auto") -> torch.Tensor:
+def nll_per_image(
+    model,
+    dataset,
+    *,
+    batch_size: int = 256,
+    max_images: int | None = None,
+    progress: bool = False,
+    precision: str = "fp32",
+    compile: str = "auto",
+) -> torch.Tensor:
     """``model.loss`` of the first ``max_images`` images of ``dataset``: float64 [N].
 
     For a likelihood model (``loss_name == "nll"``) that is -log p(x | label)
@@ -95,12 +120,14 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
     autocast = choose_precision(precision, next(model.parameters()).device).autocast
     total = len(dataset) if max_images is None else min(int(max_images), len(dataset))
     if total < 1:
-        raise ValueError(f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images "
-                         f"and max_images={max_images}")
+        raise ValueError(
+            f"nothing to evaluate: {dataset.name} {dataset.split} has {len(dataset)} images and max_images={max_images}"
+        )
     conditional = getattr(model.config, "num_classes", None) is not None
     device = next(model.parameters()).device
-    compile_on, _ = choose_compile(compile, device, planned_steps=math.ceil(total / batch_size),
-                                   precision=choose_precision(precision, device).name)
+    compile_on, _ = choose_compile(
+        compile, device, planned_steps=math.ceil(total / batch_size), precision=choose_precision(precision, device).name
+    )
     loss = torch.compile(model.loss, dynamic=False) if compile_on else model.loss
     generator = torch.Generator().manual_seed(EVAL_SEED)
     was_training = model.training
@@ -109,19 +136,27 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
     try:
         from tqdm.auto import tqdm
 
-        for start in tqdm(range(0, total, batch_size), desc=f"eval {dataset.name} {dataset.split}",
-                          unit="batch", disable=not progress, leave=False):
+        for start in tqdm(
+            range(0, total, batch_size),
+            desc=f"eval {dataset.name} {dataset.split}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        ):
             stop = min(start + batch_size, total)
-            images = dataset.prepare_batch(dataset.images[start:stop], generator)      # uint8 [b, C, H, W]
+            images = dataset.prepare_batch(dataset.images[start:stop], generator)  # uint8 [b, C, H, W]
             labels = dataset.labels[start:stop] if conditional else None
             with autocast():
                 try:
                     batch_scores = loss(images, labels)
-                except Exception as error:          # noqa: BLE001 - any compile failure: eager, as training does
+                except Exception as error:  # noqa: BLE001 - any compile failure: eager, as training does
                     if loss is model.loss:
                         raise
-                    warnings.warn(f"torch.compile failed ({first_line(error)}); evaluating without compiling",
-                                  RuntimeWarning, stacklevel=2)
+                    warnings.warn(
+                        f"torch.compile failed ({first_line(error)}); evaluating without compiling",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                     loss = model.loss
                     batch_scores = loss(images, labels)
             scores.append(batch_scores.double().cpu())
@@ -130,23 +165,48 @@ def nll_per_image(model, dataset, *, batch_size: int = 256, max_images: int | No
     return torch.cat(scores)
 
 
-def evaluate(model, dataset, *, batch_size: int = 256, max_images: int | None = None,
-             progress: bool = False, precision: str = "fp32", compile: str = "auto") -> EvalResult | LossResult:
+def evaluate(
+    model,
+    dataset,
+    *,
+    batch_size: int = 256,
+    max_images: int | None = None,
+    progress: bool = False,
+    precision: str = "fp32",
+    compile: str = "auto",
+) -> EvalResult | LossResult:
     """Mean NLL of ``model`` over ``dataset`` (nats per image and bits/dim) with standard errors.
 
     ``precision`` ("fp32", "auto", "bf16", "fp16"): what the network runs in; the head is float32.
     ``compile`` ("auto", "on", "off"): torch.compile the loss (see the module's docstring). A model
     whose loss is not an NLL (``loss_name != "nll"``) gets a ``LossResult``: its mean loss.
     """
-    losses = nll_per_image(model, dataset, batch_size=batch_size, max_images=max_images, progress=progress,
-                           precision=precision, compile=compile)
+    losses = nll_per_image(
+        model,
+        dataset,
+        batch_size=batch_size,
+        max_images=max_images,
+        progress=progress,
+        precision=precision,
+        compile=compile,
+    )
     mean = float(losses.mean())
     stderr = float(losses.std(unbiased=True)) / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
     if model.loss_name != "nll":
-        return LossResult(data=dataset.name, split=dataset.split, images=len(losses),
-                          loss_name=model.loss_name, loss=mean, loss_stderr=stderr)
+        return LossResult(
+            data=dataset.name,
+            split=dataset.split,
+            images=len(losses),
+            loss_name=model.loss_name,
+            loss=mean,
+            loss_stderr=stderr,
+        )
     return EvalResult(
-        data=dataset.name, split=dataset.split, images=len(losses), nll=mean, nll_stderr=stderr,
+        data=dataset.name,
+        split=dataset.split,
+        images=len(losses),
+        nll=mean,
+        nll_stderr=stderr,
         bits_per_dim=float(bits_per_dim(mean, model.image_shape)),
         bits_per_dim_stderr=float(bits_per_dim(stderr, model.image_shape)),
         precision=choose_precision(precision, next(model.parameters()).device).nll_note,
@@ -159,11 +219,16 @@ def check_compatible(model, dataset) -> None:
         raise ValueError(
             f"the model expects images {tuple(model.image_shape)} with {model.levels} levels; "
             f"{dataset.name} gives {tuple(dataset.image_shape)} with {dataset.levels} levels"
-            + (" (binarize the data: binarize=\"dynamic\", or --binarize dynamic on the command line)"
-               if model.levels == 2 and dataset.levels != 2 else ""))
+            + (
+                ' (binarize the data: binarize="dynamic", or --binarize dynamic on the command line)'
+                if model.levels == 2 and dataset.levels != 2
+                else ""
+            )
+        )
     if getattr(model.config, "num_classes", None) is not None:
         if dataset.num_classes is None:
             raise ValueError(f"the model is class-conditional but {dataset.name} has no labels")
         if dataset.num_classes > model.config.num_classes:
-            raise ValueError(f"the model knows {model.config.num_classes} classes; "
-                             f"{dataset.name} has {dataset.num_classes}")
+            raise ValueError(
+                f"the model knows {model.config.num_classes} classes; {dataset.name} has {dataset.num_classes}"
+            )

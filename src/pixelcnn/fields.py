@@ -14,16 +14,23 @@ A config collects the problems of all its fields and raises them together; the c
 flags (``--n must be a positive integer, got 0``) and argparse types leave the name out (argparse says
 which flag). This module imports nothing of pixelcnn: every layer may use it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 
-SEED_MAX = 2 ** 64 - 1          # torch.manual_seed and torch.Generator.manual_seed take 64 bits
+SEED_MAX = 2**64 - 1  # torch.manual_seed and torch.Generator.manual_seed take 64 bits
 
 # A field's declared type (its annotation, without "| None") -> the Python types it accepts, in words.
-FIELD_KINDS = {"int": ((int,), "an int"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
-               "str": ((str,), "a string"), "dict": ((dict,), "a dict"), "tuple": ((tuple, list), "a list")}
+FIELD_KINDS = {
+    "int": ((int,), "an int"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+    "dict": ((dict,), "a dict"),
+    "tuple": ((tuple, list), "a list"),
+}
 
 
 # ------------------------------------------------------------------------------------- declaring a field

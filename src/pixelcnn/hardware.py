@@ -23,6 +23,7 @@ training loop does that, see ``train.loop``).
 
 This module imports only torch, so every layer may use it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,9 +69,9 @@ def _cuda_bf16(device: torch.device) -> bool:
 class Precision:
     """The precision a job runs its network in, on one device type, and why it was chosen."""
 
-    name: str            # "fp32", "bf16" or "fp16"
-    device_type: str     # "cpu", "cuda" or "mps": the autocast device
-    reason: str          # why, in words: "auto: this CPU has bfloat16 units (AVX512-BF16)"
+    name: str  # "fp32", "bf16" or "fp16"
+    device_type: str  # "cpu", "cuda" or "mps": the autocast device
+    reason: str  # why, in words: "auto: this CPU has bfloat16 units (AVX512-BF16)"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -139,8 +140,9 @@ def choose_precision(requested: str, device: torch.device | str, *, cached_sampl
     if kind == "cuda" and not _cuda_bf16(device):
         raise ValueError("precision bf16 asked for, but this GPU does not support bfloat16; use fp16 or fp32")
     if kind == "cpu" and not cpu_bf16_units():
-        return Precision("bf16", kind, "asked for; this CPU has no bfloat16 units, so it is emulated "
-                                       "and likely slower than fp32")
+        return Precision(
+            "bf16", kind, "asked for; this CPU has no bfloat16 units, so it is emulated and likely slower than fp32"
+        )
     return Precision("bf16", kind, "asked for")
 
 
@@ -149,8 +151,14 @@ def compiler_available() -> bool:
     return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
 
 
-def choose_compile(requested: str, device: torch.device | str, *, planned_steps: int | None = None,
-                   planned_minutes: float | None = None, precision: str | None = None) -> tuple[bool, str]:
+def choose_compile(
+    requested: str,
+    device: torch.device | str,
+    *,
+    planned_steps: int | None = None,
+    planned_minutes: float | None = None,
+    precision: str | None = None,
+) -> tuple[bool, str]:
     """Whether to ``torch.compile`` a training step, and why: (on, reason).
 
     ``auto``: on for a run whose budget (steps and / or minutes: it stops at the first) is at least
@@ -176,10 +184,14 @@ def choose_compile(requested: str, device: torch.device | str, *, planned_steps:
     given = [(value, minimum) for value, minimum in budgets if value is not None]
     long_run = bool(given) and all(value >= minimum for value, minimum in given)
     if long_run:
-        return True, (f"compile auto: on, the run is long enough to pay for compiling "
-                      f"(>= {COMPILE_AUTO_MIN_STEPS} steps, >= {COMPILE_AUTO_MIN_MINUTES:g} minutes)")
-    return False, (f"compile auto: off, a run shorter than {COMPILE_AUTO_MIN_STEPS} steps or "
-                   f"{COMPILE_AUTO_MIN_MINUTES:g} minutes would not win back the compile time")
+        return True, (
+            f"compile auto: on, the run is long enough to pay for compiling "
+            f"(>= {COMPILE_AUTO_MIN_STEPS} steps, >= {COMPILE_AUTO_MIN_MINUTES:g} minutes)"
+        )
+    return False, (
+        f"compile auto: off, a run shorter than {COMPILE_AUTO_MIN_STEPS} steps or "
+        f"{COMPILE_AUTO_MIN_MINUTES:g} minutes would not win back the compile time"
+    )
 
 
 def first_line(error: BaseException) -> str:
@@ -197,8 +209,8 @@ def available_memory(device: torch.device | str = "cpu") -> int:
         return torch.cuda.get_device_properties(device).total_memory
     try:
         available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):       # pragma: no cover - not a POSIX system
-        available = 2 ** 40
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        available = 2**40
     try:
         for line in open("/proc/meminfo"):
             if line.startswith("MemAvailable:"):

@@ -22,6 +22,7 @@ masks, so each channel's parameters come from units of its own group.
     PixelCNN with Discretized Logistic Mixture Likelihood and Other
     Modifications. ICLR 2017. arXiv:1701.05517.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,9 @@ class CategoricalHead:
         """logits [B, C, L, H, W] (levels along ``dim``) -> p(value), float64, summing to 1 over the levels."""
         return F.softmax(logits.double(), dim=dim)
 
-    def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, logits: torch.Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """logits [..., L] -> int64 samples [...], by inverting the CDF with one uniform each."""
         return _invert_cdf(F.softmax(logits.double() / temperature, dim=-1).cumsum(-1), self.levels, generator)
 
@@ -118,8 +120,9 @@ class BernoulliHead:
         p_one = torch.sigmoid(logits.double())
         return torch.cat([1 - p_one, p_one], dim=dim)
 
-    def sample(self, logits: torch.Tensor, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, logits: torch.Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """logits [..., 1] -> int64 samples [...] in {0, 1}."""
         logits = logits.squeeze(-1).double()
         # At temperature 1 the division changes nothing; skipped, it is one call less per cached step.
@@ -167,8 +170,9 @@ def _log_weights(logits: torch.Tensor, dim: int) -> torch.Tensor:
     return F.log_softmax(logits, dim=dim).clamp_min(torch.finfo(logits.dtype).min)
 
 
-def discretized_logistic_log_mass(values: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
-                                  levels: int) -> torch.Tensor:
+def discretized_logistic_log_mass(
+    values: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor, levels: int
+) -> torch.Tensor:
     """log P(value) under one discretized logistic per entry (shapes broadcast): the logistic's mass of the bin.
 
     values: integers 0..levels-1; means and log scales on the input scale [-1, 1], clamped to
@@ -185,17 +189,19 @@ def discretized_logistic_log_mass(values: torch.Tensor, means: torch.Tensor, log
     """
     dtype = means.dtype
     means, inv_scales = _clamped(means, log_scales)
-    upper = (_upper_edge(values, levels, dtype) - means) * inv_scales          # a
-    lower = (_upper_edge(values - 1, levels, dtype) - means) * inv_scales      # b, a's value for v - 1
+    upper = (_upper_edge(values, levels, dtype) - means) * inv_scales  # a
+    lower = (_upper_edge(values - 1, levels, dtype) - means) * inv_scales  # b, a's value for v - 1
     # a - b is the bin's width in units of the scale, 2 / (levels - 1) / scale. Far out in a tail
     # (|a| huge) a - b loses its digits in rounding, down to 0 and log1mexp(0) = -inf; there the
     # mass is below float precision anyway, and half the true width keeps the log finite.
     width = torch.maximum(upper - lower, inv_scales * (1.0 / (levels - 1)))
     first, last = values == 0, values == levels - 1
     zero = upper.new_zeros(())
-    return (torch.where(first | last, zero, _log1mexp(width))
-            - torch.where(last, zero, F.softplus(-upper))
-            - torch.where(first, zero, F.softplus(lower)))
+    return (
+        torch.where(first | last, zero, _log1mexp(width))
+        - torch.where(last, zero, F.softplus(-upper))
+        - torch.where(first, zero, F.softplus(lower))
+    )
 
 
 class LogisticMixtureHead:
@@ -230,16 +236,17 @@ class LogisticMixtureHead:
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """params [B, C, 3K, H, W], x [B, C, H, W] int -> log p per pixel-channel [B, C, H, W]."""
-        logits, means, log_scales = self._split(_at_least_float32(params), 2)     # [B, C, K, H, W] each
+        logits, means, log_scales = self._split(_at_least_float32(params), 2)  # [B, C, K, H, W] each
         log_mass = discretized_logistic_log_mass(x.long().unsqueeze(2), means, log_scales, self.levels)
         return torch.logsumexp(_log_weights(logits, 2) + log_mass, dim=2)
 
     def _log_probabilities(self, params: torch.Tensor) -> torch.Tensor:
         """params [..., 3K] -> log p(value) [..., L] for every value."""
-        logits, means, log_scales = self._split(params, -1)                          # [..., K] each
-        values = torch.arange(self.levels, device=params.device)                     # [L]
-        log_mass = discretized_logistic_log_mass(values, means.unsqueeze(-1), log_scales.unsqueeze(-1),
-                                                 self.levels)                        # [..., K, L]
+        logits, means, log_scales = self._split(params, -1)  # [..., K] each
+        values = torch.arange(self.levels, device=params.device)  # [L]
+        log_mass = discretized_logistic_log_mass(
+            values, means.unsqueeze(-1), log_scales.unsqueeze(-1), self.levels
+        )  # [..., K, L]
         return torch.logsumexp(_log_weights(logits, -1).unsqueeze(-1) + log_mass, dim=-2)
 
     def probabilities(self, params: torch.Tensor, dim: int = 2) -> torch.Tensor:
@@ -254,16 +261,17 @@ class LogisticMixtureHead:
         a few torch calls where the masses take a few dozen, which counts in sampling, one
         pixel-channel at a time. Its differences are ``probabilities`` (at temperature 1).
         """
-        logits, means, log_scales = self._split(params.double(), -1)                  # [..., K] each
-        weights = F.softmax(logits / temperature, dim=-1).unsqueeze(-2)                # [..., 1, K]
+        logits, means, log_scales = self._split(params.double(), -1)  # [..., K] each
+        weights = F.softmax(logits / temperature, dim=-1).unsqueeze(-2)  # [..., 1, K]
         means, inv_scales = _clamped(means, log_scales + math.log(temperature))
         edges = _upper_edge(torch.arange(self.levels - 1, device=params.device), self.levels, means.dtype)
-        below = torch.sigmoid((edges - means.unsqueeze(-1)) * inv_scales.unsqueeze(-1))   # [..., K, L-1]
-        cdf = (weights @ below).squeeze(-2)                                            # [..., L-1]
+        below = torch.sigmoid((edges - means.unsqueeze(-1)) * inv_scales.unsqueeze(-1))  # [..., K, L-1]
+        cdf = (weights @ below).squeeze(-2)  # [..., L-1]
         return torch.cat([cdf, cdf.new_ones(cdf.shape[:-1] + (1,))], dim=-1)
 
-    def sample(self, params: torch.Tensor, *, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, params: torch.Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """params [..., 3K] -> int64 samples [...] on the grid 0..levels-1, by inverting the exact discrete CDF."""
         return _invert_cdf(self.cdf(params, temperature), self.levels, generator)
 
@@ -294,16 +302,18 @@ def couple_channels(raw: torch.Tensor, x_scaled: torch.Tensor, levels: int) -> t
     channels = x_scaled.shape[1]
     blocks = 1 + 2 * channels + channels * (channels - 1) // 2
     if raw.dim() != x_scaled.dim() or raw.shape[1] % blocks or raw.shape[1] == 0:
-        raise ValueError(f"couple_channels expects raw [B, K * {blocks}, ...] for {channels} channels "
-                         f"(x_scaled [B, C, ...] with the same dimensions), got raw {list(raw.shape)} "
-                         f"and x_scaled {list(x_scaled.shape)}")
-    raw = _at_least_float32(raw).unflatten(1, (blocks, -1))                         # [B, blocks, K, *S]
-    logits, means = raw[:, 0], raw[:, 1:1 + channels]                               # [B, K, *S], [B, C, K, *S]
-    log_scales = raw[:, 1 + channels:1 + 2 * channels]                              # [B, C, K, *S]
-    coefficients = torch.tanh(raw[:, 1 + 2 * channels:])                            # [B, C(C-1)/2, K, *S]
-    x = x_scaled.to(raw.dtype).unsqueeze(2)                                         # [B, C, 1, *S]
-    values = ((x_scaled.double() + 1) * ((levels - 1) / 2)).round().long().unsqueeze(2)   # [B, C, 1, *S]
-    log_weights = _log_weights(logits, 1)                                           # log pi_k
+        raise ValueError(
+            f"couple_channels expects raw [B, K * {blocks}, ...] for {channels} channels "
+            f"(x_scaled [B, C, ...] with the same dimensions), got raw {list(raw.shape)} "
+            f"and x_scaled {list(x_scaled.shape)}"
+        )
+    raw = _at_least_float32(raw).unflatten(1, (blocks, -1))  # [B, blocks, K, *S]
+    logits, means = raw[:, 0], raw[:, 1 : 1 + channels]  # [B, K, *S], [B, C, K, *S]
+    log_scales = raw[:, 1 + channels : 1 + 2 * channels]  # [B, C, K, *S]
+    coefficients = torch.tanh(raw[:, 1 + 2 * channels :])  # [B, C(C-1)/2, K, *S]
+    x = x_scaled.to(raw.dtype).unsqueeze(2)  # [B, C, 1, *S]
+    values = ((x_scaled.double() + 1) * ((levels - 1) / 2)).round().long().unsqueeze(2)  # [B, C, 1, *S]
+    log_weights = _log_weights(logits, 1)  # log pi_k
     channel_logits, channel_means, pair = [], [], 0
     for c in range(channels):
         mean = means[:, c]
@@ -312,7 +322,7 @@ def couple_channels(raw: torch.Tensor, x_scaled: torch.Tensor, levels: int) -> t
             pair += 1
         channel_logits.append(log_weights)
         channel_means.append(mean)
-        if c + 1 < channels:                      # the posterior of k given channels 0..c, for channel c + 1
+        if c + 1 < channels:  # the posterior of k given channels 0..c, for channel c + 1
             log_weights = log_weights + discretized_logistic_log_mass(values[:, c], mean, log_scales[:, c], levels)
     return torch.cat([torch.stack(channel_logits, 1), torch.stack(channel_means, 1), log_scales], dim=2)
 

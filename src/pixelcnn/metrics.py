@@ -4,6 +4,7 @@ NLL in nats per image for MNIST, bits per dimension = nats / (C * H * W * ln 2)
 for CIFAR-10 and ImageNet (van den Oord et al., Pixel Recurrent Neural
 Networks, ICML 2016, §5.1).
 """
+
 from __future__ import annotations
 
 import math

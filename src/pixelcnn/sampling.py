@@ -22,6 +22,7 @@ holds the state; each model builds its own from its layers' cached twins
 (``nn.conv.PointConv``, ``nn.gated.GatedLayerCache``, ``nn.lstm.RowLSTMCache``
 ...), so this module knows no model.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,10 @@ import torch
 
 def _draw_from_head(model, temperature: float, generator: torch.Generator | None):
     """The default ``choose``: sample each pixel-channel from the model's output distribution."""
+
     def choose(params: torch.Tensor, row: int, col: int, channel: int) -> torch.Tensor:
         return model.head.sample(params, temperature=temperature, generator=generator)
+
     return choose
 
 
@@ -52,10 +55,19 @@ def progress_bar(total: int, enabled: bool, desc: str):
 
 
 @torch.no_grad()
-def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
-                   temperature: float = 1.0, generator: torch.Generator | None = None,
-                   progress: bool = False, callback=None, order: list[tuple[int, int]] | None = None,
-                   choose=None) -> torch.Tensor:
+def naive_generate(
+    model,
+    x: torch.Tensor,
+    start_row: int,
+    h: torch.Tensor | None,
+    *,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback=None,
+    order: list[tuple[int, int]] | None = None,
+    choose=None,
+) -> torch.Tensor:
     """Draw the pixels of ``order`` (default ``model.generation_order(start_row)``) into x [B, C, H, W],
     one full forward pass per pixel-channel.
 
@@ -68,7 +80,7 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
     bar = progress_bar(len(order), progress, f"sampling {model.name} (naive)")
     for row, col in order:
         for channel in range(model.image_shape[0]):
-            params = model._params(x, h)[:, channel, :, row, col]         # [B, P]
+            params = model._params(x, h)[:, channel, :, row, col]  # [B, P]
             x[:, channel, row, col] = choose(params, row, col, channel)
         bar.update(1)
         if callback is not None:
@@ -78,9 +90,18 @@ def naive_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | Non
 
 
 @torch.inference_mode()
-def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | None, *,
-                    temperature: float = 1.0, generator: torch.Generator | None = None,
-                    progress: bool = False, callback=None, choose=None) -> torch.Tensor:
+def cached_generate(
+    model,
+    x: torch.Tensor,
+    start_row: int,
+    h: torch.Tensor | None,
+    *,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback=None,
+    choose=None,
+) -> torch.Tensor:
     """Draw the pixels of ``model.generation_order(start_row)`` into x [B, C, H, W] from the model's cache.
 
     ``model.fast_cache(model.scale_input(x), h, start_row)`` is an object with
@@ -98,17 +119,17 @@ def cached_generate(model, x: torch.Tensor, start_row: int, h: torch.Tensor | No
     order = model.generation_order(start_row)
     choose = choose or _draw_from_head(model, temperature, generator)
     scaled_x = model.scale_input(x)
-    scaled_levels = model.scale_input(torch.arange(model.levels, device=x.device), scaled_x.dtype)   # [levels]
+    scaled_levels = model.scale_input(torch.arange(model.levels, device=x.device), scaled_x.dtype)  # [levels]
     cache = model.fast_cache(scaled_x, h, start_row)
     step, write_value, channels = cache.step, cache.write_value, range(model.image_shape[0])
-    pixels = [[x[:, channel, row, col] for channel in channels] for row, col in order]      # [B] views of x
+    pixels = [[x[:, channel, row, col] for channel in channels] for row, col in order]  # [B] views of x
     bar = progress_bar(len(order), progress, f"sampling {model.name} (fast)")
     rows = [row for row, _ in order] + [None]
     for index, (row, col) in enumerate(order):
         pixel = pixels[index]
         for channel in channels:
-            params = step(row, col, channel)                                # [B, P]
-            value = choose(params, row, col, channel)                       # [B]
+            params = step(row, col, channel)  # [B, P]
+            value = choose(params, row, col, channel)  # [B]
             pixel[channel].copy_(value)
             write_value(row, col, channel, torch.index_select(scaled_levels, 0, value))
         bar.update(1)

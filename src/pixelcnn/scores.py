@@ -20,6 +20,7 @@ Three scores per image:
   (Serra et al., "Input Complexity and Out-of-Distribution Detection with
   Likelihood-Based Generative Models", ICLR 2020, eq. 2: S(x) = -l_M(x) - L(x)).
 """
+
 from __future__ import annotations
 
 import io
@@ -39,7 +40,7 @@ def perturb(x: torch.Tensor, rate: float, levels: int, *, generator: torch.Gener
     if not 0 <= rate <= 1:
         raise ValueError(f"rate must be in [0, 1], got {rate}")
     device = generator.device if generator is not None else x.device
-    replace = torch.rand(x.shape, generator=generator, device=device) < rate                   # [B, C, H, W]
+    replace = torch.rand(x.shape, generator=generator, device=device) < rate  # [B, C, H, W]
     noise = torch.randint(0, levels, x.shape, generator=generator, device=device)
     return torch.where(replace.to(x.device), noise.to(x.device, x.dtype), x)
 
@@ -62,7 +63,7 @@ def to_pil(image: np.ndarray, levels: int, *, one_bit: bool = True):
 def png_bits(x: torch.Tensor, levels: int) -> torch.Tensor:
     """L(x): bits of each image of x [B, C, H, W] as a PNG (Pillow, optimize=True; see ``to_pil``): float64 [B]."""
     bits = []
-    for image in x.detach().to("cpu", torch.int64).numpy():                                   # [C, H, W]
+    for image in x.detach().to("cpu", torch.int64).numpy():  # [C, H, W]
         buffer = io.BytesIO()
         to_pil(image, levels).save(buffer, "PNG", optimize=True)
         bits.append(8 * len(buffer.getvalue()))
@@ -125,23 +126,30 @@ def nll(model, x: torch.Tensor, cond=None, *, batch_size: int = 256) -> torch.Te
     try:
         parts = []
         for start in range(0, x.shape[0], batch_size):
-            part = x[start:start + batch_size]
+            part = x[start : start + batch_size]
             if isinstance(cond, str):
                 classes = model.config.num_classes
-                per_class = torch.stack([model.log_prob(part, torch.full((len(part),), k, dtype=torch.long,
-                                                                        device=part.device)).double().cpu()
-                                         for k in range(classes)], dim=1)                    # [b, K]
+                per_class = torch.stack(
+                    [
+                        model.log_prob(part, torch.full((len(part),), k, dtype=torch.long, device=part.device))
+                        .double()
+                        .cpu()
+                        for k in range(classes)
+                    ],
+                    dim=1,
+                )  # [b, K]
                 parts.append(math.log(classes) - torch.logsumexp(per_class, dim=1))
             else:
-                part_cond = None if cond is None else cond[start:start + batch_size]
+                part_cond = None if cond is None else cond[start : start + batch_size]
                 parts.append(-model.log_prob(part, part_cond).double().cpu())
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)             # [B] nats
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)  # [B] nats
     finally:
         model.train(was_training)
 
 
-def anomaly_scores(model, x: torch.Tensor, cond=None, *, background=None, complexity: bool = True,
-                   batch_size: int = 256) -> dict[str, torch.Tensor]:
+def anomaly_scores(
+    model, x: torch.Tensor, cond=None, *, background=None, complexity: bool = True, batch_size: int = 256
+) -> dict[str, torch.Tensor]:
     """Per-image scores of x [B, C, H, W] under ``model`` (higher: more anomalous), float64 [B] each.
 
     ``nll`` (nats) and ``bits_per_dim`` always; ``likelihood_ratio`` (nats) when a
@@ -153,10 +161,16 @@ def anomaly_scores(model, x: torch.Tensor, cond=None, *, background=None, comple
     scores = {"nll": nats, "bits_per_dim": nats / (LN2 * math.prod(model.image_shape))}
     if background is not None:
         if tuple(background.image_shape) != tuple(model.image_shape) or background.levels != model.levels:
-            raise ValueError(f"the background model models {background.image_shape} with {background.levels} "
-                             f"levels; the model {model.image_shape} with {model.levels}")
-        background_cond = cond if getattr(background.config, "num_classes", None) is not None or \
-            getattr(background.config, "cond_dim", None) is not None else None
+            raise ValueError(
+                f"the background model models {background.image_shape} with {background.levels} "
+                f"levels; the model {model.image_shape} with {model.levels}"
+            )
+        background_cond = (
+            cond
+            if getattr(background.config, "num_classes", None) is not None
+            or getattr(background.config, "cond_dim", None) is not None
+            else None
+        )
         scores["likelihood_ratio"] = nats - nll(background, x, background_cond, batch_size=batch_size)
     if complexity:
         scores["png_bits"] = png_bits(x, model.levels)
@@ -164,11 +178,18 @@ def anomaly_scores(model, x: torch.Tensor, cond=None, *, background=None, comple
     return scores
 
 
-UNLABELLED = -1          # a label that says "class not known" (a folder image without a labels.csv row)
+UNLABELLED = -1  # a label that says "class not known" (a folder image without a labels.csv row)
 
 
-def score_images(model, x: torch.Tensor, labels: torch.Tensor | None = None, *, background=None,
-                 complexity: bool = False, batch_size: int = 256) -> dict[str, torch.Tensor]:
+def score_images(
+    model,
+    x: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    background=None,
+    complexity: bool = False,
+    batch_size: int = 256,
+) -> dict[str, torch.Tensor]:
     """The one scoring rule of ``pixelcnn score``, ``pixelcnn viz nll-map --folder`` and the app: per-image
     ``anomaly_scores`` of x [B, C, H, W] (float64 [B] each), every image under its condition.
 
@@ -186,15 +207,21 @@ def score_images(model, x: torch.Tensor, labels: torch.Tensor | None = None, *, 
     for mask, part_cond in ((known, None if labels is None else labels[known]), (~known, MARGINAL)):
         if mask.any():
             cond = part_cond.to(x.device) if isinstance(part_cond, torch.Tensor) else part_cond
-            part = anomaly_scores(model, x[mask.to(x.device)], cond, background=background,
-                                  complexity=complexity, batch_size=batch_size)
+            part = anomaly_scores(
+                model, x[mask.to(x.device)], cond, background=background, complexity=complexity, batch_size=batch_size
+            )
             for key, values in part.items():
                 merged.setdefault(key, torch.zeros(len(x), dtype=torch.float64))[mask] = values
     return merged
 
 
-SCORE_COLUMNS = {"nll": "nll_nats", "bits_per_dim": "bits_per_dim", "likelihood_ratio": "likelihood_ratio",
-                 "png_bits": "png_bits", "complexity": "complexity"}
+SCORE_COLUMNS = {
+    "nll": "nll_nats",
+    "bits_per_dim": "bits_per_dim",
+    "likelihood_ratio": "likelihood_ratio",
+    "png_bits": "png_bits",
+    "complexity": "complexity",
+}
 
 
 def score_rows(names: list[str], scores: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> list[dict]:
@@ -224,11 +251,11 @@ def auroc(in_scores: torch.Tensor, out_scores: torch.Tensor) -> float:
     order = both.argsort(kind="mergesort")
     ranks = np.empty(both.size)
     ranks[order] = np.arange(1, both.size + 1)
-    values = both[order]                                    # average the ranks of tied values
+    values = both[order]  # average the ranks of tied values
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     ends = np.r_[starts[1:], values.size]
     for start, end in zip(starts, ends):
         if end - start > 1:
             ranks[order[start:end]] = (start + 1 + end) / 2
-    rank_sum = ranks[inside.size:].sum()
+    rank_sum = ranks[inside.size :].sum()
     return float((rank_sum - outside.size * (outside.size + 1) / 2) / (inside.size * outside.size))

@@ -9,6 +9,7 @@ The config is enough to rebuild the model without the code that trained it.
 Both files are written to a temporary name and renamed into place, so an
 interrupted save never leaves a half-written model over a good one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,7 +54,7 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(tmp)
         if isinstance(err, (KeyboardInterrupt, SystemExit, ValueError, TypeError)):
             raise
-        if isinstance(err, Exception):     # an OSError, or e.g. safetensors' SafetensorError: "File too large"
+        if isinstance(err, Exception):  # an OSError, or e.g. safetensors' SafetensorError: "File too large"
             raise _write_error(path, err) from None
         raise
 
@@ -65,7 +66,7 @@ def parse_json(text: str | bytes, what) -> object:
         return json.loads(text)
     except RecursionError:
         raise ValueError(f"{what} is corrupt (not valid JSON: nested too deeply)") from None
-    except ValueError as err:              # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"{what} is corrupt (not valid JSON: {' '.join(str(err).split())[:200]})") from None
 
 
@@ -89,8 +90,9 @@ def save(model, path: str | os.PathLike) -> Path:
     from .version import __version__
 
     if not isinstance(model, torch.nn.Module) or not getattr(model, "name", "") or not hasattr(model, "config"):
-        raise ValueError(f"pixelcnn.save saves a model made by pixelcnn.build or pixelcnn.load, got "
-                         f"{type(model).__name__}")
+        raise ValueError(
+            f"pixelcnn.save saves a model made by pixelcnn.build or pixelcnn.load, got {type(model).__name__}"
+        )
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"pixelcnn.save writes a folder; {folder} exists and is a file")
@@ -113,14 +115,15 @@ def _looks_like_pickle(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
-RUN_MODEL_DIR = "model"       # a training run's saved model: RUN/model (pixelcnn train --out RUN)
+RUN_MODEL_DIR = "model"  # a training run's saved model: RUN/model (pixelcnn train --out RUN)
 
 
 def _resolve_folder(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"no saved model at {path}: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE} "
-            f"written by pixelcnn.save")
+            f"written by pixelcnn.save"
+        )
     if path.is_dir():
         # A run folder of pixelcnn train holds its model in RUN/model: load that (the CLI takes either too).
         if not (path / WEIGHTS_FILE).is_file() and (path / RUN_MODEL_DIR / WEIGHTS_FILE).is_file():
@@ -130,8 +133,10 @@ def _resolve_folder(path: Path) -> Path:
         raise ValueError(f"{path} looks like a pickle / torch.save file. {CONVERT_HINT}")
     if path.name in (CONFIG_FILE, WEIGHTS_FILE):
         return path.parent
-    raise ValueError(f"{path} is not a saved pixelcnn model: expected a folder with {CONFIG_FILE} "
-                     f"and {WEIGHTS_FILE} written by pixelcnn.save")
+    raise ValueError(
+        f"{path} is not a saved pixelcnn model: expected a folder with {CONFIG_FILE} "
+        f"and {WEIGHTS_FILE} written by pixelcnn.save"
+    )
 
 
 def model_from_config(name, fields, source) -> torch.nn.Module:
@@ -166,8 +171,9 @@ def read_config(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{folder} has no {CONFIG_FILE}: not a model saved by pixelcnn.save")
     saved = read_json(config_path)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or not isinstance(saved.get("config"), dict):
-        raise ValueError(f"{config_path} is not a pixelcnn model config "
-                         f"(expected keys 'format': '{FORMAT}', 'model', 'config')")
+        raise ValueError(
+            f"{config_path} is not a pixelcnn model config (expected keys 'format': '{FORMAT}', 'model', 'config')"
+        )
     try:
         model_class(saved.get("model"))
     except ValueError as err:
@@ -182,14 +188,18 @@ def check_weights(state: dict, expected: dict, source) -> None:
     for name, tensor in state.items():
         want = expected.get(name)
         if want is None:
-            continue                            # (load_state_dict names unexpected keys)
+            continue  # (load_state_dict names unexpected keys)
         if want.is_floating_point() != tensor.is_floating_point() or tensor.is_complex():
-            raise ValueError(f"{source}: tensor {name!r} is {str(tensor.dtype).replace('torch.', '')}; the model "
-                             f"needs {str(want.dtype).replace('torch.', '')} (corrupt or not this model's weights)")
+            raise ValueError(
+                f"{source}: tensor {name!r} is {str(tensor.dtype).replace('torch.', '')}; the model "
+                f"needs {str(want.dtype).replace('torch.', '')} (corrupt or not this model's weights)"
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
-            raise ValueError(f"{source}: tensor {name!r} holds {bad:,} NaN or infinite value(s) of {tensor.numel():,}: "
-                             f"these weights cannot score or sample (a diverged run saved by other code?)")
+            raise ValueError(
+                f"{source}: tensor {name!r} holds {bad:,} NaN or infinite value(s) of {tensor.numel():,}: "
+                f"these weights cannot score or sample (a diverged run saved by other code?)"
+            )
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device | None = None):

@@ -18,6 +18,7 @@ Everything is drawn cell by cell (a pixel of the model is a square of
 ``scale`` screen pixels), so the pictures are exact, small, and need no
 plotting library.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,11 +32,11 @@ from .analysis import Context, PixelDistribution, SamplingFrames, count_context,
 
 # Receptive-field colours, by Context code.
 CONTEXT_COLOURS = {
-    Context.FUTURE: (232, 232, 232),       # light grey
-    Context.BLIND_SPOT: (229, 57, 53),     # red
-    Context.SEEN: (30, 136, 229),          # blue
-    Context.TARGET: (255, 193, 7),         # amber: the pixel being predicted
-    Context.LEAK: (142, 36, 170),          # purple: read from the future (a bug)
+    Context.FUTURE: (232, 232, 232),  # light grey
+    Context.BLIND_SPOT: (229, 57, 53),  # red
+    Context.SEEN: (30, 136, 229),  # blue
+    Context.TARGET: (255, 193, 7),  # amber: the pixel being predicted
+    Context.LEAK: (142, 36, 170),  # purple: read from the future (a bug)
     Context.OUT_OF_REACH: (160, 205, 240),  # pale blue: seen once the model is deeper
 }
 CONTEXT_LABELS = {
@@ -50,31 +51,43 @@ LEGEND_ORDER = (Context.SEEN, Context.OUT_OF_REACH, Context.BLIND_SPOT, Context.
 ALWAYS_IN_LEGEND = {Context.SEEN, Context.BLIND_SPOT, Context.FUTURE, Context.TARGET}
 WHITE, BLACK, GREY = (255, 255, 255), (20, 20, 20), (110, 110, 110)
 BAR, OBSERVED = (120, 120, 120), (229, 57, 53)
-UNDRAWN = (58, 68, 96)              # pixels an animation frame has not sampled yet
+UNDRAWN = (58, 68, 96)  # pixels an animation frame has not sampled yet
 ANIMATION_BACKGROUND = (40, 40, 40)  # between the images of an animation frame
 # Anchors of matplotlib's "inferno" colour map at 0, 1/8, ..., 1 (linearly interpolated between).
-INFERNO = np.array([(0, 0, 4), (33, 12, 74), (87, 16, 110), (138, 34, 106), (188, 55, 84), (228, 90, 49),
-                    (249, 142, 9), (249, 203, 53), (252, 255, 164)], dtype=np.float64)
+INFERNO = np.array(
+    [
+        (0, 0, 4),
+        (33, 12, 74),
+        (87, 16, 110),
+        (138, 34, 106),
+        (188, 55, 84),
+        (228, 90, 49),
+        (249, 142, 9),
+        (249, 203, 53),
+        (252, 255, 164),
+    ],
+    dtype=np.float64,
+)
 
 # Layout, in screen pixels.
 MARK = "written by pixelcnn"  # in every PNG (text chunk) and GIF (comment) saved here: the CLI may replace them
 
-MARGIN = 12                 # around the whole figure
-TITLE_HEIGHT = 26           # the figure's title line
-CAPTION_HEIGHT = 34         # two caption lines above a panel
-FIELD_CAPTION_HEIGHT = 48   # three caption lines above a receptive-field panel
-GAP = 14                    # between panels
-LEGEND_HEIGHT = 26          # the colour key under a receptive-field figure
-BAR_PLOT_WIDTH = 256        # a softmax panel's plot area (bars fill it)
+MARGIN = 12  # around the whole figure
+TITLE_HEIGHT = 26  # the figure's title line
+CAPTION_HEIGHT = 34  # two caption lines above a panel
+FIELD_CAPTION_HEIGHT = 48  # three caption lines above a receptive-field panel
+GAP = 14  # between panels
+LEGEND_HEIGHT = 26  # the colour key under a receptive-field figure
+BAR_PLOT_WIDTH = 256  # a softmax panel's plot area (bars fill it)
 BAR_PLOT_HEIGHT = 80
-AXIS_HEIGHT = 24            # tick labels and the observed-value marker under a bar plot
+AXIS_HEIGHT = 24  # tick labels and the observed-value marker under a bar plot
 COLOUR_BAR_WIDTH = 14
 
 
 # ----------------------------------------------------------------------------------- image grids
-BACKGROUND = (110, 110, 110)    # between the cells of a grid
-HIDDEN_TINT = (170, 40, 40)     # the hidden part of a completion's input
-BOUNDARY = (230, 60, 60)        # the line under the known rows of each completion
+BACKGROUND = (110, 110, 110)  # between the cells of a grid
+HIDDEN_TINT = (170, 40, 40)  # the hidden part of a completion's input
+BOUNDARY = (230, 60, 60)  # the line under the known rows of each completion
 
 
 def default_scale(image_shape) -> int:
@@ -101,8 +114,10 @@ def display_values(images: torch.Tensor, levels: int) -> torch.Tensor:
 def to_rgb_array(images: torch.Tensor, *, levels: int) -> np.ndarray:
     """Integer images [N, C, H, W] (C = 1 or 3, values 0..levels-1) -> uint8 array [N, H, W, 3]."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"expected an integer tensor [N, C, H, W], got "
-                         f"{type(images).__name__}{list(images.shape) if isinstance(images, torch.Tensor) else ''}")
+        raise ValueError(
+            f"expected an integer tensor [N, C, H, W], got "
+            f"{type(images).__name__}{list(images.shape) if isinstance(images, torch.Tensor) else ''}"
+        )
     if images.dtype.is_floating_point:
         raise ValueError(f"expected integer images with values 0..{levels - 1}, got {images.dtype}")
     channels = images.shape[1]
@@ -113,28 +128,37 @@ def to_rgb_array(images: torch.Tensor, *, levels: int) -> np.ndarray:
     values = images.detach().cpu().long()
     if values.numel() and (int(values.min()) < 0 or int(values.max()) > levels - 1):
         raise ValueError(f"expected values in 0..{levels - 1}, got {int(values.min())}..{int(values.max())}")
-    scaled = display_values(values, levels).to(torch.uint8)                          # [N, C, H, W]
+    scaled = display_values(values, levels).to(torch.uint8)  # [N, C, H, W]
     if channels == 1:
-        scaled = scaled.expand(-1, 3, -1, -1)                                        # [N, 3, H, W]
-    return scaled.permute(0, 2, 3, 1).contiguous().numpy()                          # [N, H, W, 3]
+        scaled = scaled.expand(-1, 3, -1, -1)  # [N, 3, H, W]
+    return scaled.permute(0, 2, 3, 1).contiguous().numpy()  # [N, H, W, 3]
 
 
-def tile(cells: np.ndarray, rows: int, columns: int, *, scale: int = 1, padding: int = 2, left_margin: int = 0,
-         background=BACKGROUND) -> np.ndarray:
+def tile(
+    cells: np.ndarray,
+    rows: int,
+    columns: int,
+    *,
+    scale: int = 1,
+    padding: int = 2,
+    left_margin: int = 0,
+    background=BACKGROUND,
+) -> np.ndarray:
     """cells [n <= rows * columns, h, w, 3] (row-major) -> one uint8 array with ``padding`` pixels between cells:
     [rows * (h*scale + padding) + padding, left_margin + columns * (w*scale + padding) + padding, 3]."""
     _, height, width, _ = cells.shape
     if scale > 1:
-        cells = cells.repeat(scale, axis=1).repeat(scale, axis=2)                    # [n, h*s, w*s, 3]
+        cells = cells.repeat(scale, axis=1).repeat(scale, axis=2)  # [n, h*s, w*s, 3]
         height, width = height * scale, width * scale
-    canvas = np.empty((rows * (height + padding) + padding,
-                       left_margin + columns * (width + padding) + padding, 3), dtype=np.uint8)
+    canvas = np.empty(
+        (rows * (height + padding) + padding, left_margin + columns * (width + padding) + padding, 3), dtype=np.uint8
+    )
     canvas[:] = background
     for index, cell in enumerate(cells):
         row, column = divmod(index, columns)
         top = padding + row * (height + padding)
         left = left_margin + padding + column * (width + padding)
-        canvas[top: top + height, left: left + width] = cell
+        canvas[top : top + height, left : left + width] = cell
     return canvas
 
 
@@ -145,8 +169,7 @@ def _check_layout(scale: int, padding: int) -> None:
         raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
 
 
-def image_grid(images: torch.Tensor, *, levels: int, columns: int | None = None, scale: int = 1,
-               padding: int = 2):
+def image_grid(images: torch.Tensor, *, levels: int, columns: int | None = None, scale: int = 1, padding: int = 2):
     """Images [N, C, H, W] in a grid, row by row, ``columns`` per row (default: about sqrt(N))."""
     from PIL import Image
 
@@ -160,8 +183,15 @@ def image_grid(images: torch.Tensor, *, levels: int, columns: int | None = None,
     return Image.fromarray(tile(cells, rows, columns, scale=scale, padding=padding))
 
 
-def class_grid(images: torch.Tensor, labels: torch.Tensor, *, levels: int, scale: int = 1, padding: int = 2,
-               class_names: list[str] | None = None):
+def class_grid(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    levels: int,
+    scale: int = 1,
+    padding: int = 2,
+    class_names: list[str] | None = None,
+):
     """One row per class (ascending label), its images side by side, the class name on the left.
 
     ``labels`` [N] gives each image's class; rows shorter than the longest are
@@ -185,9 +215,10 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, *, levels: int, scale
         filler[:] = BACKGROUND
         rows.append(np.concatenate([row, filler]))
     names = [str(k) if class_names is None else class_names[k] for k in classes]
-    margin = 8 + 7 * max(len(name) for name in names)      # the default bitmap font is ~6 px per character
-    canvas = Image.fromarray(tile(np.concatenate(rows), len(classes), columns, scale=scale, padding=padding,
-                                   left_margin=margin))
+    margin = 8 + 7 * max(len(name) for name in names)  # the default bitmap font is ~6 px per character
+    canvas = Image.fromarray(
+        tile(np.concatenate(rows), len(classes), columns, scale=scale, padding=padding, left_margin=margin)
+    )
     draw = ImageDraw.Draw(canvas)
     cell_height = cells.shape[1] * scale
     for row, name in enumerate(names):
@@ -196,8 +227,15 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, *, levels: int, scale
     return canvas
 
 
-def completion_grid(originals: torch.Tensor, completions: torch.Tensor, *, known_rows: int, levels: int,
-                    scale: int = 1, padding: int = 2):
+def completion_grid(
+    originals: torch.Tensor,
+    completions: torch.Tensor,
+    *,
+    known_rows: int,
+    levels: int,
+    scale: int = 1,
+    padding: int = 2,
+):
     """One row per image: the original, the input the model saw (hidden rows tinted), then its completions.
 
     originals [B, C, H, W]; completions [B, K, C, H, W] (K completions of each).
@@ -206,19 +244,24 @@ def completion_grid(originals: torch.Tensor, completions: torch.Tensor, *, known
     from PIL import Image
 
     _check_layout(scale, padding)
-    if completions.dim() != 5 or completions.shape[0] != originals.shape[0] \
-            or tuple(completions.shape[2:]) != tuple(originals.shape[1:]):
-        raise ValueError(f"expected completions [B, K, C, H, W] matching originals {list(originals.shape)}, "
-                         f"got {list(completions.shape)}")
+    if (
+        completions.dim() != 5
+        or completions.shape[0] != originals.shape[0]
+        or tuple(completions.shape[2:]) != tuple(originals.shape[1:])
+    ):
+        raise ValueError(
+            f"expected completions [B, K, C, H, W] matching originals {list(originals.shape)}, "
+            f"got {list(completions.shape)}"
+        )
     batch, per_image, _, height, _ = completions.shape
     if not isinstance(known_rows, int) or not 0 <= known_rows <= height:
         raise ValueError(f"known_rows must be an integer in 0..{height}, got {known_rows!r}")
-    original = to_rgb_array(originals, levels=levels)                                 # [B, H, W, 3]
+    original = to_rgb_array(originals, levels=levels)  # [B, H, W, 3]
     shown = original.copy()
     shown[:, known_rows:] = (0.35 * shown[:, known_rows:] + 0.65 * np.array(HIDDEN_TINT)).astype(np.uint8)
-    completed = to_rgb_array(completions.flatten(0, 1), levels=levels)                # [B*K, H, W, 3]
-    completed = completed.reshape(batch, per_image, *completed.shape[1:])            # [B, K, H, W, 3]
-    cells = np.concatenate([original[:, None], shown[:, None], completed], axis=1)    # [B, 2+K, H, W, 3]
+    completed = to_rgb_array(completions.flatten(0, 1), levels=levels)  # [B*K, H, W, 3]
+    completed = completed.reshape(batch, per_image, *completed.shape[1:])  # [B, K, H, W, 3]
+    cells = np.concatenate([original[:, None], shown[:, None], completed], axis=1)  # [B, 2+K, H, W, 3]
     columns = per_image + 2
     canvas = tile(cells.reshape(-1, *cells.shape[2:]), batch, columns, scale=scale, padding=padding)
     if 0 < known_rows < height:
@@ -227,12 +270,13 @@ def completion_grid(originals: torch.Tensor, completions: torch.Tensor, *, known
             y = padding + row * (cell_height + padding) + known_rows * scale
             for column in range(2, columns):
                 x = padding + column * (cell_width + padding)
-                canvas[y: y + max(1, scale // 2), x: x + cell_width] = BOUNDARY
+                canvas[y : y + max(1, scale // 2), x : x + cell_width] = BOUNDARY
     return Image.fromarray(canvas)
 
 
-def grouped_rows(groups: list[torch.Tensor], *, levels: int, scale: int = 1, padding: int = 2,
-                 row_names: list[str] | None = None):
+def grouped_rows(
+    groups: list[torch.Tensor], *, levels: int, scale: int = 1, padding: int = 2, row_names: list[str] | None = None
+):
     """Rows of image groups side by side, one empty column between groups.
 
     groups: tensors [R, n_i, C, H, W] (the same R rows in each). The identity
@@ -243,19 +287,23 @@ def grouped_rows(groups: list[torch.Tensor], *, levels: int, scale: int = 1, pad
     from PIL import Image, ImageDraw
 
     _check_layout(scale, padding)
-    if not groups or any(g.dim() != 5 or g.shape[0] != groups[0].shape[0] or g.shape[2:] != groups[0].shape[2:]
-                         for g in groups):
-        raise ValueError(f"expected groups of images [R, n, C, H, W] with the same R, C, H, W; got "
-                         f"{[list(g.shape) for g in groups]}")
+    if not groups or any(
+        g.dim() != 5 or g.shape[0] != groups[0].shape[0] or g.shape[2:] != groups[0].shape[2:] for g in groups
+    ):
+        raise ValueError(
+            f"expected groups of images [R, n, C, H, W] with the same R, C, H, W; got {[list(g.shape) for g in groups]}"
+        )
     rows = groups[0].shape[0]
-    cells = [to_rgb_array(g.flatten(0, 1), levels=levels).reshape(rows, g.shape[1], *g.shape[3:], 3)
-             for g in groups]                                                          # [R, n_i, H, W, 3] each
-    gap = np.empty((rows, 1, *cells[0].shape[2:]), dtype=np.uint8)                    # [R, 1, H, W, 3]
+    cells = [
+        to_rgb_array(g.flatten(0, 1), levels=levels).reshape(rows, g.shape[1], *g.shape[3:], 3) for g in groups
+    ]  # [R, n_i, H, W, 3] each
+    gap = np.empty((rows, 1, *cells[0].shape[2:]), dtype=np.uint8)  # [R, 1, H, W, 3]
     gap[:] = BACKGROUND
-    laid = np.concatenate([part for cell in cells for part in (gap, cell)][1:], axis=1)   # [R, columns, H, W, 3]
+    laid = np.concatenate([part for cell in cells for part in (gap, cell)][1:], axis=1)  # [R, columns, H, W, 3]
     margin = 0 if row_names is None else 8 + 7 * max(len(name) for name in row_names)
-    canvas = Image.fromarray(tile(laid.reshape(-1, *laid.shape[2:]), rows, laid.shape[1], scale=scale,
-                                  padding=padding, left_margin=margin))
+    canvas = Image.fromarray(
+        tile(laid.reshape(-1, *laid.shape[2:]), rows, laid.shape[1], scale=scale, padding=padding, left_margin=margin)
+    )
     if row_names is not None:
         draw, cell_height = ImageDraw.Draw(canvas), laid.shape[2] * scale
         for row, name in enumerate(row_names):
@@ -270,7 +318,7 @@ def font(size: int):
 
     try:
         return ImageFont.load_default(size=size)
-    except TypeError:                       # Pillow < 10.1: one fixed size
+    except TypeError:  # Pillow < 10.1: one fixed size
         return ImageFont.load_default()
 
 
@@ -314,7 +362,7 @@ def spatial_context(field_map: torch.Tensor) -> torch.Tensor:
     """
     priority = [Context.FUTURE, Context.SEEN, Context.OUT_OF_REACH, Context.BLIND_SPOT, Context.TARGET, Context.LEAK]
     rank = torch.tensor([priority.index(Context(code)) for code in range(len(Context))])
-    best = rank[field_map.long()].amax(0)                                   # [H, W] rank
+    best = rank[field_map.long()].amax(0)  # [H, W] rank
     return torch.tensor([int(code) for code in priority])[best]
 
 
@@ -333,14 +381,17 @@ def receptive_field_figure(panels: list[tuple[str, torch.Tensor]], *, title: str
         raise ValueError("no receptive-field maps to draw")
     height, width = panels[0][1].shape[-2:]
     cell = cell or receptive_field_cell(height, width)
-    grid = cell >= 8                                    # a white line between cells when they are big enough
+    grid = cell >= 8  # a white line between cells when they are big enough
     panel_w, panel_h = width * cell, height * cell
     present = {Context(code) for _, field_map in panels for code in field_map.unique().tolist()}
     legend = [c for c in LEGEND_ORDER if c in present or c in ALWAYS_IN_LEGEND]
     entry_w = [18 + _text_width(CONTEXT_LABELS[c], 12) + 16 for c in legend]
-    fig_w = max(2 * MARGIN + len(panels) * panel_w + (len(panels) - 1) * GAP,
-                2 * MARGIN + _text_width(title, 15), 2 * MARGIN + max(entry_w))
-    legend_rows, x = 1, 0                                   # the key wraps onto more lines when it must
+    fig_w = max(
+        2 * MARGIN + len(panels) * panel_w + (len(panels) - 1) * GAP,
+        2 * MARGIN + _text_width(title, 15),
+        2 * MARGIN + max(entry_w),
+    )
+    legend_rows, x = 1, 0  # the key wraps onto more lines when it must
     for width_needed in entry_w:
         if x and x + width_needed > fig_w - 2 * MARGIN:
             legend_rows, x = legend_rows + 1, 0
@@ -362,11 +413,11 @@ def receptive_field_figure(panels: list[tuple[str, torch.Tensor]], *, title: str
         draw.text((left, top - FIELD_CAPTION_HEIGHT), caption, fill=BLACK, font=font(13))
         draw.text((left, top - FIELD_CAPTION_HEIGHT + 17), seen, fill=GREY, font=font(11))
         draw.text((left, top - FIELD_CAPTION_HEIGHT + 31), missed, fill=GREY, font=font(11))
-        cells = palette[spatial_context(field_map).numpy()]                     # [H, W, 3]
+        cells = palette[spatial_context(field_map).numpy()]  # [H, W, 3]
         picture = _upscale(cells, cell)
         if grid:
-            picture[cell - 1::cell, :] = WHITE
-            picture[:, cell - 1::cell] = WHITE
+            picture[cell - 1 :: cell, :] = WHITE
+            picture[:, cell - 1 :: cell] = WHITE
         canvas.paste(_image(picture), (left, top))
     x, y = MARGIN, top + panel_h + 8 + 4
     for context, width_needed in zip(legend, entry_w):
@@ -394,13 +445,19 @@ def _marked_image(image: torch.Tensor, levels: int, pixels: list[tuple[int, int]
     for number, (row, col) in enumerate(pixels, start=1):
         x, y = col * scale, row * scale
         draw.rectangle([x - 1, y - 1, x + scale, y + scale], outline=OBSERVED, width=2)
-        above = number % 2 == 1 and y >= 15                 # alternate above / below, so neighbours' labels stay apart
+        above = number % 2 == 1 and y >= 15  # alternate above / below, so neighbours' labels stay apart
         draw.text((x, y - 15 if above else y + scale + 2), str(number), fill=OBSERVED, font=font(12))
     return picture
 
 
-def softmax_figure(image: torch.Tensor, distributions: list[PixelDistribution], *, levels: int,
-                   title: str = "", columns: int | None = None):
+def softmax_figure(
+    image: torch.Tensor,
+    distributions: list[PixelDistribution],
+    *,
+    levels: int,
+    title: str = "",
+    columns: int | None = None,
+):
     """The image with the chosen pixels marked, and a bar plot of each predicted distribution.
 
     Bars are p(value | everything before); the observed value's bar is red
@@ -433,21 +490,27 @@ def softmax_figure(image: torch.Tensor, distributions: list[PixelDistribution], 
         number = pixels.index((dist.row, dist.col)) + 1
         channel = names[dist.channel] if channels > 1 else ""
         draw.text((left, top), f"#{number}  pixel ({dist.row}, {dist.col}) {channel}", fill=BLACK, font=font(13))
-        draw.text((left, top + 16), f"observed {dist.observed}: p = {dist.observed_prob:.3f}, "
-                                    f"entropy {dist.entropy_bits:.2f} bits", fill=GREY, font=font(11))
-        base = top + CAPTION_HEIGHT + BAR_PLOT_HEIGHT                      # the x axis
+        draw.text(
+            (left, top + 16),
+            f"observed {dist.observed}: p = {dist.observed_prob:.3f}, entropy {dist.entropy_bits:.2f} bits",
+            fill=GREY,
+            font=font(11),
+        )
+        base = top + CAPTION_HEIGHT + BAR_PLOT_HEIGHT  # the x axis
         probs = dist.probs.double()
         peak = max(float(probs.max()), 1e-12)
         for value, p in enumerate(probs.tolist()):
-            bar_h = round((BAR_PLOT_HEIGHT - 14) * p / peak)              # the top 14 pixels hold the scale
+            bar_h = round((BAR_PLOT_HEIGHT - 14) * p / peak)  # the top 14 pixels hold the scale
             if bar_h > 0:
                 x = left + value * bar_w
-                draw.rectangle([x, base - bar_h, x + max(bar_w - 2, 0), base - 1],
-                               fill=OBSERVED if value == dist.observed else BAR)
+                draw.rectangle(
+                    [x, base - bar_h, x + max(bar_w - 2, 0), base - 1], fill=OBSERVED if value == dist.observed else BAR
+                )
         draw.line([left, base, left + plot_w - 1, base], fill=BLACK)
         scale_label = f"highest bar: p = {peak:.3f}"
-        draw.text((left + plot_w - _text_width(scale_label, 10), top + CAPTION_HEIGHT), scale_label, fill=GREY,
-                  font=font(10))
+        draw.text(
+            (left + plot_w - _text_width(scale_label, 10), top + CAPTION_HEIGHT), scale_label, fill=GREY, font=font(10)
+        )
         marker_x = left + dist.observed * bar_w + bar_w // 2
         draw.polygon([(marker_x, base + 2), (marker_x - 5, base + 10), (marker_x + 5, base + 10)], fill=OBSERVED)
         draw.text((left, base + 10), "0", fill=GREY, font=font(10))
@@ -465,8 +528,15 @@ def heat_colours(values: np.ndarray, vmax: float) -> np.ndarray:
     return (INFERNO[low] * (1 - frac) + INFERNO[low + 1] * frac).round().astype(np.uint8)
 
 
-def nll_figure(images: torch.Tensor, bits: torch.Tensor, *, levels: int, captions: list[str] | None = None,
-               title: str = "", vmax: float | None = None):
+def nll_figure(
+    images: torch.Tensor,
+    bits: torch.Tensor,
+    *,
+    levels: int,
+    captions: list[str] | None = None,
+    title: str = "",
+    vmax: float | None = None,
+):
     """Each image beside its heat map of -log2 p per pixel (bits, summed over channels), one row per image.
 
     images: integer [B, C, H, W]; bits: ``analysis.nll_bits`` [B, C, H, W].
@@ -475,23 +545,25 @@ def nll_figure(images: torch.Tensor, bits: torch.Tensor, *, levels: int, caption
     rows compare.
     """
     if images.dim() != 4 or tuple(bits.shape) != tuple(images.shape):
-        raise ValueError(f"expected images [B, C, H, W] and bits of the same shape, got "
-                         f"{list(images.shape)} and {list(bits.shape)}")
+        raise ValueError(
+            f"expected images [B, C, H, W] and bits of the same shape, got {list(images.shape)} and {list(bits.shape)}"
+        )
     batch, channels, height, width = images.shape
     captions = captions or [""] * batch
-    pixel_bits = bits.double().sum(1).numpy()                                 # [B, H, W]
+    pixel_bits = bits.double().sum(1).numpy()  # [B, H, W]
     vmax = float(pixel_bits.max()) if vmax is None else float(vmax)
     nats, per_dim = nll_totals(bits.double(), images.shape[1:])
     scale = max(1, 140 // max(height, width))
     cell_w, cell_h = width * scale, height * scale
     row_h = CAPTION_HEIGHT // 2 + cell_h + 20
     tick_w = _text_width(f"{vmax:.1f} bits", 11) + 6
-    fig_w = max(2 * MARGIN + 2 * cell_w + GAP + 2 * GAP + COLOUR_BAR_WIDTH + tick_w,
-                2 * MARGIN + _text_width(title, 15))
+    fig_w = max(
+        2 * MARGIN + 2 * cell_w + GAP + 2 * GAP + COLOUR_BAR_WIDTH + tick_w, 2 * MARGIN + _text_width(title, 15)
+    )
     fig_h = MARGIN + TITLE_HEIGHT + batch * row_h + (batch - 1) * GAP + MARGIN
     canvas, draw = _new_canvas(fig_w, fig_h)
     draw.text((MARGIN, MARGIN), title, fill=BLACK, font=font(15))
-    rgb = to_rgb_array(images.cpu(), levels=levels)                           # [B, H, W, 3]
+    rgb = to_rgb_array(images.cpu(), levels=levels)  # [B, H, W, 3]
     for index in range(batch):
         top = MARGIN + TITLE_HEIGHT + index * (row_h + GAP)
         draw.text((MARGIN, top), captions[index], fill=BLACK, font=font(12))
@@ -500,9 +572,12 @@ def nll_figure(images: torch.Tensor, bits: torch.Tensor, *, levels: int, caption
         heat = _upscale(heat_colours(pixel_bits[index], vmax), scale)
         canvas.paste(_image(heat), (MARGIN + cell_w + GAP, image_top))
         total_bits = float(nats[index]) / math.log(2)
-        draw.text((MARGIN, image_top + cell_h + 4),
-                  f"NLL {float(nats[index]):.2f} nats = {total_bits:.1f} bits, {float(per_dim[index]):.4f} bits/dim",
-                  fill=BLACK, font=font(11))
+        draw.text(
+            (MARGIN, image_top + cell_h + 4),
+            f"NLL {float(nats[index]):.2f} nats = {total_bits:.1f} bits, {float(per_dim[index]):.4f} bits/dim",
+            fill=BLACK,
+            font=font(11),
+        )
     # One colour bar beside the first row's heat map: vmax at the top, 0 at the bottom.
     bar_left = MARGIN + 2 * cell_w + 2 * GAP
     bar_top = MARGIN + TITLE_HEIGHT + CAPTION_HEIGHT // 2
@@ -516,8 +591,9 @@ def nll_figure(images: torch.Tensor, bits: torch.Tensor, *, levels: int, caption
 
 
 # ----------------------------------------------------------------------------- sampling animation
-def sampling_animation(frames: SamplingFrames, *, levels: int, scale: int | None = None,
-                       columns: int | None = None, title: str = "") -> list:
+def sampling_animation(
+    frames: SamplingFrames, *, levels: int, scale: int | None = None, columns: int | None = None, title: str = ""
+) -> list:
     """One PIL image per snapshot of ``analysis.sampling_frames``: the grid so far, undrawn pixels tinted.
 
     ``title`` may hold several lines ("\\n"); a status line under the grid counts the pixels drawn.
@@ -533,12 +609,11 @@ def sampling_animation(frames: SamplingFrames, *, levels: int, scale: int | None
     header = 16 * len(title_lines) + 2
     pictures = []
     for snapshot, done in zip(frames.frames, frames.pixels_done):
-        cells = to_rgb_array(snapshot.long(), levels=levels)                 # [n, H, W, 3]
-        cells[:, rank >= done] = UNDRAWN                                      # not drawn yet
+        cells = to_rgb_array(snapshot.long(), levels=levels)  # [n, H, W, 3]
+        cells[:, rank >= done] = UNDRAWN  # not drawn yet
         grid = tile(cells, math.ceil(count / columns), columns, scale=scale, padding=2, background=ANIMATION_BACKGROUND)
         status = f"{done}/{total} pixels"
-        canvas_w = max(grid.shape[1], *(_text_width(line, 12) + 8 for line in title_lines),
-                       _text_width(status, 11) + 8)
+        canvas_w = max(grid.shape[1], *(_text_width(line, 12) + 8 for line in title_lines), _text_width(status, 11) + 8)
         canvas, draw = _new_canvas(canvas_w, header + grid.shape[0] + 18)
         canvas.paste(_image(grid), ((canvas_w - grid.shape[1]) // 2, header))
         for number, line in enumerate(title_lines):
@@ -567,6 +642,17 @@ def save_gif(pictures: list, path: str | os.PathLike, *, frame_ms: int = 60, hol
     durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
     from .serialization import _atomic_write
 
-    _atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                                                   duration=durations, loop=0, optimize=True, comment=MARK))
+    _atomic_write(
+        path,
+        lambda tmp: frames[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=durations,
+            loop=0,
+            optimize=True,
+            comment=MARK,
+        ),
+    )
     return path

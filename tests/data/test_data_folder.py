@@ -1,4 +1,5 @@
 """``folder:PATH``: PNG / JPEG folders, split folders or the fixed hash split, class subfolders, resizing."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,7 @@ def test_split_and_class_folders_with_png_and_jpeg_of_any_size(tmp_path):
     for split, n in (("train", 3), ("test", 2)):
         for cls in ("cat", "dog"):
             for i in range(n):
-                size = (20 + 7 * i, 30)                                   # different sizes and aspect ratios
+                size = (20 + 7 * i, 30)  # different sizes and aspect ratios
                 save(tmp_path / split / cls / f"{i}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
     save(tmp_path / "test" / "dog" / "photo.jpg", np.full((40, 24, 3), 200, np.uint8), quality=95)
 
@@ -26,15 +27,15 @@ def test_split_and_class_folders_with_png_and_jpeg_of_any_size(tmp_path):
     assert (len(train), len(test)) == (6, 5) and train.image_shape == (3, 16, 16) and train.levels == 256
     assert train.class_names == ("cat", "dog") and train.num_classes == 2
     assert train.labels.tolist() == [0, 0, 0, 1, 1, 1] and test.labels.tolist() == [0, 0, 1, 1, 1]
-    assert test.extra["files"][-1].endswith("photo.jpg")                   # sorted: 0.png, 1.png, photo.jpg
-    assert (test.images[-1].float() - 200).abs().max() <= 3                # a flat JPEG stays flat
+    assert test.extra["files"][-1].endswith("photo.jpg")  # sorted: 0.png, 1.png, photo.jpg
+    assert (test.images[-1].float() - 200).abs().max() <= 3  # a flat JPEG stays flat
     with pytest.raises(ValueError, match=r"different sizes .*pass image_size=N"):
         data.load(f"folder:{tmp_path}", "train")
 
 
 def test_resize_scales_the_shorter_side_and_crops_the_centre(tmp_path):
     image = np.zeros((8, 16, 3), np.uint8)
-    image[:, 4:12] = 255                                                   # a white centre square, black sides
+    image[:, 4:12] = 255  # a white centre square, black sides
     save(tmp_path / "train" / "a.png", image)
     save(tmp_path / "test" / "b.png", image)
     ds = data.load(f"folder:{tmp_path}", "train", image_size=4)
@@ -49,7 +50,7 @@ def test_without_split_folders_the_hash_split_is_fixed_and_disjoint(tmp_path):
     train, test = data.load(f"folder:{tmp_path}", "train"), data.load(f"folder:{tmp_path}", "test")
     assert len(train) + len(test) == 40 and 0 < len(test) < 20
     assert set(train.extra["files"]).isdisjoint(test.extra["files"])
-    assert train.image_shape == (1, 6, 6)                                  # all grey: one channel
+    assert train.image_shape == (1, 6, 6)  # all grey: one channel
     # Adding images never moves the old ones between splits.
     save(tmp_path / "zz_new.png", np.zeros((6, 6), np.uint8))
     assert set(test.extra["files"]) <= set(data.load(f"folder:{tmp_path}", "test").extra["files"])
@@ -90,4 +91,4 @@ def test_images_keep_their_pixels(tmp_path):
     save(tmp_path / "train" / "a.png", pixels)
     save(tmp_path / "test" / "a.png", pixels)
     ds = data.load(f"folder:{tmp_path}", "train")
-    assert torch.equal(ds.images[0], torch.from_numpy(pixels).permute(2, 0, 1))   # [H, W, C] -> [C, H, W]
+    assert torch.equal(ds.images[0], torch.from_numpy(pixels).permute(2, 0, 1))  # [H, W, C] -> [C, H, W]

@@ -1,4 +1,5 @@
 """Standard sets read from small files written in each real format: IDX, .amat, CIFAR-10 batches, ImageNet npz."""
+
 import gzip
 import io
 import pickle
@@ -66,8 +67,11 @@ def test_idx_errors_name_the_file(tmp_path):
 
 
 def test_missing_file_without_download_says_what_and_where(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"mnist: .*mnist/train-images-idx3-ubyte.gz is missing and "
-                                                r"download=False; download it from https://.*SHA-256 440fcabf"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"mnist: .*mnist/train-images-idx3-ubyte.gz is missing and "
+        r"download=False; download it from https://.*SHA-256 440fcabf",
+    ):
         data.load("mnist", root=tmp_path, download=False)
 
 
@@ -101,8 +105,12 @@ def test_amat_errors(tmp_path):
 
 def cifar_batch(rng, n, label):
     """A CIFAR-10 python batch with the real keys: data uint8 [n, 3072] (R, G, B planes), labels, names."""
-    return {"batch_label": label, "labels": rng.integers(0, 10, n).tolist(),
-            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "filenames": [f"img_{i}.png" for i in range(n)]}
+    return {
+        "batch_label": label,
+        "labels": rng.integers(0, 10, n).tolist(),
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "filenames": [f"img_{i}.png" for i in range(n)],
+    }
 
 
 def make_cifar(rng):
@@ -126,8 +134,9 @@ def test_cifar10_reads_the_extracted_batches_folder(tmp_path):
     folder.mkdir(parents=True)
     for name, batch in batches.items():
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    check_cifar(data.load("cifar10", "train", root=tmp_path, download=False), batches,
-                [f"data_batch_{i}" for i in range(1, 6)])
+    check_cifar(
+        data.load("cifar10", "train", root=tmp_path, download=False), batches, [f"data_batch_{i}" for i in range(1, 6)]
+    )
     check_cifar(data.load("cifar10", "test", root=tmp_path, download=False), batches, ["test_batch"])
 
 
@@ -141,7 +150,7 @@ def test_cifar10_reads_the_tar_gz_archive(tmp_path):
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
     check_cifar(data.load("cifar10", "test", root=tmp_path, download=False), batches, ["test_batch"])
-    assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()     # read in place, not extracted
+    assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()  # read in place, not extracted
 
 
 class _OpensAFile:
@@ -189,7 +198,7 @@ def test_imagenet32_reads_the_npz_zips_and_caches_them(tmp_path):
 
     train = data.load("imagenet32", "train", root=tmp_path, download=False)
     assert torch.equal(train.images, torch.from_numpy(np.concatenate(train_rows).reshape(-1, 3, 32, 32)))
-    assert train.labels.tolist() == (np.concatenate(train_labels) - 1).tolist()     # 1-based -> 0-based
+    assert train.labels.tolist() == (np.concatenate(train_labels) - 1).tolist()  # 1-based -> 0-based
     assert (train.image_shape, train.num_classes, train.levels) == ((3, 32, 32), 1000, 256)
     test = data.load("imagenet32", "test", root=tmp_path, download=False)
     assert torch.equal(test.images, torch.from_numpy(val_rows.reshape(-1, 3, 32, 32)))

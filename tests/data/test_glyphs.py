@@ -3,6 +3,7 @@
 The tests rely only on matplotlib's fonts (the system's are switched off),
 which every machine with the data extra has.
 """
+
 import shutil
 
 import numpy as np
@@ -25,8 +26,9 @@ def matplotlib_fonts_only(monkeypatch):
 
 
 def matplotlib_font(name: str):
-    import matplotlib
     from pathlib import Path
+
+    import matplotlib
 
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
 
@@ -38,10 +40,10 @@ def test_both_splits_render_62_glyphs_of_each_font_with_font_and_character_label
         fonts = ds.labels.unique()
         assert len(ds) == N_CHARS * len(fonts)
         characters = torch.as_tensor(ds.extra["characters"])
-        for font in fonts:                                        # every font: each character once, in order
+        for font in fonts:  # every font: each character once, in order
             assert characters[ds.labels == font].tolist() == list(range(N_CHARS))
         ink = ds.images.flatten(1).amax(1)
-        assert (ink >= 128).all()                                 # no empty glyph
+        assert (ink >= 128).all()  # no empty glyph
         # A glyph fits in the box with its margin: the outer ring of pixels is empty.
         assert ds.images[..., 0, :].max() == 0 and ds.images[..., -1, :].max() == 0
     assert train.num_classes == test.num_classes == len(train.class_names)
@@ -62,7 +64,7 @@ def test_the_split_is_by_font_family(matplotlib_fonts_only):
     assert len(held) == max(1, round(len(families) / 4))
 
 
-@pytest.mark.slow                                   # renders the font set twice
+@pytest.mark.slow  # renders the font set twice
 def test_rendering_is_deterministic(matplotlib_fonts_only):
     file = matplotlib_font("DejaVuSerif.ttf")
     first, second = glyphs.render_font(file), glyphs.render_font(file)
@@ -71,23 +73,25 @@ def test_rendering_is_deterministic(matplotlib_fonts_only):
     glyphs._render_all.cache_clear()
     again = data.load("glyphs", "test")
     assert torch.equal(loaded.images, again.images) and torch.equal(loaded.labels, again.labels)
-    loaded.images.zero_()                      # editing one load must not leak into the in-process cache
+    loaded.images.zero_()  # editing one load must not leak into the in-process cache
     assert torch.equal(data.load("glyphs", "test").images, again.images)
 
 
 def test_one_scale_per_font_keeps_its_proportions():
     drawn = glyphs.render_font(matplotlib_font("DejaVuSans.ttf"))
-    height = lambda c: int((drawn[glyphs.CHARACTERS.index(c)] >= 128).any(1).sum())   # rows with ink
-    assert height("x") < 0.8 * height("X")          # lowercase x is shorter than capital X
-    assert height("l") > height("x")                # an ascender
+    height = lambda c: int((drawn[glyphs.CHARACTERS.index(c)] >= 128).any(1).sum())  # rows with ink
+    assert height("x") < 0.8 * height("X")  # lowercase x is shorter than capital X
+    assert height("l") > height("x")  # an ascender
 
 
 def test_symbol_fonts_and_missing_glyphs_are_detected_by_what_they_draw(matplotlib_fonts_only):
-    text = [glyphs.render_font(matplotlib_font(name)) for name in ("DejaVuSans.ttf", "DejaVuSerif.ttf",
-                                                                   "DejaVuSansMono.ttf", "cmr10.ttf")]
+    text = [
+        glyphs.render_font(matplotlib_font(name))
+        for name in ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "cmr10.ttf")
+    ]
     box = np.zeros_like(text[0])
-    box[:, 5:20, 8:18] = 255                                   # every character the same .notdef box
-    shuffled = text[0][np.random.default_rng(0).permutation(N_CHARS)]   # letters on the wrong code points
+    box[:, 5:20, 8:18] = 255  # every character the same .notdef box
+    shuffled = text[0][np.random.default_rng(0).permutation(N_CHARS)]  # letters on the wrong code points
     blank = text[1].copy()
     blank[3] = 0
     problems = glyphs.text_font_problems(text + [box, shuffled, blank])

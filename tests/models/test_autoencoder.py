@@ -1,4 +1,5 @@
 """PixelCNN auto-encoder: the decoder is causal given the code, normalized, and trained through the encoder."""
+
 import pytest
 import torch
 
@@ -9,13 +10,14 @@ from conftest import all_images, causal_allowed, dependency_map, tiny
 @pytest.mark.parametrize("spatial", [False, True])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_decoder_is_causal_given_a_fixed_code(channels, spatial):
-    model = tiny("pixelcnn_ae", image_shape=(channels, 4, 4), levels=4, bottleneck=3, hidden=6, n_layers=5,
-                 spatial_cond=spatial)
+    model = tiny(
+        "pixelcnn_ae", image_shape=(channels, 4, 4), levels=4, bottleneck=3, hidden=6, n_layers=5, spatial_cond=spatial
+    )
     code = torch.randn(1, 3, dtype=torch.float64)
     seen = dependency_map(model, code)
     allowed = causal_allowed(model.image_shape)
     assert not (seen & ~allowed).any()
-    assert not (allowed & ~seen).any()                       # the Gated decoder has no blind spot
+    assert not (allowed & ~seen).any()  # the Gated decoder has no blind spot
 
 
 def test_without_a_code_the_image_is_encoded_and_every_output_sees_it():
@@ -32,8 +34,7 @@ def test_without_a_code_the_image_is_encoded_and_every_output_sees_it():
 
 
 def test_given_a_code_probabilities_sum_to_one():
-    model = tiny("pixelcnn_ae", image_shape=(1, 3, 3), levels=2, bottleneck=3, hidden=4, n_layers=2,
-                 spatial_cond=True)
+    model = tiny("pixelcnn_ae", image_shape=(1, 3, 3), levels=2, bottleneck=3, hidden=4, n_layers=2, spatial_cond=True)
     images = all_images((1, 3, 3), 2)
     code = torch.randn(1, 3, dtype=torch.float64).expand(len(images), 3)
     with torch.no_grad():
@@ -127,12 +128,12 @@ def test_preview_rows_start_with_the_images():
 def test_mse_autoencoder_loss_reconstruction_and_shapes():
     model = pixelcnn.build("tiny-mse", image_shape=(3, 7, 9), levels=256)
     x = torch.randint(0, 256, (4, 3, 7, 9))
-    output = model(x)                                                      # linear: what the loss compares
+    output = model(x)  # linear: what the loss compares
     assert output.shape == (4, 3, 7, 9)
     expected = (output - x / 255).pow(2).flatten(1).mean(1)
     assert torch.allclose(model.loss(x), expected)
     assert model.encode(x).shape == (4, 4)
-    decoded = model.reconstruct(x)                                          # the image: clamped to [0, 1]
+    decoded = model.reconstruct(x)  # the image: clamped to [0, 1]
     assert torch.equal(decoded, output.detach().clamp(0, 1))
     assert torch.equal(model.decode(model.encode(x)).detach(), decoded)
     # The same encoder as the PixelCNN auto-encoder's.
@@ -156,7 +157,7 @@ def test_mse_autoencoder_learns_and_round_trips(tmp_path):
     model = pixelcnn.build("tiny-mse")
     patterns = torch.zeros(4, 1, 8, 8, dtype=torch.long)
     patterns[0, :, :4], patterns[1, :, :, :4], patterns[2, :, 4:], patterns[3, :, :, 4:] = 1, 1, 1, 1
-    x = patterns.repeat(4, 1, 1, 1)                                        # 16 images, 4 kinds: top/left/bottom/right
+    x = patterns.repeat(4, 1, 1, 1)  # 16 images, 4 kinds: top/left/bottom/right
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     before = float(model.loss(x).mean().detach())
     for _ in range(40):
@@ -194,16 +195,29 @@ def test_mse_autoencoder_errors():
 def _train_config(tmp_path, model, **changes):
     from pixelcnn.train import TrainConfig
 
-    values = dict(model=model, data="digits", max_steps=3, batch_size=8, eval_images=16, log_every=1,
-                  out=str(tmp_path / model), progress=False, tensorboard=False, sample_images=0)
+    values = dict(
+        model=model,
+        data="digits",
+        max_steps=3,
+        batch_size=8,
+        eval_images=16,
+        log_every=1,
+        out=str(tmp_path / model),
+        progress=False,
+        tensorboard=False,
+        sample_images=0,
+    )
     return TrainConfig(**{**values, **changes})
 
 
 def test_pixelcnn_ae_trains_through_pixelcnn_train(tmp_path):
     from pixelcnn.train import train
 
-    result = train(_train_config(tmp_path, "pixelcnn_ae",
-                                 model_options=dict(bottleneck=3, n_layers=2, hidden=4, encoder_channels=4)))
+    result = train(
+        _train_config(
+            tmp_path, "pixelcnn_ae", model_options=dict(bottleneck=3, n_layers=2, hidden=4, encoder_channels=4)
+        )
+    )
     assert result.step == 3 and result.final_eval.nll > 0
     assert pixelcnn.load(result.model_path).name == "pixelcnn_ae"
 
@@ -213,15 +227,27 @@ def test_mse_ae_and_the_sample_grid_of_pixelcnn_ae_through_pixelcnn_train(tmp_pa
 
     from pixelcnn.train import train
 
-    result = train(_train_config(tmp_path, "mse_ae", model_options=dict(bottleneck=3, encoder_channels=4,
-                                                                         decoder_channels=4), sample_images=4))
+    result = train(
+        _train_config(
+            tmp_path,
+            "mse_ae",
+            model_options=dict(bottleneck=3, encoder_channels=4, decoder_channels=4),
+            sample_images=4,
+        )
+    )
     assert result.final_eval.loss_name == "mse" and 0 < result.final_eval.loss < 1
     lines = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all("loss_mse" in r and "loss_nats" not in r for r in lines if r["kind"] == "train")
     assert lines[-1]["kind"] == "eval" and lines[-1]["mse"] == result.final_eval.loss
     assert result.sample_grid is not None and result.sample_grid.exists()
-    ae = train(_train_config(tmp_path, "pixelcnn_ae", sample_images=4,
-                             model_options=dict(bottleneck=3, n_layers=2, hidden=4, encoder_channels=4)))
+    ae = train(
+        _train_config(
+            tmp_path,
+            "pixelcnn_ae",
+            sample_images=4,
+            model_options=dict(bottleneck=3, n_layers=2, hidden=4, encoder_channels=4),
+        )
+    )
     assert ae.sample_grid is not None and ae.sample_grid.exists()
 
 

@@ -5,12 +5,12 @@ vertical stack that keeps the blind spot, an RGB mask where G does not see R
 or sees B, mask A applied twice. Each model is checked in its own generation
 order (raster; the multi-scale model: the grid pixels first).
 """
+
 import pytest
 import torch
 
-from pixelcnn.nn.masks import causal_mask
-
 from conftest import causal_allowed, dependency_map, make_cond, model_allowed, proof_cases, tiny
+from pixelcnn.nn.masks import causal_mask
 
 SHAPES = {1: (1, 5, 5), 3: (3, 4, 4)}
 # Three layers for the convolutional models; the recurrent ones see far in two.
@@ -80,8 +80,7 @@ def pixelcnn_theory(image_shape, n_layers, kernel_size, input_kernel_size) -> to
 @pytest.mark.parametrize("channels", [1, 3])
 def test_pixelcnn_blind_spot_is_exactly_where_the_theory_puts_it(channels):
     shape = (channels, 7, 8)
-    model = tiny("pixelcnn", image_shape=shape, levels=3, hidden=6, n_layers=2, kernel_size=3,
-                 input_kernel_size=5)
+    model = tiny("pixelcnn", image_shape=shape, levels=3, hidden=6, n_layers=2, kernel_size=3, input_kernel_size=5)
     seen = dependency_map(model)
     theory = pixelcnn_theory(shape, 2, 3, 5)
     assert torch.equal(seen, theory)
@@ -102,6 +101,7 @@ def test_the_condition_reaches_every_output():
 def test_the_causality_test_catches_the_known_bugs(monkeypatch):
     """Negative controls: break the model the way public repos did and watch the test fail."""
     import pixelcnn.nn.gated as gated_layer
+
     allowed = causal_allowed((3, 4, 4))
 
     # 1. The vertical stack fed to the horizontal one without the down shift: it sees the future.

@@ -1,5 +1,6 @@
 """Exactness for every registry model: normalization by enumeration, log_prob = sequential
 conditionals (in the model's generation order), sampler vs log_prob."""
+
 import math
 
 import pytest
@@ -23,7 +24,7 @@ def _total_probability(model, images, cond):
 @pytest.mark.parametrize("name, condition", proof_cases())
 def test_probabilities_of_all_binary_images_sum_to_one(name, condition, shape):
     model = tiny(name, condition, image_shape=shape, levels=2, hidden=6, n_layers=2)
-    images = all_images(shape, 2)                                   # 512 or 4096 images
+    images = all_images(shape, 2)  # 512 or 4096 images
     with torch.no_grad():
         for cond in [make_cond(model, 1), make_cond(model, 1)]:
             assert _total_probability(model, images, cond) == pytest.approx(1.0, abs=1e-5)
@@ -32,7 +33,7 @@ def test_probabilities_of_all_binary_images_sum_to_one(name, condition, shape):
 @pytest.mark.parametrize("name", CLASS_CONDITIONAL)
 def test_probabilities_sum_to_one_with_more_levels(name):
     model = tiny(name, image_shape=(3, 1, 2), levels=5, hidden=6, n_layers=2, num_classes=2)
-    images = all_images((3, 1, 2), 5)                              # 5^6 = 15,625 images
+    images = all_images((3, 1, 2), 5)  # 5^6 = 15,625 images
     with torch.no_grad():
         for label in (0, 1):
             assert _total_probability(model, images, torch.tensor([label])) == pytest.approx(1.0, abs=1e-9)
@@ -51,7 +52,7 @@ def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condi
     model = tiny(name, condition, image_shape=(3, 3, 3), levels=7, hidden=6, n_layers=2)
     x = torch.randint(0, 7, (2, 3, 3, 3))
     cond = make_cond(model, 2)
-    order = [i * 3 + j for i, j in model.generation_order(0)]       # flat pixel indices, the model's order
+    order = [i * 3 + j for i, j in model.generation_order(0)]  # flat pixel indices, the model's order
     total = torch.zeros(2, dtype=torch.float64)
     with torch.no_grad():
         for rank, flat in enumerate(order):
@@ -60,10 +61,10 @@ def test_parallel_log_prob_equals_the_sum_of_sequential_conditionals(name, condi
                 # Everything from (c, i, j) on is replaced by noise: the conditional must not care.
                 partial = x.clone().view(2, 3, 9)
                 partial[:, c:, flat] = torch.randint(0, 7, (2, 3 - c))
-                later = order[rank + 1:]
+                later = order[rank + 1 :]
                 partial[:, :, later] = torch.randint(0, 7, (2, 3, len(later)))
-                params = model(partial.view(2, 3, 3, 3), cond)[:, c:c + 1, :, i:i + 1, j:j + 1]  # [2, 1, P, 1, 1]
-                total += model.head.log_prob(params, x[:, c:c + 1, i:i + 1, j:j + 1]).flatten()
+                params = model(partial.view(2, 3, 3, 3), cond)[:, c : c + 1, :, i : i + 1, j : j + 1]  # [2, 1, P, 1, 1]
+                total += model.head.log_prob(params, x[:, c : c + 1, i : i + 1, j : j + 1]).flatten()
         assert torch.allclose(model.log_prob(x, cond), total, atol=1e-10)
 
 
@@ -72,7 +73,7 @@ def test_samples_follow_the_model_distribution(name):
     """Chi-square goodness of fit of 6,000 samples over all 16 images of shape 1x2x2."""
     model = tiny(name, image_shape=(1, 2, 2), levels=2, hidden=8, n_layers=2)
     with torch.no_grad():
-        for param in model.parameters():          # a peaked, far-from-uniform distribution
+        for param in model.parameters():  # a peaked, far-from-uniform distribution
             param.mul_(3)
         images = all_images((1, 2, 2), 2)
         expected_p = model.log_prob(images).exp()
@@ -81,7 +82,7 @@ def test_samples_follow_the_model_distribution(name):
     observed = torch.bincount(index, minlength=16).double()
     expected = expected_p * 6000
     chi2 = ((observed - expected) ** 2 / expected).sum().item()
-    assert expected_p.max() > 2 * expected_p.min()           # the test has something to detect
+    assert expected_p.max() > 2 * expected_p.min()  # the test has something to detect
     assert chi2 < 37.7, f"chi-square {chi2:.1f} over 15 degrees of freedom (p < 0.001)"
 
 
@@ -91,7 +92,7 @@ def test_samples_follow_a_colour_model(head):
     with torch.no_grad():
         for param in model.parameters():
             param.mul_(3)
-        images = all_images((3, 1, 1), 3)                                    # 27 images
+        images = all_images((3, 1, 1), 3)  # 27 images
         expected = model.log_prob(images).exp() * 8000
         samples = model.sample(8000, generator=torch.Generator().manual_seed(2))
     index = (samples.view(8000, 3) * torch.tensor([9, 3, 1])).sum(1)
@@ -110,7 +111,7 @@ def test_sample_shapes_ranges_and_reproducibility(name):
     assert first.shape == (2, 3, 3, 4) and first.dtype == torch.long
     assert 0 <= first.min() and first.max() <= 255
     assert torch.equal(first, again) and not torch.equal(first, other)
-    assert model.sample(3, cond=2).shape == (3, 3, 3, 4)                 # one label for the batch
+    assert model.sample(3, cond=2).shape == (3, 3, 3, 4)  # one label for the batch
 
 
 @pytest.mark.parametrize("name", UNCONDITIONAL)
@@ -120,17 +121,18 @@ def test_complete_keeps_the_known_rows(name):
     done = model.complete(x, known_rows=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(done[:, :, :2], x[:, :, :2].long())
     assert not torch.equal(done[:, :, 2:], x[:, :, 2:].long())
-    assert torch.equal(model.complete(x, known_rows=5), x.long())       # nothing left to sample
+    assert torch.equal(model.complete(x, known_rows=5), x.long())  # nothing left to sample
     # The completion does not depend on what the hidden rows held.
-    again = model.complete(torch.cat([x[:, :, :2], 255 - x[:, :, 2:]], 2), 2,
-                           generator=torch.Generator().manual_seed(0))
+    again = model.complete(
+        torch.cat([x[:, :, :2], 255 - x[:, :, 2:]], 2), 2, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(done, again)
 
 
 def test_temperature_sharpens():
     model = tiny("pixelcnn", image_shape=(1, 1, 1), levels=16, hidden=6, n_layers=1)
     with torch.no_grad():
-        for param in model.parameters():          # biases too: the first pixel reads only biases
+        for param in model.parameters():  # biases too: the first pixel reads only biases
             param.normal_()
         mode = model(torch.zeros(1, 1, 1, 1, dtype=torch.long))[0, 0, :, 0, 0].argmax()
         cold = model.sample(200, temperature=1e-3, generator=torch.Generator().manual_seed(0))

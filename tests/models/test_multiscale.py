@@ -1,21 +1,20 @@
 """Multi-Scale PixelRNN: an exact, normalized likelihood of x in the order "grid pixels first",
 causal in that order, sampled in that order by both samplers, through the ordinary API."""
+
 import pytest
 import torch
 
 import pixelcnn
-from pixelcnn.sampling import naive_generate
-
 import test_api as shared_api
 from conftest import CONDITIONS, all_images, causal_allowed, dependency_map, make_cond, tiny
+from pixelcnn.sampling import naive_generate
 
 LAYERS = ["row_lstm", "diagonal_bilstm"]
 
 
 def _model(shape, layer="diagonal_bilstm", condition="none", levels=2, **sizes):
     sizes = {"hidden": 6, "n_layers": 2, "context_channels": 3, "input_kernel_size": 3, **sizes}
-    return tiny("multiscale_pixelrnn", image_shape=shape, levels=levels, layer=layer, **CONDITIONS[condition],
-                **sizes)
+    return tiny("multiscale_pixelrnn", image_shape=shape, levels=levels, layer=layer, **CONDITIONS[condition], **sizes)
 
 
 def _total_probability(model, log_prob, images, cond):
@@ -32,16 +31,16 @@ def grid_first_allowed(image_shape, factor) -> torch.Tensor:
     grid[::factor, ::factor] = True
     raster = torch.arange(height * width).view(height, width)
     pixel_rank = torch.where(grid, raster, raster + height * width)
-    rank = pixel_rank[None] * channels + torch.arange(channels)[:, None, None]       # [C, H, W]
+    rank = pixel_rank[None] * channels + torch.arange(channels)[:, None, None]  # [C, H, W]
     return rank.view(*image_shape, 1, 1, 1) > rank.view(1, 1, 1, *image_shape)
 
 
 # ------------------------------------------------------------------------------------------ likelihood
-@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
+@pytest.mark.slow  # the multi-scale sweep: the full suite runs it
 @pytest.mark.parametrize("condition", list(CONDITIONS))
 @pytest.mark.parametrize("layer", LAYERS)
 def test_probabilities_of_all_binary_images_sum_to_one(layer, condition):
-    for shape in [(1, 3, 3), (3, 2, 2)]:                                      # 512 and 4096 images
+    for shape in [(1, 3, 3), (3, 2, 2)]:  # 512 and 4096 images
         model = _model(shape, layer, condition)
         images = all_images(shape, 2)
         for cond in [make_cond(model, 1), make_cond(model, 1)]:
@@ -57,8 +56,9 @@ def test_scoring_the_grid_twice_would_not_normalize():
         small = model.small_image(scaled)
         large = model.head.params(model.large(scaled, None, model.context(small)))
         small_params = model.head.params(model.small(small))
-        return (model.head.log_prob(large, x).flatten(1).sum(1)
-                + model.head.log_prob(small_params, model.small_image(x)).flatten(1).sum(1))
+        return model.head.log_prob(large, x).flatten(1).sum(1) + model.head.log_prob(
+            small_params, model.small_image(x)
+        ).flatten(1).sum(1)
 
     total = _total_probability(model, double_counted, all_images((1, 3, 3), 2), None)
     assert abs(total - 1.0) > 0.01
@@ -70,9 +70,11 @@ def test_log_prob_is_the_small_image_plus_the_pixels_off_the_grid():
     with torch.no_grad():
         h = model.encode_condition(y)
         scaled = model.scale_input(x)
-        small_x = model.small_image(x)                                        # [2, 3, 2, 3]
+        small_x = model.small_image(x)  # [2, 3, 2, 3]
         small = model.head.log_prob(model.head.params(model.small(model.small_image(scaled), h)), small_x)
-        large = model.head.log_prob(model.head.params(model.large(scaled, h, model.context(model.small_image(scaled)))), x)
+        large = model.head.log_prob(
+            model.head.params(model.large(scaled, h, model.context(model.small_image(scaled)))), x
+        )
         off_grid = torch.ones(4, 5, dtype=torch.bool)
         off_grid[::2, ::2] = False
         expected = small.flatten(1).sum(1) + large[:, :, off_grid].flatten(1).sum(1)
@@ -119,24 +121,30 @@ def _chi_square(model, samples):
     return ((observed - expected) ** 2 / expected).sum().item()
 
 
-@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
+@pytest.mark.slow  # the multi-scale sweep: the full suite runs it
 @pytest.mark.parametrize("layer", LAYERS)
 def test_samples_follow_the_model_and_the_raster_order_would_not(layer):
     """1 x 3 images: the order is (0, 0), (0, 2), then (0, 1). 12,000 samples, 7 degrees of freedom."""
     model = _model((1, 1, 3), layer)
     with torch.no_grad():
-        for name, param in model.named_parameters():   # peaked, and leaning hard on the small image
+        for name, param in model.named_parameters():  # peaked, and leaning hard on the small image
             param.mul_(5 if "upsample" in name or "context" in name else 2)
         # The test has something to detect: p(x[0, 1] | x[0, 0]) depends on x[0, 2], drawn before it.
         p_middle = model(torch.tensor([[[[0, 0, 0]]], [[[0, 0, 1]]]]))[:, 0, 0, 0, 1].sigmoid()
         assert (p_middle[0] - p_middle[1]).abs() > 0.02
-    n, critical = 12000, 24.3                                                 # p < 0.001
+    n, critical = 12000, 24.3  # p < 0.001
     for method in ("naive", "fast"):
         samples = model.sample(n, generator=torch.Generator().manual_seed(1), method=method)
         assert _chi_square(model, samples) < critical, method
     # Negative control: the generic raster-order sampler draws (0, 1) before (0, 2), which it reads.
-    raster = naive_generate(model, torch.zeros(n, 1, 1, 3, dtype=torch.long), 0, None,
-                            generator=torch.Generator().manual_seed(1), order=[(0, 0), (0, 1), (0, 2)])
+    raster = naive_generate(
+        model,
+        torch.zeros(n, 1, 1, 3, dtype=torch.long),
+        0,
+        None,
+        generator=torch.Generator().manual_seed(1),
+        order=[(0, 0), (0, 1), (0, 2)],
+    )
     assert _chi_square(model, raster) > critical
 
 
@@ -173,8 +181,9 @@ def test_fast_and_naive_agree_on_odd_grids(shape, factor, monkeypatch):
             logits = used[method] = []
             sample = model.head.sample
             monkeypatch.setattr(model.head, "sample", lambda p, **kw: logits.append(p.clone()) or sample(p, **kw))
-            used[method + " images"] = model.complete(x, known_rows, generator=torch.Generator().manual_seed(3),
-                                                      method=method)
+            used[method + " images"] = model.complete(
+                x, known_rows, generator=torch.Generator().manual_seed(3), method=method
+            )
             monkeypatch.undo()
         assert len(used["naive"]) == len(used["fast"]) > 0
         for naive, fast in zip(used["naive"], used["fast"]):
@@ -187,14 +196,13 @@ def test_complete_keeps_the_known_rows_and_reads_no_hidden_one():
     x = torch.randint(0, 16, (3, 1, 5, 4))
     done = model.complete(x, known_rows=3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(done[:, :, :3], x[:, :, :3]) and not torch.equal(done[:, :, 3:], x[:, :, 3:])
-    again = model.complete(torch.cat([x[:, :, :3], 15 - x[:, :, 3:]], 2), 3,
-                           generator=torch.Generator().manual_seed(0))
+    again = model.complete(torch.cat([x[:, :, :3], 15 - x[:, :, 3:]], 2), 3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(done, again)
     assert torch.equal(model.complete(x, known_rows=5), x)
 
 
 # ------------------------------------------------------------------------------------------ API
-@pytest.mark.slow                                   # the multi-scale sweep: the full suite runs it
+@pytest.mark.slow  # the multi-scale sweep: the full suite runs it
 def test_a_few_training_steps_lower_the_nll():
     shared_api.test_a_few_training_steps_lower_the_nll("tiny-multiscale")
 

@@ -4,15 +4,19 @@ Causality by Jacobian, normalization by enumeration and the sampler's chi-square
 run for PixelCNN++ in test_causality.py / test_exactness.py beside the other models;
 fast == naive in test_sampling.py.
 """
+
 import pytest
 import torch
 
 import pixelcnn
 import pixelcnn.models.pixelcnn_pp as pixelcnn_pp_module
-from pixelcnn.nn.shifted import (DownRightShiftedConv2d, DownRightShiftedConvTranspose2d, DownShiftedConv2d,
-                                 DownShiftedConvTranspose2d)
-
 from conftest import CONDITIONS, causal_allowed, dependency_map, make_cond, tiny
+from pixelcnn.nn.shifted import (
+    DownRightShiftedConv2d,
+    DownRightShiftedConvTranspose2d,
+    DownShiftedConv2d,
+    DownShiftedConvTranspose2d,
+)
 
 count = lambda model: sum(p.numel() for p in model.parameters())
 
@@ -66,22 +70,24 @@ def test_shifted_convolutions_read_only_their_window():
     for layer, stride, rows, cols in [
         (DownShiftedConv2d(1, 1, (2, 3)), 1, [2, 3], [2, 3, 4]),
         (DownRightShiftedConv2d(1, 1, (2, 2)), 1, [2, 3], [2, 3]),
-        (DownShiftedConv2d(1, 1, (2, 3), stride=2), 2, [1, 2], [1, 2, 3]),        # coarse (1, 1): fine rows 1-2
+        (DownShiftedConv2d(1, 1, (2, 3), stride=2), 2, [1, 2], [1, 2, 3]),  # coarse (1, 1): fine rows 1-2
         (DownRightShiftedConv2d(1, 1, (2, 2), stride=2), 2, [1, 2], [1, 2]),
     ]:
         out = layer(x)
         assert out.shape[-2:] == ((6, 6) if stride == 1 else (3, 3))
-        grad, = torch.autograd.grad(out[0, 0, 3 // stride, 3 // stride], x)
+        (grad,) = torch.autograd.grad(out[0, 0, 3 // stride, 3 // stride], x)
         read = grad[0, 0].abs() > 0
         expected = torch.zeros(6, 6, dtype=torch.bool)
-        expected[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] = True
+        expected[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
         assert torch.equal(read, expected), layer
     coarse = torch.zeros(1, 1, 3, 3, requires_grad=True)
-    for layer, reads in [(DownRightShiftedConvTranspose2d(1, 1), {(1, 1)}),
-                         (DownShiftedConvTranspose2d(1, 1), {(1, 1), (1, 2)})]:
-        out = layer(coarse, (5, 5))                                        # cropped to any finer size
+    for layer, reads in [
+        (DownRightShiftedConvTranspose2d(1, 1), {(1, 1)}),
+        (DownShiftedConvTranspose2d(1, 1), {(1, 1), (1, 2)}),
+    ]:
+        out = layer(coarse, (5, 5))  # cropped to any finer size
         assert out.shape[-2:] == (5, 5)
-        grad, = torch.autograd.grad(out[0, 0, 3, 3], coarse)
+        (grad,) = torch.autograd.grad(out[0, 0, 3, 3], coarse)
         assert {tuple(p) for p in (grad[0, 0] != 0).nonzero().tolist()} == reads, layer
 
 
@@ -92,7 +98,7 @@ def test_sizes_are_honoured_and_dropout_acts_in_training_only():
         assert count(pixelcnn.build("pixelcnn_pp", **{**base, **change})) != count(model), change
     dropped = pixelcnn.build("pixelcnn_pp", **base, dropout=0.5)
     x = torch.randint(0, 16, (2, 3, 8, 8))
-    assert not torch.equal(dropped.log_prob(x), dropped.log_prob(x))   # training mode: a fresh mask each pass
+    assert not torch.equal(dropped.log_prob(x), dropped.log_prob(x))  # training mode: a fresh mask each pass
     dropped.eval()
     assert torch.equal(dropped.log_prob(x), dropped.log_prob(x))
     with pytest.raises(ValueError, match="dropout must be in"):
@@ -105,7 +111,7 @@ def test_weight_norm_keeps_the_function_and_trains():
     torch.manual_seed(0)
     model = pixelcnn.build("pixelcnn_pp", image_shape=(1, 6, 6), levels=4, n_layers=1, hidden=6, weight_norm=True)
     names = [name for name, _ in model.named_parameters()]
-    assert any(name.endswith("original0") for name in names)               # g, one per output map
+    assert any(name.endswith("original0") for name in names)  # g, one per output map
     x = torch.randint(0, 4, (8, 1, 6, 6))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     before = model.loss(x).mean().item()
@@ -120,8 +126,7 @@ def test_weight_norm_keeps_the_function_and_trains():
 def test_the_paper_preset():
     preset = pixelcnn.presets["pixelcnnpp-cifar10"]
     assert preset.model == "pixelcnn_pp"
-    assert {k: preset.config[k] for k in ("n_layers", "hidden", "dropout")} == dict(n_layers=5, hidden=160,
-                                                                                   dropout=0.5)
+    assert {k: preset.config[k] for k in ("n_layers", "hidden", "dropout")} == dict(n_layers=5, hidden=160, dropout=0.5)
     model = pixelcnn.build("pixelcnnpp-cifar10")
     # 5 + 5 + 5 blocks down, 5 + 6 + 6 up, per stream.
     assert [len(stage) for stage in model.down_u] == [5, 5, 5] and [len(s) for s in model.up_ul] == [5, 6, 6]
@@ -141,16 +146,17 @@ def test_the_cache_is_exact_at_odd_sizes_with_weight_norm(shape, start_row):
     # Stride-2 grids of odd sizes (7 -> 4 -> 2 rows) and weight-normalized layers, step by step.
     from test_sampling import _check_every_step
 
-    model = tiny("pixelcnn_pp", image_shape=shape, levels=6, hidden=5, n_layers=1, weight_norm=True,
-                 num_classes=2).eval()
+    model = tiny(
+        "pixelcnn_pp", image_shape=shape, levels=6, hidden=5, n_layers=1, weight_norm=True, num_classes=2
+    ).eval()
     x = torch.randint(0, 6, (2, *shape))
     _check_every_step(model, x, start_row, torch.tensor([0, 1]), rtol=0, atol=1e-9)
 
 
 def test_the_step_test_catches_a_cache_that_skips_the_upsampling(monkeypatch):
+    from pixelcnn.nn import shifted
     from test_sampling import _check_every_step
 
-    from pixelcnn.nn import shifted
     monkeypatch.setattr(shifted.ConvTransposeWindow, "run", lambda *args: None)
     model = tiny("pixelcnn_pp", image_shape=(1, 4, 4), levels=4, hidden=4, n_layers=1).eval()
     with pytest.raises(AssertionError):
@@ -164,17 +170,27 @@ def test_train_takes_the_presets_schedule_unless_a_flag_says_otherwise():
     parser = build_parser()
     given = ["train", "--preset", "pixelcnnpp-cifar10", "--data", "cifar10", "--epochs", "1", "--lr", "2e-3"]
     config, _ = train_config_from_args(parser.parse_args(given))
-    paper = (config.optimizer, config.beta1, config.beta2, config.lr_decay, config.decay_rate, config.decay_every,
-             config.ema_decay, config.grad_clip, config.batch_size)
+    paper = (
+        config.optimizer,
+        config.beta1,
+        config.beta2,
+        config.lr_decay,
+        config.decay_rate,
+        config.decay_every,
+        config.ema_decay,
+        config.grad_clip,
+        config.batch_size,
+    )
     assert paper == ("adam", 0.95, 0.9995, "exponential", 0.999995, 1, 0.9995, None, 16)
-    assert config.lr == 2e-3                                                # the flag wins over the preset
+    assert config.lr == 2e-3  # the flag wins over the preset
     other, _ = train_config_from_args(parser.parse_args(["train", "--preset", "gated-cifar10", "--epochs", "1"]))
-    assert (other.beta1, other.lr_decay) == (0.9, "none")                   # presets without a schedule: defaults
+    assert (other.beta1, other.lr_decay) == (0.9, "none")  # presets without a schedule: defaults
 
 
 def test_save_and_load_keep_a_weight_normalized_conditional_model(tmp_path):
-    model = pixelcnn.build("pixelcnn_pp", image_shape=(3, 6, 6), levels=16, n_layers=1, hidden=4, weight_norm=True,
-                           num_classes=3).eval()
+    model = pixelcnn.build(
+        "pixelcnn_pp", image_shape=(3, 6, 6), levels=16, n_layers=1, hidden=4, weight_norm=True, num_classes=3
+    ).eval()
     x, labels = torch.randint(0, 16, (2, 3, 6, 6)), torch.tensor([0, 2])
     pixelcnn.save(model, tmp_path / "model")
     loaded = pixelcnn.load(tmp_path / "model").eval()

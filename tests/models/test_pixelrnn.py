@@ -7,17 +7,17 @@ the LSTMs. The causality tests use the exact structural Jacobian (``conftest.dep
 the negative controls break the layers the way public implementations did and check that the
 tests notice.
 """
+
 import math
 
 import pytest
 import torch
 
 import pixelcnn
+import test_api as shared_api  # reused by module, so that pytest does not collect it twice
+from conftest import CONDITIONS, all_images, causal_allowed, dependency_map, make_cond, tiny
 from pixelcnn.nn.lstm import DiagonalBiLSTMLayer, RowLSTMLayer, skew, unskew
 from pixelcnn.nn.masks import causal_mask
-
-import test_api as shared_api                     # reused by module, so that pytest does not collect it twice
-from conftest import CONDITIONS, all_images, causal_allowed, dependency_map, make_cond, tiny
 from test_sampling import _check_every_step
 
 MODELS = ["row_lstm", "diagonal_bilstm"]
@@ -58,15 +58,16 @@ def row_lstm_theory(shape, n_layers, kernel_size, input_kernel_size) -> torch.Te
             for d in range(i + 1):
                 low = j - a - n_layers * b - d * b
                 high = j - 1 if d == 0 else j + a + (d - 1) * b
-                theory[i, j, i - d, max(low, 0): max(min(high, width - 1) + 1, 0)] = True
+                theory[i, j, i - d, max(low, 0) : max(min(high, width - 1) + 1, 0)] = True
     return theory.view(1, height, width, 1, height, width)
 
 
 @pytest.mark.parametrize("n_layers, kernel_size, input_kernel_size", [(2, 3, 3), (1, 3, 5), (2, 5, 3)])
 def test_row_lstm_receptive_field_is_exactly_the_triangle(n_layers, kernel_size, input_kernel_size):
     shape = (1, 6, 11)
-    model = _model("row_lstm", shape, n_layers=n_layers, kernel_size=kernel_size,
-                   input_kernel_size=input_kernel_size, hidden=4)
+    model = _model(
+        "row_lstm", shape, n_layers=n_layers, kernel_size=kernel_size, input_kernel_size=input_kernel_size, hidden=4
+    )
     seen = dependency_map(model)
     assert torch.equal(seen, row_lstm_theory(shape, n_layers, kernel_size, input_kernel_size))
 
@@ -74,9 +75,9 @@ def test_row_lstm_receptive_field_is_exactly_the_triangle(n_layers, kernel_size,
 def test_row_lstm_sees_the_triangle_and_misses_the_rest():
     """Spelled out for one pixel: 2 layers, k = 3, a 3x3 input layer, output (5, 2) of a 6 x 11 image."""
     model = _model("row_lstm", (1, 6, 11), n_layers=2, input_kernel_size=3, hidden=4)
-    seen = dependency_map(model)[0, 5, 2, 0]                                  # [H, W] inputs read by (5, 2)
-    for d in range(1, 6):                                                     # row 5 - d: up to column 2 + d
-        assert seen[5 - d, : 3 + d].all() and not seen[5 - d, 3 + d:].any(), d
+    seen = dependency_map(model)[0, 5, 2, 0]  # [H, W] inputs read by (5, 2)
+    for d in range(1, 6):  # row 5 - d: up to column 2 + d
+        assert seen[5 - d, : 3 + d].all() and not seen[5 - d, 3 + d :].any(), d
     assert seen[5, :2].all() and not seen[5, 2:].any()
     # The context it misses although it comes earlier: right of the triangle in every row above.
     missed = causal_allowed((1, 6, 11))[0, 5, 2, 0] & ~seen
@@ -119,12 +120,12 @@ def test_the_condition_reaches_every_output():
 
 
 def test_skew_and_unskew():
-    x = torch.arange(3 * 4 * 2.0).view(1, 3, 4, 2)                           # [B, H, W, F], channels last
-    skewed = skew(x)                                                          # [1, 3, 6, 2]
+    x = torch.arange(3 * 4 * 2.0).view(1, 3, 4, 2)  # [B, H, W, F], channels last
+    skewed = skew(x)  # [1, 3, 6, 2]
     assert skewed.shape == (1, 3, 6, 2)
     for r in range(3):
-        assert torch.equal(skewed[0, r, r: r + 4], x[0, r])
-        assert skewed[0, r, :r].eq(0).all() and skewed[0, r, r + 4:].eq(0).all()
+        assert torch.equal(skewed[0, r, r : r + 4], x[0, r])
+        assert skewed[0, r, :r].eq(0).all() and skewed[0, r, r + 4 :].eq(0).all()
     for shape in [(2, 3, 5, 2), (1, 1, 6, 1), (2, 2, 4, 4, 3)]:
         x = torch.randn(shape)
         assert torch.equal(unskew(skew(x), shape[-2]), x)
@@ -159,11 +160,14 @@ def test_a_broken_cache_is_caught(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ API and sizes
-@pytest.mark.parametrize("name, extra", [
-    ("tiny-rowlstm", dict(num_classes=3)),
-    ("tiny-diagbilstm", dict(cond_dim=4, spatial_cond=True)),
-    ("tiny-rowlstm", dict(image_shape=(3, 4, 4), levels=256, residual=False, kernel_size=5)),
-])
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("tiny-rowlstm", dict(num_classes=3)),
+        ("tiny-diagbilstm", dict(cond_dim=4, spatial_cond=True)),
+        ("tiny-rowlstm", dict(image_shape=(3, 4, 4), levels=256, residual=False, kernel_size=5)),
+    ],
+)
 def test_save_load_round_trip(tmp_path, name, extra):
     model = pixelcnn.build(name, **extra)
     C, H, W = model.image_shape
@@ -186,10 +190,23 @@ def test_a_few_training_steps_lower_the_nll(name):
 
 def test_sizes_are_honoured_and_bad_sizes_are_named():
     count = lambda **kw: sum(p.numel() for p in pixelcnn.build(**kw).parameters())
-    for name, changes in [("row_lstm", [dict(n_layers=3), dict(hidden=8), dict(kernel_size=5),
-                                        dict(input_kernel_size=5), dict(skip_channels=4), dict(output_hidden=4)]),
-                          ("diagonal_bilstm", [dict(n_layers=3), dict(hidden=8), dict(input_kernel_size=5),
-                                               dict(skip_channels=4), dict(output_hidden=4)])]:
+    for name, changes in [
+        (
+            "row_lstm",
+            [
+                dict(n_layers=3),
+                dict(hidden=8),
+                dict(kernel_size=5),
+                dict(input_kernel_size=5),
+                dict(skip_channels=4),
+                dict(output_hidden=4),
+            ],
+        ),
+        (
+            "diagonal_bilstm",
+            [dict(n_layers=3), dict(hidden=8), dict(input_kernel_size=5), dict(skip_channels=4), dict(output_hidden=4)],
+        ),
+    ]:
         base = dict(name=name, image_shape=(1, 6, 6), levels=2, n_layers=2, hidden=4)
         for change in changes:
             assert count(**{**base, **change}) != count(**base), (name, change)
@@ -198,8 +215,9 @@ def test_sizes_are_honoured_and_bad_sizes_are_named():
     torch.manual_seed(0)
     with_residual = pixelcnn.build("tiny-rowlstm", image_shape=(1, 6, 6)).log_prob(x)
     torch.manual_seed(0)
-    assert not torch.equal(pixelcnn.build("tiny-rowlstm", image_shape=(1, 6, 6), residual=False).log_prob(x),
-                           with_residual)
+    assert not torch.equal(
+        pixelcnn.build("tiny-rowlstm", image_shape=(1, 6, 6), residual=False).log_prob(x), with_residual
+    )
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         pixelcnn.build("row_lstm", kernel_size=4)
     with pytest.raises(ValueError, match="diagonal_bilstm has no option kernel_size"):
@@ -209,8 +227,13 @@ def test_sizes_are_honoured_and_bad_sizes_are_named():
 
 
 def test_paper_presets():
-    sizes = {"diagbilstm-mnist": (7, 16), "rowlstm-cifar10": (12, 128), "diagbilstm-cifar10": (12, 128),
-             "rowlstm-imagenet32": (12, 384), "rowlstm-imagenet64": (4, 512)}
+    sizes = {
+        "diagbilstm-mnist": (7, 16),
+        "rowlstm-cifar10": (12, 128),
+        "diagbilstm-cifar10": (12, 128),
+        "rowlstm-imagenet32": (12, 384),
+        "rowlstm-imagenet64": (4, 512),
+    }
     for preset, size in sizes.items():
         config = pixelcnn.models.registry.config_for(preset)[1]
         assert (config.n_layers, config.hidden) == size, preset

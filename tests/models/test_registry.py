@@ -2,14 +2,14 @@
 every preset names a model the registry builds. With these, the proofs parametrized over
 ``pixelcnn.list_models()`` (causality, exactness, fast == naive, save / load, compression) run for
 every model, and a model added without a tiny configuration fails them."""
+
 import dataclasses
 
 import pytest
 
 import pixelcnn
-from pixelcnn.models.registry import BASELINES, config_for
-
 from conftest import TINY_MODELS, model_cases, tiny_model_config
+from pixelcnn.models.registry import BASELINES, config_for
 
 
 def test_every_registry_model_has_a_tiny_configuration_and_no_other_name_does():
@@ -31,7 +31,7 @@ def test_each_tiny_configuration_builds_its_model_and_names_a_tiny_preset_of_it(
 def test_every_presets_family_is_a_registry_model_or_a_baseline(preset):
     family = pixelcnn.presets[preset].model
     assert family in pixelcnn.list_models() or family in BASELINES, (preset, family)
-    assert config_for(preset)[0] == family                         # the preset's fields are its model's
+    assert config_for(preset)[0] == family  # the preset's fields are its model's
 
 
 def test_a_model_without_a_tiny_configuration_fails_the_proofs(monkeypatch):

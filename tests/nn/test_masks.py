@@ -7,21 +7,22 @@ from pixelcnn.nn.masks import causal_mask, channel_groups
 def test_spatial_masks_match_the_docstring_drawing():
     a = causal_mask(5, 1, 1, mask_type="A")[0, 0]
     b = causal_mask(5, 1, 1, mask_type="B")[0, 0]
-    expected_a = torch.tensor([[1, 1, 1, 1, 1],
-                               [1, 1, 1, 1, 1],
-                               [1, 1, 0, 0, 0],
-                               [0, 0, 0, 0, 0],
-                               [0, 0, 0, 0, 0]], dtype=torch.float)
+    expected_a = torch.tensor(
+        [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.float
+    )
     assert torch.equal(a, expected_a)
     expected_b = expected_a.clone()
     expected_b[2, 2] = 1
     assert torch.equal(b, expected_b)
 
 
-@pytest.mark.parametrize("mask_type, expected", [
-    ("A", [[0, 0, 0], [1, 0, 0], [1, 1, 0]]),
-    ("B", [[1, 0, 0], [1, 1, 0], [1, 1, 1]]),
-])
+@pytest.mark.parametrize(
+    "mask_type, expected",
+    [
+        ("A", [[0, 0, 0], [1, 0, 0], [1, 1, 0]]),
+        ("B", [[1, 0, 0], [1, 1, 0], [1, 1, 1]]),
+    ],
+)
 def test_rgb_centre_taps(mask_type, expected):
     # Rows: output group R, G, B; columns: input group. G must see R; nothing sees a later group.
     mask = causal_mask(3, 3, 3, mask_type=mask_type, color_channels=3)

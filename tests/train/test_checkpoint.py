@@ -1,4 +1,5 @@
 """Checkpoints: tensors in safetensors, the rest as JSON in its header, written atomically, never pickled."""
+
 import json
 import os
 import struct
@@ -16,7 +17,7 @@ def _state():
     optimizer.step()
     return {
         "weights": model.state_dict(),
-        "optimizer": optimizer.state_dict(),       # integer keys, 0-dim step tensors, tuples, floats, bools
+        "optimizer": optimizer.state_dict(),  # integer keys, 0-dim step tensors, tuples, floats, bools
         "step": 7,
         "nothing": None,
         "rng": {"torch": torch.get_rng_state()},
@@ -39,7 +40,7 @@ def test_round_trip_keeps_every_value_and_type(tmp_path):
     ckpt.save_checkpoint(state, tmp_path)
     loaded = ckpt.load_checkpoint(tmp_path)
     assert _same(state, loaded)
-    assert set(loaded["optimizer"]["state"]) == {0, 1}        # integer keys stay integers
+    assert set(loaded["optimizer"]["state"]) == {0, 1}  # integer keys stay integers
     # The loaded optimizer state is usable as such.
     model = torch.nn.Linear(3, 2)
     torch.optim.Adam(model.parameters()).load_state_dict(loaded["optimizer"])
@@ -50,7 +51,7 @@ def test_the_file_is_safetensors_with_json_header_not_a_pickle(tmp_path):
     raw = path.read_bytes()
     assert not raw.startswith(b"PK") and raw[:1] != b"\x80"
     header_size = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8: 8 + header_size])
+    header = json.loads(raw[8 : 8 + header_size])
     assert header["__metadata__"]["format"] == ckpt.FORMAT
     assert json.loads(header["__metadata__"]["state"])["step"] == 7
 
@@ -70,7 +71,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypat
     monkeypatch.undo()
     loaded = ckpt.load_checkpoint(tmp_path)
     assert loaded["step"] == 1 and torch.equal(loaded["w"], torch.ones(3))
-    assert os.listdir(tmp_path) == [ckpt.CHECKPOINT_FILE]     # no temporary file left behind
+    assert os.listdir(tmp_path) == [ckpt.CHECKPOINT_FILE]  # no temporary file left behind
 
 
 def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
@@ -81,7 +82,7 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(tmp_path):
         ckpt.load_checkpoint(tmp_path)
     from safetensors.torch import save_file
 
-    save_file({"x": torch.ones(1)}, str(tmp_path / ckpt.CHECKPOINT_FILE))      # safetensors, not ours
+    save_file({"x": torch.ones(1)}, str(tmp_path / ckpt.CHECKPOINT_FILE))  # safetensors, not ours
     with pytest.raises(ValueError, match="not a pixelcnn checkpoint"):
         ckpt.load_checkpoint(tmp_path)
 

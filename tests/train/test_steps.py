@@ -1,4 +1,6 @@
-"""The one optimizer step (``pixelcnn.train.steps``) outside a run: ``train_parameters``, as the identity stages use it."""
+"""The one optimizer step (``pixelcnn.train.steps``) outside a run: ``train_parameters``, as the identity
+stages use it."""
+
 import pytest
 import torch
 
@@ -13,11 +15,17 @@ def _config(**changes) -> TrainConfig:
 
 def test_train_parameters_minimizes_with_the_schedule_and_the_clip():
     weight = torch.nn.Parameter(torch.zeros(3))
-    frozen = torch.nn.Parameter(torch.zeros(3), requires_grad=False)       # left out: no gradient wanted
+    frozen = torch.nn.Parameter(torch.zeros(3), requires_grad=False)  # left out: no gradient wanted
     target = torch.tensor([3.0, -2.0, 0.5])
     messages = []
-    stats = train_parameters([weight, frozen], lambda step: (weight - target).pow(2).sum() + frozen.sum(),
-                             _config(), log=messages.append, what="distance", log_every=50)
+    stats = train_parameters(
+        [weight, frozen],
+        lambda step: (weight - target).pow(2).sum() + frozen.sum(),
+        _config(),
+        log=messages.append,
+        what="distance",
+        log_every=50,
+    )
     assert stats["steps"] == 200 and stats["last_loss"] < 1e-3
     assert torch.allclose(weight.detach(), target, atol=0.05) and not frozen.any()
     assert messages[0].strip().startswith("precision fp32")
@@ -28,7 +36,7 @@ def test_train_parameters_minimizes_with_the_schedule_and_the_clip():
 def test_the_one_nan_rule(on_nan):
     weight = torch.nn.Parameter(torch.zeros(2))
 
-    def batch_loss(step):                                   # step 3 (index 2) is not finite
+    def batch_loss(step):  # step 3 (index 2) is not finite
         loss = (weight - 1).pow(2).sum()
         return loss * float("nan") if step == 2 else loss
 

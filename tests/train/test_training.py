@@ -1,4 +1,5 @@
 """The training loop: exact resume, what a run folder holds, the budget, errors. Tiny models, a few steps."""
+
 import json
 import math
 import os
@@ -8,10 +9,9 @@ import pytest
 import torch
 
 import pixelcnn
+from conftest import quiet_train, tiny_config
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.loop import EMA, learning_rate
-
-from conftest import quiet_train, tiny_config
 
 
 def train_losses(run_dir) -> dict[int, float]:
@@ -33,7 +33,7 @@ def test_resume_after_ctrl_c_continues_exactly_like_an_uninterrupted_run(tmp_pat
 
     def step_then_ctrl_c(self, images, labels):
         result = original_step(self, images, labels)
-        if self.step == 2:                               # the third step is running: Ctrl-C now
+        if self.step == 2:  # the third step is running: Ctrl-C now
             os.kill(os.getpid(), signal.SIGINT)
         return result
 
@@ -45,7 +45,7 @@ def test_resume_after_ctrl_c_continues_exactly_like_an_uninterrupted_run(tmp_pat
 
     resumed = quiet_train(tiny_config(tmp_path, "cut", **schedule), resume=True)
     assert resumed.step == 6 and not resumed.interrupted
-    assert train_losses(whole.run_dir) == train_losses(resumed.run_dir)       # exactly, step by step
+    assert train_losses(whole.run_dir) == train_losses(resumed.run_dir)  # exactly, step by step
     for key, value in weights(whole.run_dir).items():
         assert torch.equal(value, weights(resumed.run_dir)[key]), key
     assert resumed.final_eval.nll == whole.final_eval.nll
@@ -55,11 +55,12 @@ def test_resume_with_a_longer_budget_equals_one_longer_run(tmp_path):
     # Without a decay tied to the budget, extending --max-steps continues the same training.
     one = quiet_train(tiny_config(tmp_path, "one", optimizer="rmsprop", max_steps=5, class_conditional=False))
     quiet_train(tiny_config(tmp_path, "two", optimizer="rmsprop", max_steps=2, class_conditional=False))
-    two = quiet_train(tiny_config(tmp_path, "two", optimizer="rmsprop", max_steps=5, class_conditional=False),
-                      resume=True)
+    two = quiet_train(
+        tiny_config(tmp_path, "two", optimizer="rmsprop", max_steps=5, class_conditional=False), resume=True
+    )
     assert train_losses(one.run_dir) == train_losses(two.run_dir)
     state = load_checkpoint(two.run_dir)
-    assert {"square_avg", "momentum_buffer"} <= set(state["optimizer"]["state"][0])      # RMSProp's state
+    assert {"square_avg", "momentum_buffer"} <= set(state["optimizer"]["state"][0])  # RMSProp's state
 
 
 def test_the_run_folder(tmp_path):
@@ -101,8 +102,9 @@ def test_without_ema_the_raw_weights_are_saved(tmp_path):
 
 
 def test_budget_by_epochs_and_by_minutes(tmp_path):
-    result = quiet_train(tiny_config(tmp_path, "epochs", data="digits", binarize=None, max_steps=None,
-                                     epochs=0.02, batch_size=16))
+    result = quiet_train(
+        tiny_config(tmp_path, "epochs", data="digits", binarize=None, max_steps=None, epochs=0.02, batch_size=16)
+    )
     assert result.step == math.ceil(0.02 * (1437 // 16))
     result = quiet_train(tiny_config(tmp_path, "minutes", max_steps=None, max_minutes=1e-6))
     assert result.step == 1 and result.train_minutes >= 1e-6
@@ -116,7 +118,7 @@ def test_learning_rate_schedule():
     assert [lr(s, warmup_steps=4) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
     assert lr(0, lr_decay="cosine") == 1.0 and lr(50, lr_decay="cosine") == pytest.approx(0.5)
     assert lr(100, lr_decay="cosine", final_lr_ratio=0.1) == pytest.approx(0.1)
-    assert lr(10, lr_decay="cosine", warmup_steps=10) == 1.0                      # decay starts after warm-up
+    assert lr(10, lr_decay="cosine", warmup_steps=10) == 1.0  # decay starts after warm-up
     assert lr(75, lr_decay="linear") == pytest.approx(0.25)
     assert lr(2000, lr_decay="exponential", decay_rate=0.5, decay_every=1000) == pytest.approx(0.25)
     assert lr(50, lr_decay="cosine", decay_steps=200) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
@@ -131,7 +133,7 @@ def test_ema_is_the_warmed_up_moving_average():
     start = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)                        # first update: decay min(0.5, 1/10) = 0.1
+    ema.update(model)  # first update: decay min(0.5, 1/10) = 0.1
     assert torch.allclose(ema.model.weight, 0.1 * start + 0.9 * (start + 1))
     assert not any(p.requires_grad for p in ema.model.parameters())
 
@@ -139,12 +141,12 @@ def test_ema_is_the_warmed_up_moving_average():
 def test_metrics_logged_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     config = tiny_config(tmp_path, max_steps=2)
     quiet_train(config)
-    with open(tmp_path / "run" / "metrics.jsonl", "a") as f:       # a crash after step 2 logged steps 3-4
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as f:  # a crash after step 2 logged steps 3-4
         f.write(json.dumps({"kind": "train", "step": 3, "loss_nats": 1.0}) + "\n")
         f.write('{"kind": "train", "st')
     quiet_train(tiny_config(tmp_path, max_steps=3), resume=True)
     steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")]
-    assert steps == [1, 2, 2, 3, 3]                                  # train 1, 2, eval 2, train 3, eval 3
+    assert steps == [1, 2, 2, 3, 3]  # train 1, 2, eval 2, train 3, eval 3
 
 
 def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -157,21 +159,24 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_p
     assert load_checkpoint(tmp_path / "run")["step"] == 2
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(max_steps=None), "say when to stop"),
-    (dict(data="photo-patches", binarize=None), "photo-patches has no labels"),
-    (dict(model="gated-mnist", binarize=None, model_options={}), "add --binarize dynamic"),
-    (dict(model_options=dict(levels=4)), "levels comes from the data set"),
-    (dict(model_options=dict(n_layer=2)), "has no option n_layer"),
-    (dict(batch_size=5000), "is more than the 4000 training images"),
-    (dict(device="cuda:7"), "sees no CUDA GPU|cuda:7"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(max_steps=None), "say when to stop"),
+        (dict(data="photo-patches", binarize=None), "photo-patches has no labels"),
+        (dict(model="gated-mnist", binarize=None, model_options={}), "add --binarize dynamic"),
+        (dict(model_options=dict(levels=4)), "levels comes from the data set"),
+        (dict(model_options=dict(n_layer=2)), "has no option n_layer"),
+        (dict(batch_size=5000), "is more than the 4000 training images"),
+        (dict(device="cuda:7"), "sees no CUDA GPU|cuda:7"),
+    ],
+)
 def test_configuration_errors_say_what_is_wrong(tmp_path, changes, message):
     if "cuda" in str(changes.get("device")) and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match=message):
         quiet_train(tiny_config(tmp_path, **changes))
-    assert not (tmp_path / "run").exists()                          # nothing written for a run that cannot start
+    assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
 
 
 def test_a_run_is_never_overwritten_and_resume_keeps_its_config(tmp_path):
@@ -187,22 +192,32 @@ def test_a_run_is_never_overwritten_and_resume_keeps_its_config(tmp_path):
 def test_a_model_with_its_own_loss_trains_on_it(tmp_path):
     # mse_ae is not a likelihood model: it trains and is evaluated on model.loss (its mean squared error),
     # and its pictures come from preview_rows (test images beside their decodings).
-    result = quiet_train(tiny_config(tmp_path, model="tiny-mse", model_options={}, class_conditional=False,
-                                     max_steps=2, sample_images=8))
+    result = quiet_train(
+        tiny_config(tmp_path, model="tiny-mse", model_options={}, class_conditional=False, max_steps=2, sample_images=8)
+    )
     records = [json.loads(line) for line in open(result.run_dir / "metrics.jsonl")]
     assert "loss_mse" in records[0] and "loss_nats" not in records[0]
     assert result.final_eval.loss_name == "mse" and records[-1]["mse"] == result.final_eval.loss
     assert 0 < result.final_eval.loss < 1
     from PIL import Image
 
-    assert Image.open(result.sample_grid).size == (2 * (28 * 2 + 2) + 2, 2 * (28 * 2 + 2) + 2)   # 2 rows x 2
+    assert Image.open(result.sample_grid).size == (2 * (28 * 2 + 2) + 2, 2 * (28 * 2 + 2) + 2)  # 2 rows x 2
 
 
 @pytest.mark.parametrize("data, binarize", [("digits", None), ("photo-patches", None), ("mnist5k", "dynamic")])
 def test_the_default_model_is_small_and_fits_every_bundled_data_set(tmp_path, data, binarize):
     # The default preset's sizes (6 blocks of 32, 5x5) apply; image_shape and levels come from the data.
-    config = TrainConfig(data=data, binarize=binarize, max_steps=1, batch_size=4, eval_images=4, sample_images=0,
-                         progress=False, tensorboard=False, out=str(tmp_path / data))
+    config = TrainConfig(
+        data=data,
+        binarize=binarize,
+        max_steps=1,
+        batch_size=4,
+        eval_images=4,
+        sample_images=0,
+        progress=False,
+        tensorboard=False,
+        out=str(tmp_path / data),
+    )
     assert config.model == "pixelcnn-6x32-k5"
     result = quiet_train(config)
     model = pixelcnn.load(result.model_path)
@@ -219,4 +234,4 @@ def test_a_time_budgeted_run_shows_a_total_and_the_time_left(tmp_path, capsys):
     result = quiet_train(config)
     assert result.train_minutes >= 0.05
     bar = capsys.readouterr().err
-    assert "/3 s of training" in bar and "<" in bar and "step=" in bar          # 3 s of 3 s, elapsed<left, step
+    assert "/3 s of training" in bar and "<" in bar and "step=" in bar  # 3 s of 3 s, elapsed<left, step

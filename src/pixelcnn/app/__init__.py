@@ -10,6 +10,7 @@ show through the library's public functions, without Gradio; ``ui.py`` lays
 out the page. Everything the app writes (its files and Gradio's uploads and
 caches) lies in one temporary folder, removed when the app stops.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,16 @@ def start(entries: list[AppModel], *, host: str = "127.0.0.1", port: int | None 
 
         blocks = build_blocks(Page(entries, workdir))
         blocks.queue(default_concurrency_limit=1)
-        _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=quiet,
-                                  share=False, inbrowser=False, show_error=True, ssr_mode=False)
+        _, url, _ = blocks.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=quiet,
+            share=False,
+            inbrowser=False,
+            show_error=True,
+            ssr_mode=False,
+        )
     except BaseException:
         _restore("GRADIO_TEMP_DIR", previous)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -86,9 +95,12 @@ def serve(entries: list[AppModel], *, host: str = "127.0.0.1", port: int | None 
     import time
 
     server = start(entries, host=host, port=port)
-    say(f"pixelcnn app: serving {', '.join(e.name for e in entries)} at {server.url} (listening on {host} only"
+    say(
+        f"pixelcnn app: serving {', '.join(e.name for e in entries)} at {server.url} (listening on {host} only"
         f"{'' if host in ('127.0.0.1', 'localhost') else ': reachable from other machines'}); "
-        f"stop it with Ctrl-C", flush=True)
+        f"stop it with Ctrl-C",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

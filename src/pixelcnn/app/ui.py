@@ -6,6 +6,7 @@ into one line on the page (``gr.Error``), never a traceback. Changing the
 model re-checks every tab: one that does not fit the model is disabled and
 says why.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,9 +22,11 @@ from . import work
 DRAWING, UPLOAD, TEST_IMAGE = "drawing", "uploaded file", "test image"
 INVERTED, NOISE = "inverted test image", "noise"
 NO_CLASS = "none (unconditional)"
-CANVAS = 280                           # sketchpad side in screen pixels (a 28 x 28 digit: 10 a pixel)
-INTRO = ("Exact-likelihood autoregressive image models. Each tab calls the pixelcnn library; "
-         "nothing is stored after the page closes.")
+CANVAS = 280  # sketchpad side in screen pixels (a 28 x 28 digit: 10 a pixel)
+INTRO = (
+    "Exact-likelihood autoregressive image models. Each tab calls the pixelcnn library; "
+    "nothing is stored after the page closes."
+)
 
 
 def one_line(error: BaseException) -> str:
@@ -42,12 +45,14 @@ def _refuse(error: BaseException):
 def on_page(fn):
     """A handler whose errors appear as one line on the page (generators too: they stream)."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def streaming(*args):
             try:
                 yield from fn(*args)
             except Exception as error:  # noqa: BLE001 - every failure becomes one line on the page
                 raise _refuse(error) from None
+
         return streaming
 
     @functools.wraps(fn)
@@ -56,6 +61,7 @@ def on_page(fn):
             return fn(*args)
         except Exception as error:  # noqa: BLE001
             raise _refuse(error) from None
+
     return plain
 
 
@@ -112,14 +118,20 @@ class Page:
         if label is not None and class_choice in (None, "", work.MOST_LIKELY):
             class_choice = str(label)
         said = _notes(notes)
-        for live, result, title in work.complete_stream(entry, image, _integer(known_rows, "rows kept"),
-                                                         class_choice, n, _integer(seed, "seed"), temperature):
+        for live, result, title in work.complete_stream(
+            entry, image, _integer(known_rows, "rows kept"), class_choice, n, _integer(seed, "seed"), temperature
+        ):
             if result is None:
                 yield live, gr.skip(), gr.skip(), f"{title}. {said}"
                 continue
             known = _integer(known_rows, "rows kept")
-            grid = work.viz.completion_grid(image.cpu(), result[None], known_rows=known, levels=entry.model.levels,
-                                            scale=work.screen_scale(entry.model.image_shape) // 2 or 1)
+            grid = work.viz.completion_grid(
+                image.cpu(),
+                result[None],
+                known_rows=known,
+                levels=entry.model.levels,
+                scale=work.screen_scale(entry.model.image_shape) // 2 or 1,
+            )
             path = work.save_grid(result, entry.model.levels, folder / "completions.png")
             yield live, grid, str(path), f"{title}: the top {known} rows kept as given. {said}"
 
@@ -131,8 +143,12 @@ class Page:
             if result is None:
                 yield live, gr.skip(), gr.skip(), title
                 continue
-            grid = work.viz.image_grid(result, levels=entry.model.levels, columns=min(len(result), 8),
-                                       scale=work.screen_scale(entry.model.image_shape) // 2 or 1)
+            grid = work.viz.image_grid(
+                result,
+                levels=entry.model.levels,
+                columns=min(len(result), 8),
+                scale=work.screen_scale(entry.model.image_shape) // 2 or 1,
+            )
             grid_path = work.viz.save(grid, folder / "samples-grid.png")
             path = work.save_grid(result, entry.model.levels, folder / "samples.png")
             yield live, str(grid_path), str(path), title + ": done."
@@ -175,8 +191,12 @@ class Page:
                 cond = torch.full((len(images),), work.resolve_class(entry, class_choice)[0])
         path, numbers = work.compress(entry, images, cond, folder)
         numbers["converted"] = notes
-        preview = work.viz.image_grid(images, levels=model.levels, columns=min(len(images), 8),
-                                      scale=work.screen_scale(model.image_shape) // 3 or 1)
+        preview = work.viz.image_grid(
+            images,
+            levels=model.levels,
+            columns=min(len(images), 8),
+            scale=work.screen_scale(model.image_shape) // 3 or 1,
+        )
         return str(path), preview, _compress_words(numbers), numbers
 
     def glyphs(self, name, source, choice, k, uploads, drawing, n, seed):
@@ -221,10 +241,14 @@ class Page:
         image, label, notes = self.image(entry, source, drawing, None, index, self.folder())
         if label is not None and class_choice in (None, "", work.MOST_LIKELY):
             class_choice = str(label)
-        picture, distributions = work.softmax_picture(entry, image, _integer(row, "row"), _integer(col, "column"),
-                                                      class_choice)
-        return picture, {"probabilities": [d.probs.tolist() for d in distributions],
-                         "observed": [d.observed for d in distributions], "converted": notes}
+        picture, distributions = work.softmax_picture(
+            entry, image, _integer(row, "row"), _integer(col, "column"), class_choice
+        )
+        return picture, {
+            "probabilities": [d.probs.tolist() for d in distributions],
+            "observed": [d.observed for d in distributions],
+            "converted": notes,
+        }
 
     # ----------------------------------------------------------------------------- model choice
     def fit(self, name):
@@ -235,20 +259,26 @@ class Page:
         updates = [gr.update(value=entry.describe())]
         for tab in work.TABS:
             reason = reasons[tab]
-            updates.append(gr.update(value=f"**Not for this model:** {reason}" if reason else "",
-                                     visible=reason is not None))
+            updates.append(
+                gr.update(value=f"**Not for this model:** {reason}" if reason else "", visible=reason is not None)
+            )
             updates.append(gr.update(interactive=reason is None))
         for tab in ("complete", "sample", "likelihood", "compress", "inside"):
             choices = work.class_choices(entry, tab)
-            updates.append(gr.update(choices=choices or [NO_CLASS], value=(choices or [NO_CLASS])[0],
-                                     interactive=bool(choices)))
+            updates.append(
+                gr.update(choices=choices or [NO_CLASS], value=(choices or [NO_CLASS])[0], interactive=bool(choices))
+            )
         identities = work.identity_choices(entry)
-        updates += [gr.update(choices=identities, value=identities[0] if identities else None),
-                    gr.update(choices=identities, value=identities[0] if identities else None),
-                    gr.update(choices=identities, value=identities[1] if len(identities) > 1 else None)]
-        updates += [gr.update(maximum=height, value=height // 2),
-                    gr.update(maximum=height - 1, value=min(height - 1, (3 * height) // 4)),
-                    gr.update(maximum=width - 1, value=width // 2)]
+        updates += [
+            gr.update(choices=identities, value=identities[0] if identities else None),
+            gr.update(choices=identities, value=identities[0] if identities else None),
+            gr.update(choices=identities, value=identities[1] if len(identities) > 1 else None),
+        ]
+        updates += [
+            gr.update(maximum=height, value=height // 2),
+            gr.update(maximum=height - 1, value=min(height - 1, (3 * height) // 4)),
+            gr.update(maximum=width - 1, value=width // 2),
+        ]
         return updates
 
 
@@ -267,17 +297,26 @@ def _notes(notes: list[str]) -> str:
 
 
 def _likelihood_words(numbers: dict) -> str:
-    lines = [f"**NLL {numbers['nll_nats']:.2f} nats** = {numbers['bits_per_dim']:.4f} bits/dim"
-             + (f" ({numbers['condition']})" if numbers["condition"] else "")]
+    lines = [
+        f"**NLL {numbers['nll_nats']:.2f} nats** = {numbers['bits_per_dim']:.4f} bits/dim"
+        + (f" ({numbers['condition']})" if numbers["condition"] else "")
+    ]
     if numbers.get("percentile") is not None:
-        lines.append(f"Higher than {numbers['percentile']:.1f}% of the first {numbers['reference_images']} test "
-                     f"images' NLLs (their mean: {numbers['reference_mean_nats']:.2f} nats).")
+        lines.append(
+            f"Higher than {numbers['percentile']:.1f}% of the first {numbers['reference_images']} test "
+            f"images' NLLs (their mean: {numbers['reference_mean_nats']:.2f} nats)."
+        )
     else:
         lines.append(f"No percentile: {numbers['percentile_note']}")
-    lines.append(f"Complexity score: {numbers['complexity_bits']:.1f} bits (NLL in bits minus the "
-                 f"{numbers['png_bits']:.0f} bits of a PNG; higher: more anomalous).")
-    lines.append(f"Likelihood ratio: {numbers['likelihood_ratio_nats']:.2f} nats" if numbers["likelihood_ratio_nats"]
-                 is not None else "Likelihood ratio: needs a background model (pixelcnn app RUN --background RUN0).")
+    lines.append(
+        f"Complexity score: {numbers['complexity_bits']:.1f} bits (NLL in bits minus the "
+        f"{numbers['png_bits']:.0f} bits of a PNG; higher: more anomalous)."
+    )
+    lines.append(
+        f"Likelihood ratio: {numbers['likelihood_ratio_nats']:.2f} nats"
+        if numbers["likelihood_ratio_nats"] is not None
+        else "Likelihood ratio: needs a background model (pixelcnn app RUN --background RUN0)."
+    )
     if numbers["converted"]:
         lines.append(_notes(numbers["converted"]))
     return "\n\n".join(lines)
@@ -291,26 +330,34 @@ def _compress_words(numbers: dict) -> str:
     for codec, why in numbers["not_measured"].items():
         rows.append(f"| {names[codec]} | {why} | |")
     rows.append(f"| the model's NLL (ideal) | | {numbers['nll_bits_per_dim']:.3f} |")
-    check = ("Round trip: decoded and compared, **identical bit for bit**." if numbers["round_trip_identical"]
-             else "Round trip: **the decoded images differ**: report this as a bug.")
+    check = (
+        "Round trip: decoded and compared, **identical bit for bit**."
+        if numbers["round_trip_identical"]
+        else "Round trip: **the decoded images differ**: report this as a bug."
+    )
     text = f"{numbers['images']} image(s).\n\n" + "\n".join(rows) + "\n\n" + check
     return text + ("\n\n" + _notes(numbers["converted"]) if numbers["converted"] else "")
 
 
 # ----------------------------------------------------------------------------------------- layout
 def _sketchpad(elem_id: str):
-    return gr.Sketchpad(label="Draw (dark strokes on white)", type="numpy", image_mode="L",
-                        canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False,
-                        brush=gr.Brush(colors=["#000000"], default_size=12, color_mode="fixed"),
-                        elem_id=elem_id)
+    return gr.Sketchpad(
+        label="Draw (dark strokes on white)",
+        type="numpy",
+        image_mode="L",
+        canvas_size=(CANVAS, CANVAS),
+        fixed_canvas=True,
+        layers=False,
+        brush=gr.Brush(colors=["#000000"], default_size=12, color_mode="fixed"),
+        elem_id=elem_id,
+    )
 
 
 def _menu(choices: list[str], label: str, *, second: bool = False):
     """A menu whose choices follow the model (``Page.fit``); any value is accepted here and checked by the handler,
     since the server knows only the first model's choices."""
     choices = choices or [NO_CLASS]
-    return gr.Dropdown(choices, value=choices[min(int(second), len(choices) - 1)], label=label,
-                       allow_custom_value=True)
+    return gr.Dropdown(choices, value=choices[min(int(second), len(choices) - 1)], label=label, allow_custom_value=True)
 
 
 def _picture(label: str, elem_id: str):
@@ -338,8 +385,9 @@ def build_blocks(page: Page):
                         c_sketch = _sketchpad("complete-sketch")
                         c_upload = gr.File(label="Image file", file_types=["image"], type="filepath")
                         c_index = gr.Number(0, label="Test image number", precision=0)
-                        c_rows = gr.Slider(0, tallest, value=first.model.image_shape[1] // 2, step=1,
-                                           label="Rows kept (from the top)")
+                        c_rows = gr.Slider(
+                            0, tallest, value=first.model.image_shape[1] // 2, step=1, label="Rows kept (from the top)"
+                        )
                         class_menus["complete"] = _menu(work.class_choices(first, "complete"), "Class")
                         c_n = gr.Slider(1, 8, value=4, step=1, label="Completions")
                         c_seed = gr.Number(0, label="Seed", precision=0)
@@ -361,16 +409,22 @@ def build_blocks(page: Page):
                         buttons["sample"] = gr.Button("Sample", variant="primary", elem_id="sample-button")
                     with gr.Column():
                         s_live = _picture("Drawn pixel by pixel (shown row by row)", "sample-live")
-                        s_grid = gr.Image(label="Samples (download as PNG)", type="filepath", format="png",
-                                          interactive=False, elem_id="sample-grid")
+                        s_grid = gr.Image(
+                            label="Samples (download as PNG)",
+                            type="filepath",
+                            format="png",
+                            interactive=False,
+                            elem_id="sample-grid",
+                        )
                         s_file = gr.File(label="Samples, one file pixel per image pixel", elem_id="sample-file")
                         s_words = gr.Markdown(elem_id="sample-words")
             with gr.Tab(work.TAB_TITLES["likelihood"], id="likelihood"):
                 reasons_md["likelihood"] = gr.Markdown(visible=False, elem_id="likelihood-reason")
                 with gr.Row():
                     with gr.Column():
-                        l_source = gr.Radio([DRAWING, UPLOAD, TEST_IMAGE, INVERTED, NOISE], value=TEST_IMAGE,
-                                            label="Image")
+                        l_source = gr.Radio(
+                            [DRAWING, UPLOAD, TEST_IMAGE, INVERTED, NOISE], value=TEST_IMAGE, label="Image"
+                        )
                         l_sketch = _sketchpad("likelihood-sketch")
                         l_upload = gr.File(label="Image file", file_types=["image"], type="filepath")
                         l_index = gr.Number(0, label="Test image number (noise: its seed)", precision=0)
@@ -386,10 +440,12 @@ def build_blocks(page: Page):
                     with gr.Column():
                         z_source = gr.Radio([TEST_IMAGE, UPLOAD], value=TEST_IMAGE, label="Images")
                         z_count = gr.Number(8, label="How many test images (the first ones)", precision=0)
-                        z_upload = gr.File(label="Image files", file_types=["image"], file_count="multiple",
-                                           type="filepath")
-                        class_menus["compress"] = _menu(work.class_choices(first, "compress"),
-                                                        "Class (of uploaded images)")
+                        z_upload = gr.File(
+                            label="Image files", file_types=["image"], file_count="multiple", type="filepath"
+                        )
+                        class_menus["compress"] = _menu(
+                            work.class_choices(first, "compress"), "Class (of uploaded images)"
+                        )
                         buttons["compress"] = gr.Button("Compress", variant="primary", elem_id="compress-button")
                     with gr.Column():
                         z_file = gr.File(label="The compressed file (.pxcz)", elem_id="compress-file")
@@ -400,12 +456,16 @@ def build_blocks(page: Page):
                 reasons_md["glyphs"] = gr.Markdown(visible=False, elem_id="glyphs-reason")
                 with gr.Row():
                     with gr.Column():
-                        g_source = gr.Radio(["a font it never saw", UPLOAD, DRAWING], value="a font it never saw",
-                                            label="Learn the style from")
+                        g_source = gr.Radio(
+                            ["a font it never saw", UPLOAD, DRAWING],
+                            value="a font it never saw",
+                            label="Learn the style from",
+                        )
                         g_identity = _menu(work.identity_choices(first), "Font (identity) never trained on")
                         g_k = gr.Slider(1, 16, value=4, step=1, label="Glyphs to learn from")
-                        g_upload = gr.File(label="A few glyph images", file_types=["image"], file_count="multiple",
-                                           type="filepath")
+                        g_upload = gr.File(
+                            label="A few glyph images", file_types=["image"], file_count="multiple", type="filepath"
+                        )
                         g_sketch = _sketchpad("glyphs-sketch")
                         g_n = gr.Slider(1, work.MAX_DRAWS, value=8, step=1, label="New glyphs")
                         g_seed = gr.Number(0, label="Seed", precision=0)
@@ -422,12 +482,15 @@ def build_blocks(page: Page):
                 reasons_md["inside"] = gr.Markdown(visible=False, elem_id="inside-reason")
                 with gr.Row():
                     with gr.Column():
-                        i_row = gr.Slider(0, tallest - 1, value=(3 * first.model.image_shape[1]) // 4, step=1,
-                                          label="Pixel row")
-                        i_col = gr.Slider(0, widest - 1, value=first.model.image_shape[2] // 2, step=1,
-                                          label="Pixel column")
-                        buttons["inside"] = gr.Button("Receptive field of this pixel", variant="primary",
-                                                      elem_id="inside-button")
+                        i_row = gr.Slider(
+                            0, tallest - 1, value=(3 * first.model.image_shape[1]) // 4, step=1, label="Pixel row"
+                        )
+                        i_col = gr.Slider(
+                            0, widest - 1, value=first.model.image_shape[2] // 2, step=1, label="Pixel column"
+                        )
+                        buttons["inside"] = gr.Button(
+                            "Receptive field of this pixel", variant="primary", elem_id="inside-button"
+                        )
                         i_layers = gr.Slider(1, 24, value=6, step=1, label="Layers of the fresh models")
                         i_families = gr.Button("Compare the families (blind spots)", elem_id="families-button")
                         i_source = gr.Radio([TEST_IMAGE, DRAWING], value=TEST_IMAGE, label="Image for the softmax")
@@ -450,25 +513,58 @@ def build_blocks(page: Page):
         model_menu.change(on_page(page.fit), model_menu, fit_outputs, api_name="fit")
         blocks.load(on_page(page.fit), model_menu, fit_outputs, api_name=False)
 
-        buttons["complete"].click(on_page(page.complete),
-                                  [model_menu, c_source, c_sketch, c_upload, c_index, c_rows, class_menus["complete"],
-                                   c_n, c_seed, c_temperature], [c_live, c_grid, c_file, c_words], api_name="complete")
-        buttons["sample"].click(on_page(page.sample), [model_menu, class_menus["sample"], s_n, s_seed, s_temperature],
-                                [s_live, s_grid, s_file, s_words], api_name="sample")
-        buttons["likelihood"].click(on_page(page.likelihood),
-                                    [model_menu, l_source, l_sketch, l_upload, l_index, class_menus["likelihood"]],
-                                    [l_map, l_words, l_numbers], api_name="likelihood")
-        buttons["compress"].click(on_page(page.compress),
-                                  [model_menu, z_source, z_upload, z_count, class_menus["compress"]],
-                                  [z_file, z_preview, z_words, z_numbers], api_name="compress")
-        buttons["glyphs"].click(on_page(page.glyphs), [model_menu, g_source, g_identity, g_k, g_upload, g_sketch,
-                                                       g_n, g_seed], [g_picture, g_file], api_name="glyphs")
-        g_interpolate.click(on_page(page.interpolate), [model_menu, g_from, g_to, g_steps, g_seed], g_line,
-                            api_name="interpolate")
-        buttons["inside"].click(on_page(page.receptive_field), [model_menu, i_row, i_col], [i_field, i_counts],
-                                api_name="receptive_field")
+        buttons["complete"].click(
+            on_page(page.complete),
+            [
+                model_menu,
+                c_source,
+                c_sketch,
+                c_upload,
+                c_index,
+                c_rows,
+                class_menus["complete"],
+                c_n,
+                c_seed,
+                c_temperature,
+            ],
+            [c_live, c_grid, c_file, c_words],
+            api_name="complete",
+        )
+        buttons["sample"].click(
+            on_page(page.sample),
+            [model_menu, class_menus["sample"], s_n, s_seed, s_temperature],
+            [s_live, s_grid, s_file, s_words],
+            api_name="sample",
+        )
+        buttons["likelihood"].click(
+            on_page(page.likelihood),
+            [model_menu, l_source, l_sketch, l_upload, l_index, class_menus["likelihood"]],
+            [l_map, l_words, l_numbers],
+            api_name="likelihood",
+        )
+        buttons["compress"].click(
+            on_page(page.compress),
+            [model_menu, z_source, z_upload, z_count, class_menus["compress"]],
+            [z_file, z_preview, z_words, z_numbers],
+            api_name="compress",
+        )
+        buttons["glyphs"].click(
+            on_page(page.glyphs),
+            [model_menu, g_source, g_identity, g_k, g_upload, g_sketch, g_n, g_seed],
+            [g_picture, g_file],
+            api_name="glyphs",
+        )
+        g_interpolate.click(
+            on_page(page.interpolate), [model_menu, g_from, g_to, g_steps, g_seed], g_line, api_name="interpolate"
+        )
+        buttons["inside"].click(
+            on_page(page.receptive_field), [model_menu, i_row, i_col], [i_field, i_counts], api_name="receptive_field"
+        )
         i_families.click(on_page(page.families), i_layers, i_family_picture, api_name="families")
-        i_softmax.click(on_page(page.softmax), [model_menu, i_source, i_sketch, i_index, i_row, i_col,
-                                                class_menus["inside"]], [i_softmax_picture, i_probs],
-                        api_name="softmax")
+        i_softmax.click(
+            on_page(page.softmax),
+            [model_menu, i_source, i_sketch, i_index, i_row, i_col, class_menus["inside"]],
+            [i_softmax_picture, i_probs],
+            api_name="softmax",
+        )
     return blocks

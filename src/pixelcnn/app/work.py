@@ -12,6 +12,7 @@ every image a person gives (a drawing is written to a PNG first).
 Files are written only under the folder a caller passes (the app gives each
 request its own, inside its temporary folder).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,13 +29,19 @@ from ..data.folder import GREY_MODES
 from ..evaluate import check_compatible
 
 TABS = ("complete", "sample", "likelihood", "compress", "glyphs", "inside")
-TAB_TITLES = {"complete": "Draw and complete", "sample": "Sample", "likelihood": "Likelihood",
-              "compress": "Compress", "glyphs": "New glyphs of an unseen font", "inside": "Look inside"}
-MOST_LIKELY = "most likely"         # class choice: the class under which the given pixels are most likely
-EACH_CLASS = "each class"           # sample choice: one image of every class per row
+TAB_TITLES = {
+    "complete": "Draw and complete",
+    "sample": "Sample",
+    "likelihood": "Likelihood",
+    "compress": "Compress",
+    "glyphs": "New glyphs of an unseen font",
+    "inside": "Look inside",
+}
+MOST_LIKELY = "most likely"  # class choice: the class under which the given pixels are most likely
+EACH_CLASS = "each class"  # sample choice: one image of every class per row
 UNKNOWN_CLASS = "unknown (marginal)"  # likelihood choice: -log (1/K) sum_k p(x | k)
-SCREEN_PIXELS = 168                 # an image's longer side on the page (28 x 28 -> 6 screen pixels a pixel)
-MAX_DRAWS = 16                      # images one request may draw (a page, not a batch job)
+SCREEN_PIXELS = 168  # an image's longer side on the page (28 x 28 -> 6 screen pixels a pixel)
+MAX_DRAWS = 16  # images one request may draw (a page, not a batch job)
 MAX_COMPRESS_IMAGES = 64
 
 
@@ -48,15 +55,15 @@ class AppModel:
     """A model the app offers: the loaded model, its name on the page, and the data it was trained on."""
 
     name: str
-    model: object                        # an AutoregressiveModel in eval mode
-    data: str | None = None              # the data set it was trained on (None: unknown, a bare model folder)
+    model: object  # an AutoregressiveModel in eval mode
+    data: str | None = None  # the data set it was trained on (None: unknown, a bare model folder)
     binarize: str | None = None
     data_root: str | None = None
     image_size: int | None = None
-    identity: dict | None = None         # identity.json of a ``pixelcnn identity`` run
-    summary: str = ""                    # one line (a zoo card's summary, or the run folder)
-    background: object = None            # a background model for the likelihood ratio (``--background``)
-    reference_images: int = 500          # test images the likelihood percentile is measured against
+    identity: dict | None = None  # identity.json of a ``pixelcnn identity`` run
+    summary: str = ""  # one line (a zoo card's summary, or the run folder)
+    background: object = None  # a background model for the likelihood ratio (``--background``)
+    reference_images: int = 500  # test images the likelihood percentile is measured against
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -68,16 +75,24 @@ class AppModel:
     def cond_dim(self) -> int | None:
         """Size of the vector the model draws from: its ``cond_dim``, or an auto-encoder's code (``bottleneck``)."""
         config = self.model.config
-        return getattr(config, "cond_dim", None) or (getattr(config, "bottleneck", None)
-                                                     if hasattr(self.model, "encode") else None)
+        return getattr(config, "cond_dim", None) or (
+            getattr(config, "bottleneck", None) if hasattr(self.model, "encode") else None
+        )
 
     def describe(self) -> str:
         model = self.model
         channels, height, width = model.image_shape
-        what = (f"{model.name}, {channels}x{height}x{width} images with {model.levels} levels, "
-                f"{sum(p.numel() for p in model.parameters()):,} parameters")
-        condition = (f", class-conditional ({self.num_classes} classes)" if self.num_classes else
-                     f", conditioned on a {self.cond_dim}-vector" if self.cond_dim else ", unconditional")
+        what = (
+            f"{model.name}, {channels}x{height}x{width} images with {model.levels} levels, "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters"
+        )
+        condition = (
+            f", class-conditional ({self.num_classes} classes)"
+            if self.num_classes
+            else f", conditioned on a {self.cond_dim}-vector"
+            if self.cond_dim
+            else ", unconditional"
+        )
         trained = f"; trained on {self.data}" if self.data else "; data set unknown (a bare model folder)"
         return what + condition + trained + (f". {self.summary}" if self.summary else "")
 
@@ -93,11 +108,19 @@ class AppModel:
 
     def _load_test_set(self):
         if self.data is None:
-            return (f"{self.name} is a bare model folder: no test images (start the app with its run folder, "
-                    f"or --data NAME)")
+            return (
+                f"{self.name} is a bare model folder: no test images (start the app with its run folder, "
+                f"or --data NAME)"
+            )
         try:
-            dataset = data.load(self.data, "test", root=self.data_root, binarize=self.binarize,
-                                image_size=self.image_size, download=False)
+            dataset = data.load(
+                self.data,
+                "test",
+                root=self.data_root,
+                binarize=self.binarize,
+                image_size=self.image_size,
+                download=False,
+            )
             check_compatible(self.model, dataset)
         except (ValueError, OSError, ImportError) as error:
             return f"the test split of {self.data} cannot be read here: {' '.join(str(error).split())}"
@@ -124,14 +147,18 @@ def tab_reasons(entry: AppModel) -> dict[str, str | None]:
     reasons = dict.fromkeys(TABS)
     if model.image_shape[0] not in (1, 3):
         reasons["complete"] = reasons["likelihood"] = reasons["compress"] = (
-            f"images of {model.image_shape[0]} channels cannot be drawn or uploaded (1 or 3 only)")
+            f"images of {model.image_shape[0]} channels cannot be drawn or uploaded (1 or 3 only)"
+        )
     if entry.cond_dim is not None:
-        code = (f"{model.name} draws from a {entry.cond_dim}-number code, not a class: "
-                + ("use the New glyphs tab" if entry.identity else "give it an identity run for the New glyphs tab"))
+        code = f"{model.name} draws from a {entry.cond_dim}-number code, not a class: " + (
+            "use the New glyphs tab" if entry.identity else "give it an identity run for the New glyphs tab"
+        )
         reasons["complete"] = reasons["sample"] = code
     if entry.identity is None:
-        reasons["glyphs"] = ("needs the model of an identity run (pixelcnn identity --out RUN, or the zoo's "
-                             "glyphs-identity): start the app with that RUN")
+        reasons["glyphs"] = (
+            "needs the model of an identity run (pixelcnn identity --out RUN, or the zoo's "
+            "glyphs-identity): start the app with that RUN"
+        )
     return reasons
 
 
@@ -139,8 +166,13 @@ def class_choices(entry: AppModel, tab: str) -> list[str]:
     """The class menu of a tab: empty for a model without classes."""
     if not entry.num_classes:
         return []
-    first = {"complete": [MOST_LIKELY], "sample": [EACH_CLASS], "likelihood": [UNKNOWN_CLASS],
-             "compress": [MOST_LIKELY], "inside": [MOST_LIKELY]}[tab]
+    first = {
+        "complete": [MOST_LIKELY],
+        "sample": [EACH_CLASS],
+        "likelihood": [UNKNOWN_CLASS],
+        "compress": [MOST_LIKELY],
+        "inside": [MOST_LIKELY],
+    }[tab]
     return first + entry.class_names()
 
 
@@ -171,8 +203,10 @@ def _describe_conversion(path: Path, model) -> list[str]:
     if size != (width, height):
         notes.append(f"{size[0]}x{size[1]} scaled and centre-cropped to {width}x{height}")
     if model.levels != 256:
-        notes.append(f"8-bit values v mapped to {model.levels} levels as round(v * {model.levels - 1} / 255)"
-                     + (" (a threshold at 128)" if model.levels == 2 else ""))
+        notes.append(
+            f"8-bit values v mapped to {model.levels} levels as round(v * {model.levels - 1} / 255)"
+            + (" (a threshold at 128)" if model.levels == 2 else "")
+        )
     return notes
 
 
@@ -182,8 +216,9 @@ def read_image_file(entry: AppModel, path: str | Path) -> tuple[torch.Tensor, li
     try:
         notes = _describe_conversion(path, entry.model)
     except OSError:
-        raise ValueError(f"{path.name} is not an image file this app can read "
-                         f"({', '.join(sorted(data.IMAGE_SUFFIXES))})") from None
+        raise ValueError(
+            f"{path.name} is not an image file this app can read ({', '.join(sorted(data.IMAGE_SUFFIXES))})"
+        ) from None
     return data.read_image(path, entry.model.image_shape, entry.model.levels, resize=True), notes
 
 
@@ -199,10 +234,10 @@ def read_drawing(entry: AppModel, drawing, folder: Path) -> tuple[torch.Tensor, 
         raise ValueError("draw something first (the sketchpad is empty)")
     array = np.asarray(drawing)
     if array.ndim == 3:
-        array = array[..., :3].mean(-1) if array.shape[-1] >= 3 else array[..., 0]   # [h, w] grey
+        array = array[..., :3].mean(-1) if array.shape[-1] >= 3 else array[..., 0]  # [h, w] grey
     if array.ndim != 2 or array.size == 0:
         raise ValueError(f"expected a drawing (a grey or colour picture), got an array of shape {list(array.shape)}")
-    ink = 255 - np.clip(np.rint(array), 0, 255).astype(np.uint8)                    # [h, w], ink high
+    ink = 255 - np.clip(np.rint(array), 0, 255).astype(np.uint8)  # [h, w], ink high
     if not ink.any():
         raise ValueError("draw something first (the sketchpad is empty)")
     path = folder / "drawing.png"
@@ -231,8 +266,10 @@ def most_likely_class(entry: AppModel, image: torch.Tensor, rows: int | None = N
     rows = entry.model.image_shape[1] if rows is None else rows
     if rows == 0:
         return 0
-    bits = [float(analysis.nll_bits(entry.model, image, torch.tensor([k]))[0, :, :rows].sum())
-            for k in range(entry.num_classes)]
+    bits = [
+        float(analysis.nll_bits(entry.model, image, torch.tensor([k]))[0, :, :rows].sum())
+        for k in range(entry.num_classes)
+    ]
     return int(np.argmin(bits))
 
 
@@ -292,7 +329,7 @@ def stream_draws(draw, every: int):
     try:
         while True:
             kind, value, count = frames.get()
-            while kind == "frame" and not frames.empty():          # skip to the newest frame
+            while kind == "frame" and not frames.empty():  # skip to the newest frame
                 kind, value, count = frames.get()
             if kind == "error":
                 raise value
@@ -307,7 +344,7 @@ def _animation_frame(snapshot: torch.Tensor, done: int, rank: torch.Tensor, leve
     """One frame of ``viz.sampling_animation``: the pixels of ``rank`` < ``done`` drawn, the others tinted."""
     frames = analysis.SamplingFrames(frames=[snapshot], pixels_done=[done], rank=rank)
     columns = min(len(snapshot), 4)
-    scale = max(1, (2 * SCREEN_PIXELS // 3) // max(snapshot.shape[2:]))          # 28 x 28 -> 4 screen pixels
+    scale = max(1, (2 * SCREEN_PIXELS // 3) // max(snapshot.shape[2:]))  # 28 x 28 -> 4 screen pixels
     return viz.sampling_animation(frames, levels=levels, scale=scale, columns=columns, title=title)[0]
 
 
@@ -318,7 +355,7 @@ def _check_count(n, what: str = "number of images", limit: int = MAX_DRAWS) -> i
 
 
 def _generator(seed) -> torch.Generator:
-    if seed is None or int(seed) != seed or not 0 <= int(seed) < 2 ** 63:
+    if seed is None or int(seed) != seed or not 0 <= int(seed) < 2**63:
         raise ValueError(f"seed must be an integer in 0..2**63-1, got {seed}")
     return torch.Generator().manual_seed(int(seed))
 
@@ -329,8 +366,9 @@ def _temperature(value) -> float:
     return float(value)
 
 
-def complete_stream(entry: AppModel, image: torch.Tensor, known_rows: int, class_choice, n: int, seed: int,
-                    temperature: float = 1.0):
+def complete_stream(
+    entry: AppModel, image: torch.Tensor, known_rows: int, class_choice, n: int, seed: int, temperature: float = 1.0
+):
     """Complete ``image`` [1, C, H, W] ``n`` times below its top ``known_rows`` rows, row by row.
 
     Yields (live picture, None, words) per finished row, then (last live
@@ -353,13 +391,15 @@ def complete_stream(entry: AppModel, image: torch.Tensor, known_rows: int, class
     batch = image.expand(n, *image.shape[1:])
 
     def draw(callback):
-        return model.complete(batch, known_rows, cond, temperature=temperature, generator=generator,
-                              callback=callback)
+        return model.complete(batch, known_rows, cond, temperature=temperature, generator=generator, callback=callback)
 
     title = f"{n} completions below row {known_rows}" + (f", {said}" if said else "")
     for snapshot, done, result in stream_draws(draw, every=width):
-        yield _animation_frame(snapshot, kept + done, rank, model.levels, f"completing rows {known_rows}.."), \
-            result, title
+        yield (
+            _animation_frame(snapshot, kept + done, rank, model.levels, f"completing rows {known_rows}.."),
+            result,
+            title,
+        )
 
 
 def sample_stream(entry: AppModel, class_choice, n: int, seed: int, temperature: float = 1.0):
@@ -369,7 +409,7 @@ def sample_stream(entry: AppModel, class_choice, n: int, seed: int, temperature:
     cond, said = None, ""
     if entry.num_classes:
         if class_choice in (None, "", EACH_CLASS):
-            cond = torch.arange(n) % entry.num_classes                       # classes 0, 1, ... in turn
+            cond = torch.arange(n) % entry.num_classes  # classes 0, 1, ... in turn
             said = "classes in turn"
         else:
             cond, said = resolve_class(entry, class_choice)
@@ -406,11 +446,14 @@ def likelihood(entry: AppModel, image: torch.Tensor, class_choice) -> tuple[dict
             k, said = resolve_class(entry, class_choice)
             cond = torch.tensor([k])
     found = scores.anomaly_scores(model, image, cond, background=entry.background)
-    numbers = {"nll_nats": float(found["nll"][0]), "bits_per_dim": float(found["bits_per_dim"][0]),
-               "png_bits": float(found["png_bits"][0]), "complexity_bits": float(found["complexity"][0]),
-               "likelihood_ratio_nats": (float(found["likelihood_ratio"][0]) if "likelihood_ratio" in found
-                                         else None),
-               "condition": said}
+    numbers = {
+        "nll_nats": float(found["nll"][0]),
+        "bits_per_dim": float(found["bits_per_dim"][0]),
+        "png_bits": float(found["png_bits"][0]),
+        "complexity_bits": float(found["complexity"][0]),
+        "likelihood_ratio_nats": (float(found["likelihood_ratio"][0]) if "likelihood_ratio" in found else None),
+        "condition": said,
+    }
     try:
         reference = reference_nlls(entry, marginal=isinstance(cond, str))
         numbers["percentile"] = float((reference <= numbers["nll_nats"]).double().mean() * 100)
@@ -476,9 +519,14 @@ def compress(entry: AppModel, images: torch.Tensor, cond, folder: Path) -> tuple
             sizes[codec] = sum(scores.codec_bytes(images.cpu().numpy(), model.levels, codec))
         else:
             notes[codec] = "not installed (pip install pillow-jxl-plugin)"
-    numbers = {"images": len(images), "bytes": sizes, "bits_per_dim": {k: 8 * v / dims for k, v in sizes.items()},
-               "nll_bits_per_dim": float(nll.sum()) / math.log(2) / dims, "not_measured": notes,
-               "round_trip_identical": bool(torch.equal(decoded.cpu().long(), images.cpu().long()))}
+    numbers = {
+        "images": len(images),
+        "bytes": sizes,
+        "bits_per_dim": {k: 8 * v / dims for k, v in sizes.items()},
+        "nll_bits_per_dim": float(nll.sum()) / math.log(2) / dims,
+        "not_measured": notes,
+        "round_trip_identical": bool(torch.equal(decoded.cpu().long(), images.cpu().long())),
+    }
     return path, numbers
 
 
@@ -488,8 +536,9 @@ def identity_sets(entry: AppModel):
     with entry._lock:
         if "identity_sets" not in entry._cache:
             try:
-                entry._cache["identity_sets"] = identity.load_identity_data(entry.identity["config"],
-                                                                            splits=("test", "train"))
+                entry._cache["identity_sets"] = identity.load_identity_data(
+                    entry.identity["config"], splits=("test", "train")
+                )
             except (ValueError, OSError, ImportError) as error:
                 entry._cache["identity_sets"] = f"the identity run's data cannot be read here: {error}"
     found = entry._cache["identity_sets"]
@@ -518,10 +567,11 @@ def new_glyphs(entry: AppModel, sources: torch.Tensor, n: int, seed: int, temper
     """
     model = entry.model
     n, generator, temperature = _check_count(n), _generator(seed), _temperature(temperature)
-    code = identity.identity_code(model, sources.to(model._device()))                            # [D]
+    code = identity.identity_code(model, sources.to(model._device()))  # [D]
     drawn = model.sample(n, code.expand(n, -1), temperature=temperature, generator=generator)
-    picture = viz.grouped_rows([sources[None].cpu(), drawn[None].cpu()], levels=model.levels,
-                               scale=screen_scale(model.image_shape) // 2 or 1)
+    picture = viz.grouped_rows(
+        [sources[None].cpu(), drawn[None].cpu()], levels=model.levels, scale=screen_scale(model.image_shape) // 2 or 1
+    )
     return picture, drawn
 
 
@@ -538,11 +588,13 @@ def interpolate(entry: AppModel, choice_from, choice_to, steps: int, seed: int, 
         raise ValueError("steps must be at least 2 (both ends are included)")
     sets = identity_sets(entry)
     a, b = _class_index(choice_from), _class_index(choice_to)
-    line = identity.interpolate_identities(model, sets, a, b, sources=sources, steps=steps, rows=1,
-                                           seed=_generator(seed).initial_seed())
+    line = identity.interpolate_identities(
+        model, sets, a, b, sources=sources, steps=steps, rows=1, seed=_generator(seed).initial_seed()
+    )
     ends = [identity.source_images(sets, c, 1)[None] for c in (a, b)]
-    return viz.grouped_rows([ends[0], line, ends[1]], levels=model.levels,
-                            scale=screen_scale(model.image_shape) // 2 or 1)
+    return viz.grouped_rows(
+        [ends[0], line, ends[1]], levels=model.levels, scale=screen_scale(model.image_shape) // 2 or 1
+    )
 
 
 # ------------------------------------------------------------------------------------------ look inside
@@ -562,8 +614,10 @@ def family_fields(n_layers: int, image_size: int = 16):
     """The receptive field of the same pixel in freshly built models of each family (weights do not matter)."""
     n_layers = _check_count(n_layers, "layers", 24)
     pixel = analysis.default_pixel((1, image_size, image_size))
-    panels = [(name, analysis.fresh_receptive_field(name, image_size=image_size, n_layers=n_layers, pixel=pixel))
-              for name in FAMILIES]
+    panels = [
+        (name, analysis.fresh_receptive_field(name, image_size=image_size, n_layers=n_layers, pixel=pixel))
+        for name in FAMILIES
+    ]
     return viz.receptive_field_figure(panels, title=f"Pixel {pixel}, {n_layers} layers, by family")
 
 

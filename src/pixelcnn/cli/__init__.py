@@ -27,6 +27,7 @@ The command modules import these and nothing else of each other (``demo`` borrow
 with examples, and the tests run every one of them. Exit status: 0, 2 for a usage error, 1 for a
 failure at run time, 130 on Ctrl-C, 143 on SIGTERM; errors are one line on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,16 @@ from .images import pick_images
 from .runs import open_run
 from .train import train_config_from_args
 
-__all__ = ["CommandError", "UsageError", "build_parser", "complete_images", "main", "open_run", "pick_images",
-           "train_config_from_args"]
+__all__ = [
+    "CommandError",
+    "UsageError",
+    "build_parser",
+    "complete_images",
+    "main",
+    "open_run",
+    "pick_images",
+    "train_config_from_args",
+]
 
 GROUPS = (train, generate, autoencoder, viz, coding, zoo, app)
 
@@ -52,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Exact-likelihood autoregressive image models: PixelCNN, Gated / Conditional PixelCNN, "
-                    "PixelRNN (Row LSTM, Diagonal BiLSTM, multi-scale), PixelCNN auto-encoder.",
-        epilog="models: " + ", ".join(list_models()) + "\npresets: " + ", ".join(sorted(presets))
+        "PixelRNN (Row LSTM, Diagonal BiLSTM, multi-scale), PixelCNN auto-encoder.",
+        epilog="models: "
+        + ", ".join(list_models())
+        + "\npresets: "
+        + ", ".join(sorted(presets))
         + "\n\nstart with: pixelcnn demo     (see pixelcnn COMMAND --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -8,14 +8,26 @@ or spread evenly over the split.
 
 [1] A. van den Oord et al. Conditional Image Generation with PixelCNN Decoders. NIPS 2016.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
 from .errors import UsageError
-from .flags import (add_command, add_data_flags, add_dataclass_flags, add_device_flag, add_draw_flags, add_force_flag,
-                    add_out_flag, add_precision_flag, add_run_argument, check_temperature, positive)
+from .flags import (
+    add_command,
+    add_data_flags,
+    add_dataclass_flags,
+    add_device_flag,
+    add_draw_flags,
+    add_force_flag,
+    add_out_flag,
+    add_precision_flag,
+    add_run_argument,
+    check_temperature,
+    positive,
+)
 from .images import pick_images, scale_for
 from .paths import output_path
 from .runs import dataset_for, open_run, resolve_device, run_folder
@@ -63,28 +75,47 @@ pictures again.""",
 
 # identity flag -> (IdentityConfig field, type, help); the defaults are the config's
 # The IdentityConfig fields that are flags of `pixelcnn identity` (their help: the fields' own), in --help order.
-IDENTITY_FIELDS = ("embedding_dim", "triplet_steps", "identity_images", "margin", "decoder_minutes", "decoder_steps",
-                   "n_layers", "hidden", "kernel_size", "batch_size", "judge_steps", "judge_samples")
+IDENTITY_FIELDS = (
+    "embedding_dim",
+    "triplet_steps",
+    "identity_images",
+    "margin",
+    "decoder_minutes",
+    "decoder_steps",
+    "n_layers",
+    "hidden",
+    "kernel_size",
+    "batch_size",
+    "judge_steps",
+    "judge_samples",
+)
 
 
 def _add_choice_of_images(parser, *, per_class_default: int) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--index", type=int, nargs="+", metavar="I", help="test images by index in the split")
     which.add_argument("--classes", metavar="LIST", help="test images of these classes, e.g. 7-9 or 1,7")
-    parser.add_argument("--per-class", type=int, default=per_class_default,
-                        help=f"with --classes: images of each class (default: {per_class_default})")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=per_class_default,
+        help=f"with --classes: images of each class (default: {per_class_default})",
+    )
 
 
 def add_parsers(sub) -> None:
     from ..identity import IdentityConfig
 
-    interpolate = add_command(sub, "interpolate", "decode codes on the line between two test images' codes (Fig. 5)",
-                              EXAMPLES["interpolate"])
+    interpolate = add_command(
+        sub, "interpolate", "decode codes on the line between two test images' codes (Fig. 5)", EXAMPLES["interpolate"]
+    )
     add_run_argument(interpolate, models="pixelcnn_ae or mse_ae")
-    interpolate.add_argument("--from", dest="from_index", type=int, required=True, metavar="A",
-                             help="index of the first test image")
-    interpolate.add_argument("--to", dest="to_index", type=int, required=True, metavar="B",
-                             help="index of the last test image")
+    interpolate.add_argument(
+        "--from", dest="from_index", type=int, required=True, metavar="A", help="index of the first test image"
+    )
+    interpolate.add_argument(
+        "--to", dest="to_index", type=int, required=True, metavar="B", help="index of the last test image"
+    )
     interpolate.add_argument("--steps", type=int, default=8, help="codes on the line, ends included (default: 8)")
     interpolate.add_argument("--rows", type=int, default=1, help="rows, one seed each (default: 1)")
     add_out_flag(interpolate)
@@ -94,8 +125,12 @@ def add_parsers(sub) -> None:
     add_force_flag(interpolate)
     interpolate.set_defaults(handler=cmd_interpolate)
 
-    reconstruct = add_command(sub, "reconstruct", "test images | MSE auto-encoder reconstruction | PixelCNN "
-                                                  "auto-encoder samples (Fig. 6)", EXAMPLES["reconstruct"])
+    reconstruct = add_command(
+        sub,
+        "reconstruct",
+        "test images | MSE auto-encoder reconstruction | PixelCNN auto-encoder samples (Fig. 6)",
+        EXAMPLES["reconstruct"],
+    )
     add_run_argument(reconstruct, models="pixelcnn_ae (or mse_ae)")
     reconstruct.add_argument("--mse-run", metavar="RUN2", help="an mse_ae run or model folder: add its reconstructions")
     reconstruct.add_argument("--n", type=int, default=8, help="test images, spread over the split (default: 8)")
@@ -109,18 +144,33 @@ def add_parsers(sub) -> None:
     reconstruct.set_defaults(handler=cmd_reconstruct)
 
     defaults = IdentityConfig()
-    identity = add_command(sub, "identity", "train a triplet embedding network and a PixelCNN on it, on some "
-                                            "identities; draw new images of the others and judge them",
-                           EXAMPLES["identity"])
+    identity = add_command(
+        sub,
+        "identity",
+        "train a triplet embedding network and a PixelCNN on it, on some "
+        "identities; draw new images of the others and judge them",
+        EXAMPLES["identity"],
+    )
     identity.add_argument("--data", default=defaults.data, help=f"labelled data set (default: {defaults.data})")
-    identity.add_argument("--binarize", choices=["dynamic", "threshold", "none"], default=defaults.binarize,
-                          help=f"binarization (default: {defaults.binarize})")
-    identity.add_argument("--classes", help="the identities both networks train on, e.g. 0-6 (default: those of "
-                                            "the train split)")
-    identity.add_argument("--image-size", type=int, help="folder:PATH only: resize and centre-crop every image to "
-                                                         "N x N")
-    add_dataclass_flags(identity, IdentityConfig, names=IDENTITY_FIELDS, keep_defaults=True,
-                        flags={"decoder_minutes": "--minutes", "decoder_steps": "--steps"})
+    identity.add_argument(
+        "--binarize",
+        choices=["dynamic", "threshold", "none"],
+        default=defaults.binarize,
+        help=f"binarization (default: {defaults.binarize})",
+    )
+    identity.add_argument(
+        "--classes", help="the identities both networks train on, e.g. 0-6 (default: those of the train split)"
+    )
+    identity.add_argument(
+        "--image-size", type=int, help="folder:PATH only: resize and centre-crop every image to N x N"
+    )
+    add_dataclass_flags(
+        identity,
+        IdentityConfig,
+        names=IDENTITY_FIELDS,
+        keep_defaults=True,
+        flags={"decoder_minutes": "--minutes", "decoder_steps": "--steps"},
+    )
     add_precision_flag(identity, defaults.precision)
     _add_identity_picture_flags(identity)
     add_out_flag(identity, "run folder to write (one that holds an identity run of the same flags is reused)")
@@ -129,17 +179,29 @@ def add_parsers(sub) -> None:
     add_draw_flags(identity)
     identity.set_defaults(handler=cmd_identity)
 
-    identity_sample = add_command(sub, "identity-sample", "new images of identities from the code of a few of their "
-                                                          "images (default: the unseen identities)",
-                                  EXAMPLES["identity-sample"])
+    identity_sample = add_command(
+        sub,
+        "identity-sample",
+        "new images of identities from the code of a few of their images (default: the unseen identities)",
+        EXAMPLES["identity-sample"],
+    )
     add_run_argument(identity_sample, help_text="run folder of pixelcnn identity (its --out) or zoo:NAME of one")
-    identity_sample.add_argument("--classes", metavar="LIST", help="the identities, e.g. 7-9 or 1,7 (default: the "
-                                                                   "unseen ones, spread, --identities of them)")
-    identity_sample.add_argument("--sources", type=int, help="images of each identity whose code draws "
-                                                             "(default: the run's --identity-images, at least 1)")
+    identity_sample.add_argument(
+        "--classes",
+        metavar="LIST",
+        help="the identities, e.g. 7-9 or 1,7 (default: the unseen ones, spread, --identities of them)",
+    )
+    identity_sample.add_argument(
+        "--sources",
+        type=int,
+        help="images of each identity whose code draws (default: the run's --identity-images, at least 1)",
+    )
     _add_identity_picture_flags(identity_sample)
-    identity_sample.add_argument("--interpolate", action="store_true",
-                                 help="draw the line from the first identity's code to the second's instead")
+    identity_sample.add_argument(
+        "--interpolate",
+        action="store_true",
+        help="draw the line from the first identity's code to the second's instead",
+    )
     identity_sample.add_argument("--steps", type=int, default=8, help="--interpolate: codes on the line (default: 8)")
     identity_sample.add_argument("--rows", type=int, default=3, help="--interpolate: rows, one seed each (default: 3)")
     add_out_flag(identity_sample)
@@ -174,8 +236,9 @@ def _save_table(table, path: str, scale: int | None) -> Path:
     """Cells of 0..255 images [rows, columns, C, H, W] -> one PNG grid, a table row per grid row."""
     from .. import viz
 
-    grid = viz.image_grid(table.flatten(0, 1), levels=256, columns=table.shape[1],
-                              scale=scale_for(table.shape[2:], scale))
+    grid = viz.image_grid(
+        table.flatten(0, 1), levels=256, columns=table.shape[1], scale=scale_for(table.shape[2:], scale)
+    )
     return viz.save(grid, path)
 
 
@@ -192,17 +255,27 @@ def cmd_interpolate(args) -> str:
     run = open_autoencoder(args.run, args.device, command="interpolate")
     model = run.model
     images, _ = pick_images(dataset_for(run, args, args.split), indices=[args.from_index, args.to_index])
-    if model.name == "mse_ae":                                    # deterministic: its decoded means, one row
+    if model.name == "mse_ae":  # deterministic: its decoded means, one row
         lines = [model.interpolate(images[:1], images[1:], args.steps)]
     else:
-        lines = [model.interpolate(images[:1], images[1:], args.steps, seed=args.seed + row,
-                                   temperature=args.temperature, method=args.method)
-                 for row in range(args.rows)]                                  # each [steps, C, H, W]
-    ends = display_values(images, model.levels)                                     # [2, C, H, W]
+        lines = [
+            model.interpolate(
+                images[:1],
+                images[1:],
+                args.steps,
+                seed=args.seed + row,
+                temperature=args.temperature,
+                method=args.method,
+            )
+            for row in range(args.rows)
+        ]  # each [steps, C, H, W]
+    ends = display_values(images, model.levels)  # [2, C, H, W]
     table = torch.stack([torch.cat([ends[:1], display_values(line, model.levels), ends[1:]]) for line in lines])
-    path = _save_table(table, args.out, args.scale)                                 # [rows, steps + 2, ...]
-    return (f"wrote {path}: test image {args.from_index} | {args.steps} decodings of the codes from its code to "
-            f"{args.to_index}'s | test image {args.to_index}" + (f"; {len(lines)} rows" if len(lines) > 1 else ""))
+    path = _save_table(table, args.out, args.scale)  # [rows, steps + 2, ...]
+    return (
+        f"wrote {path}: test image {args.from_index} | {args.steps} decodings of the codes from its code to "
+        f"{args.to_index}'s | test image {args.to_index}" + (f"; {len(lines)} rows" if len(lines) > 1 else "")
+    )
 
 
 def cmd_reconstruct(args) -> str:
@@ -222,18 +295,26 @@ def cmd_reconstruct(args) -> str:
         if mse.name != "mse_ae":
             raise UsageError(f"--mse-run must be an mse_ae; {args.mse_run} is a {mse.name}")
         if (mse.image_shape, mse.levels) != (model.image_shape, model.levels):
-            raise UsageError(f"--mse-run models images {mse.image_shape} with {mse.levels} levels; RUN models "
-                             f"{model.image_shape} with {model.levels} (train both with the same --binarize)")
-    images, _ = pick_images(dataset_for(run, args, args.split), n=args.n, indices=args.index, classes=args.classes,
-                            per_class=args.per_class)
-    columns = [display_values(images, model.levels)[:, None]]                      # [B, 1, C, H, W]
+            raise UsageError(
+                f"--mse-run models images {mse.image_shape} with {mse.levels} levels; RUN models "
+                f"{model.image_shape} with {model.levels} (train both with the same --binarize)"
+            )
+    images, _ = pick_images(
+        dataset_for(run, args, args.split), n=args.n, indices=args.index, classes=args.classes, per_class=args.per_class
+    )
+    columns = [display_values(images, model.levels)[:, None]]  # [B, 1, C, H, W]
     parts = ["test image"]
     if mse is not None:
         columns.append(display_values(mse.reconstruct(images), model.levels)[:, None])
         parts.append("MSE auto-encoder reconstruction")
     if model.name == "pixelcnn_ae":
-        drawn = model.reconstruct(images, args.samples, temperature=args.temperature, method=args.method,
-                                  generator=torch.Generator().manual_seed(args.seed))  # [B, samples, C, H, W]
+        drawn = model.reconstruct(
+            images,
+            args.samples,
+            temperature=args.temperature,
+            method=args.method,
+            generator=torch.Generator().manual_seed(args.seed),
+        )  # [B, samples, C, H, W]
         columns.append(display_values(drawn, model.levels))
         parts.append(f"{args.samples} PixelCNN auto-encoder samples")
     path = _save_table(torch.cat(columns, dim=1), args.out, args.scale)
@@ -267,24 +348,48 @@ def identity_figure(model, datasets, identities, *, sources: int, args, out) -> 
     from .. import viz
     from ..identity import draw_identities
 
-    shown, drawn = draw_identities(model, datasets, identities, sources=sources, samples=args.samples,
-                                   seed=args.seed, temperature=args.temperature, method=args.method)
-    picture = viz.grouped_rows([shown, drawn], levels=model.levels, scale=scale_for(model.image_shape, args.scale),
-                               row_names=_names(datasets, identities))
+    shown, drawn = draw_identities(
+        model,
+        datasets,
+        identities,
+        sources=sources,
+        samples=args.samples,
+        seed=args.seed,
+        temperature=args.temperature,
+        method=args.method,
+    )
+    picture = viz.grouped_rows(
+        [shown, drawn],
+        levels=model.levels,
+        scale=scale_for(model.image_shape, args.scale),
+        row_names=_names(datasets, identities),
+    )
     return viz.save(picture, out)
 
 
-def interpolation_figure(model, datasets, identity_from: int, identity_to: int, *, sources: int, steps: int,
-                         rows: int, args, out) -> Path:
+def interpolation_figure(
+    model, datasets, identity_from: int, identity_to: int, *, sources: int, steps: int, rows: int, args, out
+) -> Path:
     """[1] Figure 5: each row, an image of A | decodings from A's code to B's (one seed per row) | an image of B."""
     from .. import viz
     from ..identity import interpolate_identities, source_images
 
-    line = interpolate_identities(model, datasets, identity_from, identity_to, sources=sources, steps=steps,
-                                  rows=rows, seed=args.seed, temperature=args.temperature, method=args.method)
+    line = interpolate_identities(
+        model,
+        datasets,
+        identity_from,
+        identity_to,
+        sources=sources,
+        steps=steps,
+        rows=rows,
+        seed=args.seed,
+        temperature=args.temperature,
+        method=args.method,
+    )
     ends = [source_images(datasets, c, 1)[None].expand(rows, -1, -1, -1, -1) for c in (identity_from, identity_to)]
-    picture = viz.grouped_rows([ends[0], line, ends[1]], levels=model.levels,
-                               scale=scale_for(model.image_shape, args.scale))
+    picture = viz.grouped_rows(
+        [ends[0], line, ends[1]], levels=model.levels, scale=scale_for(model.image_shape, args.scale)
+    )
     return viz.save(picture, out)
 
 
@@ -296,13 +401,17 @@ def _judge_lines(measurements: dict) -> list[str]:
 
     def figure(name):
         value = judge[name]
-        return (f"{value['fraction']:.3f} +- {value['standard_error']:.3f} ({value['fraction'] / judge['chance']:.1f}x "
-                f"chance, {value['images']} images)")
+        return (
+            f"{value['fraction']:.3f} +- {value['standard_error']:.3f} ({value['fraction'] / judge['chance']:.1f}x "
+            f"chance, {value['images']} images)"
+        )
 
-    return [f"judge (an identity classifier of real images, {judge['unseen_identities']} unseen identities, chance "
-            f"{judge['chance']:.3f}): accuracy on real held-out images {judge['real_held_out_accuracy']:.3f}",
-            f"  new images assigned to the identity whose code drew them: {figure('generated')}",
-            f"  control, drawn from a wrong identity's code, assigned to the first: {figure('wrong_identity_control')}"]
+    return [
+        f"judge (an identity classifier of real images, {judge['unseen_identities']} unseen identities, chance "
+        f"{judge['chance']:.3f}): accuracy on real held-out images {judge['real_held_out_accuracy']:.3f}",
+        f"  new images assigned to the identity whose code drew them: {figure('generated')}",
+        f"  control, drawn from a wrong identity's code, assigned to the first: {figure('wrong_identity_control')}",
+    ]
 
 
 def cmd_identity(args) -> str:
@@ -311,36 +420,54 @@ def cmd_identity(args) -> str:
     from ..serialization import load
 
     _check_draws(args, "samples", "identities")
-    config = IdentityConfig(data=args.data, binarize=None if args.binarize == "none" else args.binarize,
-                            train_classes=None if args.classes is None else parse_classes(args.classes),
-                            image_size=args.image_size, precision=args.precision,
-                            seed=args.seed, **{field: getattr(args, field) for field in IDENTITY_FIELDS})
+    config = IdentityConfig(
+        data=args.data,
+        binarize=None if args.binarize == "none" else args.binarize,
+        train_classes=None if args.classes is None else parse_classes(args.classes),
+        image_size=args.image_size,
+        precision=args.precision,
+        seed=args.seed,
+        **{field: getattr(args, field) for field in IDENTITY_FIELDS},
+    )
     result = finished_identity(config, args.out)
     if result is not None:
         print(f"identity: {args.out} holds a finished run of these settings: reusing its model")
     else:
-        result = train_identity(config, args.out, device=resolve_device(args.device), log=print,
-                                progress=args.progress)
+        result = train_identity(config, args.out, device=resolve_device(args.device), log=print, progress=args.progress)
     measured = result.measurements
-    lines = [f"embedding 1-NN accuracy on {measured['seen']['split']} images of the training identities: "
-             f"{measured['seen']['nearest_neighbour_accuracy']:.3f}; NLL given the code: "
-             f"{measured['seen']['nll_given_code']:.2f} nats"]
+    lines = [
+        f"embedding 1-NN accuracy on {measured['seen']['split']} images of the training identities: "
+        f"{measured['seen']['nearest_neighbour_accuracy']:.3f}; NLL given the code: "
+        f"{measured['seen']['nll_given_code']:.2f} nats"
+    ]
     unseen = measured["unseen_classes"]
     if not unseen:
         return "\n".join(lines + [f"trained on every identity of {config.data}: no unseen identity to draw"])
-    lines.append(f"the same for the {len(unseen)} unseen identities: {measured['unseen']['nearest_neighbour_accuracy']:.3f}"
-                 f"; {measured['unseen']['nll_given_code']:.2f} nats")
+    lines.append(
+        f"the same for the {len(unseen)} unseen identities: {measured['unseen']['nearest_neighbour_accuracy']:.3f}"
+        f"; {measured['unseen']['nll_given_code']:.2f} nats"
+    )
     lines += _judge_lines(measured)
     model = load(result.model_path, map_location=resolve_device(args.device))
     datasets = _identity_sets(asdict(config))
     sources = max(1, config.identity_images)
     rows = _spread(unseen, args.identities)
     path = identity_figure(model, datasets, rows, sources=sources, args=args, out=Path(args.out) / "identity.png")
-    lines.append(f"wrote {path}: each row {sources} image(s) of an unseen identity | {args.samples} new images "
-                 f"from their code")
+    lines.append(
+        f"wrote {path}: each row {sources} image(s) of an unseen identity | {args.samples} new images from their code"
+    )
     if len(rows) >= 2:
-        path = interpolation_figure(model, datasets, rows[0], rows[1], sources=sources, steps=8, rows=3, args=args,
-                                    out=Path(args.out) / "interpolation.png")
+        path = interpolation_figure(
+            model,
+            datasets,
+            rows[0],
+            rows[1],
+            sources=sources,
+            steps=8,
+            rows=3,
+            args=args,
+            out=Path(args.out) / "interpolation.png",
+        )
         lines.append(f"wrote {path}: from the code of unseen identity {rows[0]} to that of {rows[1]}, 3 seeds")
     return "\n".join(lines)
 
@@ -373,10 +500,23 @@ def cmd_identity_sample(args) -> str:
             raise UsageError("--interpolate needs two identities (--classes A,B)")
         if args.steps < 2:
             raise UsageError(f"--steps must be >= 2 (both ends are included), got {args.steps}")
-        path = interpolation_figure(model, datasets, identities[0], identities[1], sources=sources, steps=args.steps,
-                                    rows=args.rows, args=args, out=args.out)
-        return (f"wrote {path}: each row an image of identity {identities[0]} | {args.steps} decodings from its code "
-                f"to that of {identities[1]} | an image of {identities[1]}; {args.rows} seeds")
+        path = interpolation_figure(
+            model,
+            datasets,
+            identities[0],
+            identities[1],
+            sources=sources,
+            steps=args.steps,
+            rows=args.rows,
+            args=args,
+            out=args.out,
+        )
+        return (
+            f"wrote {path}: each row an image of identity {identities[0]} | {args.steps} decodings from its code "
+            f"to that of {identities[1]} | an image of {identities[1]}; {args.rows} seeds"
+        )
     path = identity_figure(model, datasets, identities, sources=sources, args=args, out=args.out)
-    return (f"wrote {path}: each row {sources} image(s) of an identity ({', '.join(map(str, identities))}) | "
-            f"{args.samples} new images from their code")
+    return (
+        f"wrote {path}: each row {sources} image(s) of an identity ({', '.join(map(str, identities))}) | "
+        f"{args.samples} new images from their code"
+    )

@@ -13,6 +13,7 @@ IMAGES, for compress and score, is any mix of:
 
 A path that exists is a path; anything else must be ``NAME:SPLIT``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,9 +24,9 @@ from types import SimpleNamespace
 from .errors import CommandError, UsageError
 from .flags import RUN_HELP, add_command, add_device_flag, add_force_flag, add_out_flag, add_run_argument, positive
 from .images import pick_images
+from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 from .paths import output_path
 from .runs import dataset_for, open_run
-from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 
 EXAMPLES = {
     "compress": """
@@ -61,44 +62,67 @@ LABELS_FILE = "labels.csv"
 
 
 def add_parsers(sub) -> None:
-    compress = add_command(sub, "compress", "code images losslessly with a model, at about -log2 p(x) bits",
-                           EXAMPLES["compress"])
+    compress = add_command(
+        sub, "compress", "code images losslessly with a model, at about -log2 p(x) bits", EXAMPLES["compress"]
+    )
     add_run_argument(compress)
     _add_images(compress)
     add_out_flag(compress, f"file to write (e.g. images{SUFFIX})")
-    compress.add_argument("--method", default="auto", choices=["auto", "fast", "naive"],
-                          help="step: fast (cached), naive (a full forward pass per pixel-channel) or auto "
-                               "(default: auto); decoding uses the same")
-    compress.add_argument("--batch-size", type=int, default=64,
-                          help="images coded together, one part of the file each (default: 64)")
+    compress.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "fast", "naive"],
+        help="step: fast (cached), naive (a full forward pass per pixel-channel) or auto "
+        "(default: auto); decoding uses the same",
+    )
+    compress.add_argument(
+        "--batch-size", type=int, default=64, help="images coded together, one part of the file each (default: 64)"
+    )
     add_device_flag(compress)
     add_force_flag(compress)
     compress.set_defaults(handler=cmd_compress)
 
-    decompress = add_command(sub, "decompress", "decode a file of pixelcnn compress into PNG files",
-                             EXAMPLES["decompress"])
+    decompress = add_command(
+        sub, "decompress", "decode a file of pixelcnn compress into PNG files", EXAMPLES["decompress"]
+    )
     decompress.add_argument("file", metavar="FILE", help="a file written by pixelcnn compress")
     add_run_argument(decompress, option="--run", help_text=f"the {RUN_HELP} that compressed it")
     add_out_flag(decompress, "folder to write the PNG files to")
-    decompress.add_argument("--ignore-platform", action="store_true",
-                            help="try a file made on another platform anyway (a wrong result is still refused)")
+    decompress.add_argument(
+        "--ignore-platform",
+        action="store_true",
+        help="try a file made on another platform anyway (a wrong result is still refused)",
+    )
     add_device_flag(decompress)
     add_force_flag(decompress)
     decompress.set_defaults(handler=cmd_decompress)
 
-    score = add_command(sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits",
-                        EXAMPLES["score"])
+    score = add_command(
+        sub, "score", "anomaly scores of images: NLL, likelihood ratio, NLL minus PNG bits", EXAMPLES["score"]
+    )
     add_run_argument(score)
     _add_images(score)
-    score.add_argument("--background", metavar="RUN2",
-                       help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score")
-    score.add_argument("--complexity", action="store_true",
-                       help="add the PNG bits and the complexity-corrected score (NLL bits minus PNG bits)")
-    score.add_argument("--csv", help="CSV file to write, one row per image (without --csv or --json: a table "
-                                     "is printed)")
-    score.add_argument("--json", nargs="?", const="-", metavar="FILE",
-                       help="JSON file to write (bare --json: print the JSON instead of a table); always valid JSON, "
-                            "a score that is not a finite number is null")
+    score.add_argument(
+        "--background",
+        metavar="RUN2",
+        help="a background run (pixelcnn train --perturb RATE): add the likelihood ratio score",
+    )
+    score.add_argument(
+        "--complexity",
+        action="store_true",
+        help="add the PNG bits and the complexity-corrected score (NLL bits minus PNG bits)",
+    )
+    score.add_argument(
+        "--csv", help="CSV file to write, one row per image (without --csv or --json: a table is printed)"
+    )
+    score.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="JSON file to write (bare --json: print the JSON instead of a table); always valid JSON, "
+        "a score that is not a finite number is null",
+    )
     score.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     add_device_flag(score)
     add_force_flag(score)
@@ -106,19 +130,35 @@ def add_parsers(sub) -> None:
 
 
 def _add_images(parser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGES",
-                        help="image files, folders, or data set splits NAME:SPLIT (e.g. mnist5k:test)")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGES",
+        help="image files, folders, or data set splits NAME:SPLIT (e.g. mnist5k:test)",
+    )
     parser.add_argument("--max-images", type=int, help="only the first N images of IMAGES")
-    parser.add_argument("--label", type=int, help="class of the images, for a class-conditional model "
-                                                  "(default: a data set's own labels)")
-    parser.add_argument("--binarize", choices=["dynamic", "threshold"],
-                        help="binarization of a data set split (default: the run's, for its own data set)")
-    parser.add_argument("--resize", action="store_true",
-                        help="scale and centre-crop image files to the model's size instead of refusing them")
-    parser.add_argument("--convert", action="store_true",
-                        help="accept image files whose pixels change when read for this model (a grey image "
-                             "thresholded for a binary model, colour to grey, 16 bits to 8), instead of refusing "
-                             "them; each conversion is reported")
+    parser.add_argument(
+        "--label",
+        type=int,
+        help="class of the images, for a class-conditional model (default: a data set's own labels)",
+    )
+    parser.add_argument(
+        "--binarize",
+        choices=["dynamic", "threshold"],
+        help="binarization of a data set split (default: the run's, for its own data set)",
+    )
+    parser.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale and centre-crop image files to the model's size instead of refusing them",
+    )
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="accept image files whose pixels change when read for this model (a grey image "
+        "thresholded for a binary model, colour to grey, 16 bits to 8), instead of refusing "
+        "them; each conversion is reported",
+    )
 
 
 # ------------------------------------------------------------------------------------- reading IMAGES
@@ -139,14 +179,26 @@ def read_images(run, args, notes: list | None = None):
             break
         path = Path(source).expanduser()
         if path.is_file() or path.is_dir():
-            files = [path] if path.is_file() else sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files = (
+                [path]
+                if path.is_file()
+                else sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and p.suffix.lower() in data.IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
             if not files:
                 raise UsageError(f"{source} holds no image files ({', '.join(sorted(data.IMAGE_SUFFIXES))})")
             files = files[:left]
-            parts += [data.read_image(f, model.image_shape, model.levels, resize=args.resize, convert=args.convert,
-                                      notes=notes) for f in files]
+            parts += [
+                data.read_image(
+                    f, model.image_shape, model.levels, resize=args.resize, convert=args.convert, notes=notes
+                )
+                for f in files
+            ]
             found = [f.name if f == path else f.relative_to(path).as_posix() for f in files]
             known = labels_csv(path / LABELS_FILE) if path.is_dir() else {}
             labels += [known.get(_png_name(name), -1) for name in found]
@@ -154,8 +206,9 @@ def read_images(run, args, notes: list | None = None):
             continue
         name, _, split = source.rpartition(":")
         if not name or split not in ("train", "test"):
-            raise FileNotFoundError(f"{source}: no such image file or folder, and not a data set split NAME:SPLIT "
-                                    f"(e.g. mnist5k:test)")
+            raise FileNotFoundError(
+                f"{source}: no such image file or folder, and not a data set split NAME:SPLIT (e.g. mnist5k:test)"
+            )
         dataset = dataset_for(run, SimpleNamespace(data=name, binarize=args.binarize), split)
         count = len(dataset) if left is None else min(left, len(dataset))
         images, set_labels = pick_images(dataset, indices=list(range(count)))
@@ -226,18 +279,25 @@ def cmd_compress(args) -> str:
     for start in range(0, len(images), args.batch_size):
         stop = start + args.batch_size
         part_cond = None if cond is None else cond[start:stop].to(model._device())
-        records.append(coding.compress(model, images[start:stop].to(model._device()), part_cond,
-                                       method=args.method, names=names[start:stop]))
+        records.append(
+            coding.compress(
+                model, images[start:stop].to(model._device()), part_cond, method=args.method, names=names[start:stop]
+            )
+        )
     blob = b"".join(records)
     write_output(out, blob)
     dims = len(images) * math.prod(model.image_shape)
     model_bits = float(nll(model, images.to(model._device()), cond).sum()) / math.log(2)
-    report = (f"wrote {out}: {len(images)} images in {len(blob):,} bytes = {8 * len(blob) / dims:.4f} bits/dim "
-              f"(the model's NLL: {model_bits / dims:.4f} bits/dim; {len(records)} part(s), "
-              f"{coding.read_header(records[0]).step} step)")
-    if converted:       # lossless for the converted pixels only: say which files are not stored as they were
-        report += (f"\nnot lossless for {len(converted)} image file(s): their pixels were converted before coding "
-                   f"(decompress gives the converted images):\n" + "\n".join(f"  {line}" for line in converted))
+    report = (
+        f"wrote {out}: {len(images)} images in {len(blob):,} bytes = {8 * len(blob) / dims:.4f} bits/dim "
+        f"(the model's NLL: {model_bits / dims:.4f} bits/dim; {len(records)} part(s), "
+        f"{coding.read_header(records[0]).step} step)"
+    )
+    if converted:  # lossless for the converted pixels only: say which files are not stored as they were
+        report += (
+            f"\nnot lossless for {len(converted)} image file(s): their pixels were converted before coding "
+            f"(decompress gives the converted images):\n" + "\n".join(f"  {line}" for line in converted)
+        )
     return report
 
 
@@ -266,7 +326,7 @@ def cmd_decompress(args) -> str:
     try:
         records = coding.split_records(blob)
         headers = [coding.read_header(record) for record in records]
-    except ValueError as err:               # truncated, corrupted or not ours: the input is wrong (exit 2)
+    except ValueError as err:  # truncated, corrupted or not ours: the input is wrong (exit 2)
         raise UsageError(f"{path}: {err}") from None
     run = open_run(args.run, args.device)
     model = run.model
@@ -278,7 +338,7 @@ def cmd_decompress(args) -> str:
             raise UsageError(f"{path}: {err}") from None
     out = output_path(args.out, args, kind="folder")
     targets = [out / _png_name(name) for header in headers for name in (header.names or [])]
-    for target in targets:                  # refuse before decoding anything, not halfway
+    for target in targets:  # refuse before decoding anything, not halfway
         output_path(target, args)
     conditional = any(h.cond_kind in (coding.COND_CLASS_U8, coding.COND_CLASS_U16) for h in headers)
     if conditional:
@@ -323,26 +383,35 @@ def cmd_score(args) -> str:
     if background is not None and background._device() != device:
         background = background.to(device)
     try:
-        scores = score_images(model, images.to(device), cond, background=background, complexity=args.complexity,
-                              batch_size=args.batch_size)
+        scores = score_images(
+            model,
+            images.to(device),
+            cond,
+            background=background,
+            complexity=args.complexity,
+            batch_size=args.batch_size,
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
     rows = score_rows(names, scores, cond)
-    means = {column: float(torch.as_tensor(scores[key]).mean()) for key, column in SCORE_COLUMNS.items()
-             if key in scores}
+    means = {
+        column: float(torch.as_tensor(scores[key]).mean()) for key, column in SCORE_COLUMNS.items() if key in scores
+    }
     written = []
     if args.csv:
         written.append(str(write_table(args.csv, rows)))
-    document = {"run": str(run.path), "model": model.name, "background": args.background, "images": rows,
-                "mean": means}
+    document = {"run": str(run.path), "model": model.name, "background": args.background, "images": rows, "mean": means}
     if args.json == "-":
         print(json_text(document))
     elif args.json:
         written.append(str(write_json(args.json, document)))
-    extra = "".join(f", {column} {means[column]:.3f}" for column in ("likelihood_ratio", "complexity")
-                    if column in means)
-    summary = (f"scored {len(rows)} images: mean NLL {means['nll_nats']:.3f} nats ({means['bits_per_dim']:.4f} "
-               f"bits/dim){extra}")
+    extra = "".join(
+        f", {column} {means[column]:.3f}" for column in ("likelihood_ratio", "complexity") if column in means
+    )
+    summary = (
+        f"scored {len(rows)} images: mean NLL {means['nll_nats']:.3f} nats ({means['bits_per_dim']:.4f} "
+        f"bits/dim){extra}"
+    )
     if written:
         return f"{summary}; wrote {' and '.join(written)}"
     if args.json == "-":

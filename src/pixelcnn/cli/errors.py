@@ -8,6 +8,7 @@ fails, training that diverges); 130 when stopped with Ctrl-C, 143 with SIGTERM
 (``pixelcnn train`` first saves a checkpoint when stopped during its steps). Every error is
 one line on stderr, ``pixelcnn COMMAND: error: ...``, without a traceback.
 """
+
 from __future__ import annotations
 
 import contextlib

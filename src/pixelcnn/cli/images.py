@@ -1,10 +1,11 @@
 """Which images of a data set a command shows (``pick_images``) and how large it draws them (``scale_for``)."""
+
 from __future__ import annotations
 
 from .errors import UsageError
 from .flags import positive
 
-MAX_SCALED_SIDE = 2048          # --scale: screen pixels of one image's longer side, at most
+MAX_SCALED_SIDE = 2048  # --scale: screen pixels of one image's longer side, at most
 
 
 def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | None = None, per_class: int = 1):
@@ -20,8 +21,10 @@ def pick_images(dataset, *, n: int | None = None, indices=None, classes: str | N
     if indices is not None:
         bad = [i for i in indices if not 0 <= i < len(dataset)]
         if bad:
-            raise UsageError(f"image index {bad[0]} is out of range: {dataset.name} {dataset.split} has "
-                             f"{len(dataset)} images (0..{len(dataset) - 1})")
+            raise UsageError(
+                f"image index {bad[0]} is out of range: {dataset.name} {dataset.split} has "
+                f"{len(dataset)} images (0..{len(dataset) - 1})"
+            )
         index = torch.tensor(indices)
     elif classes is not None:
         positive("--per-class", per_class)
@@ -46,9 +49,11 @@ def scale_for(image_shape, requested: int | None) -> int:
     from ..viz import default_scale
 
     if requested is not None:
-        largest = max(1, MAX_SCALED_SIDE // max(image_shape[1:]))      # a picture that fits in memory and on screen
+        largest = max(1, MAX_SCALED_SIDE // max(image_shape[1:]))  # a picture that fits in memory and on screen
         if not 1 <= requested <= largest:
-            raise UsageError(f"--scale must be in 1..{largest} for {image_shape[2]}x{image_shape[1]} images "
-                             f"(at most {MAX_SCALED_SIDE} screen pixels a side), got {requested}")
+            raise UsageError(
+                f"--scale must be in 1..{largest} for {image_shape[2]}x{image_shape[1]} images "
+                f"(at most {MAX_SCALED_SIDE} screen pixels a side), got {requested}"
+            )
         return requested
     return default_scale(image_shape)

@@ -13,6 +13,7 @@ cache) only means ``--force`` is needed: the safe side.
 Every write goes through a temporary file renamed into place, so an interrupted command never
 leaves half a table; JSON is always valid JSON (a NaN or infinite score is written as null).
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,7 +25,7 @@ import os
 from pathlib import Path
 
 RECORD_FILE = "written-outputs.json"
-MAX_RECORDS = 2000               # the oldest records are dropped beyond this (they then need --force)
+MAX_RECORDS = 2000  # the oldest records are dropped beyond this (they then need --force)
 
 
 def _record_path() -> Path:
@@ -91,7 +92,7 @@ def write_output(path: str | os.PathLike, data: bytes) -> Path:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return f"{value:.6f}" if math.isfinite(value) else ""       # an empty cell: no score
+        return f"{value:.6f}" if math.isfinite(value) else ""  # an empty cell: no score
     return str(value)
 
 

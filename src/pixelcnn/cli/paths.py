@@ -1,5 +1,6 @@
 """The one check of every path a command writes (``output_path``): never over a run's own files, never over
 a file that pixelcnn did not write unless --force says so."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,17 +9,32 @@ from .errors import UsageError
 from .runs import is_model_folder
 
 # What a run or model folder owns: a command never writes over these (the run would be destroyed).
-RUN_OWN_FILES = ("config.json", "checkpoint.safetensors", "model", "model.safetensors", "metrics.jsonl", "samples",
-                 "tensorboard", "identity.json", "train.lock")
+RUN_OWN_FILES = (
+    "config.json",
+    "checkpoint.safetensors",
+    "model",
+    "model.safetensors",
+    "metrics.jsonl",
+    "samples",
+    "tensorboard",
+    "identity.json",
+    "train.lock",
+)
 
 
 def _run_folder_of(path: Path) -> Path | None:
     """The run or model folder whose own files ``path`` is (or lies inside), else None."""
     for folder in path.parents:
         inside = path.relative_to(folder).parts
-        if inside and inside[0] in RUN_OWN_FILES and (folder / "config.json").is_file() and any(
-                (folder / name).exists() for name in ("checkpoint.safetensors", "model", "model.safetensors",
-                                                      "identity.json", "metrics.jsonl")):
+        if (
+            inside
+            and inside[0] in RUN_OWN_FILES
+            and (folder / "config.json").is_file()
+            and any(
+                (folder / name).exists()
+                for name in ("checkpoint.safetensors", "model", "model.safetensors", "identity.json", "metrics.jsonl")
+            )
+        ):
             return folder
     return None
 
@@ -51,8 +67,10 @@ def output_path(path, args=None, *, option: str = "--out", kind: str = "file", o
     where = where.parent.resolve() / where.name if where.name else where.resolve()
     run = _run_folder_of(where)
     if run is not None:
-        raise UsageError(f"{option} {path} would write over {where.relative_to(run).parts[0]} of the run folder "
-                         f"{run}: choose a path outside it")
+        raise UsageError(
+            f"{option} {path} would write over {where.relative_to(run).parts[0]} of the run folder "
+            f"{run}: choose a path outside it"
+        )
     if kind == "run":
         if path.exists() and not path.is_dir():
             raise UsageError(f"{option} {path} is a file, not a run folder")
@@ -66,6 +84,7 @@ def output_path(path, args=None, *, option: str = "--out", kind: str = "file", o
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
     if path.exists() and not getattr(args, "force", False) and not (own is not None and own(path)):
-        raise UsageError(f"{option} {path} exists and was not written by pixelcnn: give --force to replace it, "
-                         f"or another path")
+        raise UsageError(
+            f"{option} {path} exists and was not written by pixelcnn: give --force to replace it, or another path"
+        )
     return path

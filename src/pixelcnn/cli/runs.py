@@ -1,5 +1,6 @@
 """One way to open what a RUN argument names: a run folder, a model folder or ``zoo:NAME`` -> ``Run`` (the model,
 and the data set it was trained on), and the data set a command reads from it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,13 +15,13 @@ class Run:
     """What a RUN argument names: a saved model and, for a run folder, the data it was trained on."""
 
     path: Path
-    model: object                    # the loaded model, in eval mode
-    train_config: object = None      # the TrainConfig of a ``pixelcnn train`` run folder
-    identity: dict | None = None     # RUN/identity.json of a ``pixelcnn identity`` run folder
-    data: str | None = None          # the data set the model was trained on (None: a bare model folder)
+    model: object  # the loaded model, in eval mode
+    train_config: object = None  # the TrainConfig of a ``pixelcnn train`` run folder
+    identity: dict | None = None  # RUN/identity.json of a ``pixelcnn identity`` run folder
+    data: str | None = None  # the data set the model was trained on (None: a bare model folder)
     binarize: str | None = None
     data_root: str | None = None
-    image_size: int | None = None    # folder:PATH runs made with --image-size N: every image was resized to N x N
+    image_size: int | None = None  # folder:PATH runs made with --image-size N: every image was resized to N x N
 
 
 def is_model_folder(folder: Path) -> bool:
@@ -56,8 +57,10 @@ def find_model_folder(path: str | Path) -> tuple[Path, Path | None]:
     except (OSError, ValueError):
         saved = None
     if isinstance(saved, dict) and "data" in saved:
-        raise UsageError(f"{folder} is a run folder without a saved model yet ({folder / MODEL_DIR} is missing): "
-                         f"let the run reach a checkpoint, or resume it with pixelcnn train --resume {folder}")
+        raise UsageError(
+            f"{folder} is a run folder without a saved model yet ({folder / MODEL_DIR} is missing): "
+            f"let the run reach a checkpoint, or resume it with pixelcnn train --resume {folder}"
+        )
     raise UsageError(f"{folder} is neither a run folder (pixelcnn train --out) nor a model folder (pixelcnn.save)")
 
 
@@ -84,13 +87,13 @@ def open_run(path: str | Path, device: str = "auto") -> Run:
     from ..train.config import TrainConfig
     from ..train.run_folder import CONFIG_FILE
 
-    folder = run_folder(path)                   # zoo:NAME: a trained model of the package, with its card
+    folder = run_folder(path)  # zoo:NAME: a trained model of the package, with its card
     card = zoo.card(str(path)) if zoo.is_zoo_name(str(path)) else None
     path = folder
     model_folder, holder = find_model_folder(path)
     model = load(model_folder, map_location=resolve_device(device))
     run = Run(path=Path(path), model=model)
-    if card is not None:                        # the data set it was trained on is the default --data
+    if card is not None:  # the data set it was trained on is the default --data
         run.data, run.binarize = card["data"], card["binarize"]
     if holder is not None and (holder / IDENTITY_FILE).is_file():
         run.identity = read_identity(holder)

@@ -1,4 +1,5 @@
 """``pixelcnn train``, ``eval``, ``demo``, ``models`` and ``data``: training runs and what to train on."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,18 @@ from pathlib import Path
 from ..fields import field_help
 from ..heads import HEADS
 from .errors import Terminated, UsageError
-from .flags import (add_command, add_data_flags, add_dataclass_flags, add_device_flag, add_draw_flags, add_field_flag,
-                    add_out_flag, add_precision_flag, add_run_argument, positive)
+from .flags import (
+    add_command,
+    add_data_flags,
+    add_dataclass_flags,
+    add_device_flag,
+    add_draw_flags,
+    add_field_flag,
+    add_out_flag,
+    add_precision_flag,
+    add_run_argument,
+    positive,
+)
 from .images import pick_images
 from .paths import output_path
 from .runs import dataset_for, open_run, resolve_device
@@ -28,7 +39,7 @@ HEAD_FIELDS = ("head", "n_mixtures")
 # Model config fields whose flag takes one of a few names.
 MODEL_CHOICES = {"head": HEADS}
 
-DEMO_PRESET = "gated-demo"      # the demo's class-conditional Gated PixelCNN, 4 layers x 32, 5x5
+DEMO_PRESET = "gated-demo"  # the demo's class-conditional Gated PixelCNN, 4 layers x 32, 5x5
 
 EXAMPLES = {
     "train": """
@@ -97,8 +108,10 @@ def model_option_help() -> dict:
             meanings.setdefault(f.name, {}).setdefault(phrase, []).append(name)
     helps = {}
     for field_name, by_phrase in meanings.items():
-        helps[field_name] = (fields[field_name], "; ".join(f"{', '.join(names)}: {phrase}"
-                                                           for phrase, names in by_phrase.items()))
+        helps[field_name] = (
+            fields[field_name],
+            "; ".join(f"{', '.join(names)}: {phrase}" for phrase, names in by_phrase.items()),
+        )
     return helps
 
 
@@ -107,61 +120,104 @@ def add_parsers(sub) -> None:
     from ..hardware import COMPILE_AUTO_MIN_STEPS, COMPILE_CHOICES, PRECISIONS
     from ..train.config import BINARIZE, LR_DECAYS, ON_NAN, OPTIMIZERS, TrainConfig
 
-    info = add_command(sub, "models", "list the models and presets (with --count: their parameter counts)",
-                       EXAMPLES["models"])
+    info = add_command(
+        sub, "models", "list the models and presets (with --count: their parameter counts)", EXAMPLES["models"]
+    )
     info.add_argument("--count", action="store_true", help="build each preset and count its parameters")
     info.add_argument("--match", metavar="TEXT", help="only the presets whose name contains TEXT")
     info.set_defaults(handler=cmd_models)
 
     datasets = add_command(sub, "data", "list the data sets that --data accepts", EXAMPLES["data"])
-    datasets.add_argument("--details", action="store_true",
-                          help="load the bundled sets and print their sizes, image shapes, levels and classes")
+    datasets.add_argument(
+        "--details",
+        action="store_true",
+        help="load the bundled sets and print their sizes, image shapes, levels and classes",
+    )
     datasets.set_defaults(handler=cmd_data)
 
     train = add_command(sub, "train", "train a model on a data set (resumable)", EXAMPLES["train"])
     which = train.add_mutually_exclusive_group()
-    which.add_argument("--model", metavar="NAME", default=argparse.SUPPRESS,
-                       help=f"model name: {', '.join(list_models())}, or the baseline mse_ae "
-                            f"(default: the {TrainConfig.model} preset)")
-    which.add_argument("--preset", metavar="NAME", default=argparse.SUPPRESS, dest="model",
-                       help=f"a named configuration: {', '.join(sorted(presets))}")
-    which.add_argument("--resume", metavar="RUN", nargs="?", const=True, default=argparse.SUPPRESS,
-                       help="continue the run in folder RUN (or in --out) where it stopped, with its config; "
-                            "budget flags given with it mean MORE training from where it stopped (--max-steps 100: "
-                            "100 more steps; --max-minutes 2: 2 more minutes; they replace the run's budget); "
-                            "without them the run finishes its own budget")
-    train.add_argument("--force", action="store_true",
-                       help="start in a folder that is not empty, replacing the run files it holds (config.json, "
-                            "checkpoint, model/, metrics.jsonl, samples/); without it --out must be new or empty")
-    group = train.add_argument_group("training options (TrainConfig; a preset's schedule, such as "
-                                     "pixelcnnpp-cifar10's, replaces these defaults)")
-    add_dataclass_flags(group, TrainConfig, skip=("model", "model_options"),
-                        choices={"optimizer": OPTIMIZERS, "lr_decay": LR_DECAYS, "binarize": BINARIZE,
-                                 "on_nan": ON_NAN, "precision": PRECISIONS, "compile": COMPILE_CHOICES})
+    which.add_argument(
+        "--model",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help=f"model name: {', '.join(list_models())}, or the baseline mse_ae "
+        f"(default: the {TrainConfig.model} preset)",
+    )
+    which.add_argument(
+        "--preset",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        dest="model",
+        help=f"a named configuration: {', '.join(sorted(presets))}",
+    )
+    which.add_argument(
+        "--resume",
+        metavar="RUN",
+        nargs="?",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="continue the run in folder RUN (or in --out) where it stopped, with its config; "
+        "budget flags given with it mean MORE training from where it stopped (--max-steps 100: "
+        "100 more steps; --max-minutes 2: 2 more minutes; they replace the run's budget); "
+        "without them the run finishes its own budget",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="start in a folder that is not empty, replacing the run files it holds (config.json, "
+        "checkpoint, model/, metrics.jsonl, samples/); without it --out must be new or empty",
+    )
+    group = train.add_argument_group(
+        "training options (TrainConfig; a preset's schedule, such as pixelcnnpp-cifar10's, replaces these defaults)"
+    )
+    add_dataclass_flags(
+        group,
+        TrainConfig,
+        skip=("model", "model_options"),
+        choices={
+            "optimizer": OPTIMIZERS,
+            "lr_decay": LR_DECAYS,
+            "binarize": BINARIZE,
+            "on_nan": ON_NAN,
+            "precision": PRECISIONS,
+            "compile": COMPILE_CHOICES,
+        },
+    )
     group = train.add_argument_group(
         "model options (fields of the model's config; each names the models that have it, with their defaults; "
-        "a preset's values replace the defaults)")
+        "a preset's values replace the defaults)"
+    )
     for f, help_text in model_option_help().values():
         add_field_flag(group, f, help_text, choices=MODEL_CHOICES.get(f.name))
     train.set_defaults(handler=cmd_train)
 
-    evaluate = add_command(sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors",
-                           EXAMPLES["eval"])
+    evaluate = add_command(
+        sub, "eval", "test NLL of a trained model, nats/image and bits/dim with standard errors", EXAMPLES["eval"]
+    )
     add_run_argument(evaluate)
     add_device_flag(evaluate)
-    add_precision_flag(evaluate, default="fp32")       # a reported NLL: float32 unless asked otherwise
-    evaluate.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
-                          help=f"torch.compile the scoring: auto is on for at least {COMPILE_AUTO_MIN_STEPS} batches "
-                               "(a compile takes tens of seconds on a CPU); a failed compile warns and scores in "
-                               "eager mode (default: auto)")
+    add_precision_flag(evaluate, default="fp32")  # a reported NLL: float32 unless asked otherwise
+    evaluate.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        default="auto",
+        help=f"torch.compile the scoring: auto is on for at least {COMPILE_AUTO_MIN_STEPS} batches "
+        "(a compile takes tens of seconds on a CPU); a failed compile warns and scores in "
+        "eager mode (default: auto)",
+    )
     add_data_flags(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     evaluate.add_argument("--max-images", type=int, help="score only the first N images of the split")
     evaluate.add_argument("--json", action="store_true", help="print the result as one JSON object")
     evaluate.set_defaults(handler=cmd_eval)
 
-    demo = add_command(sub, "demo", "train a class-conditional Gated PixelCNN on bundled MNIST digits, "
-                                    "evaluate it, draw samples and completions", EXAMPLES["demo"])
+    demo = add_command(
+        sub,
+        "demo",
+        "train a class-conditional Gated PixelCNN on bundled MNIST digits, evaluate it, draw samples and completions",
+        EXAMPLES["demo"],
+    )
     demo.add_argument("--minutes", type=float, default=5.0, help="minutes of training (default: 5)")
     add_out_flag(demo, "run folder; runs/demo-2, ... when it holds files", default="runs/demo")
     add_device_flag(demo)
@@ -195,8 +251,10 @@ def cmd_data(args) -> str:
         if args.details and source.bundled:
             train, test = data.load(name, "train"), data.load(name, "test")
             classes = f"{train.num_classes} classes" if train.num_classes else "no labels"
-            where += (f"; {len(train):,} train / {len(test):,} test images {tuple(train.image_shape)}, "
-                      f"{train.levels} levels, {classes}")
+            where += (
+                f"; {len(train):,} train / {len(test):,} test images {tuple(train.image_shape)}, "
+                f"{train.levels} levels, {classes}"
+            )
         lines.append(f"  {name:<16} {where}")
     lines.append(f"  {'folder:PATH':<16} any folder of images (train/ and test/ subfolders, or a fixed 1-in-10 split)")
     return "data sets (pixelcnn train --data NAME; pixelcnn.data.load(NAME, split)):\n" + "\n".join(lines)
@@ -215,25 +273,31 @@ def train_config_from_args(args):
     model_values = {k: v for k, v in given.items() if k not in train_names}
     resume = getattr(args, "resume", None)
     if resume is None:
-        return TrainConfig(**{**preset_schedule(train_values.get("model", TrainConfig.model)), **train_values},
-                           model_options=model_values), False
-    if resume is True:                                              # bare --resume: the run in --out
+        return TrainConfig(
+            **{**preset_schedule(train_values.get("model", TrainConfig.model)), **train_values},
+            model_options=model_values,
+        ), False
+    if resume is True:  # bare --resume: the run in --out
         if "out" not in train_values:
             raise UsageError("--resume needs the run folder: --resume RUN (or --resume --out RUN)")
         resume = train_values["out"]
     elif Path(train_values.get("out", resume)).resolve() != Path(resume).resolve():
-        raise UsageError(f"--resume {resume} continues that run in its own folder; --out {train_values['out']} "
-                         f"names another (a resumed run cannot move: copy the folder first, then resume the copy)")
+        raise UsageError(
+            f"--resume {resume} continues that run in its own folder; --out {train_values['out']} "
+            f"names another (a resumed run cannot move: copy the folder first, then resume the copy)"
+        )
     run = Path(resume)
     if not (run / CONFIG_FILE).is_file():
         raise UsageError(f"nothing to resume at {run}: no {CONFIG_FILE} (not a run folder of pixelcnn train)")
     saved = TrainConfig.load(run / CONFIG_FILE)
     fixed = changed_on_resume(saved, {**train_values, **{f"model_options.{k}": v for k, v in model_values.items()}})
     if fixed:
-        raise UsageError(f"--resume continues a run as it was configured; these cannot change: "
-                         f"{', '.join(_flag(k) for k in fixed)} "
-                         f"(may change: {', '.join(_flag(k) for k in RESUMABLE_FIELDS if k != 'out')})")
-    if resume_adds_budget(args):    # the budget given replaces the run's: N more steps, M more minutes
+        raise UsageError(
+            f"--resume continues a run as it was configured; these cannot change: "
+            f"{', '.join(_flag(k) for k in fixed)} "
+            f"(may change: {', '.join(_flag(k) for k in RESUMABLE_FIELDS if k != 'out')})"
+        )
+    if resume_adds_budget(args):  # the budget given replaces the run's: N more steps, M more minutes
         train_values = {**{k: None for k in BUDGET_FIELDS}, **train_values}
     return dataclasses.replace(saved, **{**train_values, "out": str(run)}), True
 
@@ -257,7 +321,8 @@ def preset_schedule(name: str) -> dict:
 
 
 def flag_names(message: str, names) -> str:
-    """``lr must be ...; n_layers must be ...`` -> ``--lr must be ...; --n-layers must be ...`` for fields in ``names``."""
+    """``lr must be ...; n_layers must be ...`` -> ``--lr must be ...; --n-layers must be ...``, for the fields
+    in ``names``."""
     parts = []
     for part in message.split("; "):
         name, space, rest = part.partition(" ")
@@ -266,9 +331,9 @@ def flag_names(message: str, names) -> str:
 
 
 def cmd_train(args) -> str:
-    from ..train.loop import Trainer
-
     import signal
+
+    from ..train.loop import Trainer
 
     names = {k for k in vars(args) if k not in ("command", "handler")}
     trainer = None
@@ -282,13 +347,13 @@ def cmd_train(args) -> str:
         result = trainer.run()
     except UsageError:
         raise
-    except ValueError as err:                 # out-of-range values name the flag: "--lr must be ..., got -1"
+    except ValueError as err:  # out-of-range values name the flag: "--lr must be ..., got -1"
         raise UsageError(flag_names(" ".join(str(err).split()), names)) from None
-    except KeyboardInterrupt:                 # stopped at once by a signal (start-up, build, compile): 143 or 130
+    except KeyboardInterrupt:  # stopped at once by a signal (start-up, build, compile): 143 or 130
         if trainer is not None and trainer.stop_signal == signal.SIGTERM:
             raise Terminated() from None
         raise
-    if result.interrupted:                    # stopped by a signal after saving a checkpoint: 143 or 130 as well
+    if result.interrupted:  # stopped by a signal after saving a checkpoint: 143 or 130 as well
         raise Terminated() if trainer.stop_signal == signal.SIGTERM else KeyboardInterrupt()
     return f"test: {result.final_eval}" if result.final_eval is not None else ""
 
@@ -301,8 +366,15 @@ def cmd_eval(args) -> str:
         positive("--max-images", args.max_images)
     run = open_run(args.run, args.device)
     dataset = dataset_for(run, args, args.split)
-    result = evaluate(run.model, dataset, batch_size=args.batch_size, max_images=args.max_images,
-                      progress=not args.json and sys.stderr.isatty(), precision=args.precision, compile=args.compile)
+    result = evaluate(
+        run.model,
+        dataset,
+        batch_size=args.batch_size,
+        max_images=args.max_images,
+        progress=not args.json and sys.stderr.isatty(),
+        precision=args.precision,
+        compile=args.compile,
+    )
     return json.dumps(result.to_dict()) if args.json else str(result)
 
 
@@ -333,7 +405,7 @@ def _demo_model(args) -> tuple[str, dict]:
 def cmd_demo(args) -> str:
     import torch
 
-    from .. import data, viz, load
+    from .. import data, load, viz
     from ..train.config import DEMO_SCHEDULE, TrainConfig
     from ..train.loop import Trainer
     from .generate import complete_images
@@ -344,11 +416,26 @@ def cmd_demo(args) -> str:
     model_name, model_options = _demo_model(args)
     out = _fresh_folder(args.out)
     config = TrainConfig(
-        model=model_name, model_options=model_options, class_conditional=True, data="mnist5k", binarize="dynamic",
-        out=str(out), max_minutes=args.minutes, eval_every=None, sample_images=0, checkpoint_every=500,
-        device=args.device, seed=args.seed, progress=args.progress, **DEMO_SCHEDULE)
-    print(f"pixelcnn demo: training a class-conditional Gated PixelCNN on binarized mnist5k "
-          f"(4,000 train / 1,000 test digits) for {args.minutes:g} minutes in {out}", flush=True)
+        model=model_name,
+        model_options=model_options,
+        class_conditional=True,
+        data="mnist5k",
+        binarize="dynamic",
+        out=str(out),
+        max_minutes=args.minutes,
+        eval_every=None,
+        sample_images=0,
+        checkpoint_every=500,
+        device=args.device,
+        seed=args.seed,
+        progress=args.progress,
+        **DEMO_SCHEDULE,
+    )
+    print(
+        f"pixelcnn demo: training a class-conditional Gated PixelCNN on binarized mnist5k "
+        f"(4,000 train / 1,000 test digits) for {args.minutes:g} minutes in {out}",
+        flush=True,
+    )
     trainer = Trainer(config)
     result = trainer.run()
     if result.interrupted:
@@ -360,22 +447,26 @@ def cmd_demo(args) -> str:
     grid = viz.class_grid(samples, labels, levels=2, scale=2)
     samples_path = viz.save(grid, out / "per_class_samples.png")
     images, test_labels = pick_images(data.load("mnist5k", "test", binarize="dynamic"), n=10)
-    done = complete_images(model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed,
-                           precision="auto")
-    completion_path = viz.save(viz.completion_grid(images, done, known_rows=14, levels=2, scale=2),
-                                       out / "completions.png")
+    done = complete_images(
+        model, images, test_labels, rows=14, samples=4, temperature=1.0, seed=args.seed, precision="auto"
+    )
+    completion_path = viz.save(
+        viz.completion_grid(images, done, known_rows=14, levels=2, scale=2), out / "completions.png"
+    )
     drawing = time.perf_counter() - started
     ev = result.final_eval
     device = config.device if config.device != "auto" else resolve_device("auto")
-    return "\n".join([
-        "",
-        f"trained   {result.step} steps ({result.epoch:.1f} epochs) in {result.train_minutes:.1f} minutes, "
-        f"{result.images_per_second:.0f} images/s on {device} ({trainer.precision.name}"
-        f"{', compiled' if trainer.compiled else ''})",
-        f"test NLL  {ev.nll:.2f} +- {ev.nll_stderr:.2f} nats per image ({ev.bits_per_dim:.4f} bits/dim) "
-        f"on the {ev.images} binarized mnist5k test digits",
-        f"samples   {samples_path}  (one row per digit 0-9, {args.per_class} each)",
-        f"completed {completion_path}  (10 test digits: original, top half given, 4 completions)",
-        f"model     {result.model_path}  (pixelcnn.load; pixelcnn eval / sample / complete {out})",
-        f"          drawing took {drawing:.1f} s; metrics in {out / 'metrics.jsonl'}",
-    ])
+    return "\n".join(
+        [
+            "",
+            f"trained   {result.step} steps ({result.epoch:.1f} epochs) in {result.train_minutes:.1f} minutes, "
+            f"{result.images_per_second:.0f} images/s on {device} ({trainer.precision.name}"
+            f"{', compiled' if trainer.compiled else ''})",
+            f"test NLL  {ev.nll:.2f} +- {ev.nll_stderr:.2f} nats per image ({ev.bits_per_dim:.4f} bits/dim) "
+            f"on the {ev.images} binarized mnist5k test digits",
+            f"samples   {samples_path}  (one row per digit 0-9, {args.per_class} each)",
+            f"completed {completion_path}  (10 test digits: original, top half given, 4 completions)",
+            f"model     {result.model_path}  (pixelcnn.load; pixelcnn eval / sample / complete {out})",
+            f"          drawing took {drawing:.1f} s; metrics in {out / 'metrics.jsonl'}",
+        ]
+    )

@@ -1,4 +1,5 @@
 """``pixelcnn zoo``: the trained models that ship with the package, and their cards."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ EXAMPLES = """
 
 
 def add_parsers(sub) -> None:
-    parser = add_command(sub, "zoo", "list the trained models shipped with pixelcnn (zoo:NAME), or print one's card",
-                         EXAMPLES)
+    parser = add_command(
+        sub, "zoo", "list the trained models shipped with pixelcnn (zoo:NAME), or print one's card", EXAMPLES
+    )
     parser.add_argument("name", nargs="?", metavar="NAME", help="an entry: print its card (default: list them all)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--markdown", action="store_true", help="print every card as the docs page docs/zoo.md")
@@ -39,8 +41,12 @@ def cmd_zoo(args) -> str:
     lines = [f"{'NAME':<16} {'DATA':<14} {'TEST NLL (nats)':>18} {'BITS/DIM':>9} {'PARAMS':>10} {'MB':>6}  WHAT"]
     for row in rows:
         nll = f"{row['nll_nats']:.2f} +- {row['nll_nats_stderr']:.2f}"
-        lines.append(f"{row['name']:<16} {row['data']:<14} {nll:>18} {row['bits_per_dim']:>9.4f} "
-                     f"{row['parameters']:>10,} {row['size_bytes'] / 1e6:>6.2f}  {row['summary']}")
-    lines.append(f"{len(rows)} models, {zoo.size_bytes() / 1e6:.1f} MB in all; use one as RUN: zoo:NAME "
-                 f"(pixelcnn zoo NAME prints its card)")
+        lines.append(
+            f"{row['name']:<16} {row['data']:<14} {nll:>18} {row['bits_per_dim']:>9.4f} "
+            f"{row['parameters']:>10,} {row['size_bytes'] / 1e6:>6.2f}  {row['summary']}"
+        )
+    lines.append(
+        f"{len(rows)} models, {zoo.size_bytes() / 1e6:.1f} MB in all; use one as RUN: zoo:NAME "
+        f"(pixelcnn zoo NAME prints its card)"
+    )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ Two modules, one per question:
 
 The file format knows no model; the codec imports it, never the other way round.
 """
+
 from .codec import (
     TOTAL,
     check_decodable,
@@ -47,8 +48,29 @@ from .fileformat import (
 )
 
 __all__ = [
-    "COND_CLASS_U8", "COND_CLASS_U16", "COND_IMAGE_CODE", "COND_NONE", "COND_VECTOR", "FORMAT_VERSION", "MAGIC",
-    "PRECISION", "STEPS", "TOTAL", "FixedHeader", "Header", "check_decodable", "check_model", "check_names",
-    "compress", "decode_names", "decompress", "encode_names", "model_hash", "platform_string", "quantize",
-    "read_condition", "read_header", "split_records",
+    "COND_CLASS_U8",
+    "COND_CLASS_U16",
+    "COND_IMAGE_CODE",
+    "COND_NONE",
+    "COND_VECTOR",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "PRECISION",
+    "STEPS",
+    "TOTAL",
+    "FixedHeader",
+    "Header",
+    "check_decodable",
+    "check_model",
+    "check_names",
+    "compress",
+    "decode_names",
+    "decompress",
+    "encode_names",
+    "model_hash",
+    "platform_string",
+    "quantize",
+    "read_condition",
+    "read_header",
+    "split_records",
 ]

@@ -56,6 +56,7 @@ This module decides what they hold: a vector condition costs B x D x 4 bytes
 encoder's conditionals; the auto-encoder's code of each image is stored the
 same way (its bits are part of the file size).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,7 +85,7 @@ from .fileformat import (
     read_header,
 )
 
-TOTAL = 1 << PRECISION              # the integer probability tables each sum to 2^24
+TOTAL = 1 << PRECISION  # the integer probability tables each sum to 2^24
 
 
 # --------------------------------------------------------------------------- quantization
@@ -96,7 +97,7 @@ def quantize(probs: np.ndarray) -> np.ndarray:
     if not np.isfinite(probs).all():
         raise ValueError("the model gives non-finite probabilities (NaN or infinite parameters)")
     batch, levels = probs.shape
-    mass = 1 + np.floor(probs * (TOTAL - levels)).astype(np.int64)       # [B, L], sum <= TOTAL
+    mass = 1 + np.floor(probs * (TOTAL - levels)).astype(np.int64)  # [B, L], sum <= TOTAL
     mass[np.arange(batch), probs.argmax(axis=1)] += TOTAL - mass.sum(axis=1)
     return mass
 
@@ -166,20 +167,21 @@ def _condition_bytes(model, x: torch.Tensor, cond) -> tuple[int, int, int, bytes
     config = model.config
     if getattr(config, "num_classes", None) is not None:
         kind = COND_CLASS_U8 if config.num_classes <= 256 else COND_CLASS_U16
-        return kind, *condition_block(kind, model.check_cond(cond, batch))        # labels [B]
+        return kind, *condition_block(kind, model.check_cond(cond, batch))  # labels [B]
     checked = model.check_cond(cond, batch)
     kind = COND_VECTOR
     if checked is None:
         if model.condition_for(x, None) is None:
             return COND_NONE, 0, 0, b""
         # The model conditions on a code of the image itself (the PixelCNN auto-encoder): store the code.
-        checked, kind = model.encode(x), COND_IMAGE_CODE                   # [B, D]
+        checked, kind = model.encode(x), COND_IMAGE_CODE  # [B, D]
     dtype = next(model.parameters()).dtype
-    return kind, *condition_block(kind, checked.detach().to("cpu", dtype))    # [B, D], the model's precision
+    return kind, *condition_block(kind, checked.detach().to("cpu", dtype))  # [B, D], the model's precision
 
 
-def _stored_condition(model, *, cond_kind: int, cond_dtype: int, batch: int, cond_dim: int,
-                      cond_bytes: bytes) -> torch.Tensor | None:
+def _stored_condition(
+    model, *, cond_kind: int, cond_dtype: int, batch: int, cond_dim: int, cond_bytes: bytes
+) -> torch.Tensor | None:
     """The condition rebuilt from its stored bytes, on the model's device (on both sides: the encoder uses it too)."""
     condition = condition_from_block(cond_kind, cond_dtype, batch, cond_dim, cond_bytes)
     return None if condition is None else condition.to(model._device())
@@ -188,27 +190,35 @@ def _stored_condition(model, *, cond_kind: int, cond_dtype: int, batch: int, con
 def check_model(model, header: Header, check_platform: bool = True) -> None:
     """Refuse, naming the difference, a file made with another model or on another platform."""
     if tuple(header.image_shape) != tuple(model.image_shape) or header.levels != model.levels:
-        raise ValueError(f"this file holds images of shape {tuple(header.image_shape)} with {header.levels} "
-                         f"levels; the model given models {tuple(model.image_shape)} with {model.levels} levels")
+        raise ValueError(
+            f"this file holds images of shape {tuple(header.image_shape)} with {header.levels} "
+            f"levels; the model given models {tuple(model.image_shape)} with {model.levels} levels"
+        )
     if header.model_hash != model_hash(model):
-        raise ValueError(f"this file was compressed with a different model (weights and config hash "
-                         f"{header.model_hash.hex()}; the model given has {model_hash(model).hex()}): "
-                         f"decompress with the model that compressed it")
+        raise ValueError(
+            f"this file was compressed with a different model (weights and config hash "
+            f"{header.model_hash.hex()}; the model given has {model_hash(model).hex()}): "
+            f"decompress with the model that compressed it"
+        )
     here = platform_string(model)
     if check_platform and header.platform != here:
-        differences = [f"{a} (file) vs {b} (here)" for a, b in zip(header.platform.split(";"), here.split(";"))
-                       if a != b] or [f"{header.platform!r} vs {here!r}"]
-        raise ValueError(f"this file was compressed on another platform: {', '.join(differences)}. The decoder "
-                         f"must compute the encoder's floats bit for bit, which differs across torch versions, "
-                         f"devices and dtypes; decode where it was encoded (same torch, device kind and dtype), "
-                         f"or pass check_platform=False to try (a wrong result is still detected)")
+        differences = [
+            f"{a} (file) vs {b} (here)" for a, b in zip(header.platform.split(";"), here.split(";")) if a != b
+        ] or [f"{header.platform!r} vs {here!r}"]
+        raise ValueError(
+            f"this file was compressed on another platform: {', '.join(differences)}. The decoder "
+            f"must compute the encoder's floats bit for bit, which differs across torch versions, "
+            f"devices and dtypes; decode where it was encoded (same torch, device kind and dtype), "
+            f"or pass check_platform=False to try (a wrong result is still detected)"
+        )
 
 
 def check_decodable(model, header: Header) -> None:
     """Refuse (ValueError "too large (needs N GB, M available)") a file whose batch the model could not decode
     in the memory this process may still use: decoding runs the batch through the coding step at once."""
-    check_batch_fits(model, header.batch, what=f"decoding this file's {header.batch:,} images together",
-                     cached=header.step == "fast")
+    check_batch_fits(
+        model, header.batch, what=f"decoding this file's {header.batch:,} images together", cached=header.step == "fast"
+    )
 
 
 # --------------------------------------------------------------------------- compress / decompress
@@ -230,14 +240,14 @@ class _Coder:
 
     def __call__(self, params: torch.Tensor, row: int, col: int, channel: int) -> torch.Tensor:
         """params [B, P] of pixel-channel (row, col, channel) -> its value [B] int64 (on params' device)."""
-        probs = self.head.probabilities(params.detach().to("cpu", torch.float64), dim=-1)   # [B, L]
-        table = quantize(probs.numpy()) / TOTAL                              # [B, L], exact in float64
+        probs = self.head.probabilities(params.detach().to("cpu", torch.float64), dim=-1)  # [B, L]
+        table = quantize(probs.numpy()) / TOTAL  # [B, L], exact in float64
         if self.encoder is not None:
-            values = self.image[:, channel, row, col]                          # [B] int32
+            values = self.image[:, channel, row, col]  # [B] int32
             self.encoder.encode(values, self.family, table)
         else:
             try:
-                values = self.decoder.decode(self.family, table)               # [B] int32
+                values = self.decoder.decode(self.family, table)  # [B] int32
             except AssertionError as err:
                 # constriction checks its decoder state with an assertion: bytes that no encoder
                 # could have written for these probabilities (a damaged or forged stream).
@@ -294,13 +304,25 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
     kind, dtype_code, cond_dim, cond_bytes = _coding_mode(model, lambda: _condition_bytes(model, x, cond))
     coder = _Coder(model.head, image=x)
     # The encoder conditions on the condition as the decoder will rebuild it from the stored bytes.
-    stored = _stored_condition(model, cond_kind=kind, cond_dtype=dtype_code, batch=batch, cond_dim=cond_dim,
-                               cond_bytes=cond_bytes)
+    stored = _stored_condition(
+        model, cond_kind=kind, cond_dtype=dtype_code, batch=batch, cond_dim=cond_dim, cond_bytes=cond_bytes
+    )
     _run(model, stored, batch, step, coder)
-    return pack_record(step=step, cond_kind=kind, cond_dtype=dtype_code, model_hash=model_hash(model), batch=batch,
-                       image_shape=model.image_shape, levels=model.levels, cond_dim=cond_dim,
-                       platform=platform_string(model), cond_bytes=cond_bytes, names=names,
-                       image_crc=crc32_of_images(x), stream=coder.encoder.get_compressed())
+    return pack_record(
+        step=step,
+        cond_kind=kind,
+        cond_dtype=dtype_code,
+        model_hash=model_hash(model),
+        batch=batch,
+        image_shape=model.image_shape,
+        levels=model.levels,
+        cond_dim=cond_dim,
+        platform=platform_string(model),
+        cond_bytes=cond_bytes,
+        names=names,
+        image_crc=crc32_of_images(x),
+        stream=coder.encoder.get_compressed(),
+    )
 
 
 @torch.no_grad()
@@ -320,16 +342,22 @@ def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tens
     try:
         x = _run(model, read_condition(model, header), header.batch, header.step, coder)
     except MemoryError:
-        raise ValueError(f"decoding this file's {header.batch:,} images together is too large for the memory "
-                         f"available") from None
-    except (RuntimeError, ValueError) as err:           # the range decoder ran off its stream
-        raise ValueError(f"corrupted pixelcnn compressed file: the stream does not decode with this model "
-                         f"({' '.join(str(err).split())[:200]})") from None
+        raise ValueError(
+            f"decoding this file's {header.batch:,} images together is too large for the memory available"
+        ) from None
+    except (RuntimeError, ValueError) as err:  # the range decoder ran off its stream
+        raise ValueError(
+            f"corrupted pixelcnn compressed file: the stream does not decode with this model "
+            f"({' '.join(str(err).split())[:200]})"
+        ) from None
     if crc32_of_images(x) != header.image_crc:
         here = platform_string(model)
-        why = ("the file is corrupt (a file made here decodes exactly here)" if header.platform == here
-               else f"this platform ({here}) computes the model's floats differently from the encoder's "
-                    f"({header.platform}), or the file is corrupt")
+        why = (
+            "the file is corrupt (a file made here decodes exactly here)"
+            if header.platform == here
+            else f"this platform ({here}) computes the model's floats differently from the encoder's "
+            f"({header.platform}), or the file is corrupt"
+        )
         raise ValueError(f"the decoded images differ from the ones compressed (their CRC-32 does not match): {why}")
     return x
 
@@ -341,12 +369,19 @@ def read_condition(model, data: bytes | Header) -> torch.Tensor | None:
     auto-encoder: each image's code), or None for an unconditional model.
     """
     header = data if isinstance(data, Header) else read_header(data)
-    return _stored_condition(model, cond_kind=header.cond_kind, cond_dtype=header.cond_dtype, batch=header.batch,
-                             cond_dim=header.cond_dim, cond_bytes=header.cond_bytes)
+    return _stored_condition(
+        model,
+        cond_kind=header.cond_kind,
+        cond_dtype=header.cond_dtype,
+        batch=header.batch,
+        cond_dim=header.cond_dim,
+        cond_bytes=header.cond_bytes,
+    )
 
 
 def _run(model, cond: torch.Tensor | None, batch: int, step: str, coder: _Coder) -> torch.Tensor:
     def run():
         h = model.encode_condition(model.check_cond(cond, batch)) if cond is not None else None
         return _visit_in_order(model, h, batch, step, coder)
+
     return _coding_mode(model, run)

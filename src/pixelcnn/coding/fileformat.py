@@ -22,6 +22,7 @@ the bytes given, the CRC-32) and refuses a header that claims more images than t
 before anything the header sizes is allocated. This module knows bytes and tensors, not models: the
 codec (``codec.py``) decides what goes into a record and checks it against the model that decodes it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,22 +38,22 @@ import torch
 from ..hardware import available_memory
 
 MAGIC = b"PXCZ"
-FORMAT_VERSION = 2                  # the newest version written; every version from 1 up is read
-PRECISION = 24                      # bits of the integer probability tables: the only precision written and read
+FORMAT_VERSION = 2  # the newest version written; every version from 1 up is read
+PRECISION = 24  # bits of the integer probability tables: the only precision written and read
 
-STEPS = {"fast": 0, "naive": 1}     # the generation step that coded the stream -> its code in the file
+STEPS = {"fast": 0, "naive": 1}  # the generation step that coded the stream -> its code in the file
 COND_NONE, COND_CLASS_U8, COND_CLASS_U16, COND_VECTOR, COND_IMAGE_CODE = range(5)
 _VECTOR_DTYPES = {1: torch.float16, 2: torch.bfloat16, 3: torch.float32, 4: torch.float64}
 _LABEL_DTYPES = {COND_CLASS_U8: np.uint8, COND_CLASS_U16: np.dtype("<u2")}
 
-_FIXED = struct.Struct("<4sBBBB8sIHHHHBHB")   # FixedHeader's fields in file order: 32 bytes
-_NAMES = struct.Struct("<I")                   # version 2: bytes of the names that follow
-_WORDS = struct.Struct("<II")                  # image CRC-32, stream length in 32-bit words
-_CRC = struct.Struct("<I")                     # the record's CRC-32, its last 4 bytes
+_FIXED = struct.Struct("<4sBBBB8sIHHHHBHB")  # FixedHeader's fields in file order: 32 bytes
+_NAMES = struct.Struct("<I")  # version 2: bytes of the names that follow
+_WORDS = struct.Struct("<II")  # image CRC-32, stream length in 32-bit words
+_CRC = struct.Struct("<I")  # the record's CRC-32, its last 4 bytes
 NAME_SEPARATOR = "\0"
-RUN_MARK = "\x01"                               # starts a numbered run of names (``encode_names``)
+RUN_MARK = "\x01"  # starts a numbered run of names (``encode_names``)
 _NUMBERED = re.compile(r"^(.*?)(\d+)([^\d]*)$", re.S)
-NAME_COST = 100        # bytes of memory per image name once decoded (a Python str in a list), at least
+NAME_COST = 100  # bytes of memory per image name once decoded (a Python str in a list), at least
 
 
 # --------------------------------------------------------------------------- the fixed header
@@ -63,25 +64,25 @@ class FixedHeader:
     Values are what the file holds, unchecked: ``read_header`` checks them, ``pack`` writes any.
     """
 
-    magic: bytes            # offset 0, 4s: b"PXCZ"
-    version: int            # 4, uint8: 1, or 2 when the record stores the images' names
-    step: int               # 5, uint8: STEPS, 0 cached ("fast"), 1 naive
-    cond_kind: int          # 6, uint8: COND_* (none, labels uint8 / uint16, vector, the image's own code)
-    cond_dtype: int         # 7, uint8: key of _VECTOR_DTYPES for a stored vector, else 0
-    model_hash: bytes       # 8, 8s: the first 8 bytes of the model's sha256 (``codec.model_hash``)
-    batch: int              # 16, uint32: B, the number of images
-    channels: int           # 20, uint16: C
-    height: int             # 22, uint16: H
-    width: int              # 24, uint16: W
-    levels: int             # 26, uint16: intensity values per pixel-channel
-    precision: int          # 28, uint8: bits of the probability tables (PRECISION)
-    cond_dim: int           # 29, uint16: D, floats per stored vector; 1 for class labels, 0 for none
-    platform_length: int    # 31, uint8: bytes of the platform string that follows
+    magic: bytes  # offset 0, 4s: b"PXCZ"
+    version: int  # 4, uint8: 1, or 2 when the record stores the images' names
+    step: int  # 5, uint8: STEPS, 0 cached ("fast"), 1 naive
+    cond_kind: int  # 6, uint8: COND_* (none, labels uint8 / uint16, vector, the image's own code)
+    cond_dtype: int  # 7, uint8: key of _VECTOR_DTYPES for a stored vector, else 0
+    model_hash: bytes  # 8, 8s: the first 8 bytes of the model's sha256 (``codec.model_hash``)
+    batch: int  # 16, uint32: B, the number of images
+    channels: int  # 20, uint16: C
+    height: int  # 22, uint16: H
+    width: int  # 24, uint16: W
+    levels: int  # 26, uint16: intensity values per pixel-channel
+    precision: int  # 28, uint8: bits of the probability tables (PRECISION)
+    cond_dim: int  # 29, uint16: D, floats per stored vector; 1 for class labels, 0 for none
+    platform_length: int  # 31, uint8: bytes of the platform string that follows
 
     @classmethod
     def unpack(cls, data: bytes) -> FixedHeader:
         """The fixed header at the start of ``data`` (at least 32 bytes)."""
-        return cls(*_FIXED.unpack_from(data))             # the struct's items are the fields, in order
+        return cls(*_FIXED.unpack_from(data))  # the struct's items are the fields, in order
 
     def pack(self) -> bytes:
         return _FIXED.pack(*dataclasses.astuple(self))
@@ -95,10 +96,10 @@ class FixedHeader:
 class Header:
     """A parsed and checked record: what ``read_header`` returns."""
 
-    step: str                 # "fast" or "naive"
-    cond_kind: int            # COND_* above
-    cond_dtype: int           # key of _VECTOR_DTYPES for vector conditions, else 0
-    model_hash: bytes         # 8 bytes
+    step: str  # "fast" or "naive"
+    cond_kind: int  # COND_* above
+    cond_dtype: int  # key of _VECTOR_DTYPES for vector conditions, else 0
+    model_hash: bytes  # 8 bytes
     batch: int
     image_shape: tuple
     levels: int
@@ -107,9 +108,9 @@ class Header:
     platform: str
     cond_bytes: bytes
     image_crc: int
-    stream: np.ndarray        # uint32 words of the range coder
-    size: int                 # bytes of everything but the stream: header + condition + names + checksums
-    version: int = 1          # format version
+    stream: np.ndarray  # uint32 words of the range coder
+    size: int  # bytes of everything but the stream: header + condition + names + checksums
+    version: int = 1  # format version
     names: list | None = None  # version 2: each image's name (a relative path); None in version 1
 
 
@@ -118,14 +119,14 @@ class _Blocks:
     """Where the blocks of one record lie, in bytes from its start: what its fixed header and counts say."""
 
     fixed: FixedHeader
-    cond_at: int            # the condition (just after the platform string)
+    cond_at: int  # the condition (just after the platform string)
     cond_size: int
-    names_at: int           # version 2: the names block (its uint32 length, then the names); else the CRCs
-    names_size: int         # bytes of the names block with its length; 0 in version 1
+    names_at: int  # version 2: the names block (its uint32 length, then the names); else the CRCs
+    names_size: int  # bytes of the names block with its length; 0 in version 1
     image_crc: int
-    words: int              # 32-bit words of the stream
+    words: int  # 32-bit words of the stream
     stream_at: int
-    end: int                # the record's length: its CRC-32 is the 4 bytes before
+    end: int  # the record's length: its CRC-32 is the 4 bytes before
 
 
 def _as_bytes(data) -> bytes:
@@ -146,14 +147,16 @@ def _cond_size(kind: int, dtype_code: int, batch: int, dim: int) -> int:
 
 def _locate_blocks(data: bytes) -> _Blocks:
     """The blocks of the record at the start of ``data``; a ValueError when ``data`` is too short to hold them."""
-    if len(data) < len(MAGIC) or data[:len(MAGIC)] != MAGIC:
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise ValueError("not a pixelcnn compressed file (it does not start with b'PXCZ')")
     if len(data) < _FIXED.size:
         raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, shorter than the header")
     fixed = FixedHeader.unpack(data)
     if not 1 <= fixed.version <= FORMAT_VERSION:
-        raise ValueError(f"pixelcnn compressed file format version {fixed.version}; this pixelcnn reads versions "
-                         f"1 to {FORMAT_VERSION}")
+        raise ValueError(
+            f"pixelcnn compressed file format version {fixed.version}; this pixelcnn reads versions "
+            f"1 to {FORMAT_VERSION}"
+        )
     cond_at = _FIXED.size + fixed.platform_length
     cond_size = _cond_size(fixed.cond_kind, fixed.cond_dtype, fixed.batch, fixed.cond_dim)
     names_at = cond_at + cond_size
@@ -165,14 +168,24 @@ def _locate_blocks(data: bytes) -> _Blocks:
         names_size += _NAMES.size
     stream_at = names_at + names_size + _WORDS.size
     if len(data) < stream_at + _CRC.size:
-        raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, expected at least "
-                         f"{stream_at + _CRC.size}")
+        raise ValueError(
+            f"truncated pixelcnn compressed file: {len(data)} bytes, expected at least {stream_at + _CRC.size}"
+        )
     image_crc, words = _WORDS.unpack_from(data, names_at + names_size)
     end = stream_at + 4 * words + _CRC.size
     if len(data) < end:
         raise ValueError(f"truncated pixelcnn compressed file: {len(data)} bytes, expected {end}")
-    return _Blocks(fixed=fixed, cond_at=cond_at, cond_size=cond_size, names_at=names_at, names_size=names_size,
-                   image_crc=image_crc, words=words, stream_at=stream_at, end=end)
+    return _Blocks(
+        fixed=fixed,
+        cond_at=cond_at,
+        cond_size=cond_size,
+        names_at=names_at,
+        names_size=names_size,
+        image_crc=image_crc,
+        words=words,
+        stream_at=stream_at,
+        end=end,
+    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -184,7 +197,7 @@ def read_header(data: bytes) -> Header:
     if len(data) > blocks.end:
         raise ValueError(f"corrupted pixelcnn compressed file: {len(data) - blocks.end} bytes after its end")
     (crc,) = _CRC.unpack_from(data, blocks.end - _CRC.size)
-    if zlib.crc32(data[:blocks.end - _CRC.size]) != crc:
+    if zlib.crc32(data[: blocks.end - _CRC.size]) != crc:
         raise ValueError("corrupted pixelcnn compressed file: its checksum (CRC-32) does not match its contents")
     if fixed.step not in STEPS.values() or fixed.precision != PRECISION:
         raise ValueError(f"corrupted pixelcnn compressed file: step {fixed.step}, precision {fixed.precision}")
@@ -194,18 +207,29 @@ def read_header(data: bytes) -> Header:
     stream = np.frombuffer(data, dtype="<u4", count=blocks.words, offset=blocks.stream_at).astype(np.uint32)
     names = None
     if fixed.version >= 2:
-        block = data[blocks.names_at + _NAMES.size:blocks.names_at + blocks.names_size]
+        block = data[blocks.names_at + _NAMES.size : blocks.names_at + blocks.names_size]
         try:
             names = check_names(decode_names(block, fixed.batch), fixed.batch)
         except ValueError as err:
             raise ValueError(f"corrupted pixelcnn compressed file: its names block is invalid ({err})") from None
     return Header(
-        step={code: step for step, code in STEPS.items()}[fixed.step], cond_kind=fixed.cond_kind,
-        cond_dtype=fixed.cond_dtype, model_hash=fixed.model_hash, batch=fixed.batch, image_shape=fixed.image_shape,
-        levels=fixed.levels, precision=fixed.precision, cond_dim=fixed.cond_dim,
-        platform=data[_FIXED.size:blocks.cond_at].decode("ascii", "replace"),
-        cond_bytes=data[blocks.cond_at:blocks.cond_at + blocks.cond_size], image_crc=blocks.image_crc,
-        stream=stream, size=len(data) - 4 * blocks.words, version=fixed.version, names=names)
+        step={code: step for step, code in STEPS.items()}[fixed.step],
+        cond_kind=fixed.cond_kind,
+        cond_dtype=fixed.cond_dtype,
+        model_hash=fixed.model_hash,
+        batch=fixed.batch,
+        image_shape=fixed.image_shape,
+        levels=fixed.levels,
+        precision=fixed.precision,
+        cond_dim=fixed.cond_dim,
+        platform=data[_FIXED.size : blocks.cond_at].decode("ascii", "replace"),
+        cond_bytes=data[blocks.cond_at : blocks.cond_at + blocks.cond_size],
+        image_crc=blocks.image_crc,
+        stream=stream,
+        size=len(data) - 4 * blocks.words,
+        version=fixed.version,
+        names=names,
+    )
 
 
 def split_records(data: bytes) -> list[bytes]:
@@ -232,36 +256,66 @@ def _check_claimed_size(batch: int, image_shape, *, names: bool) -> None:
     needed = batch * (8 * math.prod(image_shape) + (NAME_COST if names else 0))
     available = available_memory()
     if needed > available:
-        raise ValueError(f"pixelcnn compressed file too large: it claims {batch:,} images of shape "
-                         f"{tuple(image_shape)} (needs {needed / 2 ** 30:,.2f} GB to decode, {available / 2 ** 30:,.2f} "
-                         f"available)")
+        raise ValueError(
+            f"pixelcnn compressed file too large: it claims {batch:,} images of shape "
+            f"{tuple(image_shape)} (needs {needed / 2**30:,.2f} GB to decode, {available / 2**30:,.2f} "
+            f"available)"
+        )
 
 
 # --------------------------------------------------------------------------- writing
 def check_fits_format(batch: int, image_shape, levels: int) -> None:
     """Refuse sizes the fixed header cannot hold (uint16 C, H, W and levels; uint32 B)."""
     if max(*image_shape, levels) > 0xFFFF or batch > 0xFFFFFFFF:
-        raise ValueError(f"the file format holds sizes and levels up to 65535 and up to 2^32 - 1 images; got "
-                         f"{batch} images of shape {tuple(image_shape)} with {levels} levels")
+        raise ValueError(
+            f"the file format holds sizes and levels up to 65535 and up to 2^32 - 1 images; got "
+            f"{batch} images of shape {tuple(image_shape)} with {levels} levels"
+        )
 
 
-def pack_record(*, step: str, cond_kind: int, cond_dtype: int, model_hash: bytes, batch: int, image_shape,
-                levels: int, cond_dim: int, platform: str, cond_bytes: bytes, names: list[str] | None,
-                image_crc: int, stream: np.ndarray) -> bytes:
+def pack_record(
+    *,
+    step: str,
+    cond_kind: int,
+    cond_dtype: int,
+    model_hash: bytes,
+    batch: int,
+    image_shape,
+    levels: int,
+    cond_dim: int,
+    platform: str,
+    cond_bytes: bytes,
+    names: list[str] | None,
+    image_crc: int,
+    stream: np.ndarray,
+) -> bytes:
     """One record's bytes, its blocks in file order: version 1 without names, version 2 with them."""
     platform_bytes = platform.encode("ascii")
     channels, height, width = image_shape
     fixed = FixedHeader(
-        magic=MAGIC, version=1 if names is None else 2, step=STEPS[step], cond_kind=cond_kind,
-        cond_dtype=cond_dtype, model_hash=model_hash, batch=batch, channels=channels, height=height,
-        width=width, levels=levels, precision=PRECISION, cond_dim=cond_dim, platform_length=len(platform_bytes))
+        magic=MAGIC,
+        version=1 if names is None else 2,
+        step=STEPS[step],
+        cond_kind=cond_kind,
+        cond_dtype=cond_dtype,
+        model_hash=model_hash,
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        levels=levels,
+        precision=PRECISION,
+        cond_dim=cond_dim,
+        platform_length=len(platform_bytes),
+    )
     names_block = b""
     if names is not None:
         encoded = encode_names(names)
         names_block = _NAMES.pack(len(encoded)) + encoded
     words = stream.astype("<u4")
-    body = (fixed.pack() + platform_bytes + cond_bytes + names_block + _WORDS.pack(image_crc, len(words))
-            + words.tobytes())
+    body = (
+        fixed.pack() + platform_bytes + cond_bytes + names_block + _WORDS.pack(image_crc, len(words)) + words.tobytes()
+    )
     return body + _CRC.pack(zlib.crc32(body))
 
 
@@ -276,24 +330,25 @@ def condition_block(cond_kind: int, condition: torch.Tensor) -> tuple[int, int, 
     (by ``cond_kind``), vectors [B, D] in their own float dtype (the model's precision, so the decoder rebuilds
     exactly the encoder's condition)."""
     if cond_kind in _LABEL_DTYPES:
-        labels = condition.to("cpu").numpy()                                  # [B]
+        labels = condition.to("cpu").numpy()  # [B]
         return 0, 1, labels.astype(_LABEL_DTYPES[cond_kind]).tobytes()
     dtype_code = {dtype: code for code, dtype in _VECTOR_DTYPES.items()}.get(condition.dtype)
     if dtype_code is None:
         raise ValueError(f"cannot store a condition for a model in {condition.dtype}")
-    vector = condition.detach().to("cpu").contiguous()                       # [B, D]
+    vector = condition.detach().to("cpu").contiguous()  # [B, D]
     return dtype_code, vector.shape[1], vector.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def condition_from_block(cond_kind: int, cond_dtype: int, batch: int, cond_dim: int,
-                         stored: bytes) -> torch.Tensor | None:
+def condition_from_block(
+    cond_kind: int, cond_dtype: int, batch: int, cond_dim: int, stored: bytes
+) -> torch.Tensor | None:
     """The condition rebuilt from its stored bytes, on the CPU: labels int64 [B], vectors [B, D], or None."""
     if cond_kind == COND_NONE:
         return None
     if cond_kind in _LABEL_DTYPES:
-        return torch.from_numpy(np.frombuffer(stored, dtype=_LABEL_DTYPES[cond_kind]).astype(np.int64))   # [B]
+        return torch.from_numpy(np.frombuffer(stored, dtype=_LABEL_DTYPES[cond_kind]).astype(np.int64))  # [B]
     raw = torch.frombuffer(bytearray(stored), dtype=torch.uint8)
-    return raw.view(_VECTOR_DTYPES[cond_dtype]).reshape(batch, cond_dim)                                # [B, D]
+    return raw.view(_VECTOR_DTYPES[cond_dtype]).reshape(batch, cond_dim)  # [B, D]
 
 
 # --------------------------------------------------------------------------- the names block
@@ -301,16 +356,20 @@ def check_names(names, batch: int) -> list[str]:
     """Image names as a file stores them: ``batch`` distinct relative paths ("a.png", "3s/b.png"), none that
     climbs out of its folder; a ValueError says which one is not."""
     if isinstance(names, (str, bytes)) or len(names) != batch:
-        raise ValueError(f"expected {batch} names, one per image, got "
-                         f"{'a string' if isinstance(names, (str, bytes)) else len(names)}")
+        raise ValueError(
+            f"expected {batch} names, one per image, got "
+            f"{'a string' if isinstance(names, (str, bytes)) else len(names)}"
+        )
     seen = set()
     for name in names:
         if not isinstance(name, str):
             raise ValueError(f"a name must be a string, got {type(name).__name__}")
         parts = name.split("/")
         if any(c in name for c in "\0\x01\\") or any(part in ("", ".", "..") for part in parts):
-            raise ValueError(f"{name!r} is not a relative path of the form folder/name (no '..', '.', '\\', "
-                             f"empty parts, NUL or \\x01)")
+            raise ValueError(
+                f"{name!r} is not a relative path of the form folder/name (no '..', '.', '\\', "
+                f"empty parts, NUL or \\x01)"
+            )
         if name in seen:
             raise ValueError(f"two images are named {name!r}")
         seen.add(name)

@@ -18,6 +18,7 @@ Standard, downloaded once into ``root`` (default ``$PIXELCNN_DATA`` or
 ``folder:PATH`` reads any folder of images (see ``folder.py``); ``read_image(path, image_shape, levels)``
 reads one image file as a model's input.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,17 +35,27 @@ from .dataset import BINARIZE_CHOICES, SPLITS, ImageDataset, SplitData, fixed_bi
 from .download import DownloadError, download_file
 from .folder import FOLDER_PREFIX, IMAGE_SUFFIXES, read_folder, read_image
 
-__all__ = ["BUNDLED", "DownloadError", "IMAGE_SUFFIXES", "ImageDataset", "default_root", "download_file", "fixed_binary_draw",
-           "list_datasets", "load", "read_image"]
+__all__ = [
+    "BUNDLED",
+    "DownloadError",
+    "IMAGE_SUFFIXES",
+    "ImageDataset",
+    "default_root",
+    "download_file",
+    "fixed_binary_draw",
+    "list_datasets",
+    "load",
+    "read_image",
+]
 
 ROOT_ENV = "PIXELCNN_DATA"
 
 
 @dataclass(frozen=True)
 class DataSource:
-    read: Callable[..., SplitData]   # bundled: read(split); standard: read(split, folder=, download=)
-    bundled: bool                    # ships inside a pip package (no download, no root)
-    where: str | None = None         # where it comes from, when it is neither bundled nor downloaded
+    read: Callable[..., SplitData]  # bundled: read(split); standard: read(split, folder=, download=)
+    bundled: bool  # ships inside a pip package (no download, no root)
+    where: str | None = None  # where it comes from, when it is neither bundled nor downloaded
 
 
 SOURCES: dict[str, DataSource] = {
@@ -52,8 +63,9 @@ SOURCES: dict[str, DataSource] = {
     "digits": DataSource(bundled.digits, bundled=True),
     "photo-patches": DataSource(bundled.photo_patches, bundled=True),
     "lfw-faces": DataSource(bundled.lfw_faces, bundled=True),
-    "glyphs": DataSource(glyphs.glyphs, bundled=False,
-                         where="rendered from the fonts of matplotlib, the system and ROOT/glyphs/"),
+    "glyphs": DataSource(
+        glyphs.glyphs, bundled=False, where="rendered from the fonts of matplotlib, the system and ROOT/glyphs/"
+    ),
     "mnist": DataSource(standard.mnist, bundled=False),
     "fashion-mnist": DataSource(standard.fashion_mnist, bundled=False),
     "binarized-mnist": DataSource(standard.binarized_mnist, bundled=False),
@@ -79,8 +91,16 @@ def _check_choice(what: str, value, choices) -> None:
         raise ValueError(f"unknown {what} {value!r}; choose from: {', '.join(map(str, choices))}")
 
 
-def load(name: str, split: str = "train", *, root: str | os.PathLike | None = None, download: bool = True,
-         binarize: str | None = None, image_size: int | None = None, channels: int | None = None) -> ImageDataset:
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    binarize: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> ImageDataset:
     """One split of a data set by name, as an ``ImageDataset`` held in memory.
 
     Args:
@@ -100,7 +120,7 @@ def load(name: str, split: str = "train", *, root: str | os.PathLike | None = No
     _check_choice("split", split, SPLITS)
     _check_choice("binarize", binarize, BINARIZE_CHOICES)
     if name.startswith(FOLDER_PREFIX):
-        raw = read_folder(name[len(FOLDER_PREFIX):], split, image_size=image_size, channels=channels)
+        raw = read_folder(name[len(FOLDER_PREFIX) :], split, image_size=image_size, channels=channels)
     else:
         if name not in SOURCES:
             close = difflib.get_close_matches(name, list_datasets(), n=1)
@@ -128,13 +148,24 @@ def _make_dataset(name: str, split: str, raw: SplitData, binarize: str | None) -
     if binarize is not None:
         if images.shape[1] != 1 or raw.levels != 256:
             kind = "binary already" if raw.levels == 2 else f"{images.shape[1]}-channel, {raw.levels} levels"
-            raise ValueError(f"binarize={binarize!r} applies to grey 8-bit images only (1 channel, 256 levels); "
-                             f"{name} is {kind}: use binarize=None")
+            raise ValueError(
+                f"binarize={binarize!r} applies to grey 8-bit images only (1 channel, 256 levels); "
+                f"{name} is {kind}: use binarize=None"
+            )
         if binarize == "threshold":
             images = threshold_binarize(images)
-        elif split == "test":                  # "dynamic": the test split is one fixed draw
+        elif split == "test":  # "dynamic": the test split is one fixed draw
             images = fixed_binary_draw(images)
         levels = 2
-    return ImageDataset(images, labels, name=name, split=split, levels=levels, num_classes=raw.num_classes,
-                        binarize=binarize, class_names=raw.class_names, description=raw.description,
-                        extra=raw.extra)
+    return ImageDataset(
+        images,
+        labels,
+        name=name,
+        split=split,
+        levels=levels,
+        num_classes=raw.num_classes,
+        binarize=binarize,
+        class_names=raw.class_names,
+        description=raw.description,
+        extra=raw.extra,
+    )

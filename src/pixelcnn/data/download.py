@@ -12,6 +12,7 @@ exists only when complete and verified: readers open ``dest`` only, never a
 with one line that says what, from where, why, and where to put the file by
 hand to work offline.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,11 +20,11 @@ import os
 import re
 import urllib.error
 import urllib.request
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
-CHUNK_BYTES = 1 << 20        # read and hash 1 MiB at a time
-TIMEOUT_S = 30               # per socket operation, not for the whole file
+CHUNK_BYTES = 1 << 20  # read and hash 1 MiB at a time
+TIMEOUT_S = 30  # per socket operation, not for the whole file
 USER_AGENT = "pixelcnn-data/0.1 (python urllib)"
 
 
@@ -49,18 +50,26 @@ def sha256_of(path: str | os.PathLike, *, start_bytes: int | None = None) -> has
 def _progress(total: int | None, initial: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not enabled, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not enabled,
+        leave=False,
+    )
 
 
 def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, opener, progress: bool) -> None:
     """Download ``url`` into ``part`` (resuming it) and check it; raises on any failure."""
     offset = part.stat().st_size if part.exists() else 0
-    if size is not None and offset > size:          # longer than the real file: not a prefix of it
+    if size is not None and offset > size:  # longer than the real file: not a prefix of it
         part.unlink()
         offset = 0
     digest = sha256_of(part, start_bytes=offset) if offset else hashlib.sha256()
-    announced = None                                 # the whole file's length, when the server says it
+    announced = None  # the whole file's length, when the server says it
     if size is None or offset < size:
         headers = {"User-Agent": USER_AGENT}
         if offset:
@@ -69,7 +78,7 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
         try:
             response = opener.open(request, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as err:
-            if err.code != 416 or not offset:       # 416: nothing left after offset, the .part may be whole
+            if err.code != 416 or not offset:  # 416: nothing left after offset, the .part may be whole
                 raise
             response = None
         if response is not None:
@@ -78,9 +87,9 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
                 content_type = (response.headers.get("Content-Type") or "").lower()
                 if content_type.startswith("text/html"):
                     raise DownloadError("the server sent a web page instead of the file (a login or error page)")
-                if offset and status != 206:         # the server ignored Range: it sends the whole file
+                if offset and status != 206:  # the server ignored Range: it sends the whole file
                     offset, digest = 0, hashlib.sha256()
-                elif offset:                         # 206: check it resumes where the .part ends
+                elif offset:  # 206: check it resumes where the .part ends
                     content_range = response.headers.get("Content-Range") or ""
                     start = re.match(r"bytes (\d+)-", content_range)
                     if start is None or int(start.group(1)) != offset:
@@ -88,25 +97,35 @@ def _fetch_once(url: str, part: Path, *, sha256: str | None, size: int | None, o
                 length = response.headers.get("Content-Length")
                 announced = offset + int(length) if length is not None and length.isdigit() else None
                 total = announced if announced is not None else size
-                with open(part, "ab" if offset else "wb") as out, \
-                        _progress(total, offset, part.name[: -len(".part")], progress) as bar:
+                with (
+                    open(part, "ab" if offset else "wb") as out,
+                    _progress(total, offset, part.name[: -len(".part")], progress) as bar,
+                ):
                     while chunk := response.read(CHUNK_BYTES):
                         out.write(chunk)
                         digest.update(chunk)
                         bar.update(len(chunk))
     got_size = part.stat().st_size
-    if announced is not None and got_size < announced:     # the connection ended early without an error
+    if announced is not None and got_size < announced:  # the connection ended early without an error
         raise DownloadError(f"the transfer stopped after {got_size} of {announced} bytes (run again to resume)")
     if size is not None and got_size != size:
         raise DownloadError(f"got {got_size} bytes, expected {size}")
     if sha256 is not None and digest.hexdigest() != sha256.lower():
-        part.unlink()                                # a wrong file is no use for resuming either
-        raise DownloadError(f"SHA-256 mismatch: expected {sha256}, got {digest.hexdigest()} "
-                            f"(the partial file was removed)")
+        part.unlink()  # a wrong file is no use for resuming either
+        raise DownloadError(
+            f"SHA-256 mismatch: expected {sha256}, got {digest.hexdigest()} (the partial file was removed)"
+        )
 
 
-def download_file(urls: str | Sequence[str], dest: str | os.PathLike, *, sha256: str | None = None,
-                  size: int | None = None, opener=None, progress: bool = True) -> Path:
+def download_file(
+    urls: str | Sequence[str],
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    opener=None,
+    progress: bool = True,
+) -> Path:
     """Download ``dest`` from the first mirror in ``urls`` that works; returns ``dest``.
 
     An existing ``dest`` is returned as is. ``sha256`` (hex) and ``size``
@@ -126,7 +145,7 @@ def download_file(urls: str | Sequence[str], dest: str | os.PathLike, *, sha256:
     for url in urls:
         try:
             _fetch_once(url, part, sha256=sha256, size=size, opener=opener, progress=progress)
-        except (OSError, ValueError) as err:       # URLError, HTTPError, timeouts and DownloadError are OSErrors
+        except (OSError, ValueError) as err:  # URLError, HTTPError, timeouts and DownloadError are OSErrors
             failures.append((url, _reason(err)))
             continue
         os.replace(part, dest)
@@ -134,8 +153,9 @@ def download_file(urls: str | Sequence[str], dest: str | os.PathLike, *, sha256:
     tried = "; ".join(f"{url}: {reason}" for url, reason in failures)
     source = failures[0][0] if len(failures) == 1 else f"{len(failures)} mirrors ({tried})"
     reason = failures[0][1] if len(failures) == 1 else "all failed"
-    raise DownloadError(f"could not download {dest.name} from {source}: {reason}; "
-                        f"put the file at {dest} to use it offline")
+    raise DownloadError(
+        f"could not download {dest.name} from {source}: {reason}; put the file at {dest} to use it offline"
+    )
 
 
 def _reason(err: BaseException) -> str:

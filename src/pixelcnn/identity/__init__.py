@@ -68,17 +68,63 @@ folder: RUN/model, RUN/identity.json).
 [2] A. Hermans, L. Beyer, B. Leibe. In Defense of the Triplet Loss for Person
     Re-Identification. arXiv:1703.07737.
 """
-from .config import IDENTITY_FILE, MODEL_DIR, IdentityConfig, parse_classes, stage_config
-from .embedding import (class_centroids, draw_identities, embed, identity_agreement, identity_code, identity_codes,
-                        interpolate_identities, nearest_neighbour_accuracy, source_images, train_decoder,
-                        train_triplet_encoder, triplet_loss)
-from .judge import JUDGE_TEST_ONE_IN, IdentityJudge, judge_identities, judged_fraction, train_judge
-from .pipeline import (IdentityResult, build_identity_model, class_subset, finished_identity, identity_split,
-                       load_identity_data, read_identity, train_identity)
 
-__all__ = ["IDENTITY_FILE", "JUDGE_TEST_ONE_IN", "MODEL_DIR", "IdentityConfig", "IdentityJudge", "IdentityResult",
-           "build_identity_model", "class_centroids", "class_subset", "draw_identities", "embed", "finished_identity",
-           "identity_agreement", "identity_code", "identity_codes", "identity_split", "interpolate_identities",
-           "judge_identities", "judged_fraction", "load_identity_data", "nearest_neighbour_accuracy", "parse_classes",
-           "read_identity", "source_images", "stage_config", "train_decoder", "train_identity", "train_judge",
-           "train_triplet_encoder", "triplet_loss"]
+from .config import IDENTITY_FILE, MODEL_DIR, IdentityConfig, parse_classes, stage_config
+from .embedding import (
+    class_centroids,
+    draw_identities,
+    embed,
+    identity_agreement,
+    identity_code,
+    identity_codes,
+    interpolate_identities,
+    nearest_neighbour_accuracy,
+    source_images,
+    train_decoder,
+    train_triplet_encoder,
+    triplet_loss,
+)
+from .judge import JUDGE_TEST_ONE_IN, IdentityJudge, judge_identities, judged_fraction, train_judge
+from .pipeline import (
+    IdentityResult,
+    build_identity_model,
+    class_subset,
+    finished_identity,
+    identity_split,
+    load_identity_data,
+    read_identity,
+    train_identity,
+)
+
+__all__ = [
+    "IDENTITY_FILE",
+    "JUDGE_TEST_ONE_IN",
+    "MODEL_DIR",
+    "IdentityConfig",
+    "IdentityJudge",
+    "IdentityResult",
+    "build_identity_model",
+    "class_centroids",
+    "class_subset",
+    "draw_identities",
+    "embed",
+    "finished_identity",
+    "identity_agreement",
+    "identity_code",
+    "identity_codes",
+    "identity_split",
+    "interpolate_identities",
+    "judge_identities",
+    "judged_fraction",
+    "load_identity_data",
+    "nearest_neighbour_accuracy",
+    "parse_classes",
+    "read_identity",
+    "source_images",
+    "stage_config",
+    "train_decoder",
+    "train_identity",
+    "train_judge",
+    "train_triplet_encoder",
+    "triplet_loss",
+]

@@ -1,17 +1,17 @@
 """The identity experiment's settings (``IdentityConfig``, saved in RUN/identity.json) and each stage's
 training settings (``stage_config``)."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from ..fields import (at_least, check_types, must, one_of, option, positive_int, positive_number,
-                      raise_problems)
+from ..fields import at_least, check_types, must, one_of, option, positive_int, positive_number, raise_problems
 from ..hardware import PRECISIONS
 from ..train.config import TrainConfig
 
-IDENTITY_FILE = "identity.json"     # RUN/identity.json: the pipeline's config and measurements
-MODEL_DIR = "model"                 # RUN/model: the pixelcnn_ae, loadable with pixelcnn.load
+IDENTITY_FILE = "identity.json"  # RUN/identity.json: the pipeline's config and measurements
+MODEL_DIR = "model"  # RUN/model: the pixelcnn_ae, loadable with pixelcnn.load
 
 
 @dataclass
@@ -30,18 +30,29 @@ class IdentityConfig:
     per_class: int = option(8, "K: images of each of those identities in a triplet batch")
     triplet_lr: float = option(1e-3, "Adam's learning rate, triplet stage")
     # --- the conditional PixelCNN (the pixelcnn_ae's decoder)
-    identity_images: int = option(4, "the decoder's code: the mean embedding of this many other images of the identity "
-                                     "(0: the image's own embedding, an auto-encoder)")
+    identity_images: int = option(
+        4,
+        "the decoder's code: the mean embedding of this many other images of the identity "
+        "(0: the image's own embedding, an auto-encoder)",
+    )
     n_layers: int = option(5, "the decoder's gated layers")
     hidden: int = option(32, "the decoder's gated maps per layer")
-    kernel_size: int = option(3, "k: the PixelCNN's filter size after its first layer (5 sees twice as many "
-                                 "rows above per layer: a glyph's whole height)")
-    precision: str = option("auto", "the PixelCNN stage's autocast (pixelcnn.hardware.choose_precision: bf16 "
-                                    "where the CPU or GPU has bf16 units, else float32)")
-    decoder_steps: int | None = option(None, "optimizer steps of the decoder stage; the first budget reached "
-                                             "stops it (None: minutes only)")
-    decoder_minutes: float | None = option(5.0, "minutes of decoder training; the first budget reached stops it "
-                                                "(None: steps only)")
+    kernel_size: int = option(
+        3,
+        "k: the PixelCNN's filter size after its first layer (5 sees twice as many "
+        "rows above per layer: a glyph's whole height)",
+    )
+    precision: str = option(
+        "auto",
+        "the PixelCNN stage's autocast (pixelcnn.hardware.choose_precision: bf16 "
+        "where the CPU or GPU has bf16 units, else float32)",
+    )
+    decoder_steps: int | None = option(
+        None, "optimizer steps of the decoder stage; the first budget reached stops it (None: minutes only)"
+    )
+    decoder_minutes: float | None = option(
+        5.0, "minutes of decoder training; the first budget reached stops it (None: steps only)"
+    )
     batch_size: int = option(32, "images per decoder step")
     lr: float = option(2e-3, "Adam's peak learning rate, decoder stage (cosine decay to 0)")
     # --- the judge (an identity classifier of real images, every identity) and what it judges
@@ -53,22 +64,39 @@ class IdentityConfig:
         if self.train_classes is not None:
             self.train_classes = tuple(int(c) for c in self.train_classes)
             if len(self.train_classes) < 2 or len(set(self.train_classes)) != len(self.train_classes):
-                raise ValueError(f"train_classes must be at least 2 distinct classes (a triplet needs a negative), "
-                                 f"got {self.train_classes}")
+                raise ValueError(
+                    f"train_classes must be at least 2 distinct classes (a triplet needs a negative), "
+                    f"got {self.train_classes}"
+                )
         check_types(self)
-        raise_problems([
-            *(positive_int(name, getattr(self, name)) for name in (
-                "embedding_dim", "encoder_channels", "triplet_steps", "classes_per_batch", "per_class", "n_layers",
-                "hidden", "kernel_size", "batch_size", "judge_samples")),
-            *(at_least(name, getattr(self, name), 0) for name in ("identity_images", "judge_steps")),
-            None if self.per_class >= 2 else must("per_class", ">= 2 (an anchor needs a positive)", self.per_class),
-            None if self.classes_per_batch >= 2 else must("classes_per_batch", ">= 2 (a triplet needs a negative)",
-                                                          self.classes_per_batch),
-            one_of("precision", self.precision, PRECISIONS),
-            positive_int("decoder_steps", self.decoder_steps, optional=True),
-            positive_number("decoder_minutes", self.decoder_minutes, optional=True),
-            *(positive_number(name, getattr(self, name)) for name in ("margin", "triplet_lr", "lr")),
-        ])
+        raise_problems(
+            [
+                *(
+                    positive_int(name, getattr(self, name))
+                    for name in (
+                        "embedding_dim",
+                        "encoder_channels",
+                        "triplet_steps",
+                        "classes_per_batch",
+                        "per_class",
+                        "n_layers",
+                        "hidden",
+                        "kernel_size",
+                        "batch_size",
+                        "judge_samples",
+                    )
+                ),
+                *(at_least(name, getattr(self, name), 0) for name in ("identity_images", "judge_steps")),
+                None if self.per_class >= 2 else must("per_class", ">= 2 (an anchor needs a positive)", self.per_class),
+                None
+                if self.classes_per_batch >= 2
+                else must("classes_per_batch", ">= 2 (a triplet needs a negative)", self.classes_per_batch),
+                one_of("precision", self.precision, PRECISIONS),
+                positive_int("decoder_steps", self.decoder_steps, optional=True),
+                positive_number("decoder_minutes", self.decoder_minutes, optional=True),
+                *(positive_number(name, getattr(self, name)) for name in ("margin", "triplet_lr", "lr")),
+            ]
+        )
         if self.decoder_steps is None and self.decoder_minutes is None:
             raise ValueError("say when the decoder stage stops: decoder_steps, decoder_minutes or both")
 
@@ -84,8 +112,15 @@ def parse_classes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(classes)))
 
 
-def stage_config(config: IdentityConfig, *, lr: float, steps: int | None = None, minutes: float | None = None,
-                 precision: str = "fp32", progress: bool = False) -> TrainConfig:
+def stage_config(
+    config: IdentityConfig,
+    *,
+    lr: float,
+    steps: int | None = None,
+    minutes: float | None = None,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> TrainConfig:
     """How one stage trains, as the fields of a TrainConfig that ``pixelcnn.train.steps.train_parameters`` reads.
 
     Adam at ``lr``, cosine decay to 0 over the budget (``steps`` and / or
@@ -93,6 +128,18 @@ def stage_config(config: IdentityConfig, *, lr: float, steps: int | None = None,
     non-finite loss or gradient stops the stage; ``precision`` as in
     ``pixelcnn.hardware.choose_precision``.
     """
-    return TrainConfig(model="pixelcnn_ae", data=config.data, optimizer="adam", lr=lr, lr_decay="cosine",
-                       grad_clip=1.0, on_nan="stop", ema_decay=None, max_steps=steps, max_minutes=minutes,
-                       precision=precision, seed=config.seed, progress=progress)
+    return TrainConfig(
+        model="pixelcnn_ae",
+        data=config.data,
+        optimizer="adam",
+        lr=lr,
+        lr_decay="cosine",
+        grad_clip=1.0,
+        on_nan="stop",
+        ema_decay=None,
+        max_steps=steps,
+        max_minutes=minutes,
+        precision=precision,
+        seed=config.seed,
+        progress=progress,
+    )

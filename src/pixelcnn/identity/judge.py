@@ -1,5 +1,6 @@
 """The judge: an identity classifier trained on real images of every identity, never on generated ones, and
 its measures of the images drawn from held-out identities' codes."""
+
 from __future__ import annotations
 
 import math
@@ -25,26 +26,31 @@ class IdentityJudge(torch.nn.Module):
         self.levels = levels
         c, h, w = image_shape
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(c, channels, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(channels, 2 * channels, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(2 * channels, 2 * channels, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(c, channels, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(2 * channels, 2 * channels, 3, padding=1),
+            torch.nn.ReLU(),
         )
         self.classify = torch.nn.Linear(2 * channels * (h // 4) * (w // 4), num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / (self.levels - 1)                                      # [B, C, H, W] in [0, 1]
-        return self.classify(self.features(x).flatten(1))                           # [B, num_classes]
+        x = images.float() / (self.levels - 1)  # [B, C, H, W] in [0, 1]
+        return self.classify(self.features(x).flatten(1))  # [B, num_classes]
 
     @torch.no_grad()
     def assign(self, images: torch.Tensor, among) -> torch.Tensor:
         """The identity among ``among`` (class labels) with the highest logit, for each image: int64 [B]."""
         among = torch.as_tensor(list(among))
         self.eval()
-        logits = torch.cat([self(images[i:i + 500]) for i in range(0, len(images), 500)])
+        logits = torch.cat([self(images[i : i + 500]) for i in range(0, len(images), 500)])
         return among[logits[:, among].argmax(1)]
 
 
-JUDGE_TEST_ONE_IN = 4      # the judge's own split: of each identity's images (seeded order), one in 4 is its test
+JUDGE_TEST_ONE_IN = 4  # the judge's own split: of each identity's images (seeded order), one in 4 is its test
 
 
 def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = False):
@@ -59,7 +65,7 @@ def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = 
     labels = torch.cat([d.labels for d in datasets])
     order = torch.randperm(len(labels), generator=generator)
     rank = torch.empty_like(order)
-    for c in labels.unique():                       # each image's position among its identity's, in that order
+    for c in labels.unique():  # each image's position among its identity's, in that order
         members = order[labels[order] == c]
         rank[members] = torch.arange(len(members))
     is_test = rank % JUDGE_TEST_ONE_IN == 0
@@ -72,9 +78,13 @@ def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = 
         return F.cross_entropy(judge(train_x[index]), train_y[index])
 
     judge.train()
-    stats = train_parameters(judge.parameters(), batch_loss,
-                             stage_config(config, lr=1e-3, steps=config.judge_steps, progress=progress),
-                             log=log, what="judge cross-entropy")
+    stats = train_parameters(
+        judge.parameters(),
+        batch_loss,
+        stage_config(config, lr=1e-3, steps=config.judge_steps, progress=progress),
+        log=log,
+        what="judge cross-entropy",
+    )
     judge.eval()
     return judge, images[is_test], labels[is_test], stats
 
@@ -85,14 +95,19 @@ def judged_fraction(assigned: torch.Tensor, expected: torch.Tensor) -> dict:
     The rows (identities) are the independent units: images drawn from one
     identity's code are not independent of each other.
     """
-    per_row = (assigned == expected[:, None]).double().mean(1)                       # [R]
+    per_row = (assigned == expected[:, None]).double().mean(1)  # [R]
     error = float(per_row.std() / math.sqrt(len(per_row))) if len(per_row) > 1 else float("nan")
-    return {"fraction": float(per_row.mean()), "standard_error": error, "identities": len(per_row),
-            "images": assigned.numel()}
+    return {
+        "fraction": float(per_row.mean()),
+        "standard_error": error,
+        "identities": len(per_row),
+        "images": assigned.numel(),
+    }
 
 
-def judge_identities(model, judge, test_set, unseen, config: IdentityConfig, judge_test=None, *,
-                     sample_kwargs=None) -> dict:
+def judge_identities(
+    model, judge, test_set, unseen, config: IdentityConfig, judge_test=None, *, sample_kwargs=None
+) -> dict:
     """The judge's figures: its accuracy on real held-out images, and on new images from held-out codes.
 
     For each unseen identity: ``config.judge_samples`` images drawn from the
@@ -108,17 +123,25 @@ def judge_identities(model, judge, test_set, unseen, config: IdentityConfig, jud
     if judge_test is not None:
         images, labels = judge_test
         held = torch.isin(labels, torch.tensor(unseen))
-        figures["real_held_out_accuracy"] = float((judge.assign(images[held], unseen) == labels[held])
-                                                  .double().mean())
+        figures["real_held_out_accuracy"] = float((judge.assign(images[held], unseen) == labels[held]).double().mean())
         figures["real_held_out_images"] = int(held.sum())
     expected = torch.tensor(unseen)
-    _, drawn = draw_identities(model, test_set, unseen, sources=sources, samples=config.judge_samples,
-                               seed=config.seed + 2, **kwargs)                                   # [R, n, C, H, W]
+    _, drawn = draw_identities(
+        model, test_set, unseen, sources=sources, samples=config.judge_samples, seed=config.seed + 2, **kwargs
+    )  # [R, n, C, H, W]
     assigned = judge.assign(drawn.flatten(0, 1), unseen).view(len(unseen), -1)
     figures["generated"] = judged_fraction(assigned, expected)
     wrong = unseen[1:] + unseen[:1]
-    _, drawn = draw_identities(model, test_set, unseen, sources=sources, samples=config.judge_samples,
-                               codes_from=wrong, seed=config.seed + 2, **kwargs)
+    _, drawn = draw_identities(
+        model,
+        test_set,
+        unseen,
+        sources=sources,
+        samples=config.judge_samples,
+        codes_from=wrong,
+        seed=config.seed + 2,
+        **kwargs,
+    )
     assigned = judge.assign(drawn.flatten(0, 1), unseen).view(len(unseen), -1)
     figures["wrong_identity_control"] = judged_fraction(assigned, expected)
     figures["wrong_identity_control_to_code"] = judged_fraction(assigned, torch.tensor(wrong))

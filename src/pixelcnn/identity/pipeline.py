@@ -1,5 +1,6 @@
 """The identity pipeline end to end: the data of the training and unseen identities, the stages, the
 measurements, and the run folder (RUN/model: the pixelcnn_ae; RUN/identity.json: config and measurements)."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,18 @@ def class_subset(dataset, classes):
     if unknown:
         raise ValueError(f"{dataset.name} has classes 0..{dataset.num_classes - 1}; got {unknown}")
     keep = torch.isin(dataset.labels, torch.tensor(list(classes)))
-    return ImageDataset(dataset.images[keep], dataset.labels[keep], name=dataset.name, split=dataset.split,
-                        levels=dataset.levels, num_classes=dataset.num_classes, binarize=dataset.binarize,
-                        class_names=dataset.class_names, description=dataset.description, extra=dataset.extra)
+    return ImageDataset(
+        dataset.images[keep],
+        dataset.labels[keep],
+        name=dataset.name,
+        split=dataset.split,
+        levels=dataset.levels,
+        num_classes=dataset.num_classes,
+        binarize=dataset.binarize,
+        class_names=dataset.class_names,
+        description=dataset.description,
+        extra=dataset.extra,
+    )
 
 
 @dataclass
@@ -42,24 +52,38 @@ def build_identity_model(config: IdentityConfig, image_shape, levels: int):
     from ..models.registry import build
 
     torch.manual_seed(config.seed)
-    return build("pixelcnn_ae", image_shape=image_shape, levels=levels, bottleneck=config.embedding_dim,
-                 encoder_channels=config.encoder_channels, n_layers=config.n_layers, hidden=config.hidden,
-                 kernel_size=config.kernel_size, normalize_code=True, freeze_encoder=True)
+    return build(
+        "pixelcnn_ae",
+        image_shape=image_shape,
+        levels=levels,
+        bottleneck=config.embedding_dim,
+        encoder_channels=config.encoder_channels,
+        n_layers=config.n_layers,
+        hidden=config.hidden,
+        kernel_size=config.kernel_size,
+        normalize_code=True,
+        freeze_encoder=True,
+    )
 
 
 def load_identity_data(config: dict, splits=("train", "test")) -> list:
     """The splits of an identity run's data set, from its config (as saved in RUN/identity.json)."""
     from .. import data
 
-    return [data.load(config["data"], split, binarize=config["binarize"], image_size=config.get("image_size"))
-            for split in splits]
+    return [
+        data.load(config["data"], split, binarize=config["binarize"], image_size=config.get("image_size"))
+        for split in splits
+    ]
 
 
 def identity_split(train_all, test_all, train_classes=None) -> tuple[tuple, tuple]:
-    """(training identities, unseen identities): ``train_classes`` or the train split's, and the rest of the test split's."""
+    """(training identities, unseen identities): ``train_classes`` or the train split's, and the rest of the test
+    split's."""
     if train_all.num_classes is None:
-        raise ValueError(f"{train_all.name} has no labels: an identity experiment needs one label per identity "
-                         f"(for folder:PATH, one sub-folder per identity)")
+        raise ValueError(
+            f"{train_all.name} has no labels: an identity experiment needs one label per identity "
+            f"(for folder:PATH, one sub-folder per identity)"
+        )
     seen = tuple(train_classes) if train_classes is not None else tuple(sorted(set(train_all.labels.tolist())))
     unseen = tuple(sorted(set(test_all.labels.tolist()) - set(seen)))
     return seen, unseen
@@ -70,18 +94,27 @@ def _nll_given_codes(model, dataset, config: IdentityConfig, max_images: int = 1
     """Mean -log p(x | code) in nats over the first ``max_images`` images; the code as in training."""
     generator = torch.Generator().manual_seed(config.seed + 4)
     embeddings = embed(model, dataset)
-    index = torch.linspace(0, len(dataset) - 1, min(max_images, len(dataset))).round().long()   # spread over it
+    index = torch.linspace(0, len(dataset) - 1, min(max_images, len(dataset))).round().long()  # spread over it
     total = 0.0
     for chunk in index.split(250):
         images = dataset.prepare_batch(dataset.images[chunk], torch.Generator().manual_seed(0))
-        codes = (embeddings[chunk] if not config.identity_images else
-                 identity_codes(embeddings, dataset.labels, chunk, config.identity_images, generator))
+        codes = (
+            embeddings[chunk]
+            if not config.identity_images
+            else identity_codes(embeddings, dataset.labels, chunk, config.identity_images, generator)
+        )
         total += float(-model.log_prob(images, codes.to(model._device())).sum())
     return total / len(index)
 
 
-def train_identity(config: IdentityConfig, out: str | Path, *, device: str | torch.device = "cpu",
-                   log: Callable[[str], None] | None = print, progress: bool = False) -> IdentityResult:
+def train_identity(
+    config: IdentityConfig,
+    out: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    log: Callable[[str], None] | None = print,
+    progress: bool = False,
+) -> IdentityResult:
     """The stages on the training identities, then the judge; writes RUN/model and RUN/identity.json.
 
     See ``pixelcnn.identity``'s docstring. ``progress``: a progress bar (with the time
@@ -92,8 +125,10 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
     say = log or (lambda message: None)
     out = Path(out)
     if (out / IDENTITY_FILE).exists():
-        raise ValueError(f"{out} already holds an identity run; choose another output folder "
-                         f"(finished_identity reuses a run of the same config)")
+        raise ValueError(
+            f"{out} already holds an identity run; choose another output folder "
+            f"(finished_identity reuses a run of the same config)"
+        )
     train_all, test_all = load_identity_data(asdict(config))
     seen, unseen = identity_split(train_all, test_all, config.train_classes)
     if len(seen) < 2:
@@ -101,20 +136,28 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
     train_set = class_subset(train_all, seen)
     model = build_identity_model(config, train_set.image_shape, train_set.levels).to(device)
 
-    say(f"identity: {config.data}, {len(seen)} training identities ({len(train_set)} images), "
-        f"{len(unseen)} unseen\n1/3 triplet training of the embedding network ({config.triplet_steps} steps)")
-    bars = {"progress": True} if progress else {}       # only when asked: a stage may be replaced by one without it
+    say(
+        f"identity: {config.data}, {len(seen)} training identities ({len(train_set)} images), "
+        f"{len(unseen)} unseen\n1/3 triplet training of the embedding network ({config.triplet_steps} steps)"
+    )
+    bars = {"progress": True} if progress else {}  # only when asked: a stage may be replaced by one without it
     started = time.perf_counter()
     triplet = train_triplet_encoder(model, train_set, config, classes=seen, log=say, **bars)
-    say(f"2/3 conditional PixelCNN on (image, code of its identity) of the training identities "
-        f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)")
+    say(
+        f"2/3 conditional PixelCNN on (image, code of its identity) of the training identities "
+        f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)"
+    )
     decoder = train_decoder(model, train_set, config, log=say, **bars)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model_path = save(model, out / MODEL_DIR)
 
-    measurements = {"triplet": triplet, "decoder": decoder, "training_classes": list(seen),
-                    "unseen_classes": list(unseen)}
+    measurements = {
+        "triplet": triplet,
+        "decoder": decoder,
+        "training_classes": list(seen),
+        "unseen_classes": list(unseen),
+    }
     # The seen identities' test images where the split has some (digits 0-6), else their training images (glyphs).
     seen_split = test_all if torch.isin(test_all.labels, torch.tensor(seen)).any() else train_all
     for name, split_set, classes in (("seen", seen_split, seen), ("unseen", test_all, unseen)):
@@ -123,19 +166,26 @@ def train_identity(config: IdentityConfig, out: str | Path, *, device: str | tor
         subset = class_subset(split_set, classes)
         embeddings = embed(model, subset)
         measurements[name] = {
-            "split": split_set.split, "classes": len(classes), "images": len(subset),
+            "split": split_set.split,
+            "classes": len(classes),
+            "images": len(subset),
             "nearest_neighbour_accuracy": nearest_neighbour_accuracy(embeddings, subset.labels),
             "nll_given_code": _nll_given_codes(model, subset, config),
         }
     if unseen and config.judge_steps:
-        say(f"3/3 the judge: an identity classifier of real images of all {train_all.num_classes} identities "
-            f"({config.judge_steps} steps), then {config.judge_samples} new images per unseen identity")
+        say(
+            f"3/3 the judge: an identity classifier of real images of all {train_all.num_classes} identities "
+            f"({config.judge_steps} steps), then {config.judge_samples} new images per unseen identity"
+        )
         judge, judge_images, judge_labels, judge_stats = train_judge([train_all, test_all], config, log=say, **bars)
-        measurements["judge"] = {"training": judge_stats, **judge_identities(
-            model, judge, test_all, unseen, config, (judge_images, judge_labels))}
+        measurements["judge"] = {
+            "training": judge_stats,
+            **judge_identities(model, judge, test_all, unseen, config, (judge_images, judge_labels)),
+        }
     measurements["minutes"] = (time.perf_counter() - started) / 60
-    (out / IDENTITY_FILE).write_text(json.dumps({"config": asdict(config), "measurements": measurements},
-                                                indent=2) + "\n")
+    (out / IDENTITY_FILE).write_text(
+        json.dumps({"config": asdict(config), "measurements": measurements}, indent=2) + "\n"
+    )
     say(f"saved {model_path}; measurements in {out / IDENTITY_FILE}")
     return IdentityResult(run_dir=out, model_path=model_path, measurements=measurements)
 
@@ -151,8 +201,10 @@ def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult
     saved, wanted = read_identity(out), json.loads(json.dumps(asdict(config)))
     changed = sorted(k for k, v in wanted.items() if saved["config"].get(k) != v)
     if changed:
-        raise ValueError(f"{out} already holds an identity run with other settings ({', '.join(changed)} differ); "
-                         f"choose another output folder, or the same flags to reuse it")
+        raise ValueError(
+            f"{out} already holds an identity run with other settings ({', '.join(changed)} differ); "
+            f"choose another output folder, or the same flags to reuse it"
+        )
     return IdentityResult(run_dir=out, model_path=out / MODEL_DIR, measurements=saved["measurements"])
 
 

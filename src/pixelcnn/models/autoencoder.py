@@ -32,6 +32,7 @@ error, is not a likelihood model: it lives in ``baseline.py`` (``mse_ae``).
 [1] A. van den Oord et al. Conditional Image Generation with PixelCNN Decoders.
     NIPS 2016. arXiv:1606.05328.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,12 @@ class PixelCNNAutoEncoderConfig(ModelConfig):
         super().__post_init__()
         if self.num_classes is not None or self.cond_dim is not None:
             raise ValueError("pixelcnn_ae is conditioned on its own code; num_classes and cond_dim must be None")
-        raise_problems([positive_int(name, getattr(self, name))
-                        for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size")])
+        raise_problems(
+            [
+                positive_int(name, getattr(self, name))
+                for name in ("bottleneck", "encoder_channels", "n_layers", "hidden", "kernel_size")
+            ]
+        )
 
 
 class ConvEncoder(nn.Module):
@@ -75,16 +80,19 @@ class ConvEncoder(nn.Module):
         self.normalize = normalize
         in_channels, height, width = image_shape
         self.convs = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         # Each stride-2 convolution with padding 1 maps n to ceil(n / 2).
         size = [math.ceil(s / 8) for s in (height, width)]
         self.to_code = nn.Linear(2 * channels * size[0] * size[1], bottleneck)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        code = self.to_code(self.convs(x).flatten(1))                       # [B, bottleneck]
+        code = self.to_code(self.convs(x).flatten(1))  # [B, bottleneck]
         return F.normalize(code, dim=1) if self.normalize else code
 
 
@@ -102,15 +110,25 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
 
     def __init__(self, config: PixelCNNAutoEncoderConfig):
         super().__init__(config)
-        self.encoder = ConvEncoder(self.image_shape, config.encoder_channels, config.bottleneck,
-                                   normalize=config.normalize_code)
+        self.encoder = ConvEncoder(
+            self.image_shape, config.encoder_channels, config.bottleneck, normalize=config.normalize_code
+        )
         self.encoder.requires_grad_(not config.freeze_encoder)
-        self.decoder = GatedPixelCNN(GatedPixelCNNConfig(
-            image_shape=self.image_shape, levels=self.levels, cond_dim=config.bottleneck,
-            spatial_cond=config.spatial_cond, spatial_channels=config.spatial_channels,
-            n_layers=config.n_layers, hidden=config.hidden, kernel_size=config.kernel_size,
-            input_kernel_size=config.input_kernel_size, head=config.head, n_mixtures=config.n_mixtures,
-        ))
+        self.decoder = GatedPixelCNN(
+            GatedPixelCNNConfig(
+                image_shape=self.image_shape,
+                levels=self.levels,
+                cond_dim=config.bottleneck,
+                spatial_cond=config.spatial_cond,
+                spatial_channels=config.spatial_channels,
+                n_layers=config.n_layers,
+                hidden=config.hidden,
+                kernel_size=config.kernel_size,
+                input_kernel_size=config.input_kernel_size,
+                head=config.head,
+                n_mixtures=config.n_mixtures,
+            )
+        )
 
     def build_condition_encoder(self, config):
         # No condition of its own: codes enter through the decoder's condition encoder (m(h) if spatial).
@@ -146,8 +164,10 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
     def sample(self, n: int, cond: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """Decode codes ``cond`` [n, bottleneck] (one code [bottleneck] is repeated): int64 [n, C, H, W]."""
         if cond is None:
-            raise ValueError(f"pixelcnn_ae decodes given codes: pass cond = a float tensor "
-                             f"[{n}, {self.config.bottleneck}], e.g. model.encode(x)")
+            raise ValueError(
+                f"pixelcnn_ae decodes given codes: pass cond = a float tensor "
+                f"[{n}, {self.config.bottleneck}], e.g. model.encode(x)"
+            )
         return super().sample(n, cond, **kwargs)
 
     @torch.no_grad()
@@ -161,13 +181,14 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         """n decodings of each image's code: int64 [B, n, C, H, W] ([1] Figure 6)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {_describe(n)}")
-        codes = self.encode(x)                                              # [B, bottleneck]
+        codes = self.encode(x)  # [B, bottleneck]
         samples = self.sample(codes.shape[0] * n, codes.repeat_interleave(n, dim=0), **kwargs)
         return samples.view(codes.shape[0], n, *self.image_shape)
 
     @torch.no_grad()
-    def interpolate(self, x_from: torch.Tensor, x_to: torch.Tensor, steps: int = 8, *, seed: int = 0,
-                    **kwargs) -> torch.Tensor:
+    def interpolate(
+        self, x_from: torch.Tensor, x_to: torch.Tensor, steps: int = 8, *, seed: int = 0, **kwargs
+    ) -> torch.Tensor:
         """One decoding per code on the line from encode(x_from) to encode(x_to): int64 [steps, C, H, W].
 
         [1] Figure 5. x_from and x_to are one image each, [1, C, H, W].
@@ -178,15 +199,17 @@ class PixelCNNAutoEncoder(AutoregressiveModel):
         return self.decode_line(self.encode(x_from), self.encode(x_to), steps, seed=seed, **kwargs)
 
     @torch.no_grad()
-    def decode_line(self, code_from: torch.Tensor, code_to: torch.Tensor, steps: int = 8, *, seed: int = 0,
-                    **kwargs) -> torch.Tensor:
+    def decode_line(
+        self, code_from: torch.Tensor, code_to: torch.Tensor, steps: int = 8, *, seed: int = 0, **kwargs
+    ) -> torch.Tensor:
         """One decoding per code on the line from code_from [1, D] to code_to [1, D]: int64 [steps, C, H, W].
 
         Each step is drawn with a generator seeded with ``seed`` (see ``interpolate``).
         """
         codes = code_line(code_from, code_to, steps, normalize=self.config.normalize_code)
-        return torch.cat([self.sample(1, code[None], generator=torch.Generator().manual_seed(seed), **kwargs)
-                          for code in codes])                               # [steps, C, H, W]
+        return torch.cat(
+            [self.sample(1, code[None], generator=torch.Generator().manual_seed(seed), **kwargs) for code in codes]
+        )  # [steps, C, H, W]
 
     @torch.no_grad()
     def preview_rows(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -204,23 +227,31 @@ def code_line(code_from: torch.Tensor, code_to: torch.Tensor, steps: int, *, nor
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2 (both ends are included), got {_describe(steps)}")
     if code_from.shape[0] != 1 or code_to.shape[0] != 1:
-        raise ValueError(f"interpolate between one image and one image: expected x_from and x_to of shape "
-                         f"[1, C, H, W], got batches of {code_from.shape[0]} and {code_to.shape[0]}")
-    t = torch.linspace(0, 1, steps, dtype=code_from.dtype, device=code_from.device)[:, None]    # [steps, 1]
-    codes = (1 - t) * code_from + t * code_to                                                   # [steps, D]
+        raise ValueError(
+            f"interpolate between one image and one image: expected x_from and x_to of shape "
+            f"[1, C, H, W], got batches of {code_from.shape[0]} and {code_to.shape[0]}"
+        )
+    t = torch.linspace(0, 1, steps, dtype=code_from.dtype, device=code_from.device)[:, None]  # [steps, 1]
+    codes = (1 - t) * code_from + t * code_to  # [steps, D]
     return F.normalize(codes, dim=1) if normalize else codes
 
 
 # ------------------------------------------------------------------------------------------- presets
 PRESETS = {
-    "ae-mnist": Preset(PixelCNNAutoEncoder.name, dict(image_shape=(1, 28, 28), levels=2, bottleneck=10, n_layers=8,
-                                                      hidden=64),
-                       "PixelCNN auto-encoder, binarized MNIST, 10-dimensional code; size ours"),
-    "ae-photo-patches": Preset(PixelCNNAutoEncoder.name, dict(image_shape=(3, 32, 32), levels=256, bottleneck=100,
-                                                              n_layers=10, hidden=96, encoder_channels=64),
-                               "PixelCNN auto-encoder on 32x32 colour patches, 100-dimensional code "
-                               "(the paper: m = 10 or 100 on 32x32 ImageNet patches); size ours"),
-    "tiny-ae": Preset(PixelCNNAutoEncoder.name, dict(image_shape=(1, 8, 8), levels=2, bottleneck=4, n_layers=2,
-                                                     hidden=8, encoder_channels=4),
-                      "a few thousand parameters, for tests and smoke runs"),
+    "ae-mnist": Preset(
+        PixelCNNAutoEncoder.name,
+        dict(image_shape=(1, 28, 28), levels=2, bottleneck=10, n_layers=8, hidden=64),
+        "PixelCNN auto-encoder, binarized MNIST, 10-dimensional code; size ours",
+    ),
+    "ae-photo-patches": Preset(
+        PixelCNNAutoEncoder.name,
+        dict(image_shape=(3, 32, 32), levels=256, bottleneck=100, n_layers=10, hidden=96, encoder_channels=64),
+        "PixelCNN auto-encoder on 32x32 colour patches, 100-dimensional code "
+        "(the paper: m = 10 or 100 on 32x32 ImageNet patches); size ours",
+    ),
+    "tiny-ae": Preset(
+        PixelCNNAutoEncoder.name,
+        dict(image_shape=(1, 8, 8), levels=2, bottleneck=4, n_layers=2, hidden=8, encoder_channels=4),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
 }

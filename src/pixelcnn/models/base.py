@@ -6,6 +6,7 @@ A model subclass defines only ``network(x, h)``: the scaled image [B, C, H, W]
 pixel-channels before (c, i, j) in raster-then-R,G,B order. Everything else
 (input checks, scaling, conditioning, likelihood, sampling) lives here, once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,11 @@ class ModelConfig:
     cond_dim: int | None = option(None, "or condition on any vector of this size (e.g. an embedding)")
     spatial_cond: bool = option(False, "map the condition to an H x W map by m(h) (Conditional PixelCNN paper, §2.3)")
     spatial_channels: int = option(32, "channels of that map")
-    head: str = option("auto", "output distribution: auto (bernoulli for 2 levels, else categorical), categorical, "
-                               "bernoulli or logistic_mixture (PixelCNN++)")
+    head: str = option(
+        "auto",
+        "output distribution: auto (bernoulli for 2 levels, else categorical), categorical, "
+        "bernoulli or logistic_mixture (PixelCNN++)",
+    )
     n_mixtures: int = option(10, "components per channel of the logistic_mixture head")
 
     def __post_init__(self):
@@ -42,12 +46,19 @@ class ModelConfig:
         if len(self.image_shape) != 3 or any(positive_int("image_shape", size) for size in self.image_shape):
             raise ValueError(must("image_shape", "(C, H, W) with positive integer sizes", self.image_shape))
         self.image_shape = tuple(self.image_shape)
-        raise_problems([at_least("levels", self.levels, 2), positive_int("num_classes", self.num_classes, optional=True),
-                        positive_int("cond_dim", self.cond_dim, optional=True)])
+        raise_problems(
+            [
+                at_least("levels", self.levels, 2),
+                positive_int("num_classes", self.num_classes, optional=True),
+                positive_int("cond_dim", self.cond_dim, optional=True),
+            ]
+        )
         check_head(self.head, int(self.levels), self.n_mixtures)
         if self.head != "logistic_mixture" and self.n_mixtures != ModelConfig.n_mixtures:
-            raise ValueError(f"n_mixtures must be left at {ModelConfig.n_mixtures} unless head='logistic_mixture' "
-                             f"(got n_mixtures={self.n_mixtures} with head={self.head!r})")
+            raise ValueError(
+                f"n_mixtures must be left at {ModelConfig.n_mixtures} unless head='logistic_mixture' "
+                f"(got n_mixtures={self.n_mixtures} with head={self.head!r})"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -60,8 +71,8 @@ def memory_bytes(device: torch.device | str = "cpu") -> int:
         return torch.cuda.get_device_properties(device).total_memory
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):       # pragma: no cover - not a POSIX system
-        return 2 ** 40
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return 2**40
 
 
 # Working memory of a batch, per image: the widest layer's float32 maps [C_max, H, W] times these factors,
@@ -80,7 +91,7 @@ def working_bytes_per_image(model, *, cached: bool = False) -> int:
     # per pixel: counting them as maps overestimated the MSE auto-encoder's forward pass 50-fold.
     widest = max([p.shape[0] for p in model.parameters() if p.dim() >= 3] + [channels])
     dense = max([p.shape[0] for p in model.parameters() if p.dim() == 2] + [0])
-    images = channels * 8 * height * width                               # the int64 images themselves
+    images = channels * 8 * height * width  # the int64 images themselves
     return (CACHED_WORK if cached else FORWARD_WORK) * 4 * (widest * height * width + dense) + images
 
 
@@ -93,10 +104,12 @@ def check_batch_fits(model, batch: int, what: str, *, cached: bool = False) -> N
     memory = available_memory(device)
     if batch * per_image <= memory:
         return
-    needs = f"needs about {batch * per_image / 2 ** 30:,.2f} GB, {memory / 2 ** 30:,.2f} available on {device.type}"
+    needs = f"needs about {batch * per_image / 2**30:,.2f} GB, {memory / 2**30:,.2f} available on {device.type}"
     if per_image > memory:
-        raise ValueError(f"{what} is too large ({needs}): even one image of {model.image_shape} does not fit; "
-                         f"this model's images are too large for this machine")
+        raise ValueError(
+            f"{what} is too large ({needs}): even one image of {model.image_shape} does not fit; "
+            f"this model's images are too large for this machine"
+        )
     raise ValueError(f"{what} is too large ({needs}); use batches of at most {memory // per_image:,} images")
 
 
@@ -113,10 +126,10 @@ class Preset:
     Each model file ends with its family's ``PRESETS``; ``registry.presets`` gathers them.
     """
 
-    model: str                          # the model's name (registry.model_class(model) builds it)
+    model: str  # the model's name (registry.model_class(model) builds it)
     config: dict = dataclasses.field(default_factory=dict)
-    description: str = ""               # which paper and table, or "ours" and why
-    any_data: bool = False              # sizes for any data set: training may change its levels too
+    description: str = ""  # which paper and table, or "ours" and why
+    any_data: bool = False  # sizes for any data set: training may change its levels too
     schedule: dict = dataclasses.field(default_factory=dict)  # TrainConfig fields: the defaults of a training run of it
 
 
@@ -140,7 +153,7 @@ class AutoregressiveModel(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = ModelConfig
-    loss_name: ClassVar[str] = "nll"    # what ``loss`` returns: the negative log-likelihood in nats per image
+    loss_name: ClassVar[str] = "nll"  # what ``loss`` returns: the negative log-likelihood in nats per image
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -154,8 +167,11 @@ class AutoregressiveModel(nn.Module):
     def build_condition_encoder(self, config: ModelConfig) -> ConditionEncoder:
         """What turns the user's ``cond`` into what the layers read (Conditional PixelCNN paper, §2.3)."""
         return ConditionEncoder(
-            num_classes=config.num_classes, cond_dim=config.cond_dim, spatial=config.spatial_cond,
-            image_size=tuple(config.image_shape[1:]), spatial_channels=config.spatial_channels,
+            num_classes=config.num_classes,
+            cond_dim=config.cond_dim,
+            spatial=config.spatial_cond,
+            image_size=tuple(config.image_shape[1:]),
+            spatial_channels=config.spatial_channels,
         )
 
     # ----------------------------------------------------------------- network
@@ -209,7 +225,7 @@ class AutoregressiveModel(nn.Module):
         x = self.check_images(x)
         cond = self.check_cond(cond, x.shape[0])
         params = self._params(x, self.condition_for(x, cond))
-        with torch.autocast(params.device.type, enabled=False):     # the network may run in bf16; the head never
+        with torch.autocast(params.device.type, enabled=False):  # the network may run in bf16; the head never
             return self.head.log_prob(params, x).flatten(1).sum(1)
 
     def loss(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -300,8 +316,9 @@ class AutoregressiveModel(nn.Module):
         x[:, :, known_rows:] = 0  # never read before being sampled; zeroed so nothing depends on it
         return self._generate(x, known_rows, cond, temperature, generator, method, progress, callback, precision)
 
-    def _generate(self, x, start_row, cond, temperature, generator, method, progress, callback=None,
-                  precision: str = "fp32"):
+    def _generate(
+        self, x, start_row, cond, temperature, generator, method, progress, callback=None, precision: str = "fp32"
+    ):
         if not isinstance(temperature, (int, float)) or not temperature > 0 or math.isinf(temperature):
             raise ValueError(f"temperature must be a positive number, got {_describe(temperature)}")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -311,17 +328,23 @@ class AutoregressiveModel(nn.Module):
             method = "fast" if "fast" in methods else "naive"
         if method not in methods:
             raise ValueError(
-                f"unknown sampling method {method!r} for {self.name}; available: "
-                f"{', '.join(['auto', *methods])}"
+                f"unknown sampling method {method!r} for {self.name}; available: {', '.join(['auto', *methods])}"
             )
         autocast = choose_precision(precision, self._device(), cached_sampler=method == "fast").autocast
         was_training = self.training
         self.eval()
         try:
             with autocast():
-                return methods[method](self, x, start_row, self.encode_condition(cond),
-                                       temperature=float(temperature), generator=generator, progress=progress,
-                                       callback=callback)
+                return methods[method](
+                    self,
+                    x,
+                    start_row,
+                    self.encode_condition(cond),
+                    temperature=float(temperature),
+                    generator=generator,
+                    progress=progress,
+                    callback=callback,
+                )
         finally:
             self.train(was_training)
 
@@ -332,11 +355,13 @@ class AutoregressiveModel(nn.Module):
     def check_images(self, x) -> torch.Tensor:
         """Return ``x`` as a tensor on the model's device, or raise ValueError saying what is wrong."""
         channels, height, width = self.image_shape
-        expected = (f"an integer tensor [B, {channels}, {height}, {width}] with values in "
-                    f"0..{self.levels - 1} (uint8 or int64)")
+        expected = (
+            f"an integer tensor [B, {channels}, {height}, {width}] with values in 0..{self.levels - 1} (uint8 or int64)"
+        )
         if not isinstance(x, torch.Tensor):
             try:
                 import numpy as np
+
                 if isinstance(x, np.ndarray):
                     x = torch.from_numpy(x)
             except ImportError:  # pragma: no cover - numpy is a dependency
@@ -370,7 +395,7 @@ class AutoregressiveModel(nn.Module):
             return None
         if self.config.num_classes is not None:
             if isinstance(cond, int) and not isinstance(cond, bool):
-                if not 0 <= cond < self.config.num_classes:     # before torch.full, which overflows on 2**63
+                if not 0 <= cond < self.config.num_classes:  # before torch.full, which overflows on 2**63
                     raise ValueError(f"expected cond = a class label in 0..{self.config.num_classes - 1}, got {cond}")
                 return torch.full((n,), cond, dtype=torch.long)
             if isinstance(cond, torch.Tensor) and cond.dim() == 0:
@@ -394,7 +419,7 @@ class AutoregressiveModel(nn.Module):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
             if tuple(cond.shape) != (batch,):
                 raise ValueError(f"expected cond = {expected}, got {_describe(cond)}")
-            if not torch.compiler.is_compiling():          # data-dependent: see check_images
+            if not torch.compiler.is_compiling():  # data-dependent: see check_images
                 low, high = _value_range(cond)
                 if low < 0 or high >= num_classes:
                     raise ValueError(f"expected cond = {expected}, got class indices in {low}..{high}")

@@ -20,6 +20,7 @@ trained with MSE" without describing it; this one is ours.
 [1] A. van den Oord et al. Conditional Image Generation with PixelCNN Decoders.
     NIPS 2016. arXiv:1606.05328.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ class MSEAutoEncoderConfig(ModelConfig):
             raise ValueError("mse_ae takes no condition; num_classes and cond_dim must be None, spatial_cond False")
         if (self.head, self.n_mixtures) != (ModelConfig.head, ModelConfig.n_mixtures):
             raise ValueError("mse_ae has no output distribution; head and n_mixtures must keep their defaults")
-        raise_problems([positive_int(name, getattr(self, name))
-                        for name in ("bottleneck", "encoder_channels", "decoder_channels")])
+        raise_problems(
+            [positive_int(name, getattr(self, name)) for name in ("bottleneck", "encoder_channels", "decoder_channels")]
+        )
 
 
 class MSEAutoEncoder(nn.Module):
@@ -64,7 +66,7 @@ class MSEAutoEncoder(nn.Module):
 
     name = "mse_ae"
     config_class = MSEAutoEncoderConfig
-    loss_name = "mse"                       # what ``loss`` returns; training and evaluation report it by this name
+    loss_name = "mse"  # what ``loss`` returns; training and evaluation report it by this name
 
     # The same input checks and scaling as every model: they read only image_shape, levels and the parameters.
     check_images = AutoregressiveModel.check_images
@@ -78,11 +80,17 @@ class MSEAutoEncoder(nn.Module):
         self.levels = int(config.levels)
         channels, height, width = self.image_shape
         self.encoder = ConvEncoder(self.image_shape, config.encoder_channels, config.bottleneck)
-        self.decoder = nn.ModuleDict({
-            "upsample": ConditionEncoder(cond_dim=config.bottleneck, spatial=True, image_size=(height, width),
-                                         spatial_channels=config.decoder_channels),
-            "to_image": nn.Sequential(nn.ReLU(), nn.Conv2d(config.decoder_channels, channels, 3, padding=1)),
-        })
+        self.decoder = nn.ModuleDict(
+            {
+                "upsample": ConditionEncoder(
+                    cond_dim=config.bottleneck,
+                    spatial=True,
+                    image_size=(height, width),
+                    spatial_channels=config.decoder_channels,
+                ),
+                "to_image": nn.Sequential(nn.ReLU(), nn.Conv2d(config.decoder_channels, channels, 3, padding=1)),
+            }
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code h of each image: [B, bottleneck]."""
@@ -93,13 +101,19 @@ class MSEAutoEncoder(nn.Module):
         return self._decoder_output(codes).clamp(0, 1)
 
     def _decoder_output(self, codes: torch.Tensor) -> torch.Tensor:
-        if not isinstance(codes, torch.Tensor) or not codes.dtype.is_floating_point \
-                or codes.dim() != 2 or codes.shape[1] != self.config.bottleneck:
-            raise ValueError(f"expected codes: a float tensor [B, {self.config.bottleneck}] (e.g. model.encode(x)), "
-                             f"got {_describe(codes)}")
+        if (
+            not isinstance(codes, torch.Tensor)
+            or not codes.dtype.is_floating_point
+            or codes.dim() != 2
+            or codes.shape[1] != self.config.bottleneck
+        ):
+            raise ValueError(
+                f"expected codes: a float tensor [B, {self.config.bottleneck}] (e.g. model.encode(x)), "
+                f"got {_describe(codes)}"
+            )
         dtype = next(self.parameters()).dtype
-        feature_map = self.decoder["upsample"](codes.to(self._device()), dtype=dtype)   # [B, S, H, W]
-        return self.decoder["to_image"](feature_map)                                    # [B, C, H, W]
+        feature_map = self.decoder["upsample"](codes.to(self._device()), dtype=dtype)  # [B, S, H, W]
+        return self.decoder["to_image"](feature_map)  # [B, C, H, W]
 
     def forward(self, x: torch.Tensor, cond: None = None) -> torch.Tensor:
         """The decoder's output for encode(x), not clamped (what the loss compares with x / (levels - 1))."""
@@ -131,15 +145,19 @@ class MSEAutoEncoder(nn.Module):
         return torch.stack([x.long(), rounded], dim=1)
 
     def log_prob(self, x, cond=None):
-        raise ValueError("mse_ae has no likelihood: it is trained and evaluated on model.loss(x), the mean squared "
-                         "error (compare pixelcnn_ae's NLL with an NLL, and its pictures with this model's)")
+        raise ValueError(
+            "mse_ae has no likelihood: it is trained and evaluated on model.loss(x), the mean squared "
+            "error (compare pixelcnn_ae's NLL with an NLL, and its pictures with this model's)"
+        )
 
     def sample(self, n, cond=None, **kwargs):
         raise ValueError("mse_ae does not sample: it decodes codes deterministically, model.decode(codes)")
 
     def complete(self, x, known_rows, cond=None, **kwargs):
-        raise ValueError("mse_ae does not complete images: it is not autoregressive (model.reconstruct(x) decodes "
-                         "the whole image from its code)")
+        raise ValueError(
+            "mse_ae does not complete images: it is not autoregressive (model.reconstruct(x) decodes "
+            "the whole image from its code)"
+        )
 
     def extra_repr(self) -> str:
         return f"image_shape={self.image_shape}, levels={self.levels}"
@@ -147,13 +165,19 @@ class MSEAutoEncoder(nn.Module):
 
 # ------------------------------------------------------------------------------------------- presets
 PRESETS = {
-    "mse-mnist": Preset(MSEAutoEncoder.name, dict(image_shape=(1, 28, 28), levels=2, bottleneck=10),
-                        "the paper's baseline: ae-mnist's encoder, a deconvolutional decoder, trained on the MSE"),
-    "mse-photo-patches": Preset(MSEAutoEncoder.name, dict(image_shape=(3, 32, 32), levels=256, bottleneck=100,
-                                                          encoder_channels=64, decoder_channels=96),
-                                "the paper's baseline: ae-photo-patches' encoder, a deconvolutional decoder, "
-                                "trained on the MSE"),
-    "tiny-mse": Preset(MSEAutoEncoder.name, dict(image_shape=(1, 8, 8), levels=2, bottleneck=4, encoder_channels=4,
-                                                 decoder_channels=8),
-                       "a few thousand parameters, for tests and smoke runs"),
+    "mse-mnist": Preset(
+        MSEAutoEncoder.name,
+        dict(image_shape=(1, 28, 28), levels=2, bottleneck=10),
+        "the paper's baseline: ae-mnist's encoder, a deconvolutional decoder, trained on the MSE",
+    ),
+    "mse-photo-patches": Preset(
+        MSEAutoEncoder.name,
+        dict(image_shape=(3, 32, 32), levels=256, bottleneck=100, encoder_channels=64, decoder_channels=96),
+        "the paper's baseline: ae-photo-patches' encoder, a deconvolutional decoder, trained on the MSE",
+    ),
+    "tiny-mse": Preset(
+        MSEAutoEncoder.name,
+        dict(image_shape=(1, 8, 8), levels=2, bottleneck=4, encoder_channels=4, decoder_channels=8),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
 }

@@ -28,6 +28,7 @@ once, a pixel and colour group at a time, the vertical stacks a row at a time.
     K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
     NIPS 2016. arXiv:1606.05328.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,9 +53,14 @@ class GatedPixelCNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
-                        odd_positive("kernel_size", self.kernel_size),
-                        odd_positive("input_kernel_size", self.input_kernel_size, optional=True)])
+        raise_problems(
+            [
+                positive_int("n_layers", self.n_layers),
+                positive_int("hidden", self.hidden),
+                odd_positive("kernel_size", self.kernel_size),
+                odd_positive("input_kernel_size", self.input_kernel_size, optional=True),
+            ]
+        )
 
 
 class GatedPixelCNNCache:
@@ -73,17 +79,19 @@ class GatedPixelCNNCache:
         self.skips = x.new_zeros(batch, model.output.hidden.in_channels)  # this pixel's summed skips, by group
         after = None
         self.layers = []
-        for layer in reversed(model.layers):                                # each layer needs the one it feeds
-            after = GatedLayerCache(layer, h, batch=batch, height=height, width=width, like=x, after=after,
-                                    skips=self.skips)
+        for layer in reversed(model.layers):  # each layer needs the one it feeds
+            after = GatedLayerCache(
+                layer, h, batch=batch, height=height, width=width, like=x, after=after, skips=self.skips
+            )
             self.layers.insert(0, after)
         self.output = PointOutputLayers(model.output, batch=batch, like=x)
         image = self.layers[0]
         # The image's current row [B, W + k//2, C]: one view per (column, channel) for the drawn values.
-        self.values = [[image.row_input[:, col + image.half, channel] for channel in range(channels)]
-                       for col in range(width)]
+        self.values = [
+            [image.row_input[:, col + image.half, channel] for channel in range(channels)] for col in range(width)
+        ]
         for row in range(start_row):
-            image.row_input[:, image.half:] = x[:, :, row].transpose(1, 2)
+            image.row_input[:, image.half :] = x[:, :, row].transpose(1, 2)
             self.finish_row(row)
 
     def finish_row(self, row: int) -> None:
@@ -113,22 +121,32 @@ class GatedPixelCNN(AutoregressiveModel):
         channels = self.image_shape[0]
         skip = config.skip_channels or config.hidden
         common = dict(color_channels=channels, cond_channels=self.cond_channels, spatial_cond=config.spatial_cond)
-        self.layers = nn.ModuleList([
-            GatedLayer(channels, config.hidden, skip, kernel_size=config.input_kernel_size or config.kernel_size,
-                       first=True, **common)
-        ] + [
-            GatedLayer(config.hidden, config.hidden, skip, kernel_size=config.kernel_size, first=False, **common)
-            for _ in range(config.n_layers - 1)
-        ])
-        self.output = OutputLayers(skip, config.output_hidden or 2 * config.hidden, self.head.out_channels,
-                                   color_channels=channels)
+        self.layers = nn.ModuleList(
+            [
+                GatedLayer(
+                    channels,
+                    config.hidden,
+                    skip,
+                    kernel_size=config.input_kernel_size or config.kernel_size,
+                    first=True,
+                    **common,
+                )
+            ]
+            + [
+                GatedLayer(config.hidden, config.hidden, skip, kernel_size=config.kernel_size, first=False, **common)
+                for _ in range(config.n_layers - 1)
+            ]
+        )
+        self.output = OutputLayers(
+            skip, config.output_hidden or 2 * config.hidden, self.head.out_channels, color_channels=channels
+        )
 
     def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         vertical, horizontal, skips = x, x, 0.0
         for layer in self.layers:
-            vertical, horizontal, skip = layer(vertical, horizontal, h)     # [B, p, H, W] x2, [B, s, H, W]
+            vertical, horizontal, skip = layer(vertical, horizontal, h)  # [B, p, H, W] x2, [B, s, H, W]
             skips = skips + skip
-        return self.output(skips)                                           # [B, C * P, H, W]
+        return self.output(skips)  # [B, C * P, H, W]
 
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> GatedPixelCNNCache:
         """Cached generation: each activation computed once (``sampling.py``)."""
@@ -137,28 +155,43 @@ class GatedPixelCNN(AutoregressiveModel):
 
 # ------------------------------------------------------------------------------------------- presets
 PRESETS = {
-    "gated-mnist": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=10, hidden=128,
-                                                   kernel_size=3),
-                          "binarized MNIST, Bernoulli output; size ours: 10 gated layers of 128 maps, 3x3"),
-    "gated-cifar10": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=15, hidden=128,
-                                                     kernel_size=5),
-                            "Gated PixelCNN, CIFAR-10 (3.03 bits/dim in the paper); the paper does not "
-                            "state this model's size: depth and width of the PixelRNN paper's CIFAR-10 "
-                            "PixelCNN, 5x5 filters of its ImageNet model"),
-    "gated-imagenet32": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
-                                                        hidden=384, kernel_size=5),
-                               "Gated PixelCNN paper, ImageNet 32x32: 20 layers, 384 units, 5x5 (3.83 bits/dim)"),
-    "gated-imagenet64": Preset(GatedPixelCNN.name, dict(image_shape=(3, 64, 64), levels=256, n_layers=20,
-                                                        hidden=384, kernel_size=5),
-                               "Gated PixelCNN paper, ImageNet 64x64: 20 layers, 384 units, 5x5 (3.57 bits/dim)"),
-    "conditional-imagenet32": Preset(GatedPixelCNN.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=20,
-                                                              hidden=384, kernel_size=5, num_classes=1000),
-                                     "Conditional PixelCNN paper, ImageNet 32x32 class-conditional"),
-    "gated-demo": Preset(GatedPixelCNN.name, dict(image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=4,
-                                                  hidden=32, kernel_size=5),
-                         "ours: the class-conditional model of pixelcnn demo (binarized mnist5k, "
-                         "trained with pixelcnn.train.config.DEMO_SCHEDULE)",
-                         schedule=dict(DEMO_SCHEDULE, class_conditional=True)),
-    "tiny-gated": Preset(GatedPixelCNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=3, hidden=8),
-                         "a few thousand parameters, for tests and smoke runs"),
+    "gated-mnist": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(1, 28, 28), levels=2, n_layers=10, hidden=128, kernel_size=3),
+        "binarized MNIST, Bernoulli output; size ours: 10 gated layers of 128 maps, 3x3",
+    ),
+    "gated-cifar10": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=15, hidden=128, kernel_size=5),
+        "Gated PixelCNN, CIFAR-10 (3.03 bits/dim in the paper); the paper does not "
+        "state this model's size: depth and width of the PixelRNN paper's CIFAR-10 "
+        "PixelCNN, 5x5 filters of its ImageNet model",
+    ),
+    "gated-imagenet32": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=20, hidden=384, kernel_size=5),
+        "Gated PixelCNN paper, ImageNet 32x32: 20 layers, 384 units, 5x5 (3.83 bits/dim)",
+    ),
+    "gated-imagenet64": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(3, 64, 64), levels=256, n_layers=20, hidden=384, kernel_size=5),
+        "Gated PixelCNN paper, ImageNet 64x64: 20 layers, 384 units, 5x5 (3.57 bits/dim)",
+    ),
+    "conditional-imagenet32": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=20, hidden=384, kernel_size=5, num_classes=1000),
+        "Conditional PixelCNN paper, ImageNet 32x32 class-conditional",
+    ),
+    "gated-demo": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(1, 28, 28), levels=2, num_classes=10, n_layers=4, hidden=32, kernel_size=5),
+        "ours: the class-conditional model of pixelcnn demo (binarized mnist5k, "
+        "trained with pixelcnn.train.config.DEMO_SCHEDULE)",
+        schedule=dict(DEMO_SCHEDULE, class_conditional=True),
+    ),
+    "tiny-gated": Preset(
+        GatedPixelCNN.name,
+        dict(image_shape=(1, 8, 8), levels=2, n_layers=3, hidden=8),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
 }

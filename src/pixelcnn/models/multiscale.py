@@ -47,6 +47,7 @@ one above; the up-convolutional network is 3x3 conv - ReLU - transposed conv
 [1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
     Networks. ICML 2016. arXiv:1601.06759.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,16 +76,23 @@ class MultiScaleConfig(PixelRNNConfig):
         super().__post_init__()
         raise_problems([one_of("layer", self.layer, LAYERS)])
         if self.kernel_size is not None and self.layer != "row_lstm":
-            raise ValueError(f"kernel_size applies to layer='row_lstm' only, got kernel_size={self.kernel_size} "
-                             f"with layer={self.layer!r}")
-        raise_problems([odd_positive("kernel_size", self.kernel_size, optional=True),
-                        at_least("factor", self.factor, 2),
-                        positive_int("small_n_layers", self.small_n_layers, optional=True),
-                        positive_int("small_hidden", self.small_hidden, optional=True),
-                        positive_int("context_channels", self.context_channels)])
+            raise ValueError(
+                f"kernel_size applies to layer='row_lstm' only, got kernel_size={self.kernel_size} "
+                f"with layer={self.layer!r}"
+            )
+        raise_problems(
+            [
+                odd_positive("kernel_size", self.kernel_size, optional=True),
+                at_least("factor", self.factor, 2),
+                positive_int("small_n_layers", self.small_n_layers, optional=True),
+                positive_int("small_hidden", self.small_hidden, optional=True),
+                positive_int("context_channels", self.context_channels),
+            ]
+        )
         if (self.small_hidden or self.hidden) < self.image_shape[0]:
-            raise ValueError(f"small_hidden must be at least the {self.image_shape[0]} colour channels, "
-                             f"got {self.small_hidden}")
+            raise ValueError(
+                f"small_hidden must be at least the {self.image_shape[0]} colour channels, got {self.small_hidden}"
+            )
 
 
 class MultiScaleCache:
@@ -102,10 +110,11 @@ class MultiScaleCache:
     def __init__(self, model: MultiScalePixelRNN, x: torch.Tensor, h: torch.Tensor | None, start_row: int):
         self.model, self.x, self.h, self.start_row = model, x, h, start_row
         self.factor = model.factor
-        self.small = PixelRNNCache(model.small, model.small_image(x), model.small_condition(h),
-                                   math.ceil(start_row / self.factor))      # its rows >= start_row are unknown
-        self.large: PixelRNNCache | None = None                             # built once x_s is complete
-        self.large_next = (start_row, 0)                                    # its next pixel in raster order
+        self.small = PixelRNNCache(
+            model.small, model.small_image(x), model.small_condition(h), math.ceil(start_row / self.factor)
+        )  # its rows >= start_row are unknown
+        self.large: PixelRNNCache | None = None  # built once x_s is complete
+        self.large_next = (start_row, 0)  # its next pixel in raster order
 
     def on_grid(self, row: int, col: int) -> bool:
         return row % self.factor == 0 and col % self.factor == 0
@@ -133,7 +142,7 @@ class MultiScaleCache:
     def _read_grid_until(self, row: int, col: int) -> None:
         """Advance the large model to (row, col) in raster order, reading the grid pixels on the way."""
         if self.large is None:
-            context = self.model.context(self.model.small_image(self.x))   # [B, c, H, W]
+            context = self.model.context(self.model.small_image(self.x))  # [B, c, H, W]
             self.large = PixelRNNCache(self.model.large, self.x, self.h, self.start_row, context=context)
         width = self.model.image_shape[2]
         i, j = self.large_next
@@ -158,20 +167,34 @@ class MultiScalePixelRNN(AutoregressiveModel):
         channels, height, width = self.image_shape
         self.factor = f = config.factor
         kernel_size = (config.kernel_size or 3) if config.layer == "row_lstm" else None
-        common = dict(color_channels=channels, out_channels=self.head.out_channels,
-                      input_kernel_size=config.input_kernel_size, residual=config.residual, kernel_size=kernel_size,
-                      skip_channels=config.skip_channels, output_hidden=config.output_hidden,
-                      cond_channels=self.cond_channels, spatial_cond=config.spatial_cond)
-        self.small = PixelRNNNetwork(config.layer, n_layers=config.small_n_layers or config.n_layers,
-                                     hidden=config.small_hidden or config.hidden, **common)
+        common = dict(
+            color_channels=channels,
+            out_channels=self.head.out_channels,
+            input_kernel_size=config.input_kernel_size,
+            residual=config.residual,
+            kernel_size=kernel_size,
+            skip_channels=config.skip_channels,
+            output_hidden=config.output_hidden,
+            cond_channels=self.cond_channels,
+            spatial_cond=config.spatial_cond,
+        )
+        self.small = PixelRNNNetwork(
+            config.layer,
+            n_layers=config.small_n_layers or config.n_layers,
+            hidden=config.small_hidden or config.hidden,
+            **common,
+        )
         c = config.context_channels
-        self.upsample = nn.Sequential(                                      # [B, C, s, s] -> [B, c, f*s, f*s]
-            nn.Conv2d(channels, c, 3, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(c, c, f, stride=f), nn.ReLU(),
+        self.upsample = nn.Sequential(  # [B, C, s, s] -> [B, c, f*s, f*s]
+            nn.Conv2d(channels, c, 3, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c, c, f, stride=f),
+            nn.ReLU(),
             nn.Conv2d(c, c, 3, padding=1),
         )
-        self.large = PixelRNNNetwork(config.layer, n_layers=config.n_layers, hidden=config.hidden,
-                                     context_channels=c, **common)
+        self.large = PixelRNNNetwork(
+            config.layer, n_layers=config.n_layers, hidden=config.hidden, context_channels=c, **common
+        )
 
     # ---------------------------------------------------------------- the two scales
     def small_image(self, x: torch.Tensor) -> torch.Tensor:
@@ -188,8 +211,8 @@ class MultiScalePixelRNN(AutoregressiveModel):
         return self.upsample(small_x)[:, :, :height, :width]
 
     def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        small_x = self.small_image(x)                                       # [B, C, s, s]
-        out = self.large(x, h, self.context(small_x))                       # [B, C * P, H, W]
+        small_x = self.small_image(x)  # [B, C, s, s]
+        out = self.large(x, h, self.context(small_x))  # [B, C * P, H, W]
         out[:, :, :: self.factor, :: self.factor] = self.small(small_x, self.small_condition(h))
         return out
 
@@ -208,13 +231,24 @@ class MultiScalePixelRNN(AutoregressiveModel):
 
 # ------------------------------------------------------------------------------------------- presets
 PRESETS = {
-    "multiscale-mnist": Preset(MultiScalePixelRNN.name, dict(image_shape=(1, 28, 28), levels=2,
-                                                             layer="diagonal_bilstm", factor=2, n_layers=7,
-                                                             hidden=16, context_channels=16),
-                               "Multi-Scale PixelRNN on binarized MNIST: a 14x14 model, then the 28x28 one "
-                               "given it; both 7-layer Diagonal BiLSTMs, h = 16 (our choice: the paper gives "
-                               "no multi-scale MNIST model)"),
-    "tiny-multiscale": Preset(MultiScalePixelRNN.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
-                                                            input_kernel_size=3, context_channels=4),
-                              "a few thousand parameters, for tests and smoke runs"),
+    "multiscale-mnist": Preset(
+        MultiScalePixelRNN.name,
+        dict(
+            image_shape=(1, 28, 28),
+            levels=2,
+            layer="diagonal_bilstm",
+            factor=2,
+            n_layers=7,
+            hidden=16,
+            context_channels=16,
+        ),
+        "Multi-Scale PixelRNN on binarized MNIST: a 14x14 model, then the 28x28 one "
+        "given it; both 7-layer Diagonal BiLSTMs, h = 16 (our choice: the paper gives "
+        "no multi-scale MNIST model)",
+    ),
+    "tiny-multiscale": Preset(
+        MultiScalePixelRNN.name,
+        dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4, input_kernel_size=3, context_channels=4),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
 }

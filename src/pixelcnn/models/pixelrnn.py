@@ -41,9 +41,11 @@ generator.
     K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
     NIPS 2016. arXiv:1606.05328.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -67,13 +69,20 @@ class PixelRNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        raise_problems([positive_int("n_layers", self.n_layers), positive_int("hidden", self.hidden),
-                        odd_positive("input_kernel_size", self.input_kernel_size),
-                        positive_int("skip_channels", self.skip_channels, optional=True),
-                        positive_int("output_hidden", self.output_hidden, optional=True)])
+        raise_problems(
+            [
+                positive_int("n_layers", self.n_layers),
+                positive_int("hidden", self.hidden),
+                odd_positive("input_kernel_size", self.input_kernel_size),
+                positive_int("skip_channels", self.skip_channels, optional=True),
+                positive_int("output_hidden", self.output_hidden, optional=True),
+            ]
+        )
         if self.hidden < self.image_shape[0]:
-            raise ValueError(f"hidden must be at least the {self.image_shape[0]} colour channels "
-                             f"(one unit per colour group), got {self.hidden}")
+            raise ValueError(
+                f"hidden must be at least the {self.image_shape[0]} colour channels "
+                f"(one unit per colour group), got {self.hidden}"
+            )
 
 
 @dataclass
@@ -99,37 +108,58 @@ class PixelRNNNetwork(nn.Module):
     up-convolved small image).
     """
 
-    def __init__(self, layer: str, *, color_channels: int, out_channels: int, n_layers: int, hidden: int,
-                 input_kernel_size: int, residual: bool, kernel_size: int | None = None,
-                 skip_channels: int | None = None, output_hidden: int | None = None,
-                 cond_channels: int = 0, spatial_cond: bool = False, context_channels: int = 0):
+    def __init__(
+        self,
+        layer: str,
+        *,
+        color_channels: int,
+        out_channels: int,
+        n_layers: int,
+        hidden: int,
+        input_kernel_size: int,
+        residual: bool,
+        kernel_size: int | None = None,
+        skip_channels: int | None = None,
+        output_hidden: int | None = None,
+        cond_channels: int = 0,
+        spatial_cond: bool = False,
+        context_channels: int = 0,
+    ):
         super().__init__()
         if layer not in LAYERS:
             raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
         width, skip = 2 * hidden, skip_channels or 2 * hidden
-        self.input_conv = MaskedConv2d(color_channels, width, input_kernel_size, mask_type="A",
-                                       color_channels=color_channels)
-        options = dict(color_channels=color_channels, residual=residual, cond_channels=cond_channels,
-                       spatial_cond=spatial_cond, context_channels=context_channels)
+        self.input_conv = MaskedConv2d(
+            color_channels, width, input_kernel_size, mask_type="A", color_channels=color_channels
+        )
+        options = dict(
+            color_channels=color_channels,
+            residual=residual,
+            cond_channels=cond_channels,
+            spatial_cond=spatial_cond,
+            context_channels=context_channels,
+        )
         if layer == "row_lstm":
             options["kernel_size"] = kernel_size
             first = {}
         else:  # the first right-to-left LSTM reads the image too: no blind spot (nn/lstm.py)
             first = dict(image_channels=color_channels)
-        self.layers = nn.ModuleList(LAYERS[layer](width, hidden, skip, **options, **(first if index == 0 else {}))
-                                    for index in range(n_layers))
+        self.layers = nn.ModuleList(
+            LAYERS[layer](width, hidden, skip, **options, **(first if index == 0 else {})) for index in range(n_layers)
+        )
         self.output = OutputLayers(skip, output_hidden or width, out_channels, color_channels=color_channels)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
-                context: torch.Tensor | None = None) -> torch.Tensor:
-        out, skips = self.input_conv(x), 0.0                                # [B, 2h, H, W]
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out, skips = self.input_conv(x), 0.0  # [B, 2h, H, W]
         for layer in self.layers:
             if layer.reads_image:
                 out, skip = layer(out, cond, context, image=x)
             else:
-                out, skip = layer(out, cond, context)                       # [B, 2h, H, W], [B, s, H, W]
+                out, skip = layer(out, cond, context)  # [B, 2h, H, W], [B, s, H, W]
             skips = skips + skip
-        return self.output(skips)                                           # [B, out, H, W]
+        return self.output(skips)  # [B, out, H, W]
 
 
 class PixelRNNCache:
@@ -149,8 +179,15 @@ class PixelRNNCache:
     into the running sum, so a step is one call per product and activation.
     """
 
-    def __init__(self, network: PixelRNNNetwork, x_scaled: torch.Tensor, cond, start_row: int, *,
-                 context: torch.Tensor | None = None):
+    def __init__(
+        self,
+        network: PixelRNNNetwork,
+        x_scaled: torch.Tensor,
+        cond,
+        start_row: int,
+        *,
+        context: torch.Tensor | None = None,
+    ):
         batch, channels, height, width = x_scaled.shape
         self.network, self.channels, self.height, self.width = network, channels, height, width
         conv = network.input_conv
@@ -159,24 +196,37 @@ class PixelRNNCache:
         self.input_conv = RowSplitConv(conv)
         self.image = x_scaled.new_zeros(batch, channels, self.top + height, left + width + right)  # rows above
         self.image_row = x_scaled.new_zeros(batch, left + width, channels)  # this row, channels last
-        self.values = [[self.image_row[:, left + col, channel] for channel in range(channels)]
-                       for col in range(width)]                             # [B] views, for write_value
+        self.values = [
+            [self.image_row[:, left + col, channel] for channel in range(channels)] for col in range(width)
+        ]  # [B] views, for write_value
         self.input_above = x_scaled.new_zeros(batch, width, conv.out_channels)
-        self.layers = [layer.cache(cond, context, batch=batch, height=height, width=width, like=x_scaled)
-                       for layer in network.layers]
+        self.layers = [
+            layer.cache(cond, context, batch=batch, height=height, width=width, like=x_scaled)
+            for layer in network.layers
+        ]
         self.output = PointOutputLayers(network.output, batch=batch, like=x_scaled)
         self.skips = x_scaled.new_zeros(batch, network.output.hidden.in_channels)
         skips = [self.skips[:, units] for units in group_slices(self.skips.shape[1], channels)]
         for index, layer in enumerate(self.layers):
             after = self.layers[index + 1] if index + 1 < len(self.layers) else None
-            layer.set_output([[None if after is None else after.input_slot(j, g) for g in range(channels)]
-                              for j in range(width)], [(skips[g], index == 0) for g in range(channels)])
+            layer.set_output(
+                [[None if after is None else after.input_slot(j, g) for g in range(channels)] for j in range(width)],
+                [(skips[g], index == 0) for g in range(channels)],
+            )
         first, slices = self.layers[0], group_slices(conv.out_channels, channels)
         # Per (column, group): the input layer's step, written straight into the first layer's input.
-        self.plan = [[RowSplitStep(above=self.input_above[:, j, slices[g]],
-                                   window=self.image_row[:, j: j + left + 1].flatten(1),
-                                   weight=self.input_conv.weight_t[g], out=first.input_slot(j, g))
-                      for g in range(channels)] for j in range(width)]
+        self.plan = [
+            [
+                RowSplitStep(
+                    above=self.input_above[:, j, slices[g]],
+                    window=self.image_row[:, j : j + left + 1].flatten(1),
+                    weight=self.input_conv.weight_t[g],
+                    out=first.input_slot(j, g),
+                )
+                for g in range(channels)
+            ]
+            for j in range(width)
+        ]
         self.input_above.copy_(self.input_conv.above(self.image, 0))
         for row in range(start_row):
             for col in range(width):
@@ -184,9 +234,9 @@ class PixelRNNCache:
             self.finish_row(row)
 
     def _column(self, col: int, group: int) -> None:
-        self.plan[col][group].run()                                         # the input layer, into layer 1
+        self.plan[col][group].run()  # the input layer, into layer 1
         for layer in self.layers:
-            layer.step(col, group)                                          # into the next layer and the skips
+            layer.step(col, group)  # into the next layer and the skips
 
     def step(self, row: int, col: int, channel: int) -> torch.Tensor:
         """Channel ``channel``'s head parameters at (row, col): [B, P]."""
@@ -203,8 +253,8 @@ class PixelRNNCache:
             self._column(col, group)
 
     def finish_row(self, row: int) -> None:
-        image_row = self.image_row[:, self.left:].transpose(1, 2)                      # [B, C, W]
-        self.image[:, :, self.top + row, self.left: self.left + self.width] = image_row
+        image_row = self.image_row[:, self.left :].transpose(1, 2)  # [B, C, W]
+        self.image[:, :, self.top + row, self.left : self.left + self.width] = image_row
         for layer in self.layers:
             layer.end_row(row, image_row)
         if row + 1 < self.height:
@@ -219,15 +269,22 @@ class _PixelRNN(AutoregressiveModel):
     def __init__(self, config: PixelRNNConfig):
         super().__init__(config)
         self.rnn = PixelRNNNetwork(
-            self.layer, color_channels=self.image_shape[0], out_channels=self.head.out_channels,
-            n_layers=config.n_layers, hidden=config.hidden, input_kernel_size=config.input_kernel_size,
-            residual=config.residual, kernel_size=getattr(config, "kernel_size", None),
-            skip_channels=config.skip_channels, output_hidden=config.output_hidden,
-            cond_channels=self.cond_channels, spatial_cond=config.spatial_cond,
+            self.layer,
+            color_channels=self.image_shape[0],
+            out_channels=self.head.out_channels,
+            n_layers=config.n_layers,
+            hidden=config.hidden,
+            input_kernel_size=config.input_kernel_size,
+            residual=config.residual,
+            kernel_size=getattr(config, "kernel_size", None),
+            skip_channels=config.skip_channels,
+            output_hidden=config.output_hidden,
+            cond_channels=self.cond_channels,
+            spatial_cond=config.spatial_cond,
         )
 
     def network(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        return self.rnn(x, h)                                               # [B, C * P, H, W]
+        return self.rnn(x, h)  # [B, C * P, H, W]
 
     def fast_cache(self, x: torch.Tensor, h: torch.Tensor | None, start_row: int) -> PixelRNNCache:
         """The state of cached generation (``method="fast"``); x is the scaled image."""
@@ -252,26 +309,45 @@ class DiagonalBiLSTM(_PixelRNN):
 
 # ------------------------------------------------------------------------------------------- presets
 PRESETS = {
-    "diagbilstm-mnist": Preset(DiagonalBiLSTM.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
-                               "PixelRNN paper, binarized MNIST: 7-layer Diagonal BiLSTM, h = 16 (79.20 nats)"),
-    "rowlstm-mnist": Preset(RowLSTM.name, dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
-                            "binarized MNIST Row LSTM (80.54 nats in the paper); the paper does not give its "
-                            "size: that of its MNIST Diagonal BiLSTM"),
-    "rowlstm-cifar10": Preset(RowLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=128),
-                              "PixelRNN paper, CIFAR-10: 12-layer Row LSTM, h = 128 (3.07 bits/dim)"),
-    "diagbilstm-cifar10": Preset(DiagonalBiLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12,
-                                                           hidden=128),
-                                 "PixelRNN paper, CIFAR-10: 12-layer Diagonal BiLSTM, h = 128 (3.00 bits/dim)"),
-    "rowlstm-imagenet32": Preset(RowLSTM.name, dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=384),
-                                 "PixelRNN paper, ImageNet 32x32: 12-layer Row LSTM, h = 384 (3.86 bits/dim)"),
-    "rowlstm-imagenet64": Preset(RowLSTM.name, dict(image_shape=(3, 64, 64), levels=256, n_layers=4, hidden=512,
-                                                    residual=False),
-                                 "PixelRNN paper, ImageNet 64x64: 4-layer Row LSTM, h = 512, no residual "
-                                 "connections (3.63 bits/dim)"),
-    "tiny-rowlstm": Preset(RowLSTM.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
-                                              input_kernel_size=3),
-                           "a few thousand parameters, for tests and smoke runs"),
-    "tiny-diagbilstm": Preset(DiagonalBiLSTM.name, dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4,
-                                                        input_kernel_size=3),
-                              "a few thousand parameters, for tests and smoke runs"),
+    "diagbilstm-mnist": Preset(
+        DiagonalBiLSTM.name,
+        dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
+        "PixelRNN paper, binarized MNIST: 7-layer Diagonal BiLSTM, h = 16 (79.20 nats)",
+    ),
+    "rowlstm-mnist": Preset(
+        RowLSTM.name,
+        dict(image_shape=(1, 28, 28), levels=2, n_layers=7, hidden=16),
+        "binarized MNIST Row LSTM (80.54 nats in the paper); the paper does not give its "
+        "size: that of its MNIST Diagonal BiLSTM",
+    ),
+    "rowlstm-cifar10": Preset(
+        RowLSTM.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=128),
+        "PixelRNN paper, CIFAR-10: 12-layer Row LSTM, h = 128 (3.07 bits/dim)",
+    ),
+    "diagbilstm-cifar10": Preset(
+        DiagonalBiLSTM.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=128),
+        "PixelRNN paper, CIFAR-10: 12-layer Diagonal BiLSTM, h = 128 (3.00 bits/dim)",
+    ),
+    "rowlstm-imagenet32": Preset(
+        RowLSTM.name,
+        dict(image_shape=(3, 32, 32), levels=256, n_layers=12, hidden=384),
+        "PixelRNN paper, ImageNet 32x32: 12-layer Row LSTM, h = 384 (3.86 bits/dim)",
+    ),
+    "rowlstm-imagenet64": Preset(
+        RowLSTM.name,
+        dict(image_shape=(3, 64, 64), levels=256, n_layers=4, hidden=512, residual=False),
+        "PixelRNN paper, ImageNet 64x64: 4-layer Row LSTM, h = 512, no residual connections (3.63 bits/dim)",
+    ),
+    "tiny-rowlstm": Preset(
+        RowLSTM.name,
+        dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4, input_kernel_size=3),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
+    "tiny-diagbilstm": Preset(
+        DiagonalBiLSTM.name,
+        dict(image_shape=(1, 8, 8), levels=2, n_layers=2, hidden=4, input_kernel_size=3),
+        "a few thousand parameters, for tests and smoke runs",
+    ),
 }

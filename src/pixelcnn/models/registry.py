@@ -12,6 +12,7 @@ its family's ``PRESETS``; ``presets`` gathers them. ``build("gated-imagenet32")`
 and ``build("gated_pixelcnn", n_layers=20, ...)`` are the same thing; keyword
 arguments override a preset's fields.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,14 +23,19 @@ import json
 import torch
 from torch import nn
 
-from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelcnn_pp, pixelrnn
 from ..hardware import available_memory
+from . import autoencoder, baseline, gated, multiscale, pixelcnn, pixelcnn_pp, pixelrnn
 from .base import AutoregressiveModel, Preset
 
 MODELS: dict[str, type[AutoregressiveModel]] = {
-    model.name: model for model in (
-        pixelcnn.PixelCNN, gated.GatedPixelCNN, autoencoder.PixelCNNAutoEncoder,
-        pixelrnn.RowLSTM, pixelrnn.DiagonalBiLSTM, multiscale.MultiScalePixelRNN,
+    model.name: model
+    for model in (
+        pixelcnn.PixelCNN,
+        gated.GatedPixelCNN,
+        autoencoder.PixelCNNAutoEncoder,
+        pixelrnn.RowLSTM,
+        pixelrnn.DiagonalBiLSTM,
+        multiscale.MultiScalePixelRNN,
         pixelcnn_pp.PixelCNNPP,
     )
 }
@@ -42,8 +48,17 @@ presets: dict[str, Preset] = {
     for name, preset in module.PRESETS.items()
 }
 
-__all__ = ["BASELINES", "MODELS", "Preset", "build", "check_fits_in_memory", "config_for", "list_models",
-           "model_class", "presets"]
+__all__ = [
+    "BASELINES",
+    "MODELS",
+    "Preset",
+    "build",
+    "check_fits_in_memory",
+    "config_for",
+    "list_models",
+    "model_class",
+    "presets",
+]
 
 
 def list_models() -> list[str]:
@@ -55,15 +70,17 @@ def model_class(name: str) -> type[nn.Module]:
     """The class of a model name, autoregressive or baseline; ValueError naming the known ones otherwise."""
     found = (MODELS.get(name) or BASELINES.get(name)) if isinstance(name, str) else None
     if found is None:
-        raise ValueError(f"unknown model {name!r}; models: {', '.join(list_models())}; "
-                         f"baselines: {', '.join(sorted(BASELINES))}; presets: {', '.join(sorted(presets))}")
+        raise ValueError(
+            f"unknown model {name!r}; models: {', '.join(list_models())}; "
+            f"baselines: {', '.join(sorted(BASELINES))}; presets: {', '.join(sorted(presets))}"
+        )
     return found
 
 
 # Config fields that repeat a block: the weights grow with each as a polynomial (linear here: a stack of
 # identical layers), so a size check need not build them.
 COUNT_FIELDS = ("n_layers", "small_n_layers")
-PROBE_COUNTS = (2, 3, 4)          # the counts the probes are built with (on the meta device: nothing allocated)
+PROBE_COUNTS = (2, 3, 4)  # the counts the probes are built with (on the meta device: nothing allocated)
 
 
 def check_fits_in_memory(model_name: str, config) -> None:
@@ -84,7 +101,7 @@ def _meta_bytes(cls, config) -> tuple[int, int]:
     try:
         with torch.device("meta"):
             probe = cls(config)
-    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:    # sizes torch cannot even represent
+    except (RuntimeError, OverflowError, MemoryError, TypeError) as err:  # sizes torch cannot even represent
         raise ValueError(f"cannot build {cls.name} with these sizes ({' '.join(str(err).split())[:200]})") from None
     count = sum(t.numel() for t in probe.parameters())
     nbytes = sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
@@ -94,8 +111,11 @@ def _meta_bytes(cls, config) -> tuple[int, int]:
 def model_size(model_name: str, config) -> tuple[int, int]:
     """(parameters, bytes of parameters and buffers) of the model ``config`` describes, without building it."""
     cls = model_class(model_name)
-    counts = {f: getattr(config, f) for f in COUNT_FIELDS
-              if isinstance(getattr(config, f, None), int) and getattr(config, f) > max(PROBE_COUNTS)}
+    counts = {
+        f: getattr(config, f)
+        for f in COUNT_FIELDS
+        if isinstance(getattr(config, f, None), int) and getattr(config, f) > max(PROBE_COUNTS)
+    }
     if not counts:
         return _meta_bytes(cls, config)
     small = {f: PROBE_COUNTS[0] for f in counts}
@@ -103,7 +123,7 @@ def model_size(model_name: str, config) -> tuple[int, int]:
     total = list(base)
     for field, count in counts.items():
         y0, y1, y2 = (_meta_bytes(cls, dataclasses.replace(config, **{**small, field: n})) for n in PROBE_COUNTS)
-        for k in range(2):            # Newton's form of the quadratic through (2, y0), (3, y1), (4, y2), at count
+        for k in range(2):  # Newton's form of the quadratic through (2, y0), (3, y1), (4, y2), at count
             t = count - PROBE_COUNTS[0]
             value = y0[k] + t * (y1[k] - y0[k]) + t * (t - 1) // 2 * (y2[k] - 2 * y1[k] + y0[k])
             total[k] += value - base[k]
@@ -117,9 +137,11 @@ def _check_size(model_name: str, config_json: str) -> None:
     count, nbytes = model_size(model_name, config)
     available = available_memory()
     if nbytes > available:
-        raise ValueError(f"{model_name} with these sizes is too large (needs {nbytes / 2 ** 30:,.1f} GB for "
-                         f"{count:,} parameters, {available / 2 ** 30:,.1f} available): choose smaller sizes "
-                         f"(n_layers, hidden, levels, image_shape, ...)")
+        raise ValueError(
+            f"{model_name} with these sizes is too large (needs {nbytes / 2**30:,.1f} GB for "
+            f"{count:,} parameters, {available / 2**30:,.1f} available): choose smaller sizes "
+            f"(n_layers, hidden, levels, image_shape, ...)"
+        )
 
 
 def config_for(name: str, **overrides):

@@ -12,6 +12,7 @@ neither can break causality.
     K. Kavukcuoglu. Conditional Image Generation with PixelCNN Decoders.
     NIPS 2016. arXiv:1606.05328.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,14 +68,14 @@ class ConditionEncoder(nn.Module):
         if cond is None:
             return None
         if self.num_classes is not None:
-            h = F.one_hot(cond.long(), self.num_classes).to(dtype)          # [B, num_classes]
+            h = F.one_hot(cond.long(), self.num_classes).to(dtype)  # [B, num_classes]
         else:
-            h = cond.to(dtype)                                              # [B, cond_dim]
+            h = cond.to(dtype)  # [B, cond_dim]
         if not self.spatial:
             return h
-        seed = self.to_seed(h).view(h.shape[0], -1, *self.seed_size)       # [B, S, H/4, W/4]
-        s = self.upsample(seed)                                             # [B, S, 4*ceil(H/4), ...]
-        return s[:, :, : self.image_size[0], : self.image_size[1]]          # [B, S, H, W]
+        seed = self.to_seed(h).view(h.shape[0], -1, *self.seed_size)  # [B, S, H/4, W/4]
+        s = self.upsample(seed)  # [B, S, 4*ceil(H/4), ...]
+        return s[:, :, : self.image_size[0], : self.image_size[1]]  # [B, S, H, W]
 
 
 class ConditionBias(nn.Module):
@@ -95,6 +96,5 @@ class ConditionBias(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.spatial:
-            return self.proj(h)                                             # [B, out, H, W]
-        return self.proj(h)[:, :, None, None]                               # [B, out, 1, 1]
-
+            return self.proj(h)  # [B, out, H, W]
+        return self.proj(h)[:, :, None, None]  # [B, out, 1, 1]

@@ -18,6 +18,7 @@ changes).
 [3] P. Ramachandran, T. L. Paine, P. Khorrami et al. Fast Generation for
     Convolutional Autoregressive Models. ICLR 2017 workshop. arXiv:1704.06001.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,13 @@ class MaskedConv2d(nn.Module):
         self.mask_type = mask_type
         self.center, self.color_channels, self.group_repeats = (c_row, c_col), color_channels, group_repeats
         mask = causal_mask(
-            (k_h, k_w), in_channels, out_channels, mask_type=mask_type,
-            color_channels=color_channels, center=(c_row, c_col), group_repeats=group_repeats,
+            (k_h, k_w),
+            in_channels,
+            out_channels,
+            mask_type=mask_type,
+            color_channels=color_channels,
+            center=(c_row, c_col),
+            group_repeats=group_repeats,
         )
         self.register_buffer("mask", mask, persistent=False)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k_h, k_w))
@@ -71,7 +77,7 @@ class MaskedConv2d(nn.Module):
         # Kaiming-uniform on the taps that are open, not on the whole kernel:
         # a 7x7 mask-A kernel reads 24 of 49 taps, and a fan-in counted over all
         # 49 would shrink the first layer's output by sqrt(2).
-        if self.weight.is_meta:         # built for its shapes only (models.registry.check_fits_in_memory)
+        if self.weight.is_meta:  # built for its shapes only (models.registry.check_fits_in_memory)
             return
         fan_in = max(1.0, float(self.mask.sum(dim=(1, 2, 3)).mean()))
         bound = 1.0 / math.sqrt(fan_in)
@@ -87,8 +93,7 @@ class MaskedConv2d(nn.Module):
         return F.conv2d(F.pad(x, self.padding), weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"mask_type={self.mask_type}")
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, mask_type={self.mask_type}"
 
 
 def _group_rows(conv: MaskedConv2d) -> tuple[list[slice], list[torch.Tensor]]:
@@ -99,8 +104,10 @@ def _group_rows(conv: MaskedConv2d) -> tuple[list[slice], list[torch.Tensor]]:
     order, feed one matrix product per step."""
     block = conv.out_channels // conv.group_repeats
     slices = group_slices(block, conv.color_channels)
-    index = [torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
-             for units in slices]
+    index = [
+        torch.cat([torch.arange(r * block, (r + 1) * block)[units] for r in range(conv.group_repeats)])
+        for units in slices
+    ]
     return slices, index
 
 
@@ -117,17 +124,21 @@ class PointConv:
 
     def __init__(self, conv: MaskedConv2d):
         self.rows = conv.center[0] + 1
-        weight = (conv.weight * conv.mask).detach()[:, :, : self.rows]            # [out, in, rows, k_w]
+        weight = (conv.weight * conv.mask).detach()[:, :, : self.rows]  # [out, in, rows, k_w]
         self.slices, self.index = _group_rows(conv)
-        flat = weight.flatten(1)                                                   # [out, in * rows * k_w]
+        flat = weight.flatten(1)  # [out, in * rows * k_w]
         self.weight = [flat[rows].contiguous() for rows in self.index]
-        self.weight_t = [weight.t() for weight in self.weight]                   # [in * rows * k_w, n_g], for addmm
-        self.bias = [flat.new_zeros(len(rows)) if conv.bias is None else conv.bias.detach()[rows].contiguous()
-                     for rows in self.index]
+        self.weight_t = [weight.t() for weight in self.weight]  # [in * rows * k_w, n_g], for addmm
+        self.bias = [
+            flat.new_zeros(len(rows)) if conv.bias is None else conv.bias.detach()[rows].contiguous()
+            for rows in self.index
+        ]
         # The bias as one more input row, for an input with a constant one appended: then the
         # product alone (mm) or with a residual as its addend (addmm) gives the output, bias included.
-        self.weight_bias_t = [torch.cat([weight, bias[:, None]], dim=1).t()      # [in * rows * k_w + 1, n_g]
-                              for weight, bias in zip(self.weight, self.bias)]
+        self.weight_bias_t = [
+            torch.cat([weight, bias[:, None]], dim=1).t()  # [in * rows * k_w + 1, n_g]
+            for weight, bias in zip(self.weight, self.bias)
+        ]
 
     def __call__(self, window: torch.Tensor, group: int) -> torch.Tensor:
         return torch.addmm(self.bias[group], window, self.weight_t[group])
@@ -151,8 +162,8 @@ class RowSplitConv:
 
     def __init__(self, conv: MaskedConv2d):
         self.top, self.left = conv.center
-        weight = (conv.weight * conv.mask).detach()                                # [out, in, k_h, k_w]
-        self.above_weight = weight[:, :, : self.top].contiguous()                  # [out, in, top, k_w]
+        weight = (conv.weight * conv.mask).detach()  # [out, in, k_h, k_w]
+        self.above_weight = weight[:, :, : self.top].contiguous()  # [out, in, top, k_w]
         self.bias = None if conv.bias is None else conv.bias.detach()
         self.out_channels = weight.shape[0]
         # The centre row's taps up to the centre (those right of it are masked), tap-major like the window.
@@ -163,11 +174,11 @@ class RowSplitConv:
     def above(self, padded: torch.Tensor, row: int) -> torch.Tensor:
         """The rows above ``row``'s part of the outputs of image row ``row``: [B, W, out]."""
         batch, width = padded.shape[0], padded.shape[3] - self.above_weight.shape[3] + 1
-        if self.top == 0:                                                          # a one-row kernel: the bias
+        if self.top == 0:  # a one-row kernel: the bias
             out = padded.new_zeros(batch, width, self.out_channels)
             return out if self.bias is None else out + self.bias
-        window = padded[:, :, row: row + self.top]                                 # [B, in, top, W + k_w - 1]
-        return F.conv2d(window, self.above_weight, self.bias)[:, :, 0].transpose(1, 2)   # [B, W, out]
+        window = padded[:, :, row : row + self.top]  # [B, in, top, W + k_w - 1]
+        return F.conv2d(window, self.above_weight, self.bias)[:, :, 0].transpose(1, 2)  # [B, W, out]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -175,10 +186,10 @@ class RowSplitStep:
     """A ``RowSplitConv``'s output at one pixel for colour group g, ``out = above + window @ weight``:
     views prepared once per (column, group), named so that no two can be swapped unnoticed."""
 
-    above: torch.Tensor             # [B, n_g] the part from the rows above (bias, condition included)
-    window: torch.Tensor            # [B, (left + 1) * in] the current row's taps j - left .. j, channels last
-    weight: torch.Tensor            # [(left + 1) * in, n_g] ``weight_t[g]``
-    out: torch.Tensor               # [B, n_g] where group g's outputs go
+    above: torch.Tensor  # [B, n_g] the part from the rows above (bias, condition included)
+    window: torch.Tensor  # [B, (left + 1) * in] the current row's taps j - left .. j, channels last
+    weight: torch.Tensor  # [(left + 1) * in, n_g] ``weight_t[g]``
+    out: torch.Tensor  # [B, n_g] where group g's outputs go
 
     def run(self) -> torch.Tensor:
         return torch.addmm(self.above, self.window, self.weight, out=self.out)
@@ -245,9 +256,9 @@ class PointOutputLayers:
         self.hidden, self.out = PointConv(output.hidden), PointConv(output.out)
         # The ReLU of the input features and the hidden units, each with a constant one appended.
         self.features = torch.cat([like.new_zeros(batch, output.hidden.in_channels), like.new_ones(batch, 1)], 1)
-        self.features_relu = self.features[:, :-1]                                # [B, in]
+        self.features_relu = self.features[:, :-1]  # [B, in]
         self.hidden_units = torch.cat([like.new_zeros(batch, output.hidden.out_channels), like.new_ones(batch, 1)], 1)
-        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]   # filled by group
+        self.hidden_views = [self.hidden_units[:, units] for units in self.hidden.slices]  # filled by group
 
     def __call__(self, features: torch.Tensor, group: int) -> torch.Tensor:
         torch.clamp(features, min=0, out=self.features_relu)

@@ -60,6 +60,7 @@ above / the pixel to the left (each layer's ``cache`` builds its own).
 [1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
     Networks. ICML 2016. arXiv:1601.06759.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,15 +91,15 @@ def skew(x: torch.Tensor) -> torch.Tensor:
     width W+H, read back with a row length one shorter.
     """
     height, width = x.shape[-3:-1]
-    padded = F.pad(x, (0, 0, 0, height)).flatten(-3, -2)               # [..., H*(W+H), F]
+    padded = F.pad(x, (0, 0, 0, height)).flatten(-3, -2)  # [..., H*(W+H), F]
     return padded[..., : height * (width + height - 1), :].unflatten(-2, (height, width + height - 1))
 
 
 def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
     """Inverse of ``skew``: [..., H, W+H-1, F] -> [..., H, W, F], pixel (r, j) read from column r + j."""
     height, skewed = x.shape[-3:-1]
-    flat = F.pad(x.flatten(-3, -2), (0, 0, 0, height))                 # [..., H*(W+H-1) + H, F]
-    return flat.unflatten(-2, (height, skewed + 1))[..., :width, :]     # [..., H, W, F]
+    flat = F.pad(x.flatten(-3, -2), (0, 0, 0, height))  # [..., H*(W+H-1) + H, F]
+    return flat.unflatten(-2, (height, skewed + 1))[..., :width, :]  # [..., H, W, F]
 
 
 def _taps(state_to_state: torch.Tensor, *, tap_major: bool = True) -> torch.Tensor:
@@ -116,15 +117,26 @@ def _row_conv(conv: MaskedConv2d, x: torch.Tensor) -> torch.Tensor:
     """
     k_w = conv.kernel_size[1]
     if k_w > 1:
-        x = F.pad(x, (0, 0, k_w - 1, 0)).unfold(2, k_w, 1).flatten(3)   # [B, H, W, in * k_w], like the kernel
+        x = F.pad(x, (0, 0, k_w - 1, 0)).unfold(2, k_w, 1).flatten(3)  # [B, H, W, in * k_w], like the kernel
     return F.linear(x, (conv.weight * conv.mask).flatten(1), conv.bias)
 
 
 class _PixelRNNLayer(nn.Module):
     """What both LSTM layers share: conditioning of the input-to-state map, residual and skip."""
 
-    def __init__(self, channels: int, hidden: int, skip_channels: int, *, gates: int, color_channels: int,
-                 residual: bool, cond_channels: int, spatial_cond: bool, context_channels: int):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        skip_channels: int,
+        *,
+        gates: int,
+        color_channels: int,
+        residual: bool,
+        cond_channels: int,
+        spatial_cond: bool,
+        context_channels: int,
+    ):
         super().__init__()
         self.hidden, self.residual = hidden, residual
         groups = dict(mask_type="B", color_channels=color_channels)
@@ -155,7 +167,7 @@ class _PixelRNNLayer(nn.Module):
 
     def finish(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(layer input [B, 2h, H, W], LSTM output [B, H, W, h]) -> (out [B, 2h, H, W], skip [B, s, H, W])."""
-        out = _row_conv(self.to_residual, hidden).permute(0, 3, 1, 2)     # channels-last memory, NCHW view
+        out = _row_conv(self.to_residual, hidden).permute(0, 3, 1, 2)  # channels-last memory, NCHW view
         return (out + x if self.residual else out), _row_conv(self.to_skip, hidden).permute(0, 3, 1, 2)
 
 
@@ -175,19 +187,42 @@ class RowLSTMLayer(_PixelRNNLayer):
         context_channels: maps of the multi-scale model's context (0: none).
     """
 
-    def __init__(self, channels: int, hidden: int, skip_channels: int, *, kernel_size: int = 3,
-                 color_channels: int = 1, residual: bool = True, cond_channels: int = 0,
-                 spatial_cond: bool = False, context_channels: int = 0):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        skip_channels: int,
+        *,
+        kernel_size: int = 3,
+        color_channels: int = 1,
+        residual: bool = True,
+        cond_channels: int = 0,
+        spatial_cond: bool = False,
+        context_channels: int = 0,
+    ):
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
-        super().__init__(channels, hidden, skip_channels, gates=4 * hidden, color_channels=color_channels,
-                         residual=residual, cond_channels=cond_channels, spatial_cond=spatial_cond,
-                         context_channels=context_channels)
+        super().__init__(
+            channels,
+            hidden,
+            skip_channels,
+            gates=4 * hidden,
+            color_channels=color_channels,
+            residual=residual,
+            cond_channels=cond_channels,
+            spatial_cond=spatial_cond,
+            context_channels=context_channels,
+        )
         self.half = kernel_size // 2
         self.reads_image = False
         self.input_to_state = MaskedConv2d(
-            channels, 4 * hidden, (1, self.half + 1), center=(0, self.half), mask_type="B",
-            color_channels=color_channels, group_repeats=4,
+            channels,
+            4 * hidden,
+            (1, self.half + 1),
+            center=(0, self.half),
+            mask_type="B",
+            color_channels=color_channels,
+            group_repeats=4,
         )
         # Reads the previous row only: every channel there comes earlier, so no mask.
         # No bias: input_to_state has one.
@@ -195,24 +230,25 @@ class RowLSTMLayer(_PixelRNNLayer):
         bound = 1.0 / math.sqrt(hidden * kernel_size)
         nn.init.uniform_(self.state_to_state, -bound, bound)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
-                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        pre_input = self.input_to_state_map(x, cond, context)              # [B, H, W, 4h], the whole map at once
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pre_input = self.input_to_state_map(x, cond, context)  # [B, H, W, 4h], the whole map at once
         batch, height, width, _ = pre_input.shape
         # Channels last, one row per step: the state-to-state convolution is then one
         # matrix product of the k shifted copies of the row above. (Slicing the map
         # per row instead of unbinding it would cost a full-size gradient map per row.)
-        taps = _taps(self.state_to_state, tap_major=False)                  # [h*k, 4h]
-        h = pre_input.new_zeros(batch, width, self.hidden)                  # [B, W, h]: the row above
+        taps = _taps(self.state_to_state, tap_major=False)  # [h*k, 4h]
+        h = pre_input.new_zeros(batch, width, self.hidden)  # [B, W, h]: the row above
         c = torch.zeros_like(h)
         rows = []
-        for i, pre in enumerate(pre_input.unbind(1)):                       # [B, W, 4h]
+        for i, pre in enumerate(pre_input.unbind(1)):  # [B, W, 4h]
             if i > 0:
                 above = F.pad(h, (0, 0, self.half, self.half)).unfold(1, 2 * self.half + 1, 1)  # [B, W, h, k]
-                pre = pre + above.flatten(2) @ taps                         # [B, W, 4h]
+                pre = pre + above.flatten(2) @ taps  # [B, W, 4h]
             h, c = lstm_cell(pre, c, dim=2)
             rows.append(h)
-        return self.finish(x, torch.stack(rows, dim=1))                     # hidden [B, H, W, h]
+        return self.finish(x, torch.stack(rows, dim=1))  # hidden [B, H, W, h]
 
     def cache(self, cond, context, *, batch: int, height: int, width: int, like: torch.Tensor) -> RowLSTMCache:
         """This layer for cached generation, one pixel and colour group at a time."""
@@ -226,15 +262,34 @@ class DiagonalBiLSTMLayer(_PixelRNNLayer):
     state-to-state 2x1, as in the paper).
     """
 
-    def __init__(self, channels: int, hidden: int, skip_channels: int, *, color_channels: int = 1,
-                 residual: bool = True, cond_channels: int = 0, spatial_cond: bool = False,
-                 context_channels: int = 0, image_channels: int = 0):
-        super().__init__(channels, hidden, skip_channels, gates=8 * hidden, color_channels=color_channels,
-                         residual=residual, cond_channels=cond_channels, spatial_cond=spatial_cond,
-                         context_channels=context_channels)
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        skip_channels: int,
+        *,
+        color_channels: int = 1,
+        residual: bool = True,
+        cond_channels: int = 0,
+        spatial_cond: bool = False,
+        context_channels: int = 0,
+        image_channels: int = 0,
+    ):
+        super().__init__(
+            channels,
+            hidden,
+            skip_channels,
+            gates=8 * hidden,
+            color_channels=color_channels,
+            residual=residual,
+            cond_channels=cond_channels,
+            spatial_cond=spatial_cond,
+            context_channels=context_channels,
+        )
         # Both directions' gates in one 1x1 convolution: [o, f, i, g] left-to-right, then right-to-left.
-        self.input_to_state = MaskedConv2d(channels, 8 * hidden, 1, mask_type="B",
-                                           color_channels=color_channels, group_repeats=8)
+        self.input_to_state = MaskedConv2d(
+            channels, 8 * hidden, 1, mask_type="B", color_channels=color_channels, group_repeats=8
+        )
         # The first layer's right-to-left LSTM also reads the image itself, unmasked:
         # its output moves down a row, where the whole row it read is past. Without
         # it nothing reaches the last pixel of the row above (see the module docstring).
@@ -247,36 +302,41 @@ class DiagonalBiLSTMLayer(_PixelRNNLayer):
         bound = 1.0 / math.sqrt(hidden * 2)
         nn.init.uniform_(self.state_to_state, -bound, bound)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``image``: the scaled image [B, C, H, W], for a layer built with ``image_channels``."""
-        pre_input = self.input_to_state_map(x, cond, context)              # [B, H, W, 8h]
+        pre_input = self.input_to_state_map(x, cond, context)  # [B, H, W, 8h]
         batch, height, width, _ = pre_input.shape
-        forward_pre, backward_pre = pre_input.chunk(2, dim=3)               # [B, H, W, 4h] each
+        forward_pre, backward_pre = pre_input.chunk(2, dim=3)  # [B, H, W, 4h] each
         if self.reads_image:
             backward_pre = backward_pre + self.image_to_backward(image).permute(0, 2, 3, 1)
         # The right-to-left LSTM is the left-to-right one on the mirrored map.
-        pre = skew(torch.stack([forward_pre, backward_pre.flip(2)]))       # [dir, B, H, W+H-1, 4h]
+        pre = skew(torch.stack([forward_pre, backward_pre.flip(2)]))  # [dir, B, H, W+H-1, 4h]
         taps = torch.stack([_taps(w) for w in self.state_to_state.chunk(2)])  # [dir, 2h, 4h]: above, left
-        h = pre.new_zeros(2, batch, height, self.hidden)                    # [dir, B, H, h]: the previous column
+        h = pre.new_zeros(2, batch, height, self.hidden)  # [dir, B, H, h]: the previous column
         c = torch.zeros_like(h)
         columns = []
-        for t, pre_t in enumerate(pre.unbind(3)):                           # [dir, B, H, 4h]: one diagonal
+        for t, pre_t in enumerate(pre.unbind(3)):  # [dir, B, H, 4h]: one diagonal
             # Only rows first..last of column t lie in the image; the others are
             # never read by a cell that does (rows below: not started, zero; rows
             # above: finished), so they are carried along, not computed.
             first, last = max(0, t - width + 1), min(t, height - 1)
-            pre_t = pre_t[:, :, first: last + 1]                            # [dir, B, n, 4h]
+            pre_t = pre_t[:, :, first : last + 1]  # [dir, B, n, 4h]
             if t > 0:
-                above = h[:, :, first - 1: last] if first > 0 else F.pad(h[:, :, :last], (0, 0, 1, 0))
-                state = torch.cat([above, h[:, :, first: last + 1]], dim=3).flatten(1, 2)  # [dir, B*n, 2h]
-                pre_t = pre_t + torch.bmm(state, taps).view_as(pre_t)       # [dir, B, n, 4h]
-            h_new, c_new = lstm_cell(pre_t, c[:, :, first: last + 1], dim=3)
-            h = torch.cat([h[:, :, :first], h_new, h[:, :, last + 1:]], dim=2)
-            c = torch.cat([c[:, :, :first], c_new, c[:, :, last + 1:]], dim=2)
+                above = h[:, :, first - 1 : last] if first > 0 else F.pad(h[:, :, :last], (0, 0, 1, 0))
+                state = torch.cat([above, h[:, :, first : last + 1]], dim=3).flatten(1, 2)  # [dir, B*n, 2h]
+                pre_t = pre_t + torch.bmm(state, taps).view_as(pre_t)  # [dir, B, n, 4h]
+            h_new, c_new = lstm_cell(pre_t, c[:, :, first : last + 1], dim=3)
+            h = torch.cat([h[:, :, :first], h_new, h[:, :, last + 1 :]], dim=2)
+            c = torch.cat([c[:, :, :first], c_new, c[:, :, last + 1 :]], dim=2)
             columns.append(h)
-        hidden = unskew(torch.stack(columns, dim=3), width)                 # [dir, B, H, W, h]
-        left_to_right, right_to_left = hidden.unbind(0)                     # [B, H, W, h] each
+        hidden = unskew(torch.stack(columns, dim=3), width)  # [dir, B, H, W, h]
+        left_to_right, right_to_left = hidden.unbind(0)  # [B, H, W, h] each
         # Row i of the right-to-left map saw row i to its right: move it to row i + 1.
         right_to_left = shift_down(right_to_left.flip(2).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.finish(x, left_to_right + right_to_left)
@@ -295,33 +355,36 @@ class DiagonalBiLSTMLayer(_PixelRNNLayer):
 # carries the 1x1 convolutions' biases through their matrix products.
 def _gate_index(hidden: int, color_channels: int) -> list[torch.Tensor]:
     """Per colour group, its rows of a [o, f, i, g] stack of 4 * hidden pre-activations."""
-    return [torch.cat([block * hidden + torch.arange(hidden)[units] for block in range(4)])
-            for units in group_slices(hidden, color_channels)]
+    return [
+        torch.cat([block * hidden + torch.arange(hidden)[units] for block in range(4)])
+        for units in group_slices(hidden, color_channels)
+    ]
 
 
-def _cell_into(pre: torch.Tensor, c_prev: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor,
-               scratch: torch.Tensor) -> None:
+def _cell_into(
+    pre: torch.Tensor, c_prev: torch.Tensor, c_out: torch.Tensor, h_out: torch.Tensor, scratch: torch.Tensor
+) -> None:
     """``lstm_cell`` written into c_out and h_out [B, n] from pre [B, 4n] ([o, f, i, g]); pre is overwritten."""
     n = c_out.shape[1]
     pre[:, : 3 * n].sigmoid_()
-    pre[:, 3 * n:].tanh_()
-    torch.mul(pre[:, n: 2 * n], c_prev, out=c_out)                         # f * c_prev
-    c_out.addcmul_(pre[:, 2 * n: 3 * n], pre[:, 3 * n:])                   # + i * g
+    pre[:, 3 * n :].tanh_()
+    torch.mul(pre[:, n : 2 * n], c_prev, out=c_out)  # f * c_prev
+    c_out.addcmul_(pre[:, 2 * n : 3 * n], pre[:, 3 * n :])  # + i * g
     torch.tanh(c_out, out=scratch)
-    torch.mul(pre[:, :n], scratch, out=h_out)                               # o * tanh(c)
+    torch.mul(pre[:, :n], scratch, out=h_out)  # o * tanh(c)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LSTMOutputStep:
     """A step's residual output and skip, for one pixel and colour group g: views prepared once."""
 
-    hidden: torch.Tensor            # [B, h + 1] the pixel's LSTM output (every group so far) and a constant one
-    residual: torch.Tensor          # [B, n_out_g] the layer's input at the pixel (residual) or to_residual's bias
-    residual_weight: torch.Tensor   # [h (+ 1: the bias row, residual only), n_out_g] to_residual of group g
-    output: torch.Tensor | None     # [B, n_out_g] the next layer's input at the pixel; None: the last layer
-    skip: torch.Tensor              # [B, s_g] group g's slice of the skip sum
-    skip_weight: torch.Tensor       # [h + 1, s_g] to_skip of group g, its bias as the last row
-    first_skip: bool                # this layer starts the skip sum (written, not added)
+    hidden: torch.Tensor  # [B, h + 1] the pixel's LSTM output (every group so far) and a constant one
+    residual: torch.Tensor  # [B, n_out_g] the layer's input at the pixel (residual) or to_residual's bias
+    residual_weight: torch.Tensor  # [h (+ 1: the bias row, residual only), n_out_g] to_residual of group g
+    output: torch.Tensor | None  # [B, n_out_g] the next layer's input at the pixel; None: the last layer
+    skip: torch.Tensor  # [B, s_g] group g's slice of the skip sum
+    skip_weight: torch.Tensor  # [h + 1, s_g] to_skip of group g, its bias as the last row
+    first_skip: bool  # this layer starts the skip sum (written, not added)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -329,34 +392,34 @@ class RowLSTMStep:
     """Every argument of one ``RowLSTMCache.step`` at (column j, group g). Named, not positional: a
     plan whose entries were swapped would still run, and sample wrong."""
 
-    above: torch.Tensor             # [B, 4 n_g] pre-activations from the row above (state-to-state + biases)
-    window: torch.Tensor            # [B, (k//2 + 1) * 2h] the input-to-state window (taps left and centre)
-    weight: torch.Tensor            # [(k//2 + 1) * 2h, 4 n_g] its masked weights for group g
-    pre: torch.Tensor               # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
-    c_prev: torch.Tensor            # [B, n_g] the cell state above the pixel
-    c_out: torch.Tensor             # [B, n_g] the pixel's cell state
-    h_out: torch.Tensor             # [B, n_g] the pixel's hidden state
-    scratch: torch.Tensor           # [B, n_g] tanh(c)
-    out: LSTMOutputStep             # the residual and skip products
+    above: torch.Tensor  # [B, 4 n_g] pre-activations from the row above (state-to-state + biases)
+    window: torch.Tensor  # [B, (k//2 + 1) * 2h] the input-to-state window (taps left and centre)
+    weight: torch.Tensor  # [(k//2 + 1) * 2h, 4 n_g] its masked weights for group g
+    pre: torch.Tensor  # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
+    c_prev: torch.Tensor  # [B, n_g] the cell state above the pixel
+    c_out: torch.Tensor  # [B, n_g] the pixel's cell state
+    h_out: torch.Tensor  # [B, n_g] the pixel's hidden state
+    scratch: torch.Tensor  # [B, n_g] tanh(c)
+    out: LSTMOutputStep  # the residual and skip products
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DiagonalBiLSTMStep:
     """Every argument of one ``DiagonalBiLSTMCache.step`` at (column j, group g), named like ``RowLSTMStep``."""
 
-    above: torch.Tensor             # [B, 4 n_g] pre-activations from the pixel above (state-to-state + biases)
-    x: torch.Tensor                 # [B, 2h] the layer's input at the pixel (1x1 input-to-state)
-    weight: torch.Tensor            # [2h, 4 n_g] input-to-state weights (mask B) for group g
-    pre: torch.Tensor               # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
-    h_left: torch.Tensor            # [B, h] the left neighbour's hidden state
-    left_weight: torch.Tensor       # [h, 4 n_g] state-to-state weights from the left
-    c_prev: torch.Tensor            # [B, n_g] the left neighbour's cell state
-    c_out: torch.Tensor             # [B, n_g] the pixel's cell state
-    h_out: torch.Tensor             # [B, n_g] the pixel's left-to-right hidden state
-    scratch: torch.Tensor           # [B, n_g] tanh(c)
-    backward: torch.Tensor          # [B, n_g] the right-to-left state of the pixel above (the shift down)
-    out_units: torch.Tensor         # [B, n_g] the layer's LSTM output, group g's units
-    out: LSTMOutputStep             # the residual and skip products
+    above: torch.Tensor  # [B, 4 n_g] pre-activations from the pixel above (state-to-state + biases)
+    x: torch.Tensor  # [B, 2h] the layer's input at the pixel (1x1 input-to-state)
+    weight: torch.Tensor  # [2h, 4 n_g] input-to-state weights (mask B) for group g
+    pre: torch.Tensor  # [B, 4 n_g] the gates' pre-activations, [o, f, i, g]
+    h_left: torch.Tensor  # [B, h] the left neighbour's hidden state
+    left_weight: torch.Tensor  # [h, 4 n_g] state-to-state weights from the left
+    c_prev: torch.Tensor  # [B, n_g] the left neighbour's cell state
+    c_out: torch.Tensor  # [B, n_g] the pixel's cell state
+    h_out: torch.Tensor  # [B, n_g] the pixel's left-to-right hidden state
+    scratch: torch.Tensor  # [B, n_g] tanh(c)
+    backward: torch.Tensor  # [B, n_g] the right-to-left state of the pixel above (the shift down)
+    out_units: torch.Tensor  # [B, n_g] the layer's LSTM output, group g's units
+    out: LSTMOutputStep  # the residual and skip products
 
 
 class _LSTMLayerCache:
@@ -373,35 +436,49 @@ class _LSTMLayerCache:
         the last layer; out.skip [B, s] is the running sum of every layer's skip output."""
         hidden, residual_weight = out.hidden, out.residual_weight
         if out.output is not None:
-            torch.addmm(out.residual, hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
-                        residual_weight, out=out.output)
+            torch.addmm(
+                out.residual,
+                hidden if residual_weight.shape[0] > self.hidden else hidden[:, :-1],
+                residual_weight,
+                out=out.output,
+            )
         if out.first_skip:
             torch.mm(hidden, out.skip_weight, out=out.skip)
         else:
             out.skip.addmm_(hidden, out.skip_weight)
 
-    def __init__(self, layer: _PixelRNNLayer, cond: torch.Tensor | None, context: torch.Tensor | None, *,
-                 batch: int, height: int, width: int, like: torch.Tensor, pad: int):
+    def __init__(
+        self,
+        layer: _PixelRNNLayer,
+        cond: torch.Tensor | None,
+        context: torch.Tensor | None,
+        *,
+        batch: int,
+        height: int,
+        width: int,
+        like: torch.Tensor,
+        pad: int,
+    ):
         self.layer, self.hidden, self.height, self.width, self.pad = layer, layer.hidden, height, width, pad
         color_channels = layer.to_residual.color_channels
         self.color_channels = color_channels
-        self.units = group_slices(layer.hidden, color_channels)             # the h units of each group
-        self.gates = _gate_index(layer.hidden, color_channels)              # their rows of [o, f, i, g]
+        self.units = group_slices(layer.hidden, color_channels)  # the h units of each group
+        self.gates = _gate_index(layer.hidden, color_channels)  # their rows of [o, f, i, g]
         self.gate_slices, start = [], 0
         for rows in self.gates:
             self.gate_slices.append(slice(start, start + len(rows)))
             start += len(rows)
-        self.gate_order = torch.cat(self.gates)                             # group-major order of 4h rows
-        bias = layer.input_bias(cond, context)                              # [B, gates, H|1, W|1] or None
+        self.gate_order = torch.cat(self.gates)  # group-major order of 4h rows
+        bias = layer.input_bias(cond, context)  # [B, gates, H|1, W|1] or None
         self.bias = None if bias is None else bias.detach()
         channels = layer.to_residual.out_channels
         self.input_slices = group_slices(channels, color_channels)
-        self.inputs = like.new_zeros(batch, width + pad, channels)          # this row's inputs, left-padded
+        self.inputs = like.new_zeros(batch, width + pad, channels)  # this row's inputs, left-padded
         # Per group [h + 1, n_g]: for the hidden units with a constant one appended, the bias included.
         self.residual_weight = PointConv(layer.to_residual).weight_bias_t
         self.skip_slices = group_slices(layer.to_skip.out_channels, color_channels)
         self.skip_weight = PointConv(layer.to_skip).weight_bias_t
-        self.pre = [like.new_zeros(batch, len(rows)) for rows in self.gates]          # per group [B, 4 n_g]
+        self.pre = [like.new_zeros(batch, len(rows)) for rows in self.gates]  # per group [B, 4 n_g]
         self.scratch = [like.new_zeros(batch, units.stop - units.start) for units in self.units]
 
     def input_slot(self, j: int, group: int) -> torch.Tensor:
@@ -418,17 +495,24 @@ class _LSTMLayerCache:
         """Prepare every step's views: ``outputs[j][g]`` where the layer output of pixel j, group g
         goes (None: not read, the last layer), ``skips[g]`` the skip sum [B, s_g] (None: this layer
         starts it)."""
-        self.plan = [[self._plan(j, g, outputs[j][g], skips[g][0], skips[g][1]) for g in range(self.color_channels)]
-                     for j in range(self.width)]                             # [column][group]
+        self.plan = [
+            [self._plan(j, g, outputs[j][g], skips[g][0], skips[g][1]) for g in range(self.color_channels)]
+            for j in range(self.width)
+        ]  # [column][group]
 
     def _output_plan(self, j: int, g: int, hidden: torch.Tensor, output, skip, first_skip) -> LSTMOutputStep:
         """The residual and skip part of the step at (j, g), reading the LSTM output ``hidden`` [B, h + 1]."""
         residual = self.layer.residual
-        bias = self.layer.to_residual.bias.detach()[self.input_slices[g]]     # [n_out_g]: no residual
+        bias = self.layer.to_residual.bias.detach()[self.input_slices[g]]  # [n_out_g]: no residual
         return LSTMOutputStep(
-            hidden=hidden, residual=self.input_slot(j, g) if residual else bias,
+            hidden=hidden,
+            residual=self.input_slot(j, g) if residual else bias,
             residual_weight=self.residual_weight[g] if residual else self.residual_weight[g][:-1],
-            output=output, skip=skip, skip_weight=self.skip_weight[g], first_skip=first_skip)
+            output=output,
+            skip=skip,
+            skip_weight=self.skip_weight[g],
+            first_skip=first_skip,
+        )
 
 
 class RowLSTMCache(_LSTMLayerCache):
@@ -448,8 +532,11 @@ class RowLSTMCache(_LSTMLayerCache):
         self.state_weight = layer.state_to_state.detach()[self.gate_order]  # [4h group-major, h, k]
         self.h_row = torch.cat([like.new_zeros(batch, width, layer.hidden), like.new_ones(batch, width, 1)], 2)
         self.h_above = like.new_zeros(batch, width, layer.hidden)
-        self.c_row, self.c_above = like.new_zeros(batch, width, layer.hidden), like.new_zeros(batch, width, layer.hidden)
-        self.from_above = like.new_zeros(batch, width, 4 * layer.hidden)   # row i's pre-activations from above
+        self.c_row, self.c_above = (
+            like.new_zeros(batch, width, layer.hidden),
+            like.new_zeros(batch, width, layer.hidden),
+        )
+        self.from_above = like.new_zeros(batch, width, 4 * layer.hidden)  # row i's pre-activations from above
         self._row_above(0)
 
     def _row_above(self, i: int) -> None:
@@ -462,10 +549,16 @@ class RowLSTMCache(_LSTMLayerCache):
     def _plan(self, j, g, output, skip, first_skip) -> RowLSTMStep:
         units = self.units[g]
         return RowLSTMStep(
-            above=self.from_above[:, j, self.gate_slices[g]], window=self.inputs[:, j: j + self.half + 1].flatten(1),
-            weight=self.input_weight[g], pre=self.pre[g], c_prev=self.c_above[:, j, units],
-            c_out=self.c_row[:, j, units], h_out=self.h_row[:, j, units], scratch=self.scratch[g],
-            out=self._output_plan(j, g, self.h_row[:, j], output, skip, first_skip))
+            above=self.from_above[:, j, self.gate_slices[g]],
+            window=self.inputs[:, j : j + self.half + 1].flatten(1),
+            weight=self.input_weight[g],
+            pre=self.pre[g],
+            c_prev=self.c_above[:, j, units],
+            c_out=self.c_row[:, j, units],
+            h_out=self.h_row[:, j, units],
+            scratch=self.scratch[g],
+            out=self._output_plan(j, g, self.h_row[:, j], output, skip, first_skip),
+        )
 
     def step(self, j: int, group: int) -> None:
         plan = self.plan[j][group]
@@ -491,23 +584,26 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
     def __init__(self, layer: DiagonalBiLSTMLayer, cond, context, *, batch, height, width, like):
         super().__init__(layer, cond, context, batch=batch, height=height, width=width, like=like, pad=0)
         hidden, gates = layer.hidden, 4 * layer.hidden
-        weight = (layer.input_to_state.weight * layer.input_to_state.mask).detach().flatten(1)   # [8h, 2h]
+        weight = (layer.input_to_state.weight * layer.input_to_state.mask).detach().flatten(1)  # [8h, 2h]
         bias = layer.input_to_state.bias.detach()
         state = layer.state_to_state.detach()
-        self.input_weight = [weight[rows].t() for rows in self.gates]                    # left to right
+        self.input_weight = [weight[rows].t() for rows in self.gates]  # left to right
         self.input_bias = bias[self.gate_order]
-        self.above_weight = state[self.gate_order, :, 0].t()                            # [h, 4h group-major]
-        self.left_weight = [state[rows, :, 1].t() for rows in self.gates]                # [h, 4 n_g]
+        self.above_weight = state[self.gate_order, :, 0].t()  # [h, 4h group-major]
+        self.left_weight = [state[rows, :, 1].t() for rows in self.gates]  # [h, 4 n_g]
         self.backward_input_weight, self.backward_input_bias = weight[gates:], bias[gates:]  # [4h, 2h], [4h]
-        self.backward_above_weight = state[gates:, :, 0].t()                             # [h, 4h]
+        self.backward_above_weight = state[gates:, :, 0].t()  # [h, 4h]
         self.backward_right_weight = state[gates:, :, 1].t()  # mirrored, "left" is the right
-        self.image_weight = (layer.image_to_backward.weight.detach().flatten(1).t()     # [C, 4h]
-                             if layer.reads_image else None)
+        self.image_weight = (
+            layer.image_to_backward.weight.detach().flatten(1).t()  # [C, 4h]
+            if layer.reads_image
+            else None
+        )
         # Left to right: the states of this row, column 0 the zero state left of the image.
         self.h_row = like.new_zeros(batch, width + 1, hidden)
         self.c_row = like.new_zeros(batch, width + 1, hidden)
         self.h_above = like.new_zeros(batch, width, hidden)
-        self.backward_above = like.new_zeros(batch, width, hidden)        # right to left, the row above
+        self.backward_above = like.new_zeros(batch, width, hidden)  # right to left, the row above
         self.lstm_out = torch.cat([like.new_zeros(batch, hidden), like.new_ones(batch, 1)], 1)  # this pixel's
         self.above = like.new_zeros(batch, width, gates)
         self.backward_pre = like.new_zeros(batch, gates)
@@ -524,11 +620,20 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
     def _plan(self, j, g, output, skip, first_skip) -> DiagonalBiLSTMStep:
         units = self.units[g]
         return DiagonalBiLSTMStep(
-            above=self.above[:, j, self.gate_slices[g]], x=self.inputs[:, j], weight=self.input_weight[g],
-            pre=self.pre[g], h_left=self.h_row[:, j], left_weight=self.left_weight[g],
-            c_prev=self.c_row[:, j, units], c_out=self.c_row[:, j + 1, units], h_out=self.h_row[:, j + 1, units],
-            scratch=self.scratch[g], backward=self.backward_above[:, j, units], out_units=self.lstm_out[:, units],
-            out=self._output_plan(j, g, self.lstm_out, output, skip, first_skip))
+            above=self.above[:, j, self.gate_slices[g]],
+            x=self.inputs[:, j],
+            weight=self.input_weight[g],
+            pre=self.pre[g],
+            h_left=self.h_row[:, j],
+            left_weight=self.left_weight[g],
+            c_prev=self.c_row[:, j, units],
+            c_out=self.c_row[:, j + 1, units],
+            h_out=self.h_row[:, j + 1, units],
+            scratch=self.scratch[g],
+            backward=self.backward_above[:, j, units],
+            out_units=self.lstm_out[:, units],
+            out=self._output_plan(j, g, self.lstm_out, output, skip, first_skip),
+        )
 
     def step(self, j: int, group: int) -> None:
         plan = self.plan[j][group]
@@ -541,17 +646,18 @@ class DiagonalBiLSTMCache(_LSTMLayerCache):
     def end_row(self, i: int, image_row: torch.Tensor) -> None:
         """Row i is complete (its scaled pixels ``image_row`` [B, C, W]): the right-to-left LSTM over it."""
         gates = 4 * self.hidden
-        pre_row = torch.addmm(self.backward_input_bias, self.inputs.flatten(0, 1),
-                              self.backward_input_weight.t()).view(*self.inputs.shape[:2], gates)
-        pre_row = pre_row + self.backward_above @ self.backward_above_weight             # [B, W, 4h]
+        pre_row = torch.addmm(self.backward_input_bias, self.inputs.flatten(0, 1), self.backward_input_weight.t()).view(
+            *self.inputs.shape[:2], gates
+        )
+        pre_row = pre_row + self.backward_above @ self.backward_above_weight  # [B, W, 4h]
         row_bias = self.bias_row(i)
         if not isinstance(row_bias, float):
             pre_row = pre_row + row_bias[..., gates:]
         if self.image_weight is not None:
             pre_row = pre_row + image_row.transpose(1, 2) @ self.image_weight
-        h = torch.zeros_like(self.backward_above)                          # [B, W, h], this row's
+        h = torch.zeros_like(self.backward_above)  # [B, W, h], this row's
         c, scratch, pre = self.backward_c.zero_(), self.backward_scratch, self.backward_pre
-        state = self.lstm_out.new_zeros(self.lstm_out.shape[0], self.hidden)           # [B, h]: right of the row
+        state = self.lstm_out.new_zeros(self.lstm_out.shape[0], self.hidden)  # [B, h]: right of the row
         for j in reversed(range(self.width)):
             torch.addmm(pre_row[:, j], state, self.backward_right_weight, out=pre)
             _cell_into(pre, c, c, h[:, j], scratch)

@@ -37,6 +37,7 @@ every block belongs to the same colour group.
 [1] A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu. Pixel Recurrent Neural
     Networks. ICML 2016. arXiv:1601.06759.
 """
+
 from __future__ import annotations
 
 import torch
@@ -63,8 +64,10 @@ def channel_groups(n_channels: int, color_channels: int) -> torch.Tensor:
 def group_slices(n_channels: int, color_channels: int) -> list[slice]:
     """The contiguous range of each colour group's channels (``channel_groups``): C slices of 0..n-1."""
     groups = channel_groups(n_channels, color_channels)
-    return [slice(int(torch.nonzero(groups == g)[0]), int(torch.nonzero(groups == g)[-1]) + 1)
-            for g in range(color_channels)]
+    return [
+        slice(int(torch.nonzero(groups == g)[0]), int(torch.nonzero(groups == g)[-1]) + 1)
+        for g in range(color_channels)
+    ]
 
 
 def causal_mask(
@@ -104,11 +107,11 @@ def causal_mask(
     mask[:, :, :c_row, :] = 1
     mask[:, :, c_row, :c_col] = 1
 
-    in_group = channel_groups(in_channels, color_channels)            # [in]
+    in_group = channel_groups(in_channels, color_channels)  # [in]
     out_group = channel_groups(out_channels // group_repeats, color_channels)
-    out_group = out_group.repeat(group_repeats)                       # [out]
+    out_group = out_group.repeat(group_repeats)  # [out]
     if mask_type == "A":
-        centre = out_group[:, None] > in_group[None, :]               # [out, in]
+        centre = out_group[:, None] > in_group[None, :]  # [out, in]
     else:
         centre = out_group[:, None] >= in_group[None, :]
     mask[:, :, c_row, c_col] = centre.float()

@@ -34,6 +34,7 @@ Weight normalization ([2]) is an option of every layer here
     Modifications. ICLR 2017. arXiv:1701.05517.
 [2] T. Salimans, D. P. Kingma. Weight Normalization. NIPS 2016. arXiv:1602.07868.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,14 +70,15 @@ class DownShiftedConv2d(nn.Module):
     [B, in, H, W] -> [B, out, H, W] (stride 1) or [B, out, ceil(H/2), ceil(W/2)] (stride 2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(2, 3), *, stride: int = 1,
-                 weight_norm: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size=(2, 3), *, stride: int = 1, weight_norm: bool = False
+    ):
         super().__init__()
         self.kernel_size, self.stride = tuple(kernel_size), stride
         k_h, k_w = self.kernel_size
         if k_w % 2 == 0:
             raise ValueError(f"a down-shifted kernel needs an odd width, got {k_w}")
-        self.padding = (k_w // 2, k_w // 2, k_h - 1, 0)                    # left, right, top, bottom
+        self.padding = (k_w // 2, k_w // 2, k_h - 1, 0)  # left, right, top, bottom
         self.conv = _normalized(nn.Conv2d(in_channels, out_channels, self.kernel_size, stride=stride), weight_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,12 +91,13 @@ class DownRightShiftedConv2d(nn.Module):
     [B, in, H, W] -> [B, out, H, W] (stride 1) or [B, out, ceil(H/2), ceil(W/2)] (stride 2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size=(2, 2), *, stride: int = 1,
-                 weight_norm: bool = False):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size=(2, 2), *, stride: int = 1, weight_norm: bool = False
+    ):
         super().__init__()
         self.kernel_size, self.stride = tuple(kernel_size), stride
         k_h, k_w = self.kernel_size
-        self.padding = (k_w - 1, 0, k_h - 1, 0)                             # left, right, top, bottom
+        self.padding = (k_w - 1, 0, k_h - 1, 0)  # left, right, top, bottom
         self.conv = _normalized(nn.Conv2d(in_channels, out_channels, self.kernel_size, stride=stride), weight_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,12 +118,12 @@ class DownShiftedConvTranspose2d(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         height, width = size
-        return self.conv(x)[:, :, :height, 1: 1 + width]                    # [B, out, 2h, 2w + 1] -> [B, out, H, W]
+        return self.conv(x)[:, :, :height, 1 : 1 + width]  # [B, out, 2h, 2w + 1] -> [B, out, H, W]
 
 
 class DownRightShiftedConvTranspose2d(nn.Module):
-    """Stride-2 transposed 2 x 2 kernel: coarse [B, in, h, w] -> fine [B, out, H, W]; fine (r, c) = coarse (r//2, c//2).
-    """
+    """Stride-2 transposed 2 x 2 kernel: coarse [B, in, h, w] -> fine [B, out, H, W];
+    fine (r, c) = coarse (r//2, c//2)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, weight_norm: bool = False):
         super().__init__()
@@ -128,7 +131,7 @@ class DownRightShiftedConvTranspose2d(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         height, width = size
-        return self.conv(x)[:, :, :height, :width]                          # [B, out, 2h, 2w] -> [B, out, H, W]
+        return self.conv(x)[:, :, :height, :width]  # [B, out, 2h, 2w] -> [B, out, H, W]
 
 
 class GatedResNet(nn.Module):
@@ -143,22 +146,30 @@ class GatedResNet(nn.Module):
         weight_norm: weight-normalize the convolutions.
     """
 
-    def __init__(self, channels: int, conv: type, *, aux_channels: int = 0, dropout: float = 0.0,
-                 cond_channels: int = 0, spatial_cond: bool = False, weight_norm: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        conv: type,
+        *,
+        aux_channels: int = 0,
+        dropout: float = 0.0,
+        cond_channels: int = 0,
+        spatial_cond: bool = False,
+        weight_norm: bool = False,
+    ):
         super().__init__()
         self.conv_in = conv(2 * channels, channels, weight_norm=weight_norm)
-        self.aux = (_normalized(nn.Conv2d(2 * aux_channels, channels, 1), weight_norm) if aux_channels else None)
+        self.aux = _normalized(nn.Conv2d(2 * aux_channels, channels, 1), weight_norm) if aux_channels else None
         self.dropout = nn.Dropout(dropout)
         self.conv_out = conv(2 * channels, 2 * channels, weight_norm=weight_norm)
         self.cond = ConditionBias(cond_channels, 2 * channels, spatial=spatial_cond) if cond_channels else None
 
-    def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None,
-                h: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None, h: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, F, H, W], aux [B, A, H, W] or None, h [B, D] / [B, S, H, W] or None -> [B, F, H, W]."""
-        inner = self.conv_in(concat_elu(x))                                 # [B, F, H, W]
+        inner = self.conv_in(concat_elu(x))  # [B, F, H, W]
         if self.aux is not None:
             inner = inner + self.aux(concat_elu(aux))
-        inner = self.conv_out(self.dropout(concat_elu(inner)))              # [B, 2F, H, W]
+        inner = self.conv_out(self.dropout(concat_elu(inner)))  # [B, 2F, H, W]
         if h is not None and self.cond is not None:
             inner = inner + self.cond(h)
         value, gate = inner.chunk(2, dim=1)
@@ -186,11 +197,11 @@ class PaddedMap:
     def __init__(self, batch: int, channels: int, height: int, width: int, *, like: torch.Tensor):
         self.height, self.width = height, width
         self.padded = like.new_zeros(batch, channels, height + 1, width + 2)
-        self.view = self.padded[:, :, 1:, 1: width + 1]
+        self.view = self.padded[:, :, 1:, 1 : width + 1]
 
     def at(self, row: int, start: int, stop: int) -> torch.Tensor:
         """The map at (row, start .. stop - 1): [B, F, 1, stop - start]."""
-        return self.view[:, :, row: row + 1, start: stop]
+        return self.view[:, :, row : row + 1, start:stop]
 
 
 class ShiftedConvWindow:
@@ -209,14 +220,18 @@ class ShiftedConvWindow:
     def __call__(self, source: PaddedMap, row: int, start: int, stop: int, pre=None) -> torch.Tensor:
         s = self.stride
         # Input rows s*row - k_h + 1 .. s*row and columns s*c - left .. s*c - left + k_w - 1; +1 in padded.
-        window = source.padded[:, :, s * row + 2 - self.k_h: s * row + 2,
-                               s * start + 1 - self.left: s * (stop - 1) + 1 - self.left + self.k_w]
+        window = source.padded[
+            :,
+            :,
+            s * row + 2 - self.k_h : s * row + 2,
+            s * start + 1 - self.left : s * (stop - 1) + 1 - self.left + self.k_w,
+        ]
         if pre is not None:
-            window = pre(window)                 # concat_elu: zeros stay zeros, as the padding of the full map
+            window = pre(window)  # concat_elu: zeros stay zeros, as the padding of the full map
         return F.conv2d(window, self.weight, self.bias, stride=s)
 
     def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
-        target.view[:, :, row: row + 1, start: stop] = self(source, row, start, stop)
+        target.view[:, :, row : row + 1, start:stop] = self(source, row, start, stop)
 
 
 class ConvTransposeWindow:
@@ -230,14 +245,14 @@ class ConvTransposeWindow:
 
     def __init__(self, layer: DownShiftedConvTranspose2d | DownRightShiftedConvTranspose2d):
         self.weight, self.bias = layer.conv.weight.detach(), layer.conv.bias.detach()
-        self.crop = 1 if isinstance(layer, DownShiftedConvTranspose2d) else 0      # columns cropped on the left
+        self.crop = 1 if isinstance(layer, DownShiftedConvTranspose2d) else 0  # columns cropped on the left
 
     def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
         out = F.conv_transpose2d(source.at(row, start, stop), self.weight, self.bias, stride=2)  # [B, F, 2, 2n+kw-2]
         rows = min(2, target.height - 2 * row)
-        first = 2 * start - self.crop                                       # fine column of out[..., 0]
+        first = 2 * start - self.crop  # fine column of out[..., 0]
         low, high = max(0, -first), min(out.shape[-1], target.width - first)
-        target.view[:, :, 2 * row: 2 * row + rows, first + low: first + high] = out[:, :, :rows, low:high]
+        target.view[:, :, 2 * row : 2 * row + rows, first + low : first + high] = out[:, :, :rows, low:high]
 
 
 class GatedResNetCache:
@@ -249,25 +264,27 @@ class GatedResNetCache:
     convolution reads around each position, is kept here.
     """
 
-    def __init__(self, block: GatedResNet, h: torch.Tensor | None, *, batch: int, height: int, width: int,
-                 like: torch.Tensor):
+    def __init__(
+        self, block: GatedResNet, h: torch.Tensor | None, *, batch: int, height: int, width: int, like: torch.Tensor
+    ):
         self.conv_in, self.conv_out = ShiftedConvWindow(block.conv_in), ShiftedConvWindow(block.conv_out)
         # The 1x1 convolution of the auxiliary maps (None: the block has none): [F, 2A, 1, 1], [F].
         self.aux_weight = None if block.aux is None else block.aux.weight.detach()
         self.aux_bias = None if block.aux is None else block.aux.bias.detach()
         self.inner = PaddedMap(batch, 2 * block.conv_in.conv.out_channels, height, width, like=like)
-        self.cond = None if h is None or block.cond is None else block.cond(h)   # [B, 2F, 1, 1] or [B, 2F, H, W]
+        self.cond = None if h is None or block.cond is None else block.cond(h)  # [B, 2F, 1, 1] or [B, 2F, H, W]
         self.vector_cond = h is not None and h.dim() == 2
 
     def run(self, source: PaddedMap, aux: tuple, target: PaddedMap, row: int, start: int, stop: int) -> None:
-        inner = self.conv_in(source, row, start, stop, pre=concat_elu)      # [B, F, 1, n]
+        inner = self.conv_in(source, row, start, stop, pre=concat_elu)  # [B, F, 1, n]
         if self.aux_weight is not None:
-            aux_in = torch.cat([m.at(row, start, stop) for m in aux], dim=1) if len(aux) > 1 else aux[0].at(
-                row, start, stop)                                           # [B, A, 1, n]
+            aux_in = (
+                torch.cat([m.at(row, start, stop) for m in aux], dim=1) if len(aux) > 1 else aux[0].at(row, start, stop)
+            )  # [B, A, 1, n]
             inner = inner + F.conv2d(concat_elu(aux_in), self.aux_weight, self.aux_bias)
-        self.inner.view[:, :, row: row + 1, start: stop] = concat_elu(inner)
-        out = self.conv_out(self.inner, row, start, stop)                   # [B, 2F, 1, n]
+        self.inner.view[:, :, row : row + 1, start:stop] = concat_elu(inner)
+        out = self.conv_out(self.inner, row, start, stop)  # [B, 2F, 1, n]
         if self.cond is not None:
-            out = out + (self.cond if self.vector_cond else self.cond[:, :, row: row + 1, start: stop])
+            out = out + (self.cond if self.vector_cond else self.cond[:, :, row : row + 1, start:stop])
         value, gate = out.chunk(2, dim=1)
-        target.view[:, :, row: row + 1, start: stop] = source.at(row, start, stop) + value * torch.sigmoid(gate)
+        target.view[:, :, row : row + 1, start:stop] = source.at(row, start, stop) + value * torch.sigmoid(gate)

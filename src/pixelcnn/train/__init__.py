@@ -8,10 +8,20 @@
 
 The command ``pixelcnn train`` sets every field of ``TrainConfig`` from flags.
 """
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEMO_SCHEDULE, TrainConfig
 from .device import resolve_device
 from .loop import Trainer, TrainResult, learning_rate, train
 
-__all__ = ["DEMO_SCHEDULE", "TrainConfig", "TrainResult", "Trainer", "learning_rate", "load_checkpoint",
-           "resolve_device", "save_checkpoint", "train"]
+__all__ = [
+    "DEMO_SCHEDULE",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "learning_rate",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+    "train",
+]

@@ -1,5 +1,6 @@
 """A run's budget: it stops at the first of ``epochs``, ``max_steps`` and ``max_minutes`` (of training, evaluation
 not counted); resumed with ``more``, the budget given counts from where it stopped."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,9 @@ def budget_text(config: TrainConfig) -> str:
     return ", ".join(f"{name} {getattr(config, name):g}" for name in BUDGET_FIELDS if getattr(config, name) is not None)
 
 
-def extended_budget(config: TrainConfig, step: int, train_seconds: float,
-                    steps_per_epoch: int) -> tuple[TrainConfig, str]:
+def extended_budget(
+    config: TrainConfig, step: int, train_seconds: float, steps_per_epoch: int
+) -> tuple[TrainConfig, str]:
     """Resume with ``more``: (``config`` with its budget counted from here, what was given in words). max_steps N:
     N more steps; max_minutes M: M more minutes of training; epochs E: E more passes."""
     totals = {}

@@ -11,6 +11,7 @@ The file is written to a temporary name in the same folder and renamed over
 the old one (``os.replace`` is atomic), so a crash or Ctrl-C while saving
 leaves the previous checkpoint intact; there is never a half-written one.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def split_tensors(state, prefix: str = "", tensors: dict | None = None):
     """Nested state -> (JSON-able structure, {path: tensor}); see the module docstring."""
     tensors = {} if tensors is None else tensors
     if isinstance(state, torch.Tensor):
-        tensors[prefix] = state.detach().cpu().clone()   # own storage: safetensors refuses shared memory
+        tensors[prefix] = state.detach().cpu().clone()  # own storage: safetensors refuses shared memory
         return {TENSOR_KEY: prefix}, tensors
     if isinstance(state, dict):
         out = {}
@@ -91,5 +92,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict:
         if not isinstance(state, dict):
             raise ValueError("its state is not a JSON object")
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
-        raise ValueError(f"{path} is corrupt or not a pixelcnn checkpoint ({' '.join(str(err).split())[:300]})") from None
+        raise ValueError(
+            f"{path} is corrupt or not a pixelcnn checkpoint ({' '.join(str(err).split())[:300]})"
+        ) from None
     return state

@@ -5,6 +5,7 @@ Every field is a command-line flag of ``pixelcnn train`` (``lr`` -> ``--lr``,
 help)`` (``cli.flags.add_dataclass_flags``); the model's own fields (``n_layers``,
 ``hidden``, ...) travel in ``model_options`` and have flags of their own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fields import (check_types, fraction, non_negative, one_of, option, positive_int, positive_number,
-                      raise_problems, seed)
+from ..fields import (
+    check_types,
+    fraction,
+    non_negative,
+    one_of,
+    option,
+    positive_int,
+    positive_number,
+    raise_problems,
+    seed,
+)
 from ..hardware import COMPILE_CHOICES, PRECISIONS
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -30,9 +40,25 @@ from ..models.base import DEMO_SCHEDULE  # noqa: E402, F401 (re-exported: benchm
 # log / evaluate / save, and where to run. Everything else must match the
 # saved config, or the resumed run would not continue the same training.
 RESUMABLE_FIELDS = (
-    "out", "data_root", "epochs", "max_steps", "max_minutes", "log_every", "eval_every", "eval_every_minutes", "eval_images", "sample_images",
-    "checkpoint_every", "device", "threads", "progress", "tensorboard", "on_nan", "checkpoint_every_minutes",
-    "precision", "compile",
+    "out",
+    "data_root",
+    "epochs",
+    "max_steps",
+    "max_minutes",
+    "log_every",
+    "eval_every",
+    "eval_every_minutes",
+    "eval_images",
+    "sample_images",
+    "checkpoint_every",
+    "device",
+    "threads",
+    "progress",
+    "tensorboard",
+    "on_nan",
+    "checkpoint_every_minutes",
+    "precision",
+    "compile",
 )
 # The budget: on resume, the ones given mean *more* training (``Trainer(..., more=True)``).
 BUDGET_FIELDS = ("epochs", "max_steps", "max_minutes")
@@ -46,8 +72,11 @@ def changed_on_resume(saved: TrainConfig, given: dict) -> list[str]:
     for name, value in given.items():
         if name == "model_options":
             options = value or {}
-            changed += [f"model_options.{k}" for k in sorted(set(options) | set(saved.model_options))
-                        if options.get(k, object()) != saved.model_options.get(k, object())]
+            changed += [
+                f"model_options.{k}"
+                for k in sorted(set(options) | set(saved.model_options))
+                if options.get(k, object()) != saved.model_options.get(k, object())
+            ]
         elif name.startswith("model_options."):
             key = name.split(".", 1)[1]
             if saved.model_options.get(key, object()) != value:
@@ -58,7 +87,10 @@ def changed_on_resume(saved: TrainConfig, given: dict) -> list[str]:
 
 
 # Fields of older configs and what they mean now: amp (mixed precision on CUDA only) and compile (a bool).
-LEGACY_FIELDS = {"amp": ("precision", {True: "auto", False: "fp32"}), "compile": ("compile", {True: "on", False: "off"})}
+LEGACY_FIELDS = {
+    "amp": ("precision", {True: "auto", False: "fp32"}),
+    "compile": ("compile", {True: "on", False: "off"}),
+}
 
 
 @dataclass
@@ -71,12 +103,13 @@ class TrainConfig:
     binarize: str | None = option(None, 'None, "dynamic" (fresh draw per batch) or "threshold"')
     data_root: str | None = option(None, "download cache; None: ~/.cache/pixelcnn or $PIXELCNN_DATA")
     out: str = option("runs/run", "run folder: config.json, checkpoint, model/, metrics.jsonl, PNGs")
-    perturb: float = option(0.0, "replace this fraction of training values at random "
-                                 "(a background model, Ren et al. 2019)")
+    perturb: float = option(
+        0.0, "replace this fraction of training values at random (a background model, Ren et al. 2019)"
+    )
 
     # --- optimisation
     batch_size: int = option(32, "images per step (per process under torchrun)")
-    optimizer: str = option("adam", "\"adam\" or \"rmsprop\" (the PixelRNN paper's)")
+    optimizer: str = option("adam", '"adam" or "rmsprop" (the PixelRNN paper\'s)')
     lr: float = option(1e-3, "peak learning rate, reached after warm-up")
     beta1: float = option(0.9, "Adam's first-moment decay; RMSProp's momentum")
     beta2: float = option(0.999, "Adam's second-moment decay; RMSProp's squared-gradient decay")
@@ -110,32 +143,56 @@ class TrainConfig:
     eval_images: int | None = option(None, "test images per evaluation; None: the whole split")
     sample_images: int = option(16, "images in the sample grid at each evaluation; 0: none")
     checkpoint_every: int = option(500, "steps between checkpoints (one is always written at the end)")
-    checkpoint_every_minutes: float | None = option(None, "also checkpoint after this many wall-clock "
-                                                          "minutes; None: off")
+    checkpoint_every_minutes: float | None = option(
+        None, "also checkpoint after this many wall-clock minutes; None: off"
+    )
     progress: bool = option(True, "tqdm progress bar")
     tensorboard: bool = option(True, "TensorBoard event files when tensorboard is installed")
 
     def __post_init__(self):
         check_types(self)
-        problems = [one_of("optimizer", self.optimizer, OPTIMIZERS), one_of("lr_decay", self.lr_decay, LR_DECAYS),
-                    one_of("precision", self.precision, PRECISIONS), one_of("compile", self.compile, COMPILE_CHOICES),
-                    one_of("on_nan", self.on_nan, ON_NAN), one_of("binarize", self.binarize, BINARIZE)]
-        problems += [positive_int(name, getattr(self, name))
-                     for name in ("batch_size", "log_every", "checkpoint_every", "decay_every")]
+        problems = [
+            one_of("optimizer", self.optimizer, OPTIMIZERS),
+            one_of("lr_decay", self.lr_decay, LR_DECAYS),
+            one_of("precision", self.precision, PRECISIONS),
+            one_of("compile", self.compile, COMPILE_CHOICES),
+            one_of("on_nan", self.on_nan, ON_NAN),
+            one_of("binarize", self.binarize, BINARIZE),
+        ]
+        problems += [
+            positive_int(name, getattr(self, name))
+            for name in ("batch_size", "log_every", "checkpoint_every", "decay_every")
+        ]
         problems += [non_negative(name, getattr(self, name)) for name in ("warmup_steps", "sample_images")]
-        problems += [positive_number(name, getattr(self, name), optional=True)
-                     for name in ("epochs", "max_steps", "max_minutes", "eval_every", "eval_every_minutes",
-                                  "eval_images", "decay_steps", "threads", "checkpoint_every_minutes")]
-        problems += [positive_number("lr", self.lr), fraction("beta1", self.beta1), fraction("beta2", self.beta2),
-                     non_negative("weight_decay", self.weight_decay),
-                     fraction("final_lr_ratio", self.final_lr_ratio, one=True),
-                     fraction("decay_rate", self.decay_rate, zero=False, one=True),
-                     non_negative("grad_clip", self.grad_clip, optional=True),
-                     fraction("ema_decay", self.ema_decay, optional=True),
-                     seed("seed", self.seed), fraction("perturb", self.perturb)]
+        problems += [
+            positive_number(name, getattr(self, name), optional=True)
+            for name in (
+                "epochs",
+                "max_steps",
+                "max_minutes",
+                "eval_every",
+                "eval_every_minutes",
+                "eval_images",
+                "decay_steps",
+                "threads",
+                "checkpoint_every_minutes",
+            )
+        ]
+        problems += [
+            positive_number("lr", self.lr),
+            fraction("beta1", self.beta1),
+            fraction("beta2", self.beta2),
+            non_negative("weight_decay", self.weight_decay),
+            fraction("final_lr_ratio", self.final_lr_ratio, one=True),
+            fraction("decay_rate", self.decay_rate, zero=False, one=True),
+            non_negative("grad_clip", self.grad_clip, optional=True),
+            fraction("ema_decay", self.ema_decay, optional=True),
+            seed("seed", self.seed),
+            fraction("perturb", self.perturb),
+        ]
         from ..models.registry import model_class, presets
 
-        if self.model not in presets:          # only names of the registry are ever built
+        if self.model not in presets:  # only names of the registry are ever built
             try:
                 model_class(self.model)
             except ValueError as err:
@@ -152,7 +209,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
-        for old, (new, meaning) in LEGACY_FIELDS.items():     # a config saved before precision / compile were words
+        for old, (new, meaning) in LEGACY_FIELDS.items():  # a config saved before precision / compile were words
             if isinstance(values.get(old), bool):
                 values[new] = meaning[values.pop(old)]
         known = {f.name for f in dataclasses.fields(cls)}
@@ -176,12 +233,14 @@ class TrainConfig:
         try:
             values = read_json(path)
         except FileNotFoundError:
-            raise FileNotFoundError(f"no training config at {path}: not a run folder written by pixelcnn train") from None
+            raise FileNotFoundError(
+                f"no training config at {path}: not a run folder written by pixelcnn train"
+            ) from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} is not a training config (expected a JSON object)")
         try:
             return cls.from_dict(values)
-        except (TypeError, ValueError) as err:      # a wrong field: name the file and the field
+        except (TypeError, ValueError) as err:  # a wrong field: name the file and the field
             raise ValueError(f"{path}: {' '.join(str(err).split())}") from None
 
     def describe(self) -> str:

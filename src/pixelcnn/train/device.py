@@ -1,4 +1,5 @@
 """Which device a run trains on: ``resolve_device("auto")`` -> cuda if available, else mps, else cpu."""
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ images per process) and DDP averages the gradients. Process 0 (rank 0)
 alone writes files, logs and evaluates. Without ``torchrun`` (WORLD_SIZE
 unset or 1) nothing here does anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,9 @@ import torch
 
 @dataclass
 class Distributed:
-    rank: int = 0           # this process, 0..world_size-1
-    world_size: int = 1     # processes in the run
-    local_rank: int = 0     # this process on its machine (its GPU index)
+    rank: int = 0  # this process, 0..world_size-1
+    world_size: int = 1  # processes in the run
+    local_rank: int = 0  # this process on its machine (its GPU index)
 
     @property
     def enabled(self) -> bool:
@@ -37,8 +38,9 @@ def setup(device: torch.device) -> tuple[Distributed, torch.device]:
         return Distributed(), device
     import torch.distributed as dist
 
-    info = Distributed(rank=int(os.environ["RANK"]), world_size=world_size,
-                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    info = Distributed(
+        rank=int(os.environ["RANK"]), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+    )
     if device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -1,4 +1,5 @@
 """Exponential moving average of a model's weights (Polyak averaging): the weights a run evaluates and saves."""
+
 from __future__ import annotations
 
 import copy

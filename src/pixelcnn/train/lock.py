@@ -8,6 +8,7 @@ over, so a killed job never leaves its folder locked. A lock from another
 host cannot be checked from here and is respected; the message says how to
 remove it by hand.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:        # someone else's process: alive
+    except PermissionError:  # someone else's process: alive
         return True
     return True
 
@@ -68,24 +69,30 @@ class RunLock:
         return f"pid {holder.get('pid')} on {holder.get('host')}, started {when}"
 
     def acquire(self) -> None:
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "process_start": process_start(os.getpid()),
-                "started": time.time()}
+        mine = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "process_start": process_start(os.getpid()),
+            "started": time.time(),
+        }
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
                     holder = read_json(self.path)
-                except FileNotFoundError:           # released meanwhile: try again
+                except FileNotFoundError:  # released meanwhile: try again
                     continue
-                except (OSError, ValueError):       # a lock cut by a crash while being written
+                except (OSError, ValueError):  # a lock cut by a crash while being written
                     holder = {}
                 if not isinstance(holder, dict):
                     holder = {}
                 if holder and holder_alive(holder):
-                    raise RunLocked(f"{self.path.parent} is in use by another training job ({self._describe(holder)}): "
-                                    f"wait for it to finish or stop it, or choose another --out (if that job is "
-                                    f"gone, delete {self.path})") from None
+                    raise RunLocked(
+                        f"{self.path.parent} is in use by another training job ({self._describe(holder)}): "
+                        f"wait for it to finish or stop it, or choose another --out (if that job is "
+                        f"gone, delete {self.path})"
+                    ) from None
                 # Stale: move it aside under a unique name (only one taker wins), then try again.
                 aside = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}.stale")
                 try:
@@ -97,7 +104,7 @@ class RunLock:
                 except (OSError, ValueError):
                     moved = {}
                 if isinstance(moved, dict) and moved and moved != holder and holder_alive(moved):
-                    os.replace(aside, self.path)        # another job took it over meanwhile: give it back
+                    os.replace(aside, self.path)  # another job took it over meanwhile: give it back
                 else:
                     aside.unlink(missing_ok=True)
                 continue

@@ -25,6 +25,7 @@ checks), ``build`` (the model a config names), ``ema``, ``metrics_log``,
 ``samples`` (the sample grid), ``signals`` (Ctrl-C / SIGTERM), ``device``,
 ``checkpoint`` and ``distributed``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,24 +80,23 @@ class TrainingLoss(nn.Module):
 
 @dataclass
 class TrainResult:
-    run_dir: Path                 # the run folder
-    step: int                     # optimizer steps done
-    epoch: float                  # passes over the training split
-    train_minutes: float          # minutes spent in training steps (evaluation not counted)
-    images_per_second: float      # training images per second over the whole run
-    interrupted: bool             # stopped by Ctrl-C / SIGTERM (a checkpoint was saved)
-    final_eval: object | None     # the last evaluate.EvalResult (LossResult: loss_name != "nll"); None: interrupted
-    model_path: Path              # RUN/model: load with pixelcnn.load
-    checkpoint_path: Path         # RUN/checkpoint.safetensors: resume with --resume
-    sample_grid: Path | None      # the last sample grid written
+    run_dir: Path  # the run folder
+    step: int  # optimizer steps done
+    epoch: float  # passes over the training split
+    train_minutes: float  # minutes spent in training steps (evaluation not counted)
+    images_per_second: float  # training images per second over the whole run
+    interrupted: bool  # stopped by Ctrl-C / SIGTERM (a checkpoint was saved)
+    final_eval: object | None  # the last evaluate.EvalResult (LossResult: loss_name != "nll"); None: interrupted
+    model_path: Path  # RUN/model: load with pixelcnn.load
+    checkpoint_path: Path  # RUN/checkpoint.safetensors: resume with --resume
+    sample_grid: Path | None  # the last sample grid written
 
 
 # ---------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Holds the state of one run; ``run()`` is the loop. ``request_stop()`` ends it after the current step."""
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False, more: bool = False,
-                 log=None):
+    def __init__(self, config: TrainConfig, *, resume: bool = False, force: bool = False, more: bool = False, log=None):
         """``resume``: continue the run in ``config.out`` (one that never reached a checkpoint starts again
         from step 0). ``force``: start a new run in a folder that is not empty, replacing the files of a run
         it holds (without it only a new or empty folder is used). ``more``: on resume, ``config``'s budget
@@ -104,13 +104,14 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         if not config.has_budget:
-            raise ValueError("say when to stop: give epochs, max_steps or max_minutes "
-                             "(--epochs, --max-steps, --max-minutes)")
+            raise ValueError(
+                "say when to stop: give epochs, max_steps or max_minutes (--epochs, --max-steps, --max-minutes)"
+            )
         self.config = config
         self.resume = resume
         self.force = force
         self.more = more
-        self.phase = RunPhase()             # what the run is doing: a signal's effect depends on it
+        self.phase = RunPhase()  # what the run is doing: a signal's effect depends on it
         self.run_dir = Path(config.out)
         self.folder = RunFolder(self.run_dir, self.say)
         self._log = log
@@ -150,7 +151,7 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         checkpoint = None
-        if self.dist.is_main:          # (lock it, creating it if needed; remove temporary files a killed job left)
+        if self.dist.is_main:  # (lock it, creating it if needed; remove temporary files a killed job left)
             self.folder.take()
         if self.resume:
             checkpoint = self.folder.resume_state(self.config, self.force)
@@ -162,8 +163,10 @@ class Trainer:
         self.test_set = data.load(c.data, "test", root=c.data_root, binarize=c.binarize)
         self.steps_per_epoch = len(self.train_set) // (c.batch_size * self.dist.world_size)
         if self.steps_per_epoch < 1:
-            raise ValueError(f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
-                             f"{len(self.train_set)} training images of {c.data}")
+            raise ValueError(
+                f"batch_size {c.batch_size} x {self.dist.world_size} process(es) is more than the "
+                f"{len(self.train_set)} training images of {c.data}"
+            )
 
         self.phase.name = "model build"
         if checkpoint is not None:
@@ -183,28 +186,36 @@ class Trainer:
             c.save(self.run_dir / CONFIG_FILE)
         self.say("pixelcnn train: " + ("resuming " if self.resume else "") + f"run {self.run_dir}\n" + c.describe())
         self.conditional = getattr(self.model.config, "num_classes", None) is not None
-        self.loss_name = self.model.loss_name                # "nll": nats per image; else the model's own loss
+        self.loss_name = self.model.loss_name  # "nll": nats per image; else the model's own loss
 
         self.optimizer = make_optimizer(self.model.parameters(), c)
         self.ema = EMA(self.model, c.ema_decay) if c.ema_decay is not None else None
 
         cuda = self.device.type == "cuda"
         self.precision = choose_precision(c.precision, self.device)
-        advice = "Try a lower --lr, more --warmup-steps or --grad-clip" + (", or --on-nan skip" if c.on_nan == "stop"
-                                                                         else "")
+        advice = "Try a lower --lr, more --warmup-steps or --grad-clip" + (
+            ", or --on-nan skip" if c.on_nan == "stop" else ""
+        )
         self.optimizer_step = OptimizerStep(
-            self.model.parameters(), self.optimizer, self.precision, grad_clip=c.grad_clip, on_nan=c.on_nan,
-            kept=f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept", advice=advice,
-            on_skip=self._log_skipped)
-        self.scaler = self.optimizer_step.scaler            # (float16 only: saved in the checkpoint)
+            self.model.parameters(),
+            self.optimizer,
+            self.precision,
+            grad_clip=c.grad_clip,
+            on_nan=c.on_nan,
+            kept=f"the last checkpoint and {self.run_dir / MODEL_DIR} are kept",
+            advice=advice,
+            on_skip=self._log_skipped,
+        )
+        self.scaler = self.optimizer_step.scaler  # (float16 only: saved in the checkpoint)
         loss_module = TrainingLoss(self.model)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             # Some parameters may get no gradient (e.g. the last gated layer's vertical-stack condition,
             # whose output nothing reads), so DDP must look for them each step.
-            loss_module = DistributedDataParallel(loss_module, device_ids=[self.device.index] if cuda else None,
-                                                  find_unused_parameters=True)
+            loss_module = DistributedDataParallel(
+                loss_module, device_ids=[self.device.index] if cuda else None, find_unused_parameters=True
+            )
         self.eager_loss_module = self.loss_module = loss_module
         self.compiled = False
 
@@ -214,30 +225,40 @@ class Trainer:
         if checkpoint is not None:
             try:
                 self._restore(checkpoint)
-            except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:   # a hand-edited file
-                raise ValueError(f"{self.run_dir / CHECKPOINT_FILE} is corrupt or not a pixelcnn checkpoint "
-                                 f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+            except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:  # a hand-edited file
+                raise ValueError(
+                    f"{self.run_dir / CHECKPOINT_FILE} is corrupt or not a pixelcnn checkpoint "
+                    f"({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+                ) from None
         if self.resume and self.more:
             self._extend_budget()
         elif self.resume and self._budget_spent():
-            raise ValueError(f"the run in {self.run_dir} has done its budget ({budget_text(self.config)}; at step "
-                             f"{self.step}, {self.train_seconds / 60:.2f} minutes of training): give --max-steps N, "
-                             f"--max-minutes M or --epochs E for that much more training")
+            raise ValueError(
+                f"the run in {self.run_dir} has done its budget ({budget_text(self.config)}; at step "
+                f"{self.step}, {self.train_seconds / 60:.2f} minutes of training): give --max-steps N, "
+                f"--max-minutes M or --epochs E for that much more training"
+            )
         self._choose_compile()
         # (a fresh start drops the lines of an earlier start of this run that never reached a checkpoint)
-        self.metrics = (MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step)
-                        if self.dist.is_main else None)
+        self.metrics = (
+            MetricsLog(self.run_dir, tensorboard=c.tensorboard, resume_step=self.step) if self.dist.is_main else None
+        )
         count = sum(p.numel() for p in self.model.parameters())
-        self.say(f"model: {self.model.name}, {count:,d} parameters; "
-                 f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}")
+        self.say(
+            f"model: {self.model.name}, {count:,d} parameters; "
+            f"{', '.join(f'{k}={v}' for k, v in self.model.config.to_dict().items())}"
+        )
         self.say(f"data: {self.train_set!r}; {self.test_set!r}")
         note = preset_note(self.config, self.train_set)
         if not self.resume and note:
             self.say(note)
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         extras = [f"{self.dist.world_size} processes" if self.dist.enabled else ""]
-        self.say(f"device: {self.device}{threads}" + "".join(f", {e}" for e in extras if e)
-                 + (f"; resuming at step {self.step}" if self.resume else ""))
+        self.say(
+            f"device: {self.device}{threads}"
+            + "".join(f", {e}" for e in extras if e)
+            + (f"; resuming at step {self.step}" if self.resume else "")
+        )
         self.say(f"{self.precision}; {self.compile_reason}")
 
     def _extend_budget(self) -> None:
@@ -245,8 +266,10 @@ class Trainer:
         self.config, given = extended_budget(self.config, self.step, self.train_seconds, self.steps_per_epoch)
         if self.dist.is_main:
             self.config.save(self.run_dir / CONFIG_FILE)
-        self.say(f"resuming at step {self.step} ({self.train_seconds / 60:.2f} minutes of training): {given}; "
-                 f"stops at {budget_text(self.config)} in all")
+        self.say(
+            f"resuming at step {self.step} ({self.train_seconds / 60:.2f} minutes of training): {given}; "
+            f"stops at {budget_text(self.config)} in all"
+        )
 
     def _choose_compile(self) -> None:
         """torch.compile the loss module when --compile says so (auto: for a long enough rest of the run)."""
@@ -254,8 +277,12 @@ class Trainer:
         planned = self.planned_steps
         minutes = c.max_minutes - self.train_seconds / 60 if c.max_minutes is not None else None
         compile_on, self.compile_reason = choose_compile(
-            c.compile, self.device, planned_steps=planned - self.step if planned is not None else None,
-            planned_minutes=minutes, precision=self.precision.name)
+            c.compile,
+            self.device,
+            planned_steps=planned - self.step if planned is not None else None,
+            planned_minutes=minutes,
+            precision=self.precision.name,
+        )
         if compile_on:
             self.loss_module, self.compiled = torch.compile(self.eager_loss_module, dynamic=False), True
 
@@ -263,8 +290,10 @@ class Trainer:
         """A compile (or a compiled step) that fails: one warning, and the run goes on in eager mode."""
         self.loss_module, self.compiled = self.eager_loss_module, False
         self.compile_reason = "compile failed, eager"
-        self.say(f"warning: torch.compile failed ({first_line(error)}); training continues without compiling "
-                 f"(--compile off skips the attempt)")
+        self.say(
+            f"warning: torch.compile failed ({first_line(error)}); training continues without compiling "
+            f"(--compile off skips the attempt)"
+        )
 
     def _release_folder(self) -> None:
         self.folder.release()
@@ -325,13 +354,16 @@ class Trainer:
             if not all(torch.isfinite(p).all() for p in module.state_dict().values() if p.is_floating_point()):
                 raise FloatingPointError(
                     f"the {name}'s weights are not finite at step {self.step}: nothing was saved; the last "
-                    f"checkpoint and {self.run_dir / MODEL_DIR} are kept. Try a lower --lr or --grad-clip")
+                    f"checkpoint and {self.run_dir / MODEL_DIR} are kept. Try a lower --lr or --grad-clip"
+                )
         try:
             save(self.eval_model, self.run_dir / MODEL_DIR)
             save_checkpoint(self._state(), self.run_dir)
         except OSError as err:
-            raise OSError(f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
-                          f"in {self.run_dir} are intact") from None
+            raise OSError(
+                f"step {self.step} not saved: {err}; the previous checkpoint and saved model "
+                f"in {self.run_dir} are intact"
+            ) from None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -363,8 +395,7 @@ class Trainer:
         return int(self.train_seconds / (60 * every)) > int(self.last_eval_seconds / (60 * every))
 
     def _lr(self, step: int) -> float:
-        return learning_rate(self.config, step, planned_steps=self.planned_steps,
-                             time_fraction=self._time_fraction())
+        return learning_rate(self.config, step, planned_steps=self.planned_steps, time_fraction=self._time_fraction())
 
     # ---- one step
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -375,12 +406,14 @@ class Trainer:
             self._order = torch.randperm(len(self.train_set), generator=seeded_generator(c.seed, "epoch", epoch))
             self._order_epoch = epoch
         start = (position * world + rank) * c.batch_size
-        index = self._order[start: start + c.batch_size]
-        images = self.train_set.prepare_batch(self.train_set.images[index],
-                                              seeded_generator(c.seed, "binarize", step, rank))
-        if c.perturb > 0:               # a background model's inputs (Ren et al. 2019): values replaced at random
-            images = perturb(images, c.perturb, self.train_set.levels,
-                             generator=seeded_generator(c.seed, "perturb", step, rank))
+        index = self._order[start : start + c.batch_size]
+        images = self.train_set.prepare_batch(
+            self.train_set.images[index], seeded_generator(c.seed, "binarize", step, rank)
+        )
+        if c.perturb > 0:  # a background model's inputs (Ren et al. 2019): values replaced at random
+            images = perturb(
+                images, c.perturb, self.train_set.levels, generator=seeded_generator(c.seed, "perturb", step, rank)
+            )
         labels = self.train_set.labels[index] if self.conditional else None
         return images, labels
 
@@ -392,10 +425,13 @@ class Trainer:
         self.model.train()
         # (self.loss_module is read at each try: a compile that fails switches it to eager, then the step again)
         loss, grad_norm, lr = self.optimizer_step.take(
-            self.step, self._lr(self.step), lambda: self.loss_module(images, labels).mean(),
-            mean=lambda loss: distributed.mean_over_processes(loss, self.dist),       # the global batch's mean
-            guard=self._eager_on_failure)
-        if self.ema is not None and math.isfinite(loss):                      # (not a skipped step)
+            self.step,
+            self._lr(self.step),
+            lambda: self.loss_module(images, labels).mean(),
+            mean=lambda loss: distributed.mean_over_processes(loss, self.dist),  # the global batch's mean
+            guard=self._eager_on_failure,
+        )
+        if self.ema is not None and math.isfinite(loss):  # (not a skipped step)
             self.ema.update(self.model)
         return loss, grad_norm, lr
 
@@ -404,7 +440,7 @@ class Trainer:
         warn once, switch to eager and return None for the caller to redo the step."""
         try:
             return work(*args)
-        except Exception as error:      # (torch raises many kinds while compiling: any of them means eager)
+        except Exception as error:  # (torch raises many kinds while compiling: any of them means eager)
             if not self.compiled:
                 raise
             self._compile_failed(error)
@@ -429,7 +465,7 @@ class Trainer:
             try:
                 with self.phase.during("evaluation"):
                     self._evaluate_and_log()
-            except EvaluationStopped:            # a signal: no evaluation this time; the loop saves and stops
+            except EvaluationStopped:  # a signal: no evaluation this time; the loop saves and stops
                 pass
         distributed.barrier(self.dist)
 
@@ -439,16 +475,25 @@ class Trainer:
         c = self.config
         started = time.perf_counter()
         # (in float32 whatever the training precision: the NLL in the log is the model's exact one)
-        result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images,
-                          batch_size=max(64, c.batch_size))
+        result = evaluate(self.eval_model, self.test_set, max_images=c.eval_images, batch_size=max(64, c.batch_size))
         self.final_eval = result
-        record = {"kind": "eval", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                  "train_minutes": round(self.train_seconds / 60, 4), **result.to_dict()}
+        record = {
+            "kind": "eval",
+            "step": self.step,
+            "epoch": round(self.step / self.steps_per_epoch, 4),
+            "train_minutes": round(self.train_seconds / 60, 4),
+            **result.to_dict(),
+        }
         if c.sample_images:
             self.sample_grid = write_samples(
-                self.eval_model, self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png", count=c.sample_images,
-                generator=seeded_generator(c.seed, "samples"), test_set=self.test_set, conditional=self.conditional,
-                class_names=getattr(self.train_set, "class_names", None))
+                self.eval_model,
+                self.run_dir / SAMPLES_DIR / f"step-{self.step:07d}.png",
+                count=c.sample_images,
+                generator=seeded_generator(c.seed, "samples"),
+                test_set=self.test_set,
+                conditional=self.conditional,
+                class_names=getattr(self.train_set, "class_names", None),
+            )
             record["sample_grid"] = str(self.sample_grid)
         record["eval_seconds"] = round(time.perf_counter() - started, 2)
         self.metrics.write(record)
@@ -475,8 +520,9 @@ class Trainer:
             interrupted = False
             try:
                 while True:
-                    if distributed.any_process(self.phase.stop_requested or self._budget_spent(), self.dist,
-                                               self.device):
+                    if distributed.any_process(
+                        self.phase.stop_requested or self._budget_spent(), self.dist, self.device
+                    ):
                         interrupted = self.phase.stop_requested
                         break
                     started = time.perf_counter()
@@ -487,18 +533,26 @@ class Trainer:
                     seconds = time.perf_counter() - started
                     self.step += 1
                     self.train_seconds += seconds
-                    if math.isfinite(loss):                     # (not a step skipped by on_nan="skip")
-                        window_loss, window_steps, window_seconds = (window_loss + loss, window_steps + 1,
-                                                                     window_seconds + seconds)
+                    if math.isfinite(loss):  # (not a step skipped by on_nan="skip")
+                        window_loss, window_steps, window_seconds = (
+                            window_loss + loss,
+                            window_steps + 1,
+                            window_seconds + seconds,
+                        )
                     if window_steps and (self.step % c.log_every == 0 or self.step == self.planned_steps):
-                        self._log_train(window_loss / window_steps, grad_norm, lr,
-                                        window_steps * c.batch_size * self.dist.world_size / window_seconds)
+                        self._log_train(
+                            window_loss / window_steps,
+                            grad_norm,
+                            lr,
+                            window_steps * c.batch_size * self.dist.world_size / window_seconds,
+                        )
                         window_loss, window_steps, window_seconds = 0.0, 0, 0.0
                     if (c.eval_every and self.step % c.eval_every == 0) or self._timed_eval_due():
                         self._evaluate()
-                    if self.step % c.checkpoint_every == 0 or (   # (every process agrees on a timed one)
-                            c.checkpoint_every_minutes
-                            and distributed.any_process(self._timed_checkpoint_due(), self.dist, self.device)):
+                    if self.step % c.checkpoint_every == 0 or (  # (every process agrees on a timed one)
+                        c.checkpoint_every_minutes
+                        and distributed.any_process(self._timed_checkpoint_due(), self.dist, self.device)
+                    ):
                         self._save()
                 if not interrupted and self.last_eval_step != self.step:
                     self._evaluate()
@@ -512,18 +566,27 @@ class Trainer:
         images_done = (self.step - start_step) * c.batch_size * self.dist.world_size
         seconds = self.train_seconds - start_seconds
         result = TrainResult(
-            run_dir=self.run_dir, step=self.step, epoch=self.step / self.steps_per_epoch,
-            train_minutes=self.train_seconds / 60, images_per_second=images_done / seconds if seconds else 0.0,
-            interrupted=interrupted, final_eval=None if interrupted else self.final_eval,
-            model_path=self.run_dir / MODEL_DIR, checkpoint_path=self.run_dir / CHECKPOINT_FILE,
+            run_dir=self.run_dir,
+            step=self.step,
+            epoch=self.step / self.steps_per_epoch,
+            train_minutes=self.train_seconds / 60,
+            images_per_second=images_done / seconds if seconds else 0.0,
+            interrupted=interrupted,
+            final_eval=None if interrupted else self.final_eval,
+            model_path=self.run_dir / MODEL_DIR,
+            checkpoint_path=self.run_dir / CHECKPOINT_FILE,
             sample_grid=self.sample_grid,
         )
         if interrupted:
-            self.say(f"stopped at step {self.step}; checkpoint saved: {result.checkpoint_path}\n"
-                     f"continue with: pixelcnn train --resume {self.run_dir}")
+            self.say(
+                f"stopped at step {self.step}; checkpoint saved: {result.checkpoint_path}\n"
+                f"continue with: pixelcnn train --resume {self.run_dir}"
+            )
         else:
-            self.say(f"done: {self.step} steps, {result.epoch:.2f} epochs, {result.train_minutes:.2f} minutes "
-                     f"of training, {result.images_per_second:.0f} images/s; model: {result.model_path}")
+            self.say(
+                f"done: {self.step} steps, {result.epoch:.2f} epochs, {result.train_minutes:.2f} minutes "
+                f"of training, {result.images_per_second:.0f} images/s; model: {result.model_path}"
+            )
         distributed.teardown(self.dist)
         return result
 
@@ -536,8 +599,12 @@ class Trainer:
         else:
             record[f"loss_{self.loss_name}"] = loss
             postfix = {self.loss_name: f"{loss:.5f}"}
-        record.update(lr=lr, grad_norm=grad_norm, images_per_second=round(images_per_second, 2),
-                      train_minutes=round(self.train_seconds / 60, 4))
+        record.update(
+            lr=lr,
+            grad_norm=grad_norm,
+            images_per_second=round(images_per_second, 2),
+            train_minutes=round(self.train_seconds / 60, 4),
+        )
         if self.metrics is not None:
             self.metrics.write(record)
         if self.planned_steps is None:
@@ -551,18 +618,25 @@ class Trainer:
         Either way the bar has a total, so tqdm shows the time left (evaluation pauses are not counted
         as training, so near an evaluation the estimate runs a little early).
         """
-        options = dict(initial=self._bar_position(), dynamic_ncols=True, file=sys.stderr,
-                       disable=not (self.config.progress and self.dist.is_main))
+        options = dict(
+            initial=self._bar_position(),
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not (self.config.progress and self.dist.is_main),
+        )
         if self.planned_steps is not None:
             return tqdm(total=self.planned_steps, unit="step", **options)
-        return tqdm(total=round(60 * self.config.max_minutes), unit="s",
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total} s of training [{elapsed}<{remaining}{postfix}]",
-                    **options)
+        return tqdm(
+            total=round(60 * self.config.max_minutes),
+            unit="s",
+            bar_format="{l_bar}{bar}| {n:.0f}/{total} s of training [{elapsed}<{remaining}{postfix}]",
+            **options,
+        )
 
     def _bar_position(self) -> float:
         if self.planned_steps is not None:
             return self.step
-        return min(self.train_seconds, round(60 * self.config.max_minutes))    # the last step ends past the budget
+        return min(self.train_seconds, round(60 * self.config.max_minutes))  # the last step ends past the budget
 
 
 def train(config: TrainConfig, *, resume: bool = False, force: bool = False, more: bool = False) -> TrainResult:

@@ -1,4 +1,5 @@
 """A run's log: ``metrics.jsonl`` (one JSON object per log line and per evaluation) and TensorBoard scalars."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ class MetricsLog:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:   # tensorboard not installed: the JSON lines are the log
+            except ImportError:  # tensorboard not installed: the JSON lines are the log
                 SummaryWriter = None
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
@@ -33,7 +34,7 @@ class MetricsLog:
             try:
                 if json.loads(line).get("step", 0) <= step:
                     kept.append(line)
-            except json.JSONDecodeError:   # a line cut by a crash
+            except json.JSONDecodeError:  # a line cut by a crash
                 continue
         text = "".join(line + "\n" for line in kept)
         _atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))

@@ -1,4 +1,5 @@
 """What Ctrl-C and SIGTERM do to a training run: it depends on what the run is doing, its phase."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,8 @@ class RunPhase:
 
     def __init__(self):
         self.name = "start-up"
-        self.stop_requested = False         # stop after the current step (and save a checkpoint)
-        self.stop_signal = None             # the signal (SIGINT / SIGTERM) that stopped the run, if any
+        self.stop_requested = False  # stop after the current step (and save a checkpoint)
+        self.stop_signal = None  # the signal (SIGINT / SIGTERM) that stopped the run, if any
 
     @contextlib.contextmanager
     def stop_on_signals(self):
@@ -39,9 +40,11 @@ class RunPhase:
                     sys.stderr.write(f"\n{which} during {self.name}: stopping now\n")
                 raise KeyboardInterrupt
             self.stop_requested = True
-            doing = {"steps": "stopping after this step and saving a checkpoint",
-                     "saving": "stopping once this checkpoint is written",
-                     "evaluation": "dropping this evaluation, saving a checkpoint and stopping"}[self.name]
+            doing = {
+                "steps": "stopping after this step and saving a checkpoint",
+                "saving": "stopping once this checkpoint is written",
+                "evaluation": "dropping this evaluation, saving a checkpoint and stopping",
+            }[self.name]
             sys.stderr.write(f"\n{which}: {doing} (Ctrl-C again to abort without saving)\n")
             if self.name == "evaluation":
                 raise EvaluationStopped

@@ -17,6 +17,7 @@ and a step's settings are ``TrainConfig`` fields: ``optimizer``, ``lr``,
 ``lr_decay``, ``decay_steps``, ``final_lr_ratio``, ``decay_rate``,
 ``decay_every``), ``grad_clip``, ``on_nan`` and ``precision``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,7 +30,7 @@ import torch
 
 from ..hardware import Precision, choose_precision
 
-MAX_SKIPPED_IN_A_ROW = 10    # on_nan="skip": this many non-finite steps in a row stop the run
+MAX_SKIPPED_IN_A_ROW = 10  # on_nan="skip": this many non-finite steps in a row stop the run
 
 
 def learning_rate(config, step: int, *, planned_steps: int | None, time_fraction: float | None) -> float:
@@ -59,10 +60,12 @@ def learning_rate(config, step: int, *, planned_steps: int | None, time_fraction
 def make_optimizer(parameters, config) -> torch.optim.Optimizer:
     """The optimizer ``config`` (a TrainConfig) names: AdamW (decoupled weight decay) or RMSProp."""
     if config.optimizer == "adam":
-        return torch.optim.AdamW(parameters, lr=config.lr, betas=(config.beta1, config.beta2),
-                                 weight_decay=config.weight_decay)
-    return torch.optim.RMSprop(parameters, lr=config.lr, alpha=config.beta2, momentum=config.beta1,
-                               weight_decay=config.weight_decay)
+        return torch.optim.AdamW(
+            parameters, lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay
+        )
+    return torch.optim.RMSprop(
+        parameters, lr=config.lr, alpha=config.beta2, momentum=config.beta1, weight_decay=config.weight_decay
+    )
 
 
 class OptimizerStep:
@@ -75,9 +78,18 @@ class OptimizerStep:
     try.
     """
 
-    def __init__(self, parameters, optimizer: torch.optim.Optimizer, precision: Precision, *,
-                 grad_clip: float | None, on_nan: str = "stop", kept: str = "the weights are untouched",
-                 advice: str = "Try a lower learning rate", on_skip: Callable[[int, str], None] | None = None):
+    def __init__(
+        self,
+        parameters,
+        optimizer: torch.optim.Optimizer,
+        precision: Precision,
+        *,
+        grad_clip: float | None,
+        on_nan: str = "stop",
+        kept: str = "the weights are untouched",
+        advice: str = "Try a lower learning rate",
+        on_skip: Callable[[int, str], None] | None = None,
+    ):
         self.parameters = list(parameters)
         self.optimizer = optimizer
         self.precision = precision
@@ -89,9 +101,15 @@ class OptimizerStep:
         self.skipped_steps = 0
         self.skipped_in_a_row = 0
 
-    def take(self, step: int, lr: float, batch_loss: Callable[[], torch.Tensor], *,
-             mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             guard=None) -> tuple[float, float, float]:
+    def take(
+        self,
+        step: int,
+        lr: float,
+        batch_loss: Callable[[], torch.Tensor],
+        *,
+        mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        guard=None,
+    ) -> tuple[float, float, float]:
         """Optimizer step ``step + 1`` at learning rate ``lr`` on the mean loss ``batch_loss()`` (a scalar).
 
         Returns (the loss, the gradient norm before clipping, lr); a skipped
@@ -114,12 +132,11 @@ class OptimizerStep:
             if guard(self._backward, loss) is not None:
                 break
         if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)         # clip the true gradients
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
         if self.grad_clip:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, self.grad_clip))
         else:
-            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.parameters
-                                                      if p.grad is not None])))
+            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in self.parameters if p.grad is not None])))
         # (with float16 autocast the GradScaler skips non-finite steps itself and lowers its scale)
         if self.scaler is None and not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
@@ -150,13 +167,22 @@ class OptimizerStep:
                 if self.on_skip is not None:
                     self.on_skip(step, f"{what} {value}")
                 return float("nan"), float("nan"), lr
-            raise FloatingPointError(f"the {what} was {value} at {MAX_SKIPPED_IN_A_ROW} steps in a row (up to step "
-                                     f"{step}): training has diverged, stopped; {self.kept}. {self.advice}")
+            raise FloatingPointError(
+                f"the {what} was {value} at {MAX_SKIPPED_IN_A_ROW} steps in a row (up to step "
+                f"{step}): training has diverged, stopped; {self.kept}. {self.advice}"
+            )
         raise FloatingPointError(f"the {what} became {value} at step {step}: stopped; {self.kept}. {self.advice}")
 
 
-def train_parameters(parameters, batch_loss: Callable[[int], torch.Tensor], config, *,
-                     log: Callable[[str], None] | None = None, what: str = "loss", log_every: int = 50) -> dict:
+def train_parameters(
+    parameters,
+    batch_loss: Callable[[int], torch.Tensor],
+    config,
+    *,
+    log: Callable[[str], None] | None = None,
+    what: str = "loss",
+    log_every: int = 50,
+) -> dict:
     """Minimize ``batch_loss(step)`` over the parameters that need a gradient, for ``config``'s budget.
 
     ``config``: a TrainConfig; its optimisation fields (see the module
@@ -175,10 +201,18 @@ def train_parameters(parameters, batch_loss: Callable[[int], torch.Tensor], conf
     precision = choose_precision(config.precision, parameters[0].device)
     if log is not None:
         log(f"  {precision}")
-    optimizer_step = OptimizerStep(parameters, make_optimizer(parameters, config), precision,
-                                   grad_clip=config.grad_clip, on_nan=config.on_nan)
-    bar = tqdm(total=100, desc=what, unit="%", disable=not config.progress, file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    optimizer_step = OptimizerStep(
+        parameters, make_optimizer(parameters, config), precision, grad_clip=config.grad_clip, on_nan=config.on_nan
+    )
+    bar = tqdm(
+        total=100,
+        desc=what,
+        unit="%",
+        disable=not config.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+    )
     started, step, recent = time.perf_counter(), 0, []
     while True:
         elapsed = time.perf_counter() - started
@@ -196,5 +230,8 @@ def train_parameters(parameters, batch_loss: Callable[[int], torch.Tensor], conf
             if log is not None and not config.progress:
                 log(f"  step {step}: {what} {sum(recent) / len(recent):.4f} ({elapsed / 60:.1f} min)")
     bar.close()
-    return {"steps": step, "minutes": (time.perf_counter() - started) / 60,
-            "last_loss": sum(recent) / len(recent) if recent else float("nan")}
+    return {
+        "steps": step,
+        "minutes": (time.perf_counter() - started) / 60,
+        "last_loss": sum(recent) / len(recent) if recent else float("nan"),
+    }
