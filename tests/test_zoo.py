@@ -19,7 +19,7 @@ from pixelcnn.evaluate import nll_per_image
 
 REPO = Path(__file__).resolve().parents[1]
 # The entries the README and the app rely on; a missing one is a packaging bug, not a skip.
-EXPECTED = {"digits", "glyphs-identity", "mnist5k", "photo-patches"}
+EXPECTED = {"digits", "glyphs-identity", "mnist5k", "mnist5k-pixelcnn", "photo-patches"}
 ZOO_LIMIT_BYTES = 25_000_000
 
 
