@@ -22,7 +22,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from .errors import CommandError, UsageError
-from .flags import RUN_HELP, add_command, add_device_flag, add_force_flag, add_out_flag, add_run_argument, positive
+from .flags import (
+    RUN_HELP,
+    add_command,
+    add_device_flag,
+    add_force_flag,
+    add_image_file_flags,
+    add_out_flag,
+    add_run_argument,
+    positive,
+)
 from .images import pick_images
 from .outputs import json_text, print_table, write_json, write_output, write_table, written_by_us
 from .paths import output_path
@@ -147,18 +156,7 @@ def _add_images(parser) -> None:
         choices=["dynamic", "threshold"],
         help="binarization of a data set split (default: the run's, for its own data set)",
     )
-    parser.add_argument(
-        "--resize",
-        action="store_true",
-        help="scale and centre-crop image files to the model's size instead of refusing them",
-    )
-    parser.add_argument(
-        "--convert",
-        action="store_true",
-        help="accept image files whose pixels change when read for this model (a grey image "
-        "thresholded for a binary model, colour to grey, 16 bits to 8), instead of refusing "
-        "them; each conversion is reported",
-    )
+    add_image_file_flags(parser)
 
 
 # ------------------------------------------------------------------------------------- reading IMAGES

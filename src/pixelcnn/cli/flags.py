@@ -222,3 +222,19 @@ def add_dataclass_flags(
             choices=choices.get(name),
             default=default if keep_defaults else argparse.SUPPRESS,
         )
+
+
+def add_image_file_flags(parser) -> None:
+    """--resize and --convert: what may happen to an image file that does not fit the model as it is."""
+    parser.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale and centre-crop image files to the model's size instead of refusing them",
+    )
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="accept image files whose pixels change when read for this model (a grey image "
+        "thresholded for a binary model, colour to grey, 16 bits to 8), instead of refusing "
+        "them; each conversion is reported",
+    )

@@ -15,6 +15,7 @@ from .flags import (
     add_command,
     add_draw_flags,
     add_force_flag,
+    add_image_file_flags,
     add_out_flag,
     add_run_argument,
     check_temperature,
@@ -68,17 +69,7 @@ def _add_image_source(parser, *, many: bool) -> None:
         help="test image(s) of the run's data set, by index (default: 0)",
     )
     parser.add_argument("--label", type=int, help="class of the images for a class-conditional model")
-    parser.add_argument(
-        "--resize",
-        action="store_true",
-        help="scale and centre-crop image files to the model's size instead of refusing them",
-    )
-    parser.add_argument(
-        "--convert",
-        action="store_true",
-        help="accept image files whose pixels change when read for this model (a grey image "
-        "thresholded for a binary model, colour to grey, 16 bits to 8) instead of refusing them",
-    )
+    add_image_file_flags(parser)
     parser.add_argument("--data", help="data set for --test-index (default: the run's)")
     parser.add_argument("--binarize", choices=["dynamic", "threshold"], help="binarize --data (default: the run's)")
 
