@@ -131,6 +131,19 @@ def test_naive_step_round_trip_and_decodes_with_the_step_it_was_made_with():
         compress(model, x, cond, method="parallel")
 
 
+def test_progress_bars_name_the_coding_and_count_the_pixels(capsys):
+    """A long decode (a file may claim many images: a range coder's stream has no lower bound on its
+    length) shows a bar with its total and an ETA; the bars change nothing in the file or the images."""
+    model = build("tiny-gated", num_classes=3)
+    x, cond = random_images(model, 2), random_cond(model, 2)
+    data = compress(model, x, cond, progress=True)
+    assert data == compress(model, x, cond)
+    assert torch.equal(decompress(model, data, progress=True), x)
+    bars = capsys.readouterr().err
+    pixels = model.image_shape[1] * model.image_shape[2]
+    assert "encoding 2 images" in bars and "decoding 2 images" in bars and f"{pixels}/{pixels}" in bars, bars
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_other_float_dtypes(dtype):
     model = build("tiny-pixelcnn", cond_dim=2).to(dtype)

@@ -352,6 +352,22 @@ def test_the_arithmetic_size_equals_the_built_models(name):
         sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]),
     )
     assert registry.model_size(model_name, config) == built
+    assert registry._size(model_name, config)[2] == sum(1 for _ in model.modules())
+
+
+def test_a_model_of_too_many_modules_is_refused_even_where_its_weights_would_fit(monkeypatch):
+    """10^6 layers of 8 maps: 5.9 GB of weights fit a 24 GB machine, but building 6 million modules took
+    over 10 minutes and 17 GB before this check (the memory cap of the tests above hid it)."""
+    import time
+
+    from pixelcnn.models import registry
+
+    monkeypatch.setattr(registry, "available_memory", lambda: 2**40)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"too large to build: 6,000,005 modules, at most 50,000"):
+        pixelcnn.build("gated_pixelcnn", n_layers=10**6, hidden=8)
+    assert time.perf_counter() - started < 2.0
+    pixelcnn.build("gated_pixelcnn", image_shape=(1, 8, 8), n_layers=100, hidden=2)  # a deep model still builds
 
 
 # ------------------------------------------------------------------------------------- weights that lie

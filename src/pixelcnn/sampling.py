@@ -37,12 +37,13 @@ def _draw_from_head(model, temperature: float, generator: torch.Generator | None
     return choose
 
 
-def progress_bar(total: int, enabled: bool, desc: str):
-    """A tqdm bar over ``total`` pixels when asked for, else a no-op with the same interface."""
+def progress_bar(total: int, enabled: bool | str, desc: str):
+    """A tqdm bar over ``total`` pixels when asked for (``enabled`` true; a string is the bar's own
+    description, e.g. the coder's), else a no-op with the same interface."""
     if enabled:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="px")
+        return tqdm(total=total, desc=enabled if isinstance(enabled, str) else desc, unit="px")
 
     class _NoBar:
         def update(self, n=1):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -279,7 +280,12 @@ def cmd_compress(args) -> str:
         part_cond = None if cond is None else cond[start:stop].to(model._device())
         records.append(
             coding.compress(
-                model, images[start:stop].to(model._device()), part_cond, method=args.method, names=names[start:stop]
+                model,
+                images[start:stop].to(model._device()),
+                part_cond,
+                method=args.method,
+                names=names[start:stop],
+                progress=sys.stderr.isatty(),
             )
         )
     blob = b"".join(records)
@@ -344,7 +350,9 @@ def cmd_decompress(args) -> str:
     written, label_rows = 0, []
     for record, header in zip(records, headers):
         try:
-            images = coding.decompress(model, record, check_platform=not args.ignore_platform).cpu()
+            images = coding.decompress(
+                model, record, check_platform=not args.ignore_platform, progress=sys.stderr.isatty()
+            ).cpu()
         except ValueError as err:
             raise CommandError(f"{path}: {err}") from None
         names = header.names or [f"{written + k:05d}.png" for k in range(header.batch)]

@@ -103,12 +103,13 @@ def quantize(probs: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the per-pixel loop
-def _visit_in_order(model, h, batch: int, step: str, code_value) -> torch.Tensor:
+def _visit_in_order(model, h, batch: int, step: str, code_value, progress: bool | str = False) -> torch.Tensor:
     """The model's generation loop (``sampling.py``) on a working image that starts at zero, each value
-    chosen by the coder instead of drawn: returns the image [B, C, H, W]."""
+    chosen by the coder instead of drawn: returns the image [B, C, H, W]. ``progress``: a bar over the
+    pixels (with an ETA), for the CLI."""
     x = torch.zeros((batch, *model.image_shape), dtype=torch.long, device=model._device())
     generate = cached_generate if step == "fast" else naive_generate
-    return generate(model, x, 0, h, choose=code_value)
+    return generate(model, x, 0, h, choose=code_value, progress=progress)
 
 
 def _has_fast_step(model) -> bool:
@@ -277,7 +278,7 @@ def _coding_mode(model, fn):
 
 
 @torch.no_grad()
-def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
+def compress(model, x, cond=None, *, method: str = "auto", names=None, progress: bool = False) -> bytes:
     """Code the images x [B, C, H, W] (integers 0..levels-1) losslessly with ``model``: the file's bytes.
 
     Args:
@@ -294,6 +295,7 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
         names: None, or one name per image (relative paths such as "a.png" or
             "3s/b.png", distinct), stored in the file (format version 2) and
             returned by ``read_header(data).names``.
+        progress: show a progress bar over the pixels (tqdm, with an ETA).
     """
     x = model.check_images(x).long()
     batch = x.shape[0]
@@ -307,7 +309,7 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
     stored = _stored_condition(
         model, cond_kind=kind, cond_dtype=dtype_code, batch=batch, cond_dim=cond_dim, cond_bytes=cond_bytes
     )
-    _run(model, stored, batch, step, coder)
+    _run(model, stored, batch, step, coder, progress and f"encoding {batch:,} images")
     return pack_record(
         step=step,
         cond_kind=kind,
@@ -326,21 +328,26 @@ def compress(model, x, cond=None, *, method: str = "auto", names=None) -> bytes:
 
 
 @torch.no_grad()
-def decompress(model, data: bytes, *, check_platform: bool = True) -> torch.Tensor:
+def decompress(model, data: bytes, *, check_platform: bool = True, progress: bool = False) -> torch.Tensor:
     """The images of a file written by ``compress`` with the same model: int64 [B, C, H, W].
 
     Raises ValueError when ``data`` is not such a file, is truncated or corrupted,
     was made with another model, or on another platform (see the module
     docstring; ``check_platform=False`` tries anyway, and a decoded image that
     differs from the original is still refused). The condition stored in the
-    file is available through ``read_condition``.
+    file is available through ``read_condition``. ``progress``: a bar over the pixels, with an ETA.
+
+    Decoding costs what decoding the images the header claims costs: a range coder's stream has
+    no lower bound on its length (a model sure of every pixel codes any number of images in a few
+    words), so a short file that claims many images is decoded, then refused by its CRC-32.
     """
     header = read_header(data)
     check_model(model, header, check_platform)
     check_decodable(model, header)
     coder = _Coder(model.head, stream=header.stream)
+    bar = progress and f"decoding {header.batch:,} images"
     try:
-        x = _run(model, read_condition(model, header), header.batch, header.step, coder)
+        x = _run(model, read_condition(model, header), header.batch, header.step, coder, bar)
     except MemoryError:
         raise ValueError(
             f"decoding this file's {header.batch:,} images together is too large for the memory available"
@@ -379,9 +386,9 @@ def read_condition(model, data: bytes | Header) -> torch.Tensor | None:
     )
 
 
-def _run(model, cond: torch.Tensor | None, batch: int, step: str, coder: _Coder) -> torch.Tensor:
+def _run(model, cond: torch.Tensor | None, batch: int, step: str, coder: _Coder, progress: bool | str) -> torch.Tensor:
     def run():
         h = model.encode_condition(model.check_cond(cond, batch)) if cond is not None else None
-        return _visit_in_order(model, h, batch, step, coder)
+        return _visit_in_order(model, h, batch, step, coder, progress)
 
     return _coding_mode(model, run)

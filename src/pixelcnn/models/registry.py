@@ -82,22 +82,31 @@ def model_class(name: str) -> type[nn.Module]:
 COUNT_FIELDS = ("n_layers", "small_n_layers")
 PROBE_COUNTS = (2, 3, 4)  # the counts the probes are built with (on the meta device: nothing allocated)
 
+# Building a module costs time and memory beyond its weights: 130-160 us and 1-6 KB of Python objects
+# each (measured on an AMD EPYC for gated_pixelcnn, pixelcnn and row_lstm at 2,000 layers). A config of
+# 10^6 tiny layers holds few weights yet would take minutes and ~17 GB to build, so the module count is
+# bounded (50,000 modules: about 7 s; the papers' largest models have a few hundred) and the Python
+# objects are counted with the weights.
+MAX_MODULES = 50_000
+BYTES_PER_MODULE = 8 * 1024
+
 
 def check_fits_in_memory(model_name: str, config) -> None:
-    """Refuse sizes whose weights would not fit in memory, before allocating them (ValueError).
+    """Refuse sizes whose weights would not fit in memory, or whose modules would take minutes to build,
+    before allocating anything (ValueError).
 
     Arithmetic on the config, not a build: the model is built on PyTorch's "meta" device (shapes,
-    no memory) with each count field (``n_layers``, ...) at 2, 3 and 4 only, and the bytes for the
-    real count follow from the quadratic through those three (exact for a stack of identical
-    layers; the counts add up when a model has two). So ``n_layers=10**9`` is one line in
+    no memory) with each count field (``n_layers``, ...) at 2, 3 and 4 only, and the bytes and
+    modules for the real count follow from the quadratic through those three (exact for a stack of
+    identical layers; the counts add up when a model has two). So ``n_layers=10**9`` is one line in
     milliseconds, not minutes of building layers (and ``hidden=10**6`` one line, not terabytes).
     Each config is checked once per process.
     """
     _check_size(model_name, json.dumps(config.to_dict(), sort_keys=True))
 
 
-def _meta_bytes(cls, config) -> tuple[int, int]:
-    """(parameters, bytes of parameters and buffers) of ``cls(config)`` built on the meta device."""
+def _meta_size(cls, config) -> tuple[int, int, int]:
+    """(parameters, bytes of parameters and buffers, modules) of ``cls(config)`` built on the meta device."""
     try:
         with torch.device("meta"):
             probe = cls(config)
@@ -105,11 +114,12 @@ def _meta_bytes(cls, config) -> tuple[int, int]:
         raise ValueError(f"cannot build {cls.name} with these sizes ({' '.join(str(err).split())[:200]})") from None
     count = sum(t.numel() for t in probe.parameters())
     nbytes = sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
-    return count, nbytes
+    return count, nbytes, sum(1 for _ in probe.modules())
 
 
-def model_size(model_name: str, config) -> tuple[int, int]:
-    """(parameters, bytes of parameters and buffers) of the model ``config`` describes, without building it."""
+def _size(model_name: str, config) -> tuple[int, int, int]:
+    """(parameters, bytes of parameters and buffers, modules) of the model ``config`` describes, by
+    extrapolation from small meta builds (see ``check_fits_in_memory``)."""
     cls = model_class(model_name)
     counts = {
         f: getattr(config, f)
@@ -117,30 +127,43 @@ def model_size(model_name: str, config) -> tuple[int, int]:
         if isinstance(getattr(config, f, None), int) and getattr(config, f) > max(PROBE_COUNTS)
     }
     if not counts:
-        return _meta_bytes(cls, config)
+        return _meta_size(cls, config)
     small = {f: PROBE_COUNTS[0] for f in counts}
-    base = _meta_bytes(cls, dataclasses.replace(config, **small))
+    base = _meta_size(cls, dataclasses.replace(config, **small))
     total = list(base)
     for field, count in counts.items():
-        y0, y1, y2 = (_meta_bytes(cls, dataclasses.replace(config, **{**small, field: n})) for n in PROBE_COUNTS)
-        for k in range(2):  # Newton's form of the quadratic through (2, y0), (3, y1), (4, y2), at count
+        y0, y1, y2 = (_meta_size(cls, dataclasses.replace(config, **{**small, field: n})) for n in PROBE_COUNTS)
+        for k in range(len(total)):  # Newton's form of the quadratic through (2, y0), (3, y1), (4, y2), at count
             t = count - PROBE_COUNTS[0]
             value = y0[k] + t * (y1[k] - y0[k]) + t * (t - 1) // 2 * (y2[k] - 2 * y1[k] + y0[k])
             total[k] += value - base[k]
-    return total[0], total[1]
+    return total[0], total[1], total[2]
+
+
+def model_size(model_name: str, config) -> tuple[int, int]:
+    """(parameters, bytes of parameters and buffers) of the model ``config`` describes, without building it."""
+    count, nbytes, _ = _size(model_name, config)
+    return count, nbytes
 
 
 @functools.lru_cache(maxsize=256)
 def _check_size(model_name: str, config_json: str) -> None:
     cls = model_class(model_name)
     config = cls.config_class(**json.loads(config_json))
-    count, nbytes = model_size(model_name, config)
+    count, nbytes, modules = _size(model_name, config)
+    nbytes += modules * BYTES_PER_MODULE
     available = available_memory()
     if nbytes > available:
         raise ValueError(
             f"{model_name} with these sizes is too large (needs {nbytes / 2**30:,.1f} GB for "
             f"{count:,} parameters, {available / 2**30:,.1f} available): choose smaller sizes "
             f"(n_layers, hidden, levels, image_shape, ...)"
+        )
+    if modules > MAX_MODULES:
+        build_minutes = modules * 150e-6 / 60
+        raise ValueError(
+            f"{model_name} with these sizes is too large to build: {modules:,} modules, at most "
+            f"{MAX_MODULES:,} (about {build_minutes:,.1f} minutes of building); choose fewer layers (n_layers, ...)"
         )
 
 
