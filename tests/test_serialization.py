@@ -91,6 +91,11 @@ def test_missing_and_corrupt_files_get_clear_errors(tmp_path):
     (folder / "config.json").write_text(config.replace('"hidden": 8', '"hidden": 16'))
     with pytest.raises(ValueError, match="does not match its config"):
         pixelcnn.load(folder)
+    (folder / "config.json").write_text(config.replace('"hidden": 8', '"hidden_units": 8'))
+    with pytest.raises(
+        ValueError, match=r"no field 'hidden_units' in this version of pixelcnn; its fields are: .*hidden"
+    ):
+        pixelcnn.load(folder)
     (folder / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="config.json"):
         pixelcnn.load(folder)

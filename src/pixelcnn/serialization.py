@@ -13,6 +13,7 @@ interrupted save never leaves a half-written model over a good one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -153,6 +154,13 @@ def model_from_config(name, fields, source) -> torch.nn.Module:
         raise ValueError(f"{source} names a model this version of pixelcnn does not have: {err}") from None
     if not isinstance(fields, dict):
         raise ValueError(f"{source} has no {name} config (expected a JSON object of its fields)")
+    known = {field.name for field in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(fields) - known)
+    if unknown:  # (a newer version's field, or a typo: named, with the fields this version knows)
+        raise ValueError(
+            f"{source} has an invalid {name} config: no field {', '.join(map(repr, unknown))} in this version of "
+            f"pixelcnn; its fields are: {', '.join(sorted(known))}"
+        )
     try:
         config = cls.config_class(**fields)
         check_fits_in_memory(name, config)
