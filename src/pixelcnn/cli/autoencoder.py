@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import Terminated, UsageError
 from .flags import (
     add_command,
     add_data_flags,
@@ -416,8 +416,11 @@ def _judge_lines(measurements: dict) -> list[str]:
 
 def cmd_identity(args) -> str:
     args.out = str(output_path(args.out, args, kind="run"))
+    import signal
+
     from ..identity import IdentityConfig, finished_identity, parse_classes, train_identity
     from ..serialization import load
+    from ..train.signals import StoppedBySignal
 
     _check_draws(args, "samples", "identities")
     config = IdentityConfig(
@@ -433,7 +436,12 @@ def cmd_identity(args) -> str:
     if result is not None:
         print(f"identity: {args.out} holds a finished run of these settings: reusing its model")
     else:
-        result = train_identity(config, args.out, device=resolve_device(args.device), log=print, progress=args.progress)
+        try:
+            result = train_identity(
+                config, args.out, device=resolve_device(args.device), log=print, progress=args.progress
+            )
+        except StoppedBySignal as stopped:  # the stage under way saved its state: 143 or 130
+            raise Terminated() if stopped.signum == signal.SIGTERM else KeyboardInterrupt() from None
     measured = result.measurements
     lines = [
         f"embedding 1-NN accuracy on {measured['seen']['split']} images of the training identities: "

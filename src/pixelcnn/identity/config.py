@@ -12,6 +12,8 @@ from ..train.config import TrainConfig
 
 IDENTITY_FILE = "identity.json"  # RUN/identity.json: the pipeline's config and measurements
 MODEL_DIR = "model"  # RUN/model: the pixelcnn_ae, loadable with pixelcnn.load
+STARTED_FILE = "identity-config.json"  # RUN/identity-config.json: the config, written at the start (to resume)
+STAGES_DIR = "stages"  # RUN/stages/triplet, decoder, judge: each stage's saved state (pixelcnn.train.stage_state)
 
 
 @dataclass

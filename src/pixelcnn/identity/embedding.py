@@ -4,9 +4,12 @@ embedding (nearest neighbours, centroids, codes of a few images, new images draw
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from ..train.stage_state import StageState
 from ..train.steps import train_parameters
 from .config import IdentityConfig, stage_config
 
@@ -24,13 +27,14 @@ def triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float) 
 
 
 def train_triplet_encoder(
-    model, train_set, config: IdentityConfig, *, classes=None, log=None, progress: bool = False
+    model, train_set, config: IdentityConfig, *, classes=None, log=None, progress: bool = False, stages=None
 ) -> dict:
     """Train ``model.encoder`` (a pixelcnn_ae's) with the triplet loss on ``train_set``, then freeze it.
 
     ``classes``: the identities to train on (default ``config.train_classes``).
     Each step draws ``config.classes_per_batch`` of them (all when fewer) and
-    ``config.per_class`` images of each.
+    ``config.per_class`` images of each. ``stages``: a folder; the stage saves
+    its state in STAGES/triplet and resumes from it (``StageState``).
     """
     classes = tuple(config.train_classes if classes is None else classes)
     generator = torch.Generator().manual_seed(config.seed)
@@ -54,6 +58,7 @@ def train_triplet_encoder(
         images = train_set.prepare_batch(train_set.images[index], generator)
         loss, active = triplet_loss(model.encode(images), train_set.labels[index].to(model._device()), config.margin)
         active_fraction.append(active)
+        del active_fraction[:-50]  # the stats read the last 50
         return loss
 
     model.encoder.requires_grad_(True)
@@ -65,11 +70,19 @@ def train_triplet_encoder(
             stage_config(config, lr=config.triplet_lr, steps=config.triplet_steps, progress=progress),
             log=log,
             what="triplet loss",
+            state=None
+            if stages is None
+            else StageState(
+                Path(stages) / "triplet",
+                "the embedding network",
+                model.encoder,
+                (generator,),
+                extra={"active_fraction": active_fraction},
+            ),
         )
     finally:
         model.encoder.requires_grad_(False)
-    tail = active_fraction[-50:]
-    return {**stats, "active_triplets": sum(tail) / max(1, len(tail))}
+    return {**stats, "active_triplets": sum(active_fraction) / max(1, len(active_fraction))}
 
 
 def identity_codes(
@@ -96,11 +109,13 @@ def identity_codes(
     return F.normalize(torch.stack(codes), dim=1)  # [B, D]
 
 
-def train_decoder(model, train_set, config: IdentityConfig, *, log=None, progress: bool = False) -> dict:
+def train_decoder(model, train_set, config: IdentityConfig, *, log=None, progress: bool = False, stages=None) -> dict:
     """Train the decoder of ``model`` (its encoder frozen) on -log p(x | code) over ``train_set``.
 
     The code is x's identity code (``identity_codes`` of ``config.identity_images``
     other images), or with ``identity_images=0`` x's own embedding, encode(x).
+    ``stages``: a folder; the stage saves its state in STAGES/decoder and
+    resumes from it (``StageState``).
     """
     generator = torch.Generator().manual_seed(config.seed + 1)
     embeddings = embed(model, train_set).to(model._device()) if config.identity_images else None  # [N, D]
@@ -127,6 +142,7 @@ def train_decoder(model, train_set, config: IdentityConfig, *, log=None, progres
         ),
         log=log,
         what="NLL (nats)",
+        state=None if stages is None else StageState(Path(stages) / "decoder", "the decoder", model, (generator,)),
     )
 
 

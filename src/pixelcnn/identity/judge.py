@@ -4,10 +4,12 @@ its measures of the images drawn from held-out identities' codes."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..train.stage_state import StageState
 from ..train.steps import train_parameters
 from .config import IdentityConfig, stage_config
 from .embedding import draw_identities
@@ -53,12 +55,13 @@ class IdentityJudge(torch.nn.Module):
 JUDGE_TEST_ONE_IN = 4  # the judge's own split: of each identity's images (seeded order), one in 4 is its test
 
 
-def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = False):
+def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = False, stages=None):
     """An ``IdentityJudge`` trained on real images of every identity in ``datasets`` (both splits).
 
     Its own split: per identity, every JUDGE_TEST_ONE_IN-th image of a seeded
     permutation is held back as its test. Returns (judge, its test images,
-    their labels).
+    their labels, the training's stats). ``stages``: a folder; the stage saves
+    its state in STAGES/judge and resumes from it (``StageState``).
     """
     generator = torch.Generator().manual_seed(config.seed + 3)
     images = torch.cat([d.prepare_batch(d.images, torch.Generator().manual_seed(0)) for d in datasets])
@@ -84,6 +87,7 @@ def train_judge(datasets, config: IdentityConfig, *, log=None, progress: bool = 
         stage_config(config, lr=1e-3, steps=config.judge_steps, progress=progress),
         log=log,
         what="judge cross-entropy",
+        state=None if stages is None else StageState(Path(stages) / "judge", "the judge", judge, (generator,)),
     )
     judge.eval()
     return judge, images[is_test], labels[is_test], stats

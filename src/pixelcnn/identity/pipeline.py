@@ -1,5 +1,6 @@
 """The identity pipeline end to end: the data of the training and unseen identities, the stages, the
-measurements, and the run folder (RUN/model: the pixelcnn_ae; RUN/identity.json: config and measurements)."""
+measurements, and the run folder (RUN/model: the pixelcnn_ae; RUN/identity.json: config and measurements;
+RUN/identity-config.json and RUN/stages: what a stopped run resumes from)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .config import IDENTITY_FILE, MODEL_DIR, IdentityConfig
+from .config import IDENTITY_FILE, MODEL_DIR, STAGES_DIR, STARTED_FILE, IdentityConfig
 from .embedding import embed, identity_codes, nearest_neighbour_accuracy, train_decoder, train_triplet_encoder
 from .judge import judge_identities, train_judge
 
@@ -119,8 +120,14 @@ def train_identity(
 
     See ``pixelcnn.identity``'s docstring. ``progress``: a progress bar (with the time
     left) for each stage instead of log lines.
+
+    Resumable: RUN/identity-config.json is written first, and each stage saves
+    its state in RUN/stages (every few minutes, at its end, and on Ctrl-C or
+    SIGTERM, which then raise ``StoppedBySignal``). Called again with the same
+    config and ``out``, finished stages are loaded and the stopped one goes on
+    from its last save; with the steps budgets, to the same weights bit for bit.
     """
-    from ..serialization import save
+    from ..serialization import _atomic_write, save
 
     say = log or (lambda message: None)
     out = Path(out)
@@ -129,6 +136,8 @@ def train_identity(
             f"{out} already holds an identity run; choose another output folder "
             f"(finished_identity reuses a run of the same config)"
         )
+    _start_or_resume(config, out, say)
+    stages = out / STAGES_DIR
     train_all, test_all = load_identity_data(asdict(config))
     seen, unseen = identity_split(train_all, test_all, config.train_classes)
     if len(seen) < 2:
@@ -142,14 +151,13 @@ def train_identity(
     )
     bars = {"progress": True} if progress else {}  # only when asked: a stage may be replaced by one without it
     started = time.perf_counter()
-    triplet = train_triplet_encoder(model, train_set, config, classes=seen, log=say, **bars)
+    triplet = train_triplet_encoder(model, train_set, config, classes=seen, log=say, stages=stages, **bars)
     say(
         f"2/3 conditional PixelCNN on (image, code of its identity) of the training identities "
         f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)"
     )
-    decoder = train_decoder(model, train_set, config, log=say, **bars)
+    decoder = train_decoder(model, train_set, config, log=say, stages=stages, **bars)
     model.eval()
-    out.mkdir(parents=True, exist_ok=True)
     model_path = save(model, out / MODEL_DIR)
 
     measurements = {
@@ -177,17 +185,48 @@ def train_identity(
             f"3/3 the judge: an identity classifier of real images of all {train_all.num_classes} identities "
             f"({config.judge_steps} steps), then {config.judge_samples} new images per unseen identity"
         )
-        judge, judge_images, judge_labels, judge_stats = train_judge([train_all, test_all], config, log=say, **bars)
+        judge, judge_images, judge_labels, judge_stats = train_judge(
+            [train_all, test_all], config, log=say, stages=stages, **bars
+        )
         measurements["judge"] = {
             "training": judge_stats,
             **judge_identities(model, judge, test_all, unseen, config, (judge_images, judge_labels)),
         }
     measurements["minutes"] = (time.perf_counter() - started) / 60
-    (out / IDENTITY_FILE).write_text(
-        json.dumps({"config": asdict(config), "measurements": measurements}, indent=2) + "\n"
-    )
+    record = json.dumps({"config": asdict(config), "measurements": measurements}, indent=2) + "\n"
+    _atomic_write(out / IDENTITY_FILE, lambda tmp: Path(tmp).write_text(record))
     say(f"saved {model_path}; measurements in {out / IDENTITY_FILE}")
     return IdentityResult(run_dir=out, model_path=model_path, measurements=measurements)
+
+
+def _start_or_resume(config: IdentityConfig, out: Path, say) -> None:
+    """Write RUN/identity-config.json, or check that the stopped run there has ``config`` (a ValueError naming the
+    settings that differ) and say what it resumes."""
+    from ..serialization import _atomic_write, read_json
+
+    started = out / STARTED_FILE
+    if not started.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(asdict(config), indent=2) + "\n"
+        _atomic_write(started, lambda tmp: Path(tmp).write_text(text))
+        return
+    saved_config = read_json(started)
+    if not isinstance(saved_config, dict):
+        raise ValueError(f"{started} is corrupt (not a JSON object): choose another output folder")
+    changed = _changed_settings(saved_config, config)
+    if changed:
+        raise ValueError(
+            f"{out} holds a stopped identity run with other settings ({', '.join(changed)} differ); "
+            f"choose another output folder, or the same flags to resume it"
+        )
+    saved = sorted(path.parent.name for path in (out / STAGES_DIR).glob("*/*.safetensors"))
+    say(f"identity: resuming the run in {out} (saved stages: {', '.join(saved) or 'none'})")
+
+
+def _changed_settings(saved: dict, config: IdentityConfig) -> list[str]:
+    """The fields of ``config`` whose value differs from the saved config's (as JSON)."""
+    wanted = json.loads(json.dumps(asdict(config)))
+    return sorted(k for k, v in wanted.items() if saved.get(k) != v)
 
 
 def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult | None:
@@ -198,8 +237,8 @@ def finished_identity(config: IdentityConfig, out: str | Path) -> IdentityResult
     out = Path(out)
     if not (out / IDENTITY_FILE).exists():
         return None
-    saved, wanted = read_identity(out), json.loads(json.dumps(asdict(config)))
-    changed = sorted(k for k, v in wanted.items() if saved["config"].get(k) != v)
+    saved = read_identity(out)
+    changed = _changed_settings(saved["config"], config)
     if changed:
         raise ValueError(
             f"{out} already holds an identity run with other settings ({', '.join(changed)} differ); "

@@ -12,6 +12,15 @@ class EvaluationStopped(KeyboardInterrupt):
     """A signal during an evaluation: the evaluation is dropped, then the run saves and stops."""
 
 
+class StoppedBySignal(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (``signum``) stopped a training; what it had done is saved where it saves (a stage's
+    state, see ``pixelcnn.train.stage_state``), unless a second signal stopped it at once."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class RunPhase:
     """What a run is doing ("start-up", "data loading", "model build", "compiling", "steps", "saving",
     "evaluation"), whether it was asked to stop, and by which signal."""

@@ -20,6 +20,7 @@ and a step's settings are ``TrainConfig`` fields: ``optimizer``, ``lr``,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import sys
@@ -29,6 +30,8 @@ from typing import Callable
 import torch
 
 from ..hardware import Precision, choose_precision
+from .signals import RunPhase, StoppedBySignal
+from .stage_state import StageState
 
 MAX_SKIPPED_IN_A_ROW = 10  # on_nan="skip": this many non-finite steps in a row stop the run
 
@@ -182,6 +185,7 @@ def train_parameters(
     log: Callable[[str], None] | None = None,
     what: str = "loss",
     log_every: int = 50,
+    state: StageState | None = None,
 ) -> dict:
     """Minimize ``batch_loss(step)`` over the parameters that need a gradient, for ``config``'s budget.
 
@@ -189,9 +193,16 @@ def train_parameters(
     docstring) and its budget, ``max_steps`` and / or ``max_minutes``
     (wall-clock, batches included), whichever ends first; ``progress``: a
     tqdm bar on stderr in percent of the budget. For training one part of a
-    model outside a run folder (no checkpoints, no EMA, no evaluation): the
-    identity experiment's stages. Returns {"steps", "minutes", "last_loss"}
+    model outside a run folder (no EMA, no evaluation): the identity
+    experiment's stages. Returns {"steps", "minutes", "last_loss"}
     (last_loss: the mean of the last ``log_every`` steps).
+
+    ``state`` (a ``StageState``): resumable. A saved state is restored first
+    (a finished stage: its weights loaded and its stats returned, no step
+    taken); the state is saved every few steps and minutes (``StageState.due``)
+    and at the end with the stats. Ctrl-C or
+    SIGTERM: the step under way ends, the state is saved, then
+    ``StoppedBySignal``.
     """
     from tqdm.auto import tqdm
 
@@ -201,9 +212,19 @@ def train_parameters(
     precision = choose_precision(config.precision, parameters[0].device)
     if log is not None:
         log(f"  {precision}")
-    optimizer_step = OptimizerStep(
-        parameters, make_optimizer(parameters, config), precision, grad_clip=config.grad_clip, on_nan=config.on_nan
-    )
+    optimizer = make_optimizer(parameters, config)
+    optimizer_step = OptimizerStep(parameters, optimizer, precision, grad_clip=config.grad_clip, on_nan=config.on_nan)
+    started, step, recent = time.perf_counter(), 0, []
+    saved = state.restore(optimizer) if state is not None else None
+    if saved is not None:
+        if saved["stats"] is not None:
+            if log is not None:
+                log(f"  {state.title}: finished before ({saved['stats']['steps']:,} steps), loaded from {state.folder}")
+            return saved["stats"]
+        step, recent = saved["step"], saved["recent"]
+        started -= saved["seconds"]  # the budget in minutes counts the training before the stop
+        if log is not None:
+            log(f"  resuming {state.title} at step {step:,}{_budget_done(config, saved['seconds'])}")
     bar = tqdm(
         total=100,
         desc=what,
@@ -213,25 +234,59 @@ def train_parameters(
         dynamic_ncols=True,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
     )
-    started, step, recent = time.perf_counter(), 0, []
-    while True:
-        elapsed = time.perf_counter() - started
-        time_fraction = elapsed / (60 * config.max_minutes) if config.max_minutes else None
-        done = max(step / config.max_steps if config.max_steps else 0.0, time_fraction or 0.0)
-        bar.update(min(100, int(100 * done)) - bar.n)
-        if done >= 1:
-            break
-        lr = learning_rate(config, step, planned_steps=config.max_steps, time_fraction=time_fraction)
-        loss, _, _ = optimizer_step.take(step, lr, functools.partial(batch_loss, step))
-        step += 1
-        recent = (recent + [loss] if math.isfinite(loss) else recent)[-log_every:]
-        if step % log_every == 0 and recent:
-            bar.set_postfix_str(f"step {step}, {what} {sum(recent) / len(recent):.4f}", refresh=False)
-            if log is not None and not config.progress:
-                log(f"  step {step}: {what} {sum(recent) / len(recent):.4f} ({elapsed / 60:.1f} min)")
-    bar.close()
-    return {
-        "steps": step,
-        "minutes": (time.perf_counter() - started) / 60,
-        "last_loss": sum(recent) / len(recent) if recent else float("nan"),
-    }
+    phase = RunPhase()  # with a state: a signal stops after the step under way, once the state is saved
+
+    def save(stats=None):
+        with phase.during("saving"):
+            state.save(optimizer, step=step, seconds=time.perf_counter() - started, recent=recent, stats=stats)
+
+    signals = phase.stop_on_signals() if state is not None else contextlib.nullcontext()
+    try:
+        with signals, phase.during("steps"):
+            while True:
+                elapsed = time.perf_counter() - started
+                time_fraction = elapsed / (60 * config.max_minutes) if config.max_minutes else None
+                done = max(step / config.max_steps if config.max_steps else 0.0, time_fraction or 0.0)
+                bar.update(min(100, int(100 * done)) - bar.n)
+                if done >= 1:
+                    break
+                lr = learning_rate(config, step, planned_steps=config.max_steps, time_fraction=time_fraction)
+                loss, _, _ = optimizer_step.take(step, lr, functools.partial(batch_loss, step))
+                step += 1
+                recent = (recent + [loss] if math.isfinite(loss) else recent)[-log_every:]
+                if step % log_every == 0 and recent:
+                    bar.set_postfix_str(f"step {step}, {what} {sum(recent) / len(recent):.4f}", refresh=False)
+                    if log is not None and not config.progress:
+                        log(f"  step {step}: {what} {sum(recent) / len(recent):.4f} ({elapsed / 60:.1f} min)")
+                if state is not None and (phase.stop_requested or state.due(step)):
+                    save()
+                if phase.stop_requested:  # (only with a state: without one, no handler asks)
+                    if log is not None:
+                        log(
+                            f"  stopped {state.title} at step {step:,}; its state is saved in {state.folder}: "
+                            f"run again with the same settings to resume"
+                        )
+                    raise StoppedBySignal(phase.stop_signal)
+            stats = {
+                "steps": step,
+                "minutes": (time.perf_counter() - started) / 60,
+                "last_loss": sum(recent) / len(recent) if recent else float("nan"),
+            }
+            if state is not None:
+                save(stats)  # done: a later run loads it instead of training
+                if phase.stop_requested:  # asked while saving
+                    raise StoppedBySignal(phase.stop_signal)
+    except KeyboardInterrupt as interrupt:  # a second signal, or one outside the steps: stopped at once
+        if phase.stop_signal is None or isinstance(interrupt, StoppedBySignal):
+            raise
+        raise StoppedBySignal(phase.stop_signal) from None
+    finally:
+        bar.close()
+    return stats
+
+
+def _budget_done(config, seconds: float) -> str:
+    """How far a resumed stage is: " of 4,500 (31.2 of 90 minutes)"."""
+    steps = f" of {config.max_steps:,}" if config.max_steps else ""
+    minutes = f" of {config.max_minutes:g}" if config.max_minutes else ""
+    return f"{steps} ({seconds / 60:.1f}{minutes} minutes)"
