@@ -66,7 +66,9 @@ unseen identity | new images drawn from their code) and RUN/interpolation.png
 sub-folder per identity works too, e.g. faces (LFW, CelebA by identity): put
 the people held out in faces/test/NAME/ and the others in faces/train/NAME/.
 Run again with the same flags, it reuses the trained model and draws the
-pictures again.""",
+pictures again. Stopped early (Ctrl-C, SIGTERM, a kill), it resumes when run
+again with the same flags: each stage saves its state in RUN/stages every 2
+minutes, at its end and when stopped, so a kill loses at most 2 minutes.""",
     "identity-sample": """
   pixelcnn identity-sample runs/identity --out identity.png          # the unseen identities
   pixelcnn identity-sample runs/identity --classes 0-3 --sources 2 --samples 6 --out seen.png
