@@ -61,6 +61,15 @@ def train_triplet_encoder(
         del active_fraction[:-50]  # the stats read the last 50
         return loss
 
+    state = None
+    if stages is not None:
+        state = StageState(
+            Path(stages) / "triplet",
+            "the embedding network",
+            model.encoder,
+            (generator,),
+            {"active_fraction": active_fraction},
+        )
     model.encoder.requires_grad_(True)
     model.train()
     try:
@@ -70,15 +79,7 @@ def train_triplet_encoder(
             stage_config(config, lr=config.triplet_lr, steps=config.triplet_steps, progress=progress),
             log=log,
             what="triplet loss",
-            state=None
-            if stages is None
-            else StageState(
-                Path(stages) / "triplet",
-                "the embedding network",
-                model.encoder,
-                (generator,),
-                extra={"active_fraction": active_fraction},
-            ),
+            state=state,
         )
     finally:
         model.encoder.requires_grad_(False)

@@ -219,7 +219,7 @@ def _start_or_resume(config: IdentityConfig, out: Path, say) -> None:
             f"{out} holds a stopped identity run with other settings ({', '.join(changed)} differ); "
             f"choose another output folder, or the same flags to resume it"
         )
-    saved = sorted(path.parent.name for path in (out / STAGES_DIR).glob("*/*.safetensors"))
+    saved = [stage for stage in ("triplet", "decoder", "judge") if (out / STAGES_DIR / stage).is_dir()]
     say(f"identity: resuming the run in {out} (saved stages: {', '.join(saved) or 'none'})")
 
 

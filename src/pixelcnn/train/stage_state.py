@@ -7,7 +7,8 @@ state, the steps done, the training time spent (so a budget in minutes counts
 the time before the kill), the data generators' states, the loss window, the
 lists the stage keeps beside (``extra``) and, once the stage is done, its
 returned stats. Same state in, same steps out: a stage stopped and resumed
-ends with the weights of one that ran through, bit for bit.
+ends with the weights of one that ran through, bit for bit (with a budget in
+steps; one in minutes ends where the clock says).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 
-SAVE_EVERY_STEPS = 500  # a stage saves its state every this many steps ...
-SAVE_EVERY_MINUTES = 2.0  # ... and every this many minutes of training, whichever comes first
+SAVE_EVERY_STEPS = 500  # a stage saves its state every this many steps,
+SAVE_EVERY_MINUTES = 2.0  # and when this many minutes have passed since its last save: a kill loses at most that
 
 
 @dataclass
