@@ -144,6 +144,12 @@ def test_another_config_is_refused_and_a_finished_run_reused(tmp_path, monkeypat
         train_identity(CONFIG, run, log=None)
 
 
+def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError, match="has no labels"):
+        train_identity(replace(CONFIG, data="photo-patches", binarize=None, train_classes=None), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def test_sigterm_stops_the_command_with_143_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     argv = [

@@ -136,13 +136,13 @@ def train_identity(
             f"{out} already holds an identity run; choose another output folder "
             f"(finished_identity reuses a run of the same config)"
         )
-    _start_or_resume(config, out, say)
-    stages = out / STAGES_DIR
     train_all, test_all = load_identity_data(asdict(config))
     seen, unseen = identity_split(train_all, test_all, config.train_classes)
     if len(seen) < 2:
         raise ValueError(f"{config.data} has {len(seen)} training identity: a triplet needs at least 2")
     train_set = class_subset(train_all, seen)
+    _start_or_resume(config, out, say)  # (after the checks of the data: a refused run leaves no folder)
+    stages = out / STAGES_DIR
     model = build_identity_model(config, train_set.image_shape, train_set.levels).to(device)
 
     say(
