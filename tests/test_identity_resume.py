@@ -212,3 +212,17 @@ def test_a_failed_save_leaves_the_previous_state_whole(tmp_path, monkeypatch):
         state.save(optimizer, step=2, seconds=2.0, recent=[])
     assert load_checkpoint(tmp_path / "toy")["step"] == 1
     assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["checkpoint.safetensors"]
+
+
+def test_a_resumed_runs_total_minutes_count_the_stages_minutes_before_its_stop(tmp_path, monkeypatch):
+    """identity.json's "minutes" is the whole run's: this process's clock plus what the stages spent before."""
+    from pixelcnn.identity import pipeline
+
+    earlier = pipeline._EarlierMinutes()
+    assert earlier.of(lambda: {"minutes": 30.0}) == {"minutes": 30.0}  # a stage loaded or resumed: 30 min before
+    assert earlier.of(lambda: ("judge", {"minutes": 2.0}))[0] == "judge"  # (the judge's stats come last)
+    assert 31.99 < earlier.minutes <= 32.0
+    # The run adds them to its clock: stages that spent 45 minutes before a stop make a run of 45 minutes or more.
+    monkeypatch.setattr(pipeline._EarlierMinutes, "__init__", lambda self: setattr(self, "minutes", 45.0))
+    measured = train_identity(CONFIG, tmp_path / "run", log=None).measurements
+    assert measured["minutes"] >= 45.0

@@ -82,6 +82,23 @@ def test_no_command_writes_over_a_run_folders_own_files(capsys, finished_run, ar
     pixelcnn.load(finished_run / "model")  # the run still works
 
 
+@pytest.mark.parametrize("own", ["identity.json", "identity-config.json", "stages/decoder/checkpoint.safetensors"])
+def test_no_command_writes_over_an_identity_runs_own_files_even_with_force(capsys, finished_run, tmp_path, own):
+    """An identity run has no config.json of its own (its model is in model/): its files are still its own."""
+    import shutil
+
+    identity_run = tmp_path / "identity"
+    shutil.copytree(finished_run / "model", identity_run / "model")
+    (identity_run / "stages" / "decoder").mkdir(parents=True)
+    (identity_run / "identity-config.json").write_text("{}")
+    (identity_run / "identity.json").write_text("{}")
+    (identity_run / "stages" / "decoder" / "checkpoint.safetensors").write_text("state")
+    before = snapshot(identity_run)
+    status, _, err = run(capsys, "sample", finished_run, "--n", "1", "--out", identity_run / own, "--force")
+    assert status == 2 and "of the run folder" in err and "choose a path outside it" in err, err
+    assert snapshot(identity_run) == before
+
+
 def test_an_existing_file_is_replaced_only_with_force_or_when_pixelcnn_wrote_it(capsys, finished_run, tmp_path):
     mine = tmp_path / "notes.png"
     mine.write_bytes(b"my own picture")

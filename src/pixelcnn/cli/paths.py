@@ -18,23 +18,25 @@ RUN_OWN_FILES = (
     "samples",
     "tensorboard",
     "identity.json",
+    "identity-config.json",  # an identity run's settings, written first (identity/config.py STARTED_FILE)
+    "stages",  # an identity run's saved stage states (STAGES_DIR)
     "train.lock",
 )
+# What marks a folder as a run: a ``pixelcnn train`` run (config.json beside one of its files), or an identity
+# run (``pixelcnn identity``: no config.json of its own, its model in model/).
+IDENTITY_RUN_FILES = ("identity.json", "identity-config.json")
 
 
 def _run_folder_of(path: Path) -> Path | None:
     """The run or model folder whose own files ``path`` is (or lies inside), else None."""
     for folder in path.parents:
         inside = path.relative_to(folder).parts
-        if (
-            inside
-            and inside[0] in RUN_OWN_FILES
-            and (folder / "config.json").is_file()
-            and any(
-                (folder / name).exists()
-                for name in ("checkpoint.safetensors", "model", "model.safetensors", "identity.json", "metrics.jsonl")
-            )
-        ):
+        trained_run = (folder / "config.json").is_file() and any(
+            (folder / name).exists()
+            for name in ("checkpoint.safetensors", "model", "model.safetensors", "identity.json", "metrics.jsonl")
+        )
+        identity_run = any((folder / name).is_file() for name in IDENTITY_RUN_FILES)
+        if inside and inside[0] in RUN_OWN_FILES and (trained_run or identity_run):
             return folder
     return None
 

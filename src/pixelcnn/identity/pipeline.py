@@ -151,12 +151,13 @@ def train_identity(
     )
     bars = {"progress": True} if progress else {}  # only when asked: a stage may be replaced by one without it
     started = time.perf_counter()
-    triplet = train_triplet_encoder(model, train_set, config, classes=seen, log=say, stages=stages, **bars)
+    earlier = _EarlierMinutes()  # a resumed run's total counts the stages' minutes before its stop
+    triplet = earlier.of(train_triplet_encoder, model, train_set, config, classes=seen, log=say, stages=stages, **bars)
     say(
         f"2/3 conditional PixelCNN on (image, code of its identity) of the training identities "
         f"({config.decoder_minutes or '-'} min / {config.decoder_steps or '-'} steps)"
     )
-    decoder = train_decoder(model, train_set, config, log=say, stages=stages, **bars)
+    decoder = earlier.of(train_decoder, model, train_set, config, log=say, stages=stages, **bars)
     model.eval()
     model_path = save(model, out / MODEL_DIR)
 
@@ -185,18 +186,34 @@ def train_identity(
             f"3/3 the judge: an identity classifier of real images of all {train_all.num_classes} identities "
             f"({config.judge_steps} steps), then {config.judge_samples} new images per unseen identity"
         )
-        judge, judge_images, judge_labels, judge_stats = train_judge(
-            [train_all, test_all], config, log=say, stages=stages, **bars
+        judge, judge_images, judge_labels, judge_stats = earlier.of(
+            train_judge, [train_all, test_all], config, log=say, stages=stages, **bars
         )
         measurements["judge"] = {
             "training": judge_stats,
             **judge_identities(model, judge, test_all, unseen, config, (judge_images, judge_labels)),
         }
-    measurements["minutes"] = (time.perf_counter() - started) / 60
+    measurements["minutes"] = (time.perf_counter() - started) / 60 + earlier.minutes
     record = json.dumps({"config": asdict(config), "measurements": measurements}, indent=2) + "\n"
     _atomic_write(out / IDENTITY_FILE, lambda tmp: Path(tmp).write_text(record))
     say(f"saved {model_path}; measurements in {out / IDENTITY_FILE}")
     return IdentityResult(run_dir=out, model_path=model_path, measurements=measurements)
+
+
+class _EarlierMinutes:
+    """The training minutes a resumed run's stages spent before its stop: a stage's stats count them (its
+    "minutes"), this process's clock does not."""
+
+    def __init__(self):
+        self.minutes = 0.0
+
+    def of(self, stage, *args, **kwargs):
+        """stage(*args, **kwargs), adding its minutes not spent in this call; its result returned."""
+        started = time.perf_counter()
+        result = stage(*args, **kwargs)
+        stats = result[-1] if isinstance(result, tuple) else result  # (train_judge returns its stats last)
+        self.minutes += max(0.0, stats["minutes"] - (time.perf_counter() - started) / 60)
+        return result
 
 
 def _start_or_resume(config: IdentityConfig, out: Path, say) -> None:
