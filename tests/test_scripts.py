@@ -282,3 +282,16 @@ def test_documented_script_command_runs(command, isolated, monkeypatch):
         else:
             with Image.open(written) as image:
                 image.verify()
+
+
+def test_the_families_step_time_never_makes_a_runaway_budget(monkeypatch):
+    """families.py times a step as the difference of a 13-step and a 3-step run's CPU time. For a tiny model,
+    noise once made that difference ~0, the step time its floor of 1e-6 s and the budget 300,000 steps (a CI
+    run hung in test_documented_script_command_runs); the longer run's mean time per step is used then."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    families = runpy.run_path(str(REPO / "benchmarks" / "families.py"), run_name="families")
+    step_seconds_from = families["step_seconds_from"]
+    assert step_seconds_from([1.0, 2.0]) == pytest.approx(0.1)  # the difference: set-up left out
+    assert step_seconds_from([0.50, 0.49]) == pytest.approx(0.49 / 13)  # noise: the mean, set-up included
+    assert step_seconds_from([0.50, 0.5001]) == pytest.approx(0.5001 / 13)
+    assert step_seconds_from([0.0, 0.0]) == 1e-6
