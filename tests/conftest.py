@@ -54,6 +54,24 @@ TINY_MODELS = {
 }
 
 
+def tiny_train_flags(*extra: str, n_layers: int = 1) -> list[str]:
+    """``pixelcnn train`` flags of a tiny run for the command-line tests: a Gated PixelCNN of ``n_layers``
+    layers of 4 maps, no progress bar, no TensorBoard, no sample grid; then ``extra`` (data, budget, ...)."""
+    return [
+        "--model",
+        "gated_pixelcnn",
+        "--n-layers",
+        str(n_layers),
+        "--hidden",
+        "4",
+        "--no-progress",
+        "--no-tensorboard",
+        "--sample-images",
+        "0",
+        *extra,
+    ]
+
+
 def tiny_model_config(name: str) -> TinyModel:
     """The tiny configuration of registry model ``name``; a clear failure for a model without one."""
     if name not in TINY_MODELS:

@@ -12,24 +12,13 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from conftest import run
+from conftest import run, tiny_train_flags
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, load_checkpoint
 
 pytestmark = pytest.mark.slow  # end to end, SIGTERM / Ctrl-C in subprocesses: the slow tier
 
-TINY = [
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "2",
-    "--hidden",
-    "4",
-    "--no-progress",
-    "--no-tensorboard",
-    "--sample-images",
-    "0",
-]
+TINY = tiny_train_flags(n_layers=2)
 
 
 @pytest.fixture(scope="module")

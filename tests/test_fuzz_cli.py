@@ -16,31 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import tiny_train_flags
 from fuzzing import cli_call, corrupted_bytes, hostile_arg, hostile_json_text, png_bytes, quick
 
 pytestmark = pytest.mark.slow  # property tests (hypothesis) over command lines: the slow tier
 
 WORK = Path(tempfile.mkdtemp(prefix="pixelcnn-fuzz-cli-"))
-TINY = [
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "1",
-    "--hidden",
-    "4",
-    "--data",
-    "digits",
-    "--batch-size",
-    "8",
-    "--eval-images",
-    "8",
-    "--sample-images",
-    "0",
-    "--no-progress",
-    "--no-tensorboard",
-    "--threads",
-    "1",
-]
+TINY = tiny_train_flags("--data", "digits", "--batch-size", "8", "--eval-images", "8", "--threads", "1")
 
 
 @functools.cache

@@ -7,29 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tiny_train_flags
 from pixelcnn import cli
 
 RANGES = Path(__file__).resolve().parents[1] / "docs" / "ranges.md"
-TINY = [
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "1",
-    "--hidden",
-    "4",
-    "--data",
-    "digits",
-    "--batch-size",
-    "8",
-    "--eval-images",
-    "8",
-    "--sample-images",
-    "0",
-    "--no-progress",
-    "--no-tensorboard",
-    "--max-steps",
-    "1",
-]
+TINY = tiny_train_flags("--data", "digits", "--batch-size", "8", "--eval-images", "8", "--max-steps", "1")
 
 
 def rows() -> list[tuple[str, str, str]]:

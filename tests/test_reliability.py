@@ -15,29 +15,14 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import quiet_train, run, tiny_config
+from conftest import quiet_train, run, tiny_config, tiny_train_flags
 from pixelcnn import cli
 from pixelcnn.train import TrainConfig, Trainer, load_checkpoint
 from pixelcnn.train.lock import LOCK_FILE, RunLock, process_start
 
 pytestmark = pytest.mark.slow  # subprocesses, kills and locks: the slow tier
 
-TINY = [
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "2",
-    "--hidden",
-    "4",
-    "--no-progress",
-    "--no-tensorboard",
-    "--sample-images",
-    "0",
-    "--data",
-    "digits",
-    "--eval-images",
-    "16",
-]
+TINY = tiny_train_flags("--data", "digits", "--eval-images", "16", n_layers=2)
 
 
 # conftest's tiny run, on the digits (unconditional, not binarized), 4 steps, a checkpoint every 2.

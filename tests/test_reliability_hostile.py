@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import pixelcnn
+from conftest import tiny_train_flags
 from pixelcnn import cli, coding, data
 from pixelcnn.train import load_checkpoint
 
@@ -653,26 +654,7 @@ def test_score_without_csv_or_json_prints_a_table(place, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------- train and user folders
-TINY = [
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "1",
-    "--hidden",
-    "4",
-    "--no-progress",
-    "--no-tensorboard",
-    "--sample-images",
-    "0",
-    "--data",
-    "digits",
-    "--eval-images",
-    "16",
-    "--batch-size",
-    "8",
-    "--compile",
-    "off",
-]
+TINY = tiny_train_flags("--data", "digits", "--eval-images", "16", "--batch-size", "8", "--compile", "off")
 
 
 @pytest.fixture(scope="module")

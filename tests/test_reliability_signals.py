@@ -13,32 +13,16 @@ import time
 
 import pytest
 
+from conftest import tiny_train_flags
 from test_reliability_hostile import REPORT, slack
 
 pytestmark = pytest.mark.slow  # signals to training subprocesses: the slow tier
 
 TINY = [
     "train",
-    "--model",
-    "gated_pixelcnn",
-    "--n-layers",
-    "1",
-    "--hidden",
-    "4",
-    "--no-progress",
-    "--no-tensorboard",
-    "--sample-images",
-    "0",
-    "--data",
-    "digits",
-    "--eval-images",
-    "16",
-    "--batch-size",
-    "8",
-    "--compile",
-    "off",
-    "--log-every",
-    "1",
+    *tiny_train_flags(
+        "--data", "digits", "--eval-images", "16", "--batch-size", "8", "--compile", "off", "--log-every", "1"
+    ),
 ]
 
 DRIVER = r"""
